@@ -1,0 +1,135 @@
+//! The one public error type.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// A specialized `Result` for statelog operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in statelog, one variant per thing a caller can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O error on a file or directory.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory the operation was on.
+        path: PathBuf,
+        /// The error the operating system returned.
+        #[source]
+        source: io::Error,
+    },
+    /// Bytes on disk failed a checksum or a structural rule. The data at `offset` is never
+    /// served.
+    #[error(
+        "{} is damaged at offset {offset}: {kind} (run `statelog verify` on the directory)",
+        file.display()
+    )]
+    Corrupt {
+        /// The damaged file.
+        file: PathBuf,
+        /// Byte offset of the first damaged structure in `file`.
+        offset: u64,
+        /// What rule the bytes broke.
+        kind: CorruptKind,
+    },
+    /// Another writer holds the directory lock (in this process or another one).
+    #[error(
+        "{} is locked by {}; close that writer first, or open read-only",
+        path.display(),
+        match pid { Some(p) => format!("process {p}"), None => "another writer".to_string() }
+    )]
+    Locked {
+        /// The locked directory.
+        path: PathBuf,
+        /// The process id recorded by the lock holder, when it could be read.
+        pid: Option<u32>,
+    },
+    /// An earlier write or sync failed, so nothing later can be acknowledged as durable.
+    /// Reads go on; reopen to write again.
+    #[error("writes are refused after an earlier failure ({cause}); reopen to recover")]
+    Poisoned {
+        /// The failure that poisoned the writer.
+        cause: String,
+    },
+    /// The file was written by a format version this build cannot read.
+    #[error(
+        "{} uses format version {found}, this build supports versions up to {supported}; \
+         upgrade statelog",
+        file.display()
+    )]
+    Incompatible {
+        /// The file with the unsupported version.
+        file: PathBuf,
+        /// The version found in the file.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// An argument is out of range (for example an entry larger than the maximum size).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+/// The rule a damaged structure broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CorruptKind {
+    /// The file does not start with the statelog magic: not a statelog file.
+    BadMagic,
+    /// The file header's checksum does not match.
+    HeaderChecksum,
+    /// A header field is out of range (block size, reserved bits).
+    HeaderField,
+    /// The file is shorter than its header.
+    ShortHeader,
+    /// A record's checksum does not match its bytes.
+    Checksum,
+    /// A record type that is not defined (0 or unknown).
+    RecordType(u8),
+    /// A record length or back-offset that does not fit the block structure.
+    RecordLayout,
+    /// Records out of order (a continuation without a start, or a start inside an entry).
+    Sequence,
+    /// An entry longer than the format allows.
+    EntryTooLarge,
+    /// A structure inside an entry (a layer above the frame) is malformed.
+    Payload,
+}
+
+impl fmt::Display for CorruptKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CorruptKind::BadMagic => f.write_str("not a statelog file (bad magic)"),
+            CorruptKind::HeaderChecksum => f.write_str("file header checksum mismatch"),
+            CorruptKind::HeaderField => f.write_str("file header field out of range"),
+            CorruptKind::ShortHeader => f.write_str("file shorter than its header"),
+            CorruptKind::Checksum => f.write_str("record checksum mismatch"),
+            CorruptKind::RecordType(t) => write!(f, "invalid record type {t}"),
+            CorruptKind::RecordLayout => f.write_str("record length or back-offset out of range"),
+            CorruptKind::Sequence => f.write_str("record out of sequence"),
+            CorruptKind::EntryTooLarge => f.write_str("entry exceeds the maximum size"),
+            CorruptKind::Payload => f.write_str("malformed entry payload"),
+        }
+    }
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A corruption error at `offset` of `file`.
+    pub(crate) fn corrupt(file: impl Into<PathBuf>, offset: u64, kind: CorruptKind) -> Self {
+        Error::Corrupt {
+            file: file.into(),
+            offset,
+            kind,
+        }
+    }
+}
