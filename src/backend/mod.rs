@@ -8,6 +8,3 @@ mod mmap;
 mod sim;
 
 pub use api::{Backend, DirLock, FileHandle, LockMode, ReadAt};
-pub use fs::FsBackend;
-#[cfg(feature = "internals")]
-
