@@ -8,3 +8,6 @@ mod mmap;
 mod sim;
 
 pub use api::{Backend, DirLock, FileHandle, LockMode, ReadAt};
+pub use fs::FsBackend;
+#[cfg(feature = "internals")]
+pub use sim::{CrashMode, Fault, FaultKind, OpKind, SimBackend};
