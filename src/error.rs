@@ -94,6 +94,8 @@ pub enum CorruptKind {
     Sequence,
     /// An entry longer than the format allows.
     EntryTooLarge,
+    /// The file ends inside an entry.
+    Incomplete,
     /// A structure inside an entry (a layer above the frame) is malformed.
     Payload,
 }
@@ -110,6 +112,7 @@ impl fmt::Display for CorruptKind {
             CorruptKind::RecordLayout => f.write_str("record length or back-offset out of range"),
             CorruptKind::Sequence => f.write_str("record out of sequence"),
             CorruptKind::EntryTooLarge => f.write_str("entry exceeds the maximum size"),
+            CorruptKind::Incomplete => f.write_str("file ends inside an entry"),
             CorruptKind::Payload => f.write_str("malformed entry payload"),
         }
     }

@@ -200,7 +200,11 @@ impl Backend for FsBackend {
             }
             LockMode::Shared => entry.shared += 1,
         }
-        Ok(DirLock::new(Box::new(RealLock { key, mode, _file: file })))
+        Ok(DirLock::new(Box::new(RealLock {
+            key,
+            mode,
+            _file: file,
+        })))
     }
 }
 

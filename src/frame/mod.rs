@@ -1,1 +1,19 @@
-//! The frame layer.
+//! The frame layer: entries of any length as checksummed records in fixed-size blocks, with a
+//! writer that repairs torn tails, a forward reader that follows a growing file, and a
+//! backward scan (FORMAT.md §2–§5).
+#![deny(clippy::indexing_slicing)]
+
+mod format;
+mod reader;
+mod scan;
+mod writer;
+
+pub use format::{
+    DEFAULT_BLOCK_SIZE, FILE_HEADER_LEN, FORMAT_VERSION, FileHeader, MAGIC, MAX_BLOCK_SIZE,
+    MAX_ENTRY_LEN, MIN_BLOCK_SIZE, RECORD_HEADER_LEN, RecordType, SYNC_MARK_LEN,
+};
+pub use reader::{Entry, LogReader, Skipped, TailDamage};
+pub use scan::EntryPos;
+pub use writer::{
+    CutTail, DEFAULT_WRITE_BUFFER, LogOptions, LogWriter, TailPolicy, random_file_id,
+};

@@ -1,0 +1,410 @@
+//! Appending entries to a log file, and reopening one for append after a crash.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::format::{
+    DEFAULT_BLOCK_SIZE, FILE_HEADER_LEN, FileHeader, Geometry, MAX_ENTRY_LEN, RECORD_HEADER_LEN,
+    RecordHeader, RecordType, SYNC_MARK_LEN, crc_seed, valid_block_size,
+};
+use super::scan::{EntryPos, Probe, Scanner, TailClass};
+use crate::backend::{Backend, FileHandle};
+use crate::error::{CorruptKind, Error, Result};
+
+/// Settings for a new log file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Id mixed into every record checksum; random by default. Give each file its own.
+    pub file_id: u64,
+    /// Block size: a power of two from 1 KiB to 64 KiB (default 32 KiB).
+    pub block_size: u32,
+    /// A value kept in the header for the layer above.
+    pub tag: u32,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            file_id: random_file_id(),
+            block_size: DEFAULT_BLOCK_SIZE,
+            tag: 0,
+        }
+    }
+}
+
+/// A fresh random file id (from the standard library's randomly seeded hasher, the time and
+/// the process id).
+pub fn random_file_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    h.write_u128(now.as_nanos());
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// What opening for append does with bytes after the last complete entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TailPolicy {
+    /// Any non-zero bytes after the last complete entry are an error.
+    Strict,
+    /// A torn write is cut (its bytes saved aside); damage that a later entry proves was
+    /// synced is an error.
+    #[default]
+    TolerateTorn,
+    /// Everything after the last complete entry is cut (saved aside), even proven corruption.
+    CutAll,
+}
+
+/// What was cut from the end of a file when it was opened for append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CutTail {
+    /// Where the file now ends (the end of the last complete entry).
+    pub offset: u64,
+    /// How many bytes were cut.
+    pub len: u64,
+    /// Whether the cut bytes were all zero (nothing was lost).
+    pub zeroed: bool,
+    /// Whether a later entry proved the damage had been synced (cut only under
+    /// [`TailPolicy::CutAll`]).
+    pub corrupt: bool,
+    /// Complete entries found behind the damage and cut with it.
+    pub entries_cut: u64,
+    /// The side file that keeps the cut bytes (none when they were all zero).
+    pub saved_to: Option<PathBuf>,
+}
+
+/// Default bytes buffered in memory before they are written to the file.
+pub const DEFAULT_WRITE_BUFFER: usize = 256 * 1024;
+
+/// Appends entries to one log file. Entries are buffered in memory and written when the
+/// buffer fills, on [`flush`](Self::flush) and on [`sync`](Self::sync); only `sync` makes them
+/// durable. After any write or sync error the writer is poisoned.
+pub struct LogWriter {
+    handle: Arc<dyn FileHandle>,
+    path: PathBuf,
+    header: FileHeader,
+    geo: Geometry,
+    seed: crc32fast::Hasher,
+    buf: Vec<u8>,
+    buffer_limit: usize,
+    /// File offset of `buf[0]`: everything before it was written to the file.
+    flushed: u64,
+    /// End of the data written or buffered.
+    end: u64,
+    /// End of the data known durable.
+    synced: u64,
+    bytes_appended: u64,
+    poisoned: Option<String>,
+}
+
+impl std::fmt::Debug for LogWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogWriter")
+            .field("path", &self.path)
+            .field("header", &self.header)
+            .field("end", &self.end)
+            .field("synced", &self.synced)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogWriter {
+    /// Creates a new log file (an error if it exists) and makes its header durable.
+    pub fn create(backend: &dyn Backend, path: &Path, options: &LogOptions) -> Result<Self> {
+        if !valid_block_size(options.block_size) {
+            return Err(Error::InvalidArgument(format!(
+                "block size {} is not a power of two between 1 KiB and 64 KiB",
+                options.block_size
+            )));
+        }
+        let header = FileHeader::new(options.file_id, options.block_size, options.tag);
+        let handle = backend.create(path).map_err(|e| Error::io(path, e))?;
+        handle
+            .write_at(&header.encode(), 0)
+            .and_then(|()| handle.sync_data())
+            .map_err(|e| Error::io(path, e))?;
+        let start = FILE_HEADER_LEN as u64;
+        Ok(Self::with_end(handle, path, header, start))
+    }
+
+    /// Opens an existing log file for append. Bytes after the last complete entry are handled
+    /// by `policy`; cut bytes are first saved to a side file `<name>.<offset>.broken` beside
+    /// it. Returns what was cut, if anything.
+    pub fn open(
+        backend: &dyn Backend,
+        path: &Path,
+        policy: TailPolicy,
+    ) -> Result<(Self, Option<CutTail>)> {
+        let io_err = |e| Error::io(path, e);
+        let handle = backend.open(path).map_err(io_err)?;
+        let header = read_header(&*handle, path)?;
+        let len = handle.len().map_err(io_err)?;
+        let mut scan = Scanner::new(
+            handle.clone(),
+            path.to_path_buf(),
+            header.block_size,
+            header.file_id,
+        );
+        let end = scan
+            .last_entry_before(len)
+            .map_err(io_err)?
+            .map_or(FILE_HEADER_LEN as u64, |e| e.end);
+        let mut cut = None;
+        if end < len {
+            let class = scan.classify_tail(end, len).map_err(io_err)?;
+            let (zeroed, corrupt, entries_cut) = match class {
+                TailClass::Zero => (true, false, 0),
+                TailClass::Torn { entries_after } => (false, false, entries_after),
+                TailClass::Corrupt { .. } => (false, true, 0),
+            };
+            let refuse = match policy {
+                TailPolicy::Strict => !zeroed,
+                TailPolicy::TolerateTorn => corrupt,
+                TailPolicy::CutAll => false,
+            };
+            if refuse {
+                return Err(damage_at(&mut scan, end, path)?);
+            }
+            let saved_to = if zeroed {
+                None
+            } else {
+                Some(save_aside(backend, &*handle, path, end, len)?)
+            };
+            handle
+                .set_len(end)
+                .and_then(|()| handle.sync_all())
+                .map_err(io_err)?;
+            cut = Some(CutTail {
+                offset: end,
+                len: len - end,
+                zeroed,
+                corrupt,
+                entries_cut,
+                saved_to,
+            });
+        }
+        // What is on disk may not have been synced by the process that wrote it; make it
+        // durable before new entries' sync marks claim it is.
+        handle.sync_data().map_err(io_err)?;
+        Ok((Self::with_end(handle, path, header, end), cut))
+    }
+
+    fn with_end(handle: Arc<dyn FileHandle>, path: &Path, header: FileHeader, end: u64) -> Self {
+        LogWriter {
+            handle,
+            path: path.to_path_buf(),
+            geo: Geometry::new(header.block_size),
+            seed: crc_seed(header.file_id),
+            header,
+            buf: Vec::new(),
+            buffer_limit: DEFAULT_WRITE_BUFFER,
+            flushed: end,
+            end,
+            synced: end,
+            bytes_appended: 0,
+            poisoned: None,
+        }
+    }
+
+    /// Sets how many bytes are buffered before a write (0 writes every entry at once).
+    pub fn set_write_buffer(&mut self, bytes: usize) {
+        self.buffer_limit = bytes;
+    }
+
+    /// The file's header.
+    pub fn header(&self) -> &FileHeader {
+        &self.header
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// End of the data appended so far (written or buffered).
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Where the next entry will start.
+    pub fn next_entry_start(&self) -> u64 {
+        self.geo.entry_start(self.end)
+    }
+
+    /// End of the data known to be durable.
+    pub fn durable_end(&self) -> u64 {
+        self.synced
+    }
+
+    /// Bytes this writer has appended (records and padding).
+    pub fn bytes_appended(&self) -> u64 {
+        self.bytes_appended
+    }
+
+    /// The underlying file, for readers of the same file.
+    pub fn handle(&self) -> Arc<dyn FileHandle> {
+        self.handle.clone()
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&mut self, e: io::Error) -> Error {
+        self.poisoned = Some(e.to_string());
+        Error::io(&self.path, e)
+    }
+
+    /// Appends one entry (any length up to [`MAX_ENTRY_LEN`], 0 included) and returns where it
+    /// lies. It is durable after the next [`sync`](Self::sync).
+    pub fn append(&mut self, payload: &[u8]) -> Result<EntryPos> {
+        self.check_poisoned()?;
+        if payload.len() as u64 > MAX_ENTRY_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "entry of {} bytes exceeds the maximum of {MAX_ENTRY_LEN}",
+                payload.len()
+            )));
+        }
+        let start = self.next_entry_start();
+        let padding = start - self.end;
+        self.buf.resize(self.buf.len() + padding as usize, 0);
+        let mark = self.synced.to_le_bytes();
+        let total = SYNC_MARK_LEN + payload.len();
+        let mut done = 0usize;
+        let mut pos = start;
+        loop {
+            let avail = (self.geo.block - pos % self.geo.block) as usize - RECORD_HEADER_LEN;
+            let take = (total - done).min(avail);
+            let kind = match (done == 0, done + take == total) {
+                (true, true) => RecordType::Full,
+                (true, false) => RecordType::First,
+                (false, false) => RecordType::Middle,
+                (false, true) => RecordType::Last,
+            };
+            // The chunk covers body bytes done..done+take of mark ++ payload.
+            let mark_part = mark.get(done.min(SYNC_MARK_LEN)..(done + take).min(SYNC_MARK_LEN));
+            let pay_from = done.saturating_sub(SYNC_MARK_LEN);
+            let pay_to = (done + take).saturating_sub(SYNC_MARK_LEN);
+            let pieces = [
+                mark_part.unwrap_or(&[]),
+                payload.get(pay_from..pay_to).unwrap_or(&[]),
+            ];
+            let back = u32::try_from(pos - start).expect("entries are smaller than 4 GiB");
+            RecordHeader::write_record(&mut self.buf, &self.seed, kind, back, &pieces);
+            pos += (RECORD_HEADER_LEN + take) as u64;
+            done += take;
+            if done == total {
+                break;
+            }
+        }
+        self.bytes_appended += pos - self.end;
+        self.end = pos;
+        if self.buf.len() >= self.buffer_limit {
+            self.flush()?;
+        }
+        Ok(EntryPos { start, end: pos })
+    }
+
+    /// Writes buffered entries to the file (not yet durable).
+    pub fn flush(&mut self) -> Result<()> {
+        self.check_poisoned()?;
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.handle.write_at(&self.buf, self.flushed) {
+            return Err(self.poison(e));
+        }
+        self.flushed += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes buffered entries and makes everything appended so far durable; returns the
+    /// durable end.
+    pub fn sync(&mut self) -> Result<u64> {
+        self.flush()?;
+        if self.synced == self.end {
+            return Ok(self.synced);
+        }
+        if let Err(e) = self.handle.sync_data() {
+            return Err(self.poison(e));
+        }
+        self.synced = self.end;
+        Ok(self.synced)
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        // Best effort: buffered entries reach the OS. Durability is only ever claimed by sync.
+        if self.poisoned.is_none() {
+            let _ = self.flush();
+        }
+    }
+}
+
+/// Reads and validates the header of a log file.
+pub(crate) fn read_header(src: &dyn crate::backend::ReadAt, path: &Path) -> Result<FileHeader> {
+    let mut bytes = [0u8; FILE_HEADER_LEN];
+    let n = src
+        .read_full_at(&mut bytes, 0)
+        .map_err(|e| Error::io(path, e))?;
+    FileHeader::decode(bytes.get(..n).unwrap_or(&[]), path)
+}
+
+/// The corruption error for the first bad record at or after `end`.
+fn damage_at(scan: &mut Scanner, end: u64, path: &Path) -> Result<Error> {
+    let start = scan.geometry().entry_start(end);
+    let (at, kind) = match scan.probe(start, None).map_err(|e| Error::io(path, e))? {
+        Probe::Bad { at, kind } => (at, kind),
+        _ => (start, CorruptKind::Incomplete),
+    };
+    Ok(Error::corrupt(path, at, kind))
+}
+
+/// Copies `from..to` of the file into a durable side file and returns its path.
+fn save_aside(
+    backend: &dyn Backend,
+    src: &dyn FileHandle,
+    path: &Path,
+    from: u64,
+    to: u64,
+) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let side = path.with_file_name(format!("{name}.{from:016x}.broken"));
+    let io_err = |e| Error::io(&side, e);
+    if backend.exists(&side).map_err(io_err)? {
+        backend.remove(&side).map_err(io_err)?;
+    }
+    let out = backend.create(&side).map_err(io_err)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = from;
+    while at < to {
+        let want = usize::try_from(to - at).map_or(buf.len(), |w| w.min(buf.len()));
+        let chunk = buf.get_mut(..want).unwrap_or(&mut []);
+        let n = src
+            .read_full_at(chunk, at)
+            .map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        out.write_at(chunk.get(..n).unwrap_or(&[]), at - from)
+            .map_err(io_err)?;
+        at += n as u64;
+    }
+    out.sync_data().map_err(io_err)?;
+    Ok(side)
+}
