@@ -159,10 +159,10 @@ impl LogReader {
             Probe::Bad { at, kind } => (at, kind),
         };
         let len = self.scan.file_len().map_err(|e| self.io(e))?;
+        // An entry that seems to run past the end may only have a damaged length field, so
+        // incomplete entries are classified like bad ones.
         let class = if self.quiet_tail == Some((start, len)) {
             None
-        } else if matches!(probe, Probe::Incomplete) {
-            Some(TailClass::Torn { entries_after: 0 })
         } else {
             let class = self
                 .scan
@@ -183,7 +183,7 @@ impl LogReader {
                 self.quiet_tail = Some((start, len));
             }
             Some(TailClass::Torn { entries_after }) => {
-                self.tail = (len > start).then_some(TailDamage {
+                self.tail = (len > start).then(|| TailDamage {
                     offset: start,
                     len: len - start,
                     entries_after,

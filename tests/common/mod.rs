@@ -1,0 +1,140 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use statelog::Error;
+use statelog::backend::{Backend, ReadAt};
+use statelog::frame::{EntryPos, LogOptions, LogReader, LogWriter, TailDamage};
+
+/// A file image in memory, for reading bytes that tests damage.
+pub struct Mem(pub Vec<u8>);
+
+impl ReadAt for Mem {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let Ok(start) = usize::try_from(offset) else {
+            return Ok(0);
+        };
+        let Some(src) = self.0.get(start..) else {
+            return Ok(0);
+        };
+        let n = src.len().min(buf.len());
+        buf[..n].copy_from_slice(&src[..n]);
+        Ok(n)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.len() as u64)
+    }
+}
+
+/// SplitMix64: a tiny deterministic generator, so a printed seed replays a failure.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next_u64() % n }
+    }
+}
+
+/// Payload `i` of length `len`: bytes that differ between entries and positions.
+pub fn payload(i: usize, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|j| ((j % 251) as u8) ^ (i as u8).wrapping_mul(31))
+        .collect()
+}
+
+/// Options with a fixed file id and the given block size.
+pub fn opts(block: u32) -> LogOptions {
+    LogOptions {
+        file_id: 0x5EED_0000_0000_0001,
+        block_size: block,
+        tag: 0,
+    }
+}
+
+/// Writes entries of the given sizes to a new log at `path`; `sync_each` syncs after every
+/// entry (so later entries carry proof that earlier ones were synced). Returns the payloads
+/// and their positions.
+pub fn write_log(
+    be: &dyn Backend,
+    path: &Path,
+    block: u32,
+    sizes: &[usize],
+    sync_each: bool,
+) -> (Vec<Vec<u8>>, Vec<EntryPos>) {
+    let mut w = LogWriter::create(be, path, &opts(block)).unwrap();
+    let mut payloads = Vec::new();
+    let mut poss = Vec::new();
+    for (i, &n) in sizes.iter().enumerate() {
+        let p = payload(i, n);
+        poss.push(w.append(&p).unwrap());
+        payloads.push(p);
+        if sync_each {
+            w.sync().unwrap();
+        }
+    }
+    w.sync().unwrap();
+    (payloads, poss)
+}
+
+/// Everything a reader yields from `bytes`: entries until the end or the first error.
+pub struct ReadOut {
+    pub entries: Vec<(EntryPos, Vec<u8>)>,
+    pub error: Option<Error>,
+    pub tail: Option<TailDamage>,
+}
+
+pub fn read_bytes(bytes: Vec<u8>, strict: bool) -> Result<ReadOut, Error> {
+    let mut r = LogReader::new(Arc::new(Mem(bytes)), "mem.log")?;
+    r.set_strict(strict);
+    Ok(drain(&mut r))
+}
+
+pub fn drain(r: &mut LogReader) -> ReadOut {
+    let mut entries = Vec::new();
+    loop {
+        match r.next() {
+            Ok(Some(e)) => entries.push((e.pos, e.payload.to_vec())),
+            Ok(None) => {
+                return ReadOut {
+                    entries,
+                    error: None,
+                    tail: r.tail().copied(),
+                };
+            }
+            Err(e) => {
+                return ReadOut {
+                    entries,
+                    error: Some(e),
+                    tail: r.tail().copied(),
+                };
+            }
+        }
+    }
+}
+
+/// Reads everything, resyncing past corruption; returns the entries and the skipped ranges.
+pub fn read_salvage(r: &mut LogReader) -> (Vec<(EntryPos, Vec<u8>)>, Vec<(u64, u64)>) {
+    let mut entries = Vec::new();
+    let mut skipped = Vec::new();
+    loop {
+        match r.next() {
+            Ok(Some(e)) => entries.push((e.pos, e.payload.to_vec())),
+            Ok(None) => return (entries, skipped),
+            Err(Error::Corrupt { .. }) => {
+                let s = r.resync().unwrap().expect("resync after corruption");
+                skipped.push((s.from, s.to));
+            }
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+}
