@@ -17,3 +17,5 @@ pub use scan::EntryPos;
 pub use writer::{
     CutTail, DEFAULT_WRITE_BUFFER, LogOptions, LogWriter, TailPolicy, random_file_id,
 };
+#[cfg(test)]
+mod vectors;
