@@ -47,7 +47,12 @@ fn doc_table(name: &str) -> Vec<(usize, usize, String)> {
     let marker = format!("<!-- table: {name} -->");
     let start = FORMAT_MD.find(&marker).expect("table marker in FORMAT.md");
     let mut rows = Vec::new();
-    for line in FORMAT_MD.get(start + marker.len()..).unwrap_or("").lines().skip(1) {
+    for line in FORMAT_MD
+        .get(start + marker.len()..)
+        .unwrap_or("")
+        .lines()
+        .skip(1)
+    {
         let t = line.trim();
         if !t.starts_with('|') {
             if rows.is_empty() {
@@ -117,7 +122,10 @@ fn format_md_vectors_match_the_code() {
         match doc.get(name) {
             Some(d) if d == bytes => {}
             Some(d) => problems.push(format!("{name}: doc {} code {}", hex(d), hex(bytes))),
-            None => problems.push(format!("{name}: missing from FORMAT.md; code {}", hex(bytes))),
+            None => problems.push(format!(
+                "{name}: missing from FORMAT.md; code {}",
+                hex(bytes)
+            )),
         }
     }
     for name in doc.keys() {
@@ -125,10 +133,17 @@ fn format_md_vectors_match_the_code() {
             problems.push(format!("{name}: in FORMAT.md but not checked by the code"));
         }
     }
-    assert!(problems.is_empty(), "FORMAT.md vectors drifted:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "FORMAT.md vectors drifted:\n{}",
+        problems.join("\n")
+    );
     // The vectors decode with the reader's rules too.
     let header = FileHeader::decode(&code["file-header"], Path::new("v")).expect("decode");
-    assert_eq!(header, FileHeader::new(0x0123_4567_89ab_cdef, DEFAULT_BLOCK_SIZE, 0));
+    assert_eq!(
+        header,
+        FileHeader::new(0x0123_4567_89ab_cdef, DEFAULT_BLOCK_SIZE, 0)
+    );
 }
 
 #[test]
@@ -152,5 +167,8 @@ fn format_md_tables_match_the_constants() {
         (REC_BACK_OFFSET, 4, "back_offset".into()),
     ];
     assert_eq!(doc_table("record-header"), record);
-    assert_eq!(record.last().map_or(0, |(o, w, _)| o + w), RECORD_HEADER_LEN);
+    assert_eq!(
+        record.last().map_or(0, |(o, w, _)| o + w),
+        RECORD_HEADER_LEN
+    );
 }
