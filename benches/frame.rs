@@ -2,6 +2,7 @@
 //! entries, beside the machine's limits measured in the same run (crc32fast and memcpy).
 //!
 //! Run with `cargo bench --bench frame`; figures are recorded in BENCHMARKS.md.
+#![allow(missing_docs)] // criterion_group! generates an undocumented function
 
 use std::hint::black_box;
 use std::path::Path;
@@ -86,7 +87,7 @@ fn read(c: &mut Criterion) {
                     let mut left = iters;
                     let t = Instant::now();
                     while left > 0 {
-                        match r.next().unwrap() {
+                        match r.next_entry().unwrap() {
                             Some(e) => {
                                 black_box(e.payload);
                                 left -= 1;

@@ -73,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = std::time::Instant::now();
     let mut reader = LogReader::open(&backend, &path, true)?;
     let mut n = 0;
-    while let Some(entry) = reader.next()? {
+    while let Some(entry) = reader.next_entry()? {
         assert_eq!(entry.payload, expected[n].as_slice(), "entry {n}");
         n += 1;
     }

@@ -3,6 +3,36 @@
 //! Layers, bottom up:
 //! - [`backend`]: every file operation, through one small trait.
 //! - [`frame`]: checksummed records in fixed-size blocks (the log file format of FORMAT.md).
+//!
+//! ```
+//! use statelog::backend::FsBackend;
+//! use statelog::frame::{LogOptions, LogReader, LogWriter, TailPolicy};
+//!
+//! # fn main() -> statelog::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("app.log");
+//! let backend = FsBackend::new();
+//!
+//! let mut log = LogWriter::create(&backend, &path, &LogOptions::default())?;
+//! log.append(b"first change")?;
+//! log.append(b"second change")?;
+//! log.sync()?; // durable from here on
+//! drop(log);
+//!
+//! // After a restart: reopening repairs a torn tail, if the process died mid-write.
+//! let (mut log, _cut) = LogWriter::open(&backend, &path, TailPolicy::TolerateTorn)?;
+//! log.append(b"third change")?;
+//! log.sync()?;
+//!
+//! let mut reader = LogReader::open(&backend, &path, false)?;
+//! let mut seen = Vec::new();
+//! while let Some(entry) = reader.next_entry()? {
+//!     seen.push(entry.payload.to_vec());
+//! }
+//! assert_eq!(seen, [&b"first change"[..], b"second change", b"third change"]);
+//! # Ok(())
+//! # }
+//! ```
 #![deny(unsafe_code)]
 
 pub mod backend;

@@ -241,7 +241,13 @@ fn sector_fate(got: &[u8], old: &[u8], new: &[u8]) -> Option<SectorFate> {
     if got == old {
         return Some(SectorFate::Old);
     }
-    if got.iter().all(|b| *b == 0) {
+    // Zeroed: every byte the writes changed reads as zero; the bytes they left alone keep
+    // their value (powersafe overwrite).
+    let zeroed = got
+        .iter()
+        .zip(old.iter().zip(new))
+        .all(|(g, (o, n))| if o == n { g == o } else { *g == 0 });
+    if zeroed {
         return Some(SectorFate::Zero);
     }
     // Torn: got[..k] == new[..k] and got[k..] == old[k..] for some k in 1..512.

@@ -52,7 +52,8 @@ pub enum CrashMode {
     KeepPrefix,
     /// The namespace as in `KeepPrefix`; each file gets the synced or the live length, and
     /// each 512-byte sector that differs becomes the new bytes, the old bytes, zeros, or torn
-    /// (a prefix of the new bytes followed by the rest of the old ones).
+    /// (a prefix of the new bytes followed by the rest of the old ones). Zeroing spares the
+    /// bytes the unsynced writes did not change (powersafe overwrite, as SQLite assumes).
     Sectors,
     /// One of the other three, picked by the simulator's random generator.
     Any,
@@ -674,6 +675,8 @@ fn sectors(node: &Inode, rng: &mut Rng) -> Vec<u8> {
             *byte = match choice {
                 0 => new_at(i),
                 1 => old_at(i),
+                // Powersafe overwrite: a write never damages bytes it did not change.
+                2 if old_at(i) == new_at(i) => old_at(i),
                 2 => 0,
                 _ if j < tear => new_at(i),
                 _ => old_at(i),

@@ -47,12 +47,12 @@ struct Stuck {
     resume: Option<u64>,
 }
 
-/// Reads entries forward. The end of the file is sticky: after `Ok(None)`, `next` returns
+/// Reads entries forward. The end of the file is sticky: after `Ok(None)`, `next_entry` returns
 /// `None` again until the file grows, and then returns each new entry exactly once.
 ///
 /// Damage with no later proof of a sync (a torn tail) ends reading quietly and is reported by
 /// [`tail`](Self::tail), or is an error in [strict](Self::set_strict) mode. Damage that a later
-/// entry proves was synced is [`Error::Corrupt`]; calling `next` again repeats the error until
+/// entry proves was synced is [`Error::Corrupt`]; calling `next_entry` again repeats the error until
 /// [`resync`](Self::resync) skips to the next valid entry.
 pub struct LogReader {
     scan: Scanner,
@@ -130,13 +130,13 @@ impl LogReader {
         self.scan.invalidate();
     }
 
-    /// Damage at the end of the file where the last `next` stopped, if any.
+    /// Damage at the end of the file where the last `next_entry` stopped, if any.
     pub fn tail(&self) -> Option<&TailDamage> {
         self.tail.as_ref()
     }
 
     /// Reads the next entry; `Ok(None)` at the end of the data.
-    pub fn next(&mut self) -> Result<Option<Entry<'_>>> {
+    pub fn next_entry(&mut self) -> Result<Option<Entry<'_>>> {
         let Some((pos, payload)) = self.advance()? else {
             return Ok(None);
         };
@@ -219,7 +219,7 @@ impl LogReader {
         (pos, payload)
     }
 
-    /// After [`Error::Corrupt`] from `next`, skips the damaged bytes to the next valid entry
+    /// After [`Error::Corrupt`] from `next_entry`, skips the damaged bytes to the next valid entry
     /// and says what was skipped; `None` if there was nothing to skip.
     pub fn resync(&mut self) -> Result<Option<Skipped>> {
         let Some(stuck) = self.stuck.take() else {

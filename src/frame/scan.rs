@@ -332,6 +332,30 @@ impl Scanner {
         }
     }
 
+    /// Where the data of a file of length `len` ends, for appending: the end of the last
+    /// complete entry, unless an entry between that entry's sync mark (the last point known
+    /// durable when it was written) and itself is damaged. Such a hole is what a crash leaves
+    /// in a batch no sync covered, and the data ends before it.
+    pub(crate) fn end_of_valid_data(&mut self, len: u64) -> io::Result<u64> {
+        let Some(last) = self.last_entry_before(len)? else {
+            return Ok(FILE_HEADER_LEN as u64);
+        };
+        let Probe::Complete { mark, .. } = self.probe(last.start, None)? else {
+            return Ok(last.end);
+        };
+        let mut end = mark.max(FILE_HEADER_LEN as u64);
+        loop {
+            let q = self.geo.entry_start(end);
+            if q >= last.start {
+                return Ok(last.end);
+            }
+            match self.probe(q, None)? {
+                Probe::Complete { pos, .. } => end = pos.end,
+                _ => return Ok(end),
+            }
+        }
+    }
+
     /// Walks from the LAST record at block `last_index` down to the FIRST record at `start`,
     /// checking each block's MIDDLE record header and checksum.
     fn chain_is_intact(&mut self, last_index: u64, start: u64) -> io::Result<bool> {

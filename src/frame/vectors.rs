@@ -139,7 +139,8 @@ fn format_md_vectors_match_the_code() {
         problems.join("\n")
     );
     // The vectors decode with the reader's rules too.
-    let header = FileHeader::decode(&code["file-header"], Path::new("v")).expect("decode");
+    let header = FileHeader::decode(code.get("file-header").expect("vector"), Path::new("v"))
+        .expect("decode");
     assert_eq!(
         header,
         FileHeader::new(0x0123_4567_89ab_cdef, DEFAULT_BLOCK_SIZE, 0)

@@ -150,10 +150,7 @@ impl LogWriter {
             header.block_size,
             header.file_id,
         );
-        let end = scan
-            .last_entry_before(len)
-            .map_err(io_err)?
-            .map_or(FILE_HEADER_LEN as u64, |e| e.end);
+        let end = scan.end_of_valid_data(len).map_err(io_err)?;
         let mut cut = None;
         if end < len {
             let class = scan.classify_tail(end, len).map_err(io_err)?;

@@ -88,7 +88,7 @@ pub fn write_log(
 
 /// Everything a reader yields from `bytes`: entries until the end or the first error.
 pub struct ReadOut {
-    pub entries: Vec<(EntryPos, Vec<u8>)>,
+    pub entries: Entries,
     pub error: Option<Error>,
     pub tail: Option<TailDamage>,
 }
@@ -102,7 +102,7 @@ pub fn read_bytes(bytes: Vec<u8>, strict: bool) -> Result<ReadOut, Error> {
 pub fn drain(r: &mut LogReader) -> ReadOut {
     let mut entries = Vec::new();
     loop {
-        match r.next() {
+        match r.next_entry() {
             Ok(Some(e)) => entries.push((e.pos, e.payload.to_vec())),
             Ok(None) => {
                 return ReadOut {
@@ -123,11 +123,14 @@ pub fn drain(r: &mut LogReader) -> ReadOut {
 }
 
 /// Reads everything, resyncing past corruption; returns the entries and the skipped ranges.
-pub fn read_salvage(r: &mut LogReader) -> (Vec<(EntryPos, Vec<u8>)>, Vec<(u64, u64)>) {
+/// Entries with their positions.
+pub type Entries = Vec<(EntryPos, Vec<u8>)>;
+
+pub fn read_salvage(r: &mut LogReader) -> (Entries, Vec<(u64, u64)>) {
     let mut entries = Vec::new();
     let mut skipped = Vec::new();
     loop {
-        match r.next() {
+        match r.next_entry() {
             Ok(Some(e)) => entries.push((e.pos, e.payload.to_vec())),
             Ok(None) => return (entries, skipped),
             Err(Error::Corrupt { .. }) => {
