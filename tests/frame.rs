@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{Mem, Rng, drain, opts, payload, read_bytes, read_salvage, write_log};
+use common::{Rng, drain, opts, payload, read_bytes, read_salvage, write_log};
 use statelog::backend::{Backend, FsBackend};
 use statelog::frame::{
     DEFAULT_BLOCK_SIZE, FILE_HEADER_LEN, LogReader, LogWriter, RECORD_HEADER_LEN, SYNC_MARK_LEN,
@@ -200,7 +200,7 @@ fn resync_skips_only_the_damaged_entry() {
     let (payloads, poss) = write_log(&be, &path, 1024, &sizes, true);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[poss[10].start as usize + HDR + SYNC_MARK_LEN + 3] ^= 0x40;
-    let mut r = LogReader::new(Arc::new(Mem(bytes)), "mem.log").unwrap();
+    let mut r = LogReader::new(Arc::new(bytes), "mem.log").unwrap();
     let (entries, skipped) = read_salvage(&mut r);
     assert_eq!(skipped, vec![(poss[10].start, poss[11].start)]);
     let want: Vec<_> = payloads
@@ -221,7 +221,7 @@ fn corruption_error_repeats_until_resync() {
     let (_, poss) = write_log(&be, &path, 1024, &[10, 10, 10], true);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[poss[0].start as usize + HDR + 9] ^= 1;
-    let mut r = LogReader::new(Arc::new(Mem(bytes)), "x.log").unwrap();
+    let mut r = LogReader::new(Arc::new(bytes), "x.log").unwrap();
     for _ in 0..2 {
         match r.next_entry() {
             Err(Error::Corrupt { file, offset, kind }) => {
@@ -544,7 +544,7 @@ fn crafted_records_are_rejected() {
             matches!(strict.error, Some(Error::Corrupt { .. })),
             "{name}"
         );
-        let mut r = LogReader::new(Arc::new(Mem(bytes)), "mem").unwrap();
+        let mut r = LogReader::new(Arc::new(bytes), "mem").unwrap();
         assert_eq!(r.last_entry_before(len).unwrap(), Some(poss[1]), "{name}");
     }
     // A record of type 5 reports its type.
@@ -587,7 +587,7 @@ fn backward_scan_of_crafted_chains_is_linear() {
         }
         let len = bytes.len() as u64;
         let t = std::time::Instant::now();
-        let mut r = LogReader::new(Arc::new(Mem(bytes)), "mem").unwrap();
+        let mut r = LogReader::new(Arc::new(bytes), "mem").unwrap();
         let want = first_ok.then_some(statelog::frame::EntryPos {
             start,
             end: 1000 * 1024 + (HDR + 10) as u64,
@@ -608,7 +608,7 @@ fn backward_scan_finds_entries_before_a_damaged_start() {
     let mut b = std::fs::read(&path).unwrap();
     b[poss[2].start as usize + HDR + 20] ^= 1;
     let len = b.len() as u64;
-    let mut r = LogReader::new(Arc::new(Mem(b)), "mem").unwrap();
+    let mut r = LogReader::new(Arc::new(b), "mem").unwrap();
     assert_eq!(r.last_entry_before(len).unwrap(), Some(poss[1]));
 }
 
@@ -638,6 +638,8 @@ fn backward_walk_reads_the_last_n_entries() {
         off = pos.start;
     }
     assert_eq!(r.last_entry_before(off).unwrap(), None);
+    // A limit past the end of the file means the end of the file.
+    assert_eq!(r.last_entry_before(u64::MAX).unwrap(), Some(poss[49]));
 }
 
 /// Truncating the file at every byte of its last two entries reopens as a torn tail with every

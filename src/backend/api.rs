@@ -43,6 +43,32 @@ pub trait ReadAt: Send + Sync {
     }
 }
 
+/// Copies the bytes of `src` at `offset` into `buf`; returns how many (0 at or past the end).
+pub(crate) fn copy_at(src: &[u8], buf: &mut [u8], offset: u64) -> usize {
+    let Some(rest) = usize::try_from(offset)
+        .ok()
+        .and_then(|start| src.get(start..))
+    else {
+        return 0;
+    };
+    let n = rest.len().min(buf.len());
+    if let (Some(dst), Some(src)) = (buf.get_mut(..n), rest.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    n
+}
+
+/// A file image held in memory reads like a file (for tools and tests).
+impl ReadAt for Vec<u8> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        Ok(copy_at(self, buf, offset))
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.as_slice().len() as u64)
+    }
+}
+
 /// An open file. Handles are shared between a writer and its readers, so every method takes
 /// `&self`.
 pub trait FileHandle: ReadAt + fmt::Debug {

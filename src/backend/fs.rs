@@ -158,11 +158,10 @@ impl Backend for FsBackend {
         let key = fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
         let lock_path = key.join(LOCK_FILE);
         let mut held = registry();
-        let entry = held.entry(key.clone()).or_default();
-        let conflict = match mode {
-            LockMode::Exclusive => entry.exclusive || entry.shared > 0,
-            LockMode::Shared => entry.exclusive,
-        };
+        let conflict = held.get(&key).is_some_and(|h| match mode {
+            LockMode::Exclusive => h.exclusive || h.shared > 0,
+            LockMode::Shared => h.exclusive,
+        });
         if conflict {
             return Err(Error::Locked {
                 path: dir.to_path_buf(),
@@ -196,9 +195,9 @@ impl Backend for FsBackend {
                 file.set_len(0)
                     .and_then(|()| file.write_all_at(pid.as_bytes(), 0))
                     .map_err(|e| Error::io(&lock_path, e))?;
-                entry.exclusive = true;
+                held.entry(key.clone()).or_default().exclusive = true;
             }
-            LockMode::Shared => entry.shared += 1,
+            LockMode::Shared => held.entry(key.clone()).or_default().shared += 1,
         }
         Ok(DirLock::new(Box::new(RealLock {
             key,

@@ -6,7 +6,7 @@ use std::io;
 
 use memmap2::Mmap;
 
-use super::api::ReadAt;
+use super::api::{ReadAt, copy_at};
 
 /// A sealed file mapped into memory.
 #[derive(Debug)]
@@ -39,18 +39,7 @@ impl MappedFile {
 
 impl ReadAt for MappedFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let bytes = self.bytes();
-        let Ok(start) = usize::try_from(offset) else {
-            return Ok(0);
-        };
-        let Some(src) = bytes.get(start..) else {
-            return Ok(0);
-        };
-        let n = src.len().min(buf.len());
-        if let (Some(dst), Some(src)) = (buf.get_mut(..n), src.get(..n)) {
-            dst.copy_from_slice(src);
-        }
-        Ok(n)
+        Ok(copy_at(self.bytes(), buf, offset))
     }
 
     fn len(&self) -> io::Result<u64> {

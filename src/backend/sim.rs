@@ -33,7 +33,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::api::{Backend, DirLock, FileHandle, LockMode, ReadAt};
+use super::api::{Backend, DirLock, FileHandle, LockMode, ReadAt, copy_at};
 use crate::error::{Error, Result};
 
 /// The sector size of [`CrashMode::Sectors`].
@@ -1073,18 +1073,7 @@ impl ReadAt for SimFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let mut st = self.begin()?;
         st.plain_fault(OpKind::Read)?;
-        let node = st.inode(self.ino)?;
-        let Ok(start) = usize::try_from(offset) else {
-            return Ok(0);
-        };
-        let Some(src) = node.live.get(start..) else {
-            return Ok(0);
-        };
-        let n = src.len().min(buf.len());
-        if let (Some(dst), Some(src)) = (buf.get_mut(..n), src.get(..n)) {
-            dst.copy_from_slice(src);
-        }
-        Ok(n)
+        Ok(copy_at(&st.inode(self.ino)?.live, buf, offset))
     }
 
     fn len(&self) -> io::Result<u64> {

@@ -285,6 +285,7 @@ impl Scanner {
     /// its MIDDLE records first, so crafted back-offsets cost at most one pass over the file.
     pub(crate) fn last_entry_before(&mut self, limit: u64) -> io::Result<Option<EntryPos>> {
         let bs = self.geo.block;
+        let limit = limit.min(self.src.len()?);
         if limit < FILE_HEADER_LEN as u64 + MIN_ENTRY_ON_DISK {
             return Ok(None);
         }

@@ -1,33 +1,12 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
 use statelog::Error;
-use statelog::backend::{Backend, ReadAt};
+use statelog::backend::Backend;
 use statelog::frame::{EntryPos, LogOptions, LogReader, LogWriter, TailDamage};
-
-/// A file image in memory, for reading bytes that tests damage.
-pub struct Mem(pub Vec<u8>);
-
-impl ReadAt for Mem {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let Ok(start) = usize::try_from(offset) else {
-            return Ok(0);
-        };
-        let Some(src) = self.0.get(start..) else {
-            return Ok(0);
-        };
-        let n = src.len().min(buf.len());
-        buf[..n].copy_from_slice(&src[..n]);
-        Ok(n)
-    }
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.0.len() as u64)
-    }
-}
 
 /// SplitMix64: a tiny deterministic generator, so a printed seed replays a failure.
 pub struct Rng(pub u64);
@@ -94,7 +73,7 @@ pub struct ReadOut {
 }
 
 pub fn read_bytes(bytes: Vec<u8>, strict: bool) -> Result<ReadOut, Error> {
-    let mut r = LogReader::new(Arc::new(Mem(bytes)), "mem.log")?;
+    let mut r = LogReader::new(Arc::new(bytes), "mem.log")?;
     r.set_strict(strict);
     Ok(drain(&mut r))
 }
