@@ -67,6 +67,9 @@ pub enum Error {
         /// The newest version this build reads.
         supported: u32,
     },
+    /// Something asked for does not exist (a row, an epoch that is not retained).
+    #[error("not found: {0}")]
+    NotFound(String),
     /// An argument is out of range (for example an entry larger than the maximum size).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -98,6 +101,19 @@ pub enum CorruptKind {
     Incomplete,
     /// A structure inside an entry (a layer above the frame) is malformed.
     Payload,
+    /// An entry kind that is not defined (0 or unknown).
+    EntryKind(u8),
+    /// An update that names another epoch than the one it is stored in.
+    WrongEpoch {
+        /// The epoch of the segment.
+        expected: u64,
+        /// The epoch the entry names.
+        found: u64,
+    },
+    /// A segment is missing, or does not continue the segment before it.
+    BrokenChain,
+    /// A segment that a later one follows does not end with a seal.
+    Unsealed,
 }
 
 impl fmt::Display for CorruptKind {
@@ -114,6 +130,12 @@ impl fmt::Display for CorruptKind {
             CorruptKind::EntryTooLarge => f.write_str("entry exceeds the maximum size"),
             CorruptKind::Incomplete => f.write_str("file ends inside an entry"),
             CorruptKind::Payload => f.write_str("malformed entry payload"),
+            CorruptKind::EntryKind(k) => write!(f, "invalid entry kind {k}"),
+            CorruptKind::WrongEpoch { expected, found } => {
+                write!(f, "update of epoch {found} in epoch {expected}")
+            }
+            CorruptKind::BrokenChain => f.write_str("segment missing or out of sequence"),
+            CorruptKind::Unsealed => f.write_str("segment ends without a seal"),
         }
     }
 }

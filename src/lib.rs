@@ -3,6 +3,8 @@
 //! Layers, bottom up:
 //! - [`backend`]: every file operation, through one small trait.
 //! - [`frame`]: checksummed records in fixed-size blocks (the log file format of FORMAT.md).
+//! - [`epoch`]: a directory of segments holding epochs (a snapshot and its updates), with
+//!   bounded restore, rewind, compaction and group commit.
 //!
 //! ```
 //! use statelog::backend::FsBackend;
@@ -36,6 +38,7 @@
 #![deny(unsafe_code)]
 
 pub mod backend;
+pub mod epoch;
 mod error;
 pub mod frame;
 

@@ -266,6 +266,13 @@ pub fn read_u64(b: &[u8], at: usize) -> Option<u64> {
     b.get(at..at.checked_add(8)?).map(LittleEndian::read_u64)
 }
 
+/// Writes a little-endian u64 at `at`, if in bounds.
+pub fn write_u64(b: &mut [u8], at: usize, v: u64) {
+    if let Some(dst) = at.checked_add(8).and_then(|end| b.get_mut(at..end)) {
+        LittleEndian::write_u64(dst, v);
+    }
+}
+
 /// Block geometry of one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {

@@ -326,6 +326,36 @@ impl LogWriter {
         Ok(())
     }
 
+    /// First half of a sync that runs without holding the writer (group commit): writes the
+    /// buffered entries and returns the file to sync and the end that sync will cover. Pass
+    /// the outcome to [`finish_sync`](Self::finish_sync).
+    pub fn begin_sync(&mut self) -> Result<(Arc<dyn FileHandle>, u64)> {
+        self.flush()?;
+        Ok((self.handle.clone(), self.end))
+    }
+
+    /// Second half of a sync started with [`begin_sync`](Self::begin_sync): on success the
+    /// data up to `upto` is durable; on failure the writer is poisoned.
+    pub fn finish_sync(&mut self, upto: u64, outcome: io::Result<()>) -> Result<u64> {
+        match outcome {
+            Ok(()) => {
+                self.synced = self.synced.max(upto);
+                Ok(self.synced)
+            }
+            Err(e) => Err(self.poison(e)),
+        }
+    }
+
+    /// Records that the file was renamed (the handle stays valid).
+    pub fn set_path(&mut self, path: &Path) {
+        self.path = path.to_path_buf();
+    }
+
+    /// Whether an earlier failure poisoned the writer.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
     /// Writes buffered entries and makes everything appended so far durable; returns the
     /// durable end.
     pub fn sync(&mut self) -> Result<u64> {

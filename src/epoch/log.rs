@@ -1,0 +1,906 @@
+//! The epoch log writer: appends with per-call durability and group commit, snapshots that
+//! start new epochs, segment rotation, retention, and rewind (FORMAT.md §11.5–11.8).
+
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::dir::{
+    BROKEN_SUFFIX, REWIND_FILE, REWOUND_SUFFIX, SEGMENT_TAG, TMP_SUFFIX, segment_path, with_suffix,
+};
+use super::entry::{
+    ContinueHead, Decoded, SegmentStart, SnapshotHead, decode, encode_close, encode_continue,
+    encode_seal, encode_snapshot, encode_update,
+};
+use super::read::{
+    EpochInfo, FellBack, RecoveryMode, RecoveryReport, Restored, SegmentDir, Updates,
+    millis_to_time,
+};
+use crate::backend::{Backend, DirLock, LockMode};
+use crate::error::{CorruptKind, Error, Result};
+use crate::frame::{
+    DEFAULT_BLOCK_SIZE, DEFAULT_WRITE_BUFFER, LogOptions, LogReader, LogWriter, TailPolicy,
+    random_file_id,
+};
+
+/// Whether an append returns before or after its entry is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Returns once the entry is durable (fsynced); concurrent callers share one fsync.
+    #[default]
+    Strong,
+    /// Returns at once; the entry becomes durable with the next strong append or sync.
+    Buffered,
+}
+
+/// A place in the log: a segment and an offset in it. Positions only grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Position {
+    /// Segment number.
+    pub segment: u64,
+    /// Byte offset in the segment.
+    pub offset: u64,
+}
+
+/// Which old epochs to keep. An epoch is kept if it is among the newest `keep_epochs`, or
+/// started less than `keep_for` ago; the current epoch is always kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// How many of the newest epochs to keep (at least 1).
+    pub keep_epochs: usize,
+    /// Also keep epochs younger than this.
+    pub keep_for: Option<Duration>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            keep_epochs: 2,
+            keep_for: None,
+        }
+    }
+}
+
+/// When a new snapshot is due: when the current epoch's updates exceed `update_ratio` times the
+/// snapshot's size, and at least `min_update_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompactionPolicy {
+    /// Update bytes per snapshot byte that make a snapshot due.
+    pub update_ratio: f64,
+    /// Update bytes below which no snapshot is due.
+    pub min_update_bytes: u64,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        CompactionPolicy {
+            update_ratio: 1.0,
+            min_update_bytes: 4 << 20,
+        }
+    }
+}
+
+/// A source of the current time (replaceable in tests).
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> SystemTime + Send + Sync>);
+
+impl Clock {
+    /// A clock from a function.
+    pub fn new(f: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        Clock(Arc::new(f))
+    }
+
+    fn now_ms(&self) -> u64 {
+        let d = (self.0)().duration_since(UNIX_EPOCH).unwrap_or_default();
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new(SystemTime::now)
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// Settings of an epoch log.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How restore treats damage.
+    pub recovery: RecoveryMode,
+    /// Whether restore may fall back to the previous epoch when the newest epoch's start is
+    /// damaged (the damaged segments are renamed aside and reported). Off by default: a
+    /// damaged latest snapshot is then an error.
+    pub fall_back: bool,
+    /// Which old epochs to keep.
+    pub retention: Retention,
+    /// When [`EpochLog::compaction_due`] says a snapshot is due.
+    pub compaction: CompactionPolicy,
+    /// A segment longer than this is sealed and the epoch continues in a new one.
+    pub segment_bytes: u64,
+    /// Frame block size of new segments.
+    pub block_size: u32,
+    /// Bytes buffered before a write (buffered appends).
+    pub write_buffer: usize,
+    /// The time source for epoch creation times and retention.
+    pub clock: Clock,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            recovery: RecoveryMode::default(),
+            fall_back: false,
+            retention: Retention::default(),
+            compaction: CompactionPolicy::default(),
+            segment_bytes: 64 << 20,
+            block_size: DEFAULT_BLOCK_SIZE,
+            write_buffer: DEFAULT_WRITE_BUFFER,
+            clock: Clock::default(),
+        }
+    }
+}
+
+/// What a snapshot did.
+#[derive(Debug)]
+pub struct SnapshotReport {
+    /// The epoch the snapshot started.
+    pub epoch: EpochInfo,
+    /// Segments deleted by retention.
+    pub deleted: Vec<u64>,
+    /// A failure while deleting old segments. The snapshot itself succeeded; retention is
+    /// tried again after the next snapshot.
+    pub retention_error: Option<Error>,
+}
+
+struct Inner {
+    writer: LogWriter,
+    seq: u64,
+    epoch: u64,
+    epoch_segment: u64,
+    epoch_created_ms: u64,
+    snapshot_bytes: u64,
+    update_bytes: u64,
+    high_epoch: u64,
+    high_segment: u64,
+    durable: Position,
+    syncing: bool,
+    poisoned: Option<String>,
+    scratch: Vec<u8>,
+}
+
+impl Inner {
+    fn check(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&mut self, e: &Error) {
+        if self.poisoned.is_none() {
+            self.poisoned = Some(e.to_string());
+        }
+    }
+
+    fn end(&self) -> Position {
+        Position {
+            segment: self.seq,
+            offset: self.writer.end(),
+        }
+    }
+}
+
+/// The writer of a store directory: a log of epochs, each a snapshot followed by updates.
+/// Holds the directory's exclusive lock; all methods take `&self` and are safe to call from
+/// many threads.
+pub struct EpochLog {
+    dir: SegmentDir,
+    options: Options,
+    inner: Mutex<Inner>,
+    synced: Condvar,
+    _lock: DirLock,
+}
+
+impl fmt::Debug for EpochLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EpochLog")
+            .field("dir", &self.dir.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_at(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+impl EpochLog {
+    /// Opens (or creates) the store directory `dir` for writing and restores its newest
+    /// epoch: the snapshot and an iterator over the epoch's updates.
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        dir: &Path,
+        options: Options,
+    ) -> Result<(Self, Restored)> {
+        backend.create_dir_all(dir).map_err(io_at(dir))?;
+        let lock = backend.lock(dir, LockMode::Exclusive)?;
+        let segs = SegmentDir {
+            backend: backend.clone(),
+            path: dir.to_path_buf(),
+        };
+        let mut report = RecoveryReport::default();
+        for name in backend.list(dir).map_err(io_at(dir))? {
+            if name.ends_with(TMP_SUFFIX) {
+                let p = dir.join(&name);
+                backend.remove(&p).map_err(io_at(&p))?;
+                report.removed_temporary.push(p);
+            }
+        }
+        let rewind = dir.join(REWIND_FILE);
+        if backend.exists(&rewind).map_err(io_at(&rewind))? {
+            let intent = RewindIntent::read(&*backend, &rewind)?;
+            finish_rewind(&segs, &options, &intent)?;
+        }
+        let mut seqs = segs.segments()?;
+        if seqs.is_empty() {
+            let now = options.clock.now_ms();
+            let head = SnapshotHead {
+                epoch: 0,
+                prev: None,
+                created_ms: now,
+                high_epoch: 0,
+                high_segment: 1,
+                has_state: false,
+            };
+            let writer = start_segment(&segs, &options, 1, &encode_snapshot(&head, None))?;
+            let first_end = writer.end();
+            let inner = Inner::fresh(writer, 1, head, 0);
+            let log = EpochLog::assemble(segs.clone(), options, inner, lock);
+            let restored = Restored {
+                epoch: EpochInfo {
+                    id: 0,
+                    created: millis_to_time(now),
+                    segment: 1,
+                    size: first_end,
+                },
+                snapshot: None,
+                updates: Updates::empty(0),
+                report,
+            };
+            return Ok((log, restored));
+        }
+        let current = loop {
+            match segs.current(&seqs) {
+                Ok(c) => break c,
+                Err(e @ Error::Corrupt { .. }) if options.fall_back && seqs.len() > 1 => {
+                    let give_up = damaged_epoch_segments(&segs, &seqs);
+                    let mut fell = FellBack {
+                        cause: e.to_string(),
+                        segments: Vec::new(),
+                        bytes: 0,
+                    };
+                    for seq in give_up {
+                        let from = segs.seg(seq);
+                        fell.bytes += segs.file_len(seq).unwrap_or(0);
+                        let to = with_suffix(&from, BROKEN_SUFFIX);
+                        backend.rename(&from, &to).map_err(io_at(&from))?;
+                        fell.segments.push(to);
+                        seqs.retain(|&s| s != seq);
+                    }
+                    report.fell_back.push(fell);
+                    if seqs.is_empty() {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let policy = match options.recovery {
+            RecoveryMode::Strict => TailPolicy::Strict,
+            RecoveryMode::TolerateTornTail => TailPolicy::TolerateTorn,
+            RecoveryMode::Salvage => TailPolicy::CutAll,
+        };
+        let newest_path = segs.seg(current.newest);
+        let (mut writer, cut) = LogWriter::open(&*backend, &newest_path, policy)?;
+        writer.set_write_buffer(options.write_buffer);
+        report.torn_tail = cut;
+        let (high_epoch, high_segment) = current.newest_start.head.high_marks();
+        let head = current.head;
+        let epoch_size = segs.size_of(&current.segments)?;
+        let snapshot_bytes = current
+            .snapshot
+            .state
+            .as_ref()
+            .map_or(0, |s| s.len() as u64);
+        let update_bytes = epoch_size.saturating_sub(current.snapshot.pos.end);
+        let mut inner = Inner {
+            durable: Position {
+                segment: current.newest,
+                offset: writer.durable_end(),
+            },
+            writer,
+            seq: current.newest,
+            epoch: head.epoch,
+            epoch_segment: current.snap_segment,
+            epoch_created_ms: head.created_ms,
+            snapshot_bytes,
+            update_bytes,
+            high_epoch: high_epoch.max(head.epoch),
+            high_segment: high_segment.max(current.newest),
+            syncing: false,
+            poisoned: None,
+            scratch: Vec::new(),
+        };
+        let sealed = ends_with_seal(&inner.writer, &newest_path)?;
+        if sealed {
+            // The newest segment was sealed (a crash during a snapshot or rotation): continue
+            // the epoch in a new segment, never appending after a seal.
+            continue_segment(&segs, &options, &mut inner)?;
+        }
+        let updates = Updates::new(
+            segs.clone(),
+            head.epoch,
+            current.segments.clone(),
+            current.snapshot.pos.end,
+            sealed,
+            options.recovery,
+        );
+        let restored = Restored {
+            epoch: EpochInfo {
+                id: head.epoch,
+                created: millis_to_time(head.created_ms),
+                segment: current.snap_segment,
+                size: epoch_size,
+            },
+            snapshot: current.snapshot.state.clone(),
+            updates,
+            report,
+        };
+        Ok((EpochLog::assemble(segs, options, inner, lock), restored))
+    }
+
+    fn assemble(dir: SegmentDir, options: Options, inner: Inner, lock: DirLock) -> Self {
+        EpochLog {
+            dir,
+            options,
+            inner: Mutex::new(inner),
+            synced: Condvar::new(),
+            _lock: lock,
+        }
+    }
+
+    fn lock_inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir.path
+    }
+
+    /// The current epoch's id.
+    pub fn current_epoch(&self) -> u64 {
+        self.lock_inner().epoch
+    }
+
+    /// Appends an update to the current epoch. With [`Durability::Strong`] it returns once the
+    /// update is durable; concurrent strong appends share one fsync (group commit). Returns
+    /// the position just past the update.
+    pub fn append(&self, update: &[u8], durability: Durability) -> Result<Position> {
+        let mut g = self.lock_inner();
+        g.check()?;
+        let epoch = g.epoch;
+        let mut scratch = std::mem::take(&mut g.scratch);
+        encode_update(&mut scratch, epoch, update);
+        let appended = g.writer.append(&scratch);
+        g.scratch = scratch;
+        if let Err(e) = appended {
+            if !matches!(e, Error::InvalidArgument(_)) {
+                g.poison(&e);
+            }
+            return Err(e);
+        }
+        g.update_bytes += update.len() as u64;
+        let end = g.end();
+        if g.writer.end() >= self.options.segment_bytes {
+            let mut inner = g;
+            self.seal_and_continue(&mut inner)?;
+            g = inner;
+        }
+        if durability == Durability::Buffered {
+            return Ok(end);
+        }
+        self.wait_locked(g, end)?;
+        Ok(end)
+    }
+
+    /// Makes everything appended so far durable; returns the durable position.
+    pub fn sync(&self) -> Result<Position> {
+        let g = self.lock_inner();
+        g.check()?;
+        let end = g.end();
+        self.wait_locked(g, end)?;
+        Ok(end)
+    }
+
+    /// The position up to which everything appended is durable.
+    pub fn durable_position(&self) -> Position {
+        self.lock_inner().durable
+    }
+
+    /// Waits until everything up to `pos` is durable, syncing if no other thread is.
+    pub fn wait_durable(&self, pos: Position) -> Result<()> {
+        let g = self.lock_inner();
+        self.wait_locked(g, pos)
+    }
+
+    /// Group commit: one thread at a time syncs everything written so far while others wait;
+    /// each waiter returns once the durable position covers its target.
+    fn wait_locked<'a>(&'a self, mut g: MutexGuard<'a, Inner>, target: Position) -> Result<()> {
+        loop {
+            if g.durable >= target {
+                return Ok(());
+            }
+            g.check()?;
+            if g.syncing {
+                g = self.synced.wait(g).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            let seq = g.seq;
+            let (handle, upto) = match g.writer.begin_sync() {
+                Ok(x) => x,
+                Err(e) => {
+                    g.poison(&e);
+                    self.synced.notify_all();
+                    return Err(e);
+                }
+            };
+            g.syncing = true;
+            drop(g);
+            let outcome = handle.sync_data();
+            g = self.lock_inner();
+            g.syncing = false;
+            let result = if g.seq == seq {
+                g.writer.finish_sync(upto, outcome).map(|_| ())
+            } else {
+                outcome.map_err(|e| Error::io(self.dir.seg(seq), e))
+            };
+            if let Err(e) = result {
+                g.poison(&e);
+                self.synced.notify_all();
+                return Err(e);
+            }
+            let reached = Position {
+                segment: seq,
+                offset: upto,
+            };
+            g.durable = g.durable.max(reached);
+            self.synced.notify_all();
+        }
+    }
+
+    /// Whether the compaction policy says a snapshot is due.
+    pub fn compaction_due(&self) -> bool {
+        let g = self.lock_inner();
+        let policy = self.options.compaction;
+        g.update_bytes >= policy.min_update_bytes
+            && g.update_bytes as f64 > policy.update_ratio * g.snapshot_bytes as f64
+    }
+
+    /// Starts a new epoch from `state`, the whole state after every update appended so far
+    /// (the caller must not append between producing `state` and this call). The snapshot is
+    /// written to a temporary segment, synced and renamed into place; then segments of epochs
+    /// the retention policy no longer keeps are deleted.
+    pub fn snapshot(&self, state: &[u8]) -> Result<SnapshotReport> {
+        let mut g = self.lock_inner();
+        g.check()?;
+        let result = self.snapshot_locked(&mut g, state);
+        if let Err(e) = &result {
+            g.poison(e);
+            self.synced.notify_all();
+        }
+        let info = result?;
+        let (deleted, retention_error) = match self.apply_retention(&g) {
+            Ok(d) => (d, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        Ok(SnapshotReport {
+            epoch: info,
+            deleted,
+            retention_error,
+        })
+    }
+
+    fn snapshot_locked(&self, g: &mut Inner, state: &[u8]) -> Result<EpochInfo> {
+        self.seal(g)?;
+        let epoch = g.high_epoch.max(g.epoch) + 1;
+        let seq = g.high_segment.max(g.seq) + 1;
+        let now = self.options.clock.now_ms();
+        let head = SnapshotHead {
+            epoch,
+            prev: Some((g.epoch, g.epoch_segment)),
+            created_ms: now,
+            high_epoch: epoch,
+            high_segment: seq,
+            has_state: true,
+        };
+        let writer = start_segment(
+            &self.dir,
+            &self.options,
+            seq,
+            &encode_snapshot(&head, Some(state)),
+        )?;
+        let size = writer.end();
+        g.switch_to(writer, seq);
+        g.epoch = epoch;
+        g.epoch_segment = seq;
+        g.epoch_created_ms = now;
+        g.high_epoch = epoch;
+        g.snapshot_bytes = state.len() as u64;
+        g.update_bytes = 0;
+        self.synced.notify_all();
+        Ok(EpochInfo {
+            id: epoch,
+            created: millis_to_time(now),
+            segment: seq,
+            size,
+        })
+    }
+
+    /// Appends a seal to the active segment and syncs it.
+    fn seal(&self, g: &mut Inner) -> Result<()> {
+        let epoch = g.epoch;
+        g.writer.append(&encode_seal(epoch))?;
+        g.writer.sync()?;
+        g.durable = g.durable.max(g.end());
+        Ok(())
+    }
+
+    fn seal_and_continue(&self, g: &mut Inner) -> Result<()> {
+        let r = self.seal(g).and_then(|()| self.continue_in_new_segment(g));
+        if let Err(e) = &r {
+            g.poison(e);
+            self.synced.notify_all();
+        }
+        r
+    }
+
+    /// Starts a new segment of the current epoch (after the active one was sealed).
+    fn continue_in_new_segment(&self, g: &mut Inner) -> Result<()> {
+        continue_segment(&self.dir, &self.options, g)?;
+        self.synced.notify_all();
+        Ok(())
+    }
+
+    /// Deletes the segments of epochs the retention policy no longer keeps, oldest first.
+    fn apply_retention(&self, g: &Inner) -> Result<Vec<u64>> {
+        let epochs = self.dir.epochs()?;
+        let now = self.options.clock.now_ms();
+        let keep_n = self.options.retention.keep_epochs.max(1);
+        let young = |e: &EpochInfo| match self.options.retention.keep_for {
+            Some(d) => {
+                let created = e.created.duration_since(UNIX_EPOCH).unwrap_or_default();
+                u128::from(now).saturating_sub(created.as_millis()) < d.as_millis()
+            }
+            None => false,
+        };
+        let mut boundary = g.epoch_segment;
+        for (i, e) in epochs.iter().enumerate() {
+            if i < keep_n || young(e) {
+                boundary = boundary.min(e.segment);
+            } else {
+                break;
+            }
+        }
+        let mut deleted = Vec::new();
+        for seq in self.dir.segments()? {
+            if seq >= boundary {
+                break;
+            }
+            let p = self.dir.seg(seq);
+            self.dir.backend.remove(&p).map_err(io_at(&p))?;
+            deleted.push(seq);
+        }
+        Ok(deleted)
+    }
+
+    /// The retained epochs, newest first.
+    pub fn epochs(&self) -> Result<Vec<EpochInfo>> {
+        let mut g = self.lock_inner();
+        g.writer.flush()?;
+        self.dir.epochs()
+    }
+
+    /// Reads retained epoch `id` (its snapshot and updates) without changing anything.
+    pub fn read_epoch(&self, id: u64) -> Result<Restored> {
+        let mut g = self.lock_inner();
+        g.writer.flush()?;
+        self.dir.read_epoch(id, Some(g.seq), self.options.recovery)
+    }
+
+    /// Makes retained epoch `id` current again: the segments of the later epochs are renamed
+    /// aside (suffix `.rewound`) and the epoch continues in a new segment. Returns the epoch's
+    /// state, which the caller must load in place of its current one. Crash-safe: an intent
+    /// file is made durable first and an interrupted rewind is finished on the next open.
+    pub fn truncate_to(&self, id: u64) -> Result<Restored> {
+        let mut g = self.lock_inner();
+        g.check()?;
+        g.writer.flush()?;
+        if id == g.epoch {
+            return self.dir.read_epoch(id, Some(g.seq), self.options.recovery);
+        }
+        let epochs = self.dir.epochs()?;
+        let Some(i) = epochs.iter().position(|e| e.id == id) else {
+            return Err(Error::NotFound(format!("epoch {id} is not retained")));
+        };
+        let cut_from = i
+            .checked_sub(1)
+            .and_then(|j| epochs.get(j))
+            .map(|e| e.segment)
+            .ok_or_else(|| Error::NotFound(format!("epoch {id}")))?;
+        let intent = RewindIntent {
+            epoch: id,
+            cut_from,
+            high_epoch: g.high_epoch.max(g.epoch),
+            high_segment: g.high_segment.max(g.seq),
+        };
+        let result = intent
+            .write(&self.dir)
+            .and_then(|()| finish_rewind(&self.dir, &self.options, &intent));
+        let (writer, seq, epoch_segment, created) = match result {
+            Ok(x) => x,
+            Err(e) => {
+                g.poison(&e);
+                return Err(e);
+            }
+        };
+        g.switch_to(writer, seq);
+        g.epoch = id;
+        g.epoch_segment = epoch_segment;
+        g.epoch_created_ms = created;
+        g.high_epoch = intent.high_epoch;
+        g.update_bytes = 0;
+        self.synced.notify_all();
+        self.dir.read_epoch(id, Some(seq), self.options.recovery)
+    }
+
+    /// Syncs everything and records a clean shutdown.
+    pub fn close(self) -> Result<()> {
+        let mut g = self.lock_inner();
+        g.check()?;
+        let epoch = g.epoch;
+        g.writer.append(&encode_close(epoch))?;
+        g.writer.sync()?;
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn fresh(writer: LogWriter, seq: u64, head: SnapshotHead, snapshot_bytes: u64) -> Self {
+        Inner {
+            durable: Position {
+                segment: seq,
+                offset: writer.durable_end(),
+            },
+            writer,
+            seq,
+            epoch: head.epoch,
+            epoch_segment: seq,
+            epoch_created_ms: head.created_ms,
+            snapshot_bytes,
+            update_bytes: 0,
+            high_epoch: head.high_epoch,
+            high_segment: head.high_segment,
+            syncing: false,
+            poisoned: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn switch_to(&mut self, writer: LogWriter, seq: u64) {
+        self.durable = Position {
+            segment: seq,
+            offset: writer.durable_end(),
+        };
+        self.writer = writer;
+        self.seq = seq;
+        self.high_segment = self.high_segment.max(seq);
+    }
+}
+
+/// Starts a new segment of the current epoch after the active one was sealed.
+fn continue_segment(dir: &SegmentDir, options: &Options, g: &mut Inner) -> Result<()> {
+    let seq = g.high_segment.max(g.seq) + 1;
+    let head = ContinueHead {
+        epoch: g.epoch,
+        epoch_segment: g.epoch_segment,
+        prev_segment: g.seq,
+        created_ms: options.clock.now_ms(),
+        high_epoch: g.high_epoch.max(g.epoch),
+        high_segment: seq,
+    };
+    let writer = start_segment(dir, options, seq, &encode_continue(&head))?;
+    g.switch_to(writer, seq);
+    Ok(())
+}
+
+/// Creates segment `seq` holding `first` as its first entry: written to a temporary file,
+/// synced, then renamed into place (durable on return), ready for appends.
+fn start_segment(dir: &SegmentDir, options: &Options, seq: u64, first: &[u8]) -> Result<LogWriter> {
+    let path = segment_path(&dir.path, seq);
+    let tmp = with_suffix(&path, TMP_SUFFIX);
+    let log_options = LogOptions {
+        file_id: random_file_id(),
+        block_size: options.block_size,
+        tag: SEGMENT_TAG,
+    };
+    let mut writer = LogWriter::create(&*dir.backend, &tmp, &log_options)?;
+    writer.set_write_buffer(options.write_buffer);
+    writer.append(first)?;
+    writer.sync()?;
+    dir.backend.rename(&tmp, &path).map_err(io_at(&tmp))?;
+    writer.set_path(&path);
+    Ok(writer)
+}
+
+/// Whether the last entry of the file `writer` appends to is a seal.
+fn ends_with_seal(writer: &LogWriter, path: &Path) -> Result<bool> {
+    let mut r = LogReader::new(writer.handle(), path)?;
+    let len = r.file_len()?;
+    let Some(last) = r.last_entry_before(len)? else {
+        return Ok(false);
+    };
+    r.seek(last.start);
+    Ok(match r.next_entry()? {
+        Some(e) => matches!(decode(e.payload), Ok(Decoded::Seal { .. })),
+        None => false,
+    })
+}
+
+/// The segments to give up when the newest epoch's start is damaged: the newest segment, and
+/// if it is a readable continuation, every segment back to the epoch's snapshot segment.
+fn damaged_epoch_segments(dir: &SegmentDir, seqs: &[u64]) -> Vec<u64> {
+    let Some(&newest) = seqs.last() else {
+        return Vec::new();
+    };
+    match dir.read_start(newest, false) {
+        Ok(start) => match start.head {
+            SegmentStart::Continue(c) => seqs
+                .iter()
+                .copied()
+                .filter(|&s| s >= c.epoch_segment)
+                .collect(),
+            SegmentStart::Snapshot(_) => vec![newest],
+        },
+        Err(_) => vec![newest],
+    }
+}
+
+/// A rewind in progress (the `REWIND` file, FORMAT.md §11.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RewindIntent {
+    epoch: u64,
+    cut_from: u64,
+    high_epoch: u64,
+    high_segment: u64,
+}
+
+const REWIND_MAGIC: [u8; 8] = *b"SLREWIND";
+const REWIND_LEN: usize = 8 + 4 * 8 + 4;
+
+impl RewindIntent {
+    fn encode(&self) -> Vec<u8> {
+        let mut b = REWIND_MAGIC.to_vec();
+        for v in [
+            self.epoch,
+            self.cut_from,
+            self.high_epoch,
+            self.high_segment,
+        ] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    fn read(backend: &dyn Backend, path: &Path) -> Result<Self> {
+        let f = backend.open_read(path).map_err(io_at(path))?;
+        let mut b = vec![0u8; REWIND_LEN];
+        let n = f.read_full_at(&mut b, 0).map_err(io_at(path))?;
+        let bad = || Error::corrupt(path, 0, CorruptKind::Payload);
+        if n != REWIND_LEN || b.get(..8) != Some(&REWIND_MAGIC[..]) {
+            return Err(bad());
+        }
+        let field = |i: usize| crate::frame::read_u64(&b, 8 + 8 * i).ok_or_else(bad);
+        let crc = crate::frame::read_u32(&b, REWIND_LEN - 4);
+        if crc != b.get(..REWIND_LEN - 4).map(crc32fast::hash) {
+            return Err(bad());
+        }
+        Ok(RewindIntent {
+            epoch: field(0)?,
+            cut_from: field(1)?,
+            high_epoch: field(2)?,
+            high_segment: field(3)?,
+        })
+    }
+
+    /// Makes the intent durable (temporary file, sync, rename).
+    fn write(&self, dir: &SegmentDir) -> Result<()> {
+        let path = dir.path.join(REWIND_FILE);
+        let tmp = with_suffix(&path, TMP_SUFFIX);
+        if dir.backend.exists(&tmp).map_err(io_at(&tmp))? {
+            dir.backend.remove(&tmp).map_err(io_at(&tmp))?;
+        }
+        let f = dir.backend.create(&tmp).map_err(io_at(&tmp))?;
+        f.write_at(&self.encode(), 0)
+            .and_then(|()| f.sync_data())
+            .map_err(io_at(&tmp))?;
+        dir.backend.rename(&tmp, &path).map_err(io_at(&tmp))
+    }
+}
+
+/// Carries out (or finishes) a rewind: renames the later epochs' segments aside, starts the
+/// continuation segment if it does not exist yet, then removes the intent. Idempotent.
+/// Returns the new active segment's writer, its number, the epoch's snapshot segment and the
+/// epoch's creation time.
+fn finish_rewind(
+    dir: &SegmentDir,
+    options: &Options,
+    intent: &RewindIntent,
+) -> Result<(LogWriter, u64, u64, u64)> {
+    let new_seq = intent.high_segment + 1;
+    // Newest first: a reader in another process always sees some committed epoch.
+    for seq in dir.segments()?.into_iter().rev() {
+        if seq >= intent.cut_from && seq <= intent.high_segment {
+            let from = dir.seg(seq);
+            let to = with_suffix(&from, REWOUND_SUFFIX);
+            dir.backend.rename(&from, &to).map_err(io_at(&from))?;
+        }
+    }
+    let seqs = dir.segments()?;
+    let prev = seqs
+        .iter()
+        .copied()
+        .filter(|&s| s < intent.cut_from)
+        .max()
+        .ok_or_else(|| Error::NotFound(format!("epoch {} to rewind to", intent.epoch)))?;
+    let prev_start = dir.read_start(prev, true)?;
+    let (epoch_segment, _, head) = dir.epoch_start_of(prev, &prev_start, true)?;
+    if head.epoch != intent.epoch {
+        return Err(Error::corrupt(
+            dir.seg(prev),
+            prev_start.pos.start,
+            CorruptKind::BrokenChain,
+        ));
+    }
+    let new_path = dir.seg(new_seq);
+    let writer = if dir.backend.exists(&new_path).map_err(io_at(&new_path))? {
+        let (mut w, _) = LogWriter::open(&*dir.backend, &new_path, TailPolicy::TolerateTorn)?;
+        w.set_write_buffer(options.write_buffer);
+        w
+    } else {
+        let cont = ContinueHead {
+            epoch: intent.epoch,
+            epoch_segment,
+            prev_segment: prev,
+            created_ms: options.clock.now_ms(),
+            high_epoch: intent.high_epoch,
+            high_segment: new_seq,
+        };
+        start_segment(dir, options, new_seq, &encode_continue(&cont))?
+    };
+    let intent_path = dir.path.join(REWIND_FILE);
+    dir.backend
+        .remove(&intent_path)
+        .map_err(io_at(&intent_path))?;
+    Ok((writer, new_seq, epoch_segment, head.created_ms))
+}

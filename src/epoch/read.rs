@@ -1,0 +1,599 @@
+//! Reading a store directory: the current epoch, the back-pointer chain of retained epochs,
+//! and an epoch's updates (FORMAT.md §11.3–11.4).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::dir::{parse_segment_name, segment_path};
+use super::entry::{Decoded, EntryError, SegmentStart, SnapshotHead, decode};
+use crate::backend::Backend;
+use crate::error::{CorruptKind, Error, Result};
+use crate::frame::{CutTail, EntryPos, FILE_HEADER_LEN, LogReader};
+
+/// How restore treats damage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// A torn last entry is cut (its bytes kept aside) and reported; other damage is an error.
+    #[default]
+    TolerateTornTail,
+    /// Any damage, a torn tail included, is an error naming the file and offset.
+    Strict,
+    /// Damaged records are skipped and the lost ranges reported.
+    Salvage,
+}
+
+/// A retained epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochInfo {
+    /// The epoch id (monotonic; 0 is the first epoch).
+    pub id: u64,
+    /// When the epoch started.
+    pub created: SystemTime,
+    /// The segment where the epoch starts (its snapshot).
+    pub segment: u64,
+    /// Bytes of the epoch's segments on disk.
+    pub size: u64,
+}
+
+/// Bytes skipped while reading, in salvage mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostRange {
+    /// The file.
+    pub file: PathBuf,
+    /// First byte skipped.
+    pub from: u64,
+    /// First byte after the skipped range.
+    pub to: u64,
+    /// What was wrong there.
+    pub kind: CorruptKind,
+}
+
+/// The newest epoch's start could not be read, and restore fell back to the epoch before it
+/// (only when the caller allowed it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FellBack {
+    /// Why the newest epoch could not be used.
+    pub cause: String,
+    /// The segments given up (renamed aside with a `.broken` suffix by a writer).
+    pub segments: Vec<PathBuf>,
+    /// Their total size in bytes.
+    pub bytes: u64,
+}
+
+/// What restore found and did besides returning the state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// A torn tail cut from the newest segment.
+    pub torn_tail: Option<CutTail>,
+    /// Epochs given up because their start was damaged (newest first).
+    pub fell_back: Vec<FellBack>,
+    /// Segments whose names, left by an interrupted operation, were removed.
+    pub removed_temporary: Vec<PathBuf>,
+}
+
+/// An epoch's state: its snapshot and its updates, in order.
+pub struct Restored {
+    /// The epoch.
+    pub epoch: EpochInfo,
+    /// The snapshot that starts the epoch; `None` for a first epoch that started empty.
+    pub snapshot: Option<Vec<u8>>,
+    /// The epoch's updates.
+    pub updates: Updates,
+    /// What recovery did.
+    pub report: RecoveryReport,
+}
+
+impl std::fmt::Debug for Restored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Restored")
+            .field("epoch", &self.epoch)
+            .field("snapshot_len", &self.snapshot.as_ref().map(Vec::len))
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn millis_to_time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// The first entry of a segment, decoded, with the rest the epoch layer needs from it.
+#[derive(Debug, Clone)]
+pub(crate) struct Start {
+    pub(crate) head: SegmentStart,
+    pub(crate) state: Option<Vec<u8>>,
+    pub(crate) pos: EntryPos,
+}
+
+/// The segments of one store directory, read through a backend.
+#[derive(Clone)]
+pub(crate) struct SegmentDir {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) path: PathBuf,
+}
+
+impl SegmentDir {
+    pub(crate) fn seg(&self, seq: u64) -> PathBuf {
+        segment_path(&self.path, seq)
+    }
+
+    pub(crate) fn io(&self, path: &Path, e: std::io::Error) -> Error {
+        Error::io(path, e)
+    }
+
+    /// Segment numbers present, ascending.
+    pub(crate) fn segments(&self) -> Result<Vec<u64>> {
+        let names = self
+            .backend
+            .list(&self.path)
+            .map_err(|e| self.io(&self.path, e))?;
+        let mut seqs: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
+        seqs.sort_unstable();
+        Ok(seqs)
+    }
+
+    pub(crate) fn file_len(&self, seq: u64) -> Result<u64> {
+        let p = self.seg(seq);
+        let f = self.backend.open_read(&p).map_err(|e| self.io(&p, e))?;
+        f.len().map_err(|e| self.io(&p, e))
+    }
+
+    /// Reads and decodes the first entry of segment `seq`; a segment without a valid first
+    /// entry is corrupt (segments are renamed into place only after it is durable).
+    pub(crate) fn read_start(&self, seq: u64, sealed: bool) -> Result<Start> {
+        let p = self.seg(seq);
+        let mut r = LogReader::open(&*self.backend, &p, sealed)?;
+        r.set_strict(true);
+        let first = FILE_HEADER_LEN as u64;
+        let Some(e) = r.next_entry()? else {
+            return Err(Error::corrupt(&p, first, CorruptKind::Incomplete));
+        };
+        let pos = e.pos;
+        let bad = |kind| Error::corrupt(&p, pos.start, kind);
+        let (head, state) = match decode(e.payload) {
+            Ok(Decoded::Snapshot { head, state }) => (
+                SegmentStart::Snapshot(head),
+                head.has_state.then(|| state.to_vec()),
+            ),
+            Ok(Decoded::Continue(head)) => (SegmentStart::Continue(head), None),
+            Ok(_) => return Err(bad(CorruptKind::BrokenChain)),
+            Err(e) => return Err(bad(entry_error_kind(e))),
+        };
+        Ok(Start { head, state, pos })
+    }
+
+    /// The snapshot segment and head of the epoch that segment `seq` belongs to.
+    pub(crate) fn epoch_start_of(
+        &self,
+        seq: u64,
+        start: &Start,
+        sealed: bool,
+    ) -> Result<(u64, Start, SnapshotHead)> {
+        match start.head {
+            SegmentStart::Snapshot(h) => Ok((seq, start.clone(), h)),
+            SegmentStart::Continue(c) => {
+                let s = if c.epoch_segment < seq {
+                    self.read_start(c.epoch_segment, sealed)?
+                } else {
+                    return Err(Error::corrupt(
+                        self.seg(seq),
+                        start.pos.start,
+                        CorruptKind::BrokenChain,
+                    ));
+                };
+                match s.head {
+                    SegmentStart::Snapshot(h) if h.epoch == c.epoch => Ok((c.epoch_segment, s, h)),
+                    _ => Err(Error::corrupt(
+                        self.seg(c.epoch_segment),
+                        s.pos.start,
+                        CorruptKind::BrokenChain,
+                    )),
+                }
+            }
+        }
+    }
+
+    /// The retained epochs, newest first, found by following the snapshots' back-pointers
+    /// from the newest segment until a pointed-to segment no longer exists.
+    pub(crate) fn epochs(&self) -> Result<Vec<EpochInfo>> {
+        let seqs = self.segments()?;
+        let Some(&newest) = seqs.last() else {
+            return Ok(Vec::new());
+        };
+        let start = self.read_start(newest, false)?;
+        let (mut seg, _, mut head) = self.epoch_start_of(newest, &start, true)?;
+        let mut out = Vec::new();
+        let mut end = newest + 1;
+        loop {
+            let mut size = 0;
+            for &s in seqs.iter().filter(|&&s| s >= seg && s < end) {
+                size += self.file_len(s)?;
+            }
+            out.push(EpochInfo {
+                id: head.epoch,
+                created: millis_to_time(head.created_ms),
+                segment: seg,
+                size,
+            });
+            let Some((prev_epoch, prev_seg)) = head.prev else {
+                return Ok(out);
+            };
+            if prev_seg >= seg {
+                return Err(Error::corrupt(
+                    self.seg(seg),
+                    FILE_HEADER_LEN as u64,
+                    CorruptKind::BrokenChain,
+                ));
+            }
+            if seqs.binary_search(&prev_seg).is_err() {
+                return Ok(out); // dropped by retention
+            }
+            let s = self.read_start(prev_seg, true)?;
+            match s.head {
+                SegmentStart::Snapshot(h) if h.epoch == prev_epoch => {
+                    end = seg;
+                    seg = prev_seg;
+                    head = h;
+                }
+                _ => {
+                    return Err(Error::corrupt(
+                        self.seg(prev_seg),
+                        s.pos.start,
+                        CorruptKind::BrokenChain,
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The newest epoch of a directory, located from its newest segment (bounded: only that
+/// epoch's segments are looked at).
+pub(crate) struct Current {
+    pub(crate) newest: u64,
+    pub(crate) snap_segment: u64,
+    pub(crate) head: SnapshotHead,
+    pub(crate) snapshot: Start,
+    pub(crate) newest_start: Start,
+    pub(crate) segments: Vec<u64>,
+}
+
+impl SegmentDir {
+    /// Locates the newest epoch among `seqs` (ascending, not empty).
+    pub(crate) fn current(&self, seqs: &[u64]) -> Result<Current> {
+        let newest = *seqs
+            .last()
+            .ok_or_else(|| Error::NotFound("segments".into()))?;
+        let newest_start = self.read_start(newest, false)?;
+        let (snap_segment, snapshot, head) = self.epoch_start_of(newest, &newest_start, true)?;
+        let segments = seqs
+            .iter()
+            .copied()
+            .filter(|&s| s >= snap_segment)
+            .collect();
+        Ok(Current {
+            newest,
+            snap_segment,
+            head,
+            snapshot,
+            newest_start,
+            segments,
+        })
+    }
+
+    /// Total bytes of segments `seqs`.
+    pub(crate) fn size_of(&self, seqs: &[u64]) -> Result<u64> {
+        let mut size = 0;
+        for &s in seqs {
+            size += self.file_len(s)?;
+        }
+        Ok(size)
+    }
+
+    /// The state of retained epoch `id`: its snapshot and updates. `active` is the segment a
+    /// writer appends to, if any (read through the backend, never mapped).
+    pub(crate) fn read_epoch(
+        &self,
+        id: u64,
+        active: Option<u64>,
+        mode: RecoveryMode,
+    ) -> Result<Restored> {
+        let epochs = self.epochs()?;
+        let Some(i) = epochs.iter().position(|e| e.id == id) else {
+            return Err(Error::NotFound(format!("epoch {id} is not retained")));
+        };
+        let info = epochs
+            .get(i)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("epoch {id}")))?;
+        let end = match i.checked_sub(1).and_then(|j| epochs.get(j)) {
+            Some(next) => next.segment,
+            None => u64::MAX,
+        };
+        let seqs: Vec<u64> = self
+            .segments()?
+            .into_iter()
+            .filter(|&s| s >= info.segment && s < end)
+            .collect();
+        let start = self.read_start(info.segment, Some(info.segment) != active)?;
+        let last_sealed = match (seqs.last(), active) {
+            (Some(&last), Some(a)) => last != a,
+            _ => true,
+        };
+        let updates = Updates::new(self.clone(), id, seqs, start.pos.end, last_sealed, mode);
+        Ok(Restored {
+            epoch: info,
+            snapshot: start.state,
+            updates,
+            report: RecoveryReport::default(),
+        })
+    }
+}
+
+pub(crate) fn entry_error_kind(e: EntryError) -> CorruptKind {
+    match e {
+        EntryError::Kind(k) => CorruptKind::EntryKind(k),
+        EntryError::Short | EntryError::Flags(_) => CorruptKind::Payload,
+    }
+}
+
+/// The updates of one epoch, read lazily segment by segment. In salvage mode damaged
+/// records are skipped and listed by [`lost`](Self::lost); otherwise the first damage is an
+/// error and iteration ends.
+pub struct Updates {
+    dir: Option<SegmentDir>,
+    epoch: u64,
+    segments: Vec<u64>,
+    index: usize,
+    /// Where the first segment's updates start (after the snapshot entry).
+    first_after: u64,
+    /// Whether the last segment is sealed (not being written).
+    last_sealed: bool,
+    mode: RecoveryMode,
+    reader: Option<LogReader>,
+    saw_seal: bool,
+    done: bool,
+    lost: Vec<LostRange>,
+    count: u64,
+}
+
+impl std::fmt::Debug for Updates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Updates")
+            .field("epoch", &self.epoch)
+            .field("segments", &self.segments)
+            .field("read", &self.count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Updates {
+    pub(crate) fn new(
+        dir: SegmentDir,
+        epoch: u64,
+        segments: Vec<u64>,
+        first_after: u64,
+        last_sealed: bool,
+        mode: RecoveryMode,
+    ) -> Self {
+        Updates {
+            dir: Some(dir),
+            epoch,
+            segments,
+            index: 0,
+            first_after,
+            last_sealed,
+            mode,
+            reader: None,
+            saw_seal: false,
+            done: false,
+            lost: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// No updates.
+    pub(crate) fn empty(epoch: u64) -> Self {
+        Updates {
+            dir: None,
+            epoch,
+            segments: Vec::new(),
+            index: 0,
+            first_after: 0,
+            last_sealed: true,
+            mode: RecoveryMode::Strict,
+            reader: None,
+            saw_seal: false,
+            done: true,
+            lost: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// The ranges skipped so far (salvage mode).
+    pub fn lost(&self) -> &[LostRange] {
+        &self.lost
+    }
+
+    /// The segments this epoch's updates are read from.
+    pub fn segments(&self) -> &[u64] {
+        &self.segments
+    }
+
+    /// Records damage; in salvage mode iteration goes on, otherwise it ends with the error.
+    fn damage(&mut self, file: PathBuf, from: u64, to: u64, kind: CorruptKind) -> Option<Error> {
+        if self.mode == RecoveryMode::Salvage {
+            self.lost.push(LostRange {
+                file,
+                from,
+                to,
+                kind,
+            });
+            None
+        } else {
+            self.done = true;
+            Some(Error::corrupt(file, from, kind))
+        }
+    }
+
+    fn open_segment(&mut self) -> Result<bool> {
+        let Some(dir) = self.dir.clone() else {
+            return Ok(false);
+        };
+        let Some(&seq) = self.segments.get(self.index) else {
+            return Ok(false);
+        };
+        let is_last = self.index + 1 == self.segments.len();
+        let path = dir.seg(seq);
+        let mut r = LogReader::open(&*dir.backend, &path, !is_last || self.last_sealed)?;
+        r.set_strict(self.mode == RecoveryMode::Strict);
+        if self.index == 0 {
+            r.seek(self.first_after);
+        } else {
+            // A later segment must continue this epoch right after the previous segment.
+            let prev = self.segments.get(self.index - 1).copied();
+            let first = FILE_HEADER_LEN as u64;
+            let ok = match r.next_entry() {
+                Ok(Some(e)) => match decode(e.payload) {
+                    Ok(Decoded::Continue(h)) => {
+                        h.epoch == self.epoch && Some(h.prev_segment) == prev
+                    }
+                    _ => false,
+                },
+                _ => false,
+            };
+            if !ok {
+                let len = dir.file_len(seq).unwrap_or(first);
+                if let Some(e) = self.damage(path, first, len, CorruptKind::BrokenChain) {
+                    return Err(e);
+                }
+                self.index += 1;
+                return Ok(true);
+            }
+        }
+        self.reader = Some(r);
+        self.saw_seal = false;
+        Ok(true)
+    }
+
+    fn next_segment(&mut self) {
+        self.reader = None;
+        self.index += 1;
+    }
+
+    fn step(&mut self) -> Option<Result<Vec<u8>>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if self.reader.is_none() {
+                match self.open_segment() {
+                    Ok(true) => continue,
+                    Ok(false) => {
+                        self.done = true;
+                        return None;
+                    }
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+            }
+            let is_last = self.index + 1 == self.segments.len();
+            let r = self.reader.as_mut()?;
+            let file = self
+                .dir
+                .as_ref()
+                .map(|d| d.seg(self.segments.get(self.index).copied().unwrap_or(0)))?;
+            let epoch = self.epoch;
+            let outcome: std::result::Result<(), (EntryPos, CorruptKind)> = match r.next_entry() {
+                Ok(Some(e)) => {
+                    let pos = e.pos;
+                    match decode(e.payload) {
+                        Ok(Decoded::Update { epoch: found, data }) if found == epoch => {
+                            self.count += 1;
+                            return Some(Ok(data.to_vec()));
+                        }
+                        Ok(Decoded::Update { epoch: found, .. }) => Err((
+                            pos,
+                            CorruptKind::WrongEpoch {
+                                expected: epoch,
+                                found,
+                            },
+                        )),
+                        Ok(Decoded::Seal { .. }) => {
+                            self.saw_seal = true;
+                            self.next_segment();
+                            continue;
+                        }
+                        Ok(Decoded::Close { .. }) => continue,
+                        Ok(_) => Err((pos, CorruptKind::BrokenChain)),
+                        Err(e) => Err((pos, entry_error_kind(e))),
+                    }
+                }
+                Ok(None) => {
+                    let tail = r.tail().copied();
+                    let unsealed = !is_last && !self.saw_seal;
+                    self.next_segment();
+                    match (tail, unsealed) {
+                        // A torn or unfinished write at the end of the newest segment is its
+                        // end (a writer cuts it on open); in an older segment it is damage.
+                        (Some(_), false) if is_last => continue,
+                        (Some(t), _) => Err((
+                            EntryPos {
+                                start: t.offset,
+                                end: t.offset + t.len,
+                            },
+                            CorruptKind::Incomplete,
+                        )),
+                        (None, true) => {
+                            let at = FILE_HEADER_LEN as u64;
+                            Err((EntryPos { start: at, end: at }, CorruptKind::Unsealed))
+                        }
+                        (None, false) => continue,
+                    }
+                }
+                Err(Error::Corrupt { offset, kind, .. }) if self.mode == RecoveryMode::Salvage => {
+                    match r.resync() {
+                        Ok(Some(s)) => Err((
+                            EntryPos {
+                                start: s.from,
+                                end: s.to,
+                            },
+                            kind,
+                        )),
+                        Ok(None) => Err((
+                            EntryPos {
+                                start: offset,
+                                end: offset,
+                            },
+                            kind,
+                        )),
+                        Err(e) => {
+                            self.done = true;
+                            return Some(Err(e));
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            };
+            if let Err((pos, kind)) = outcome {
+                if let Some(e) = self.damage(file, pos.start, pos.end, kind) {
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for Updates {
+    type Item = Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.step()
+    }
+}

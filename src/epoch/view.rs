@@ -1,0 +1,86 @@
+//! A read-only view of a store directory, safe beside a writer in another process.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::read::{
+    EpochInfo, RecoveryMode, RecoveryReport, Restored, SegmentDir, Updates, millis_to_time,
+};
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+
+/// Reads a store directory without locking or changing it: the current epoch, the retained
+/// epochs, and any retained epoch's state. Damage is reported, never repaired.
+#[derive(Clone)]
+pub struct EpochReader {
+    dir: SegmentDir,
+    mode: RecoveryMode,
+}
+
+impl std::fmt::Debug for EpochReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpochReader")
+            .field("dir", &self.dir.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EpochReader {
+    /// A reader of the store directory `dir`, treating damage as `mode` says.
+    pub fn open(backend: Arc<dyn Backend>, dir: &Path, mode: RecoveryMode) -> Result<Self> {
+        if !backend.exists(dir).map_err(|e| Error::io(dir, e))? {
+            return Err(Error::io(dir, std::io::ErrorKind::NotFound.into()));
+        }
+        Ok(EpochReader {
+            dir: SegmentDir {
+                backend,
+                path: dir.to_path_buf(),
+            },
+            mode,
+        })
+    }
+
+    /// The newest epoch's state, found from the newest segment (bounded by that epoch's size).
+    pub fn restore(&self) -> Result<Restored> {
+        let seqs = self.dir.segments()?;
+        if seqs.is_empty() {
+            return Err(Error::NotFound(format!(
+                "no segments in {}: not a statelog directory",
+                self.dir.path.display()
+            )));
+        }
+        let current = self.dir.current(&seqs)?;
+        let size = self.dir.size_of(&current.segments)?;
+        let epoch = current.head.epoch;
+        let updates = Updates::new(
+            self.dir.clone(),
+            epoch,
+            current.segments.clone(),
+            current.snapshot.pos.end,
+            false,
+            self.mode,
+        );
+        Ok(Restored {
+            epoch: EpochInfo {
+                id: epoch,
+                created: millis_to_time(current.head.created_ms),
+                segment: current.snap_segment,
+                size,
+            },
+            snapshot: current.snapshot.state,
+            updates,
+            report: RecoveryReport::default(),
+        })
+    }
+
+    /// The retained epochs, newest first (following the snapshots' back-pointers).
+    pub fn epochs(&self) -> Result<Vec<EpochInfo>> {
+        self.dir.epochs()
+    }
+
+    /// The state of retained epoch `id`.
+    pub fn read_epoch(&self, id: u64) -> Result<Restored> {
+        let newest = self.dir.segments()?.last().copied();
+        self.dir.read_epoch(id, newest, self.mode)
+    }
+}
