@@ -688,31 +688,65 @@ fn truncation_at_every_offset_of_the_last_two_entries() {
 }
 
 /// Damage that a later entry proves was synced is corruption, not a torn tail: opening for
-/// append refuses it (unless told to cut everything), so synced entries are never cut
-/// silently.
+/// append cuts nothing (the valid entry hidden behind the damage in the same block is found),
+/// appends go after the last entry, and reading reports the damage at its offset.
 #[test]
 fn synced_damage_is_not_cut_as_a_torn_tail() {
     let dir = tmp();
     let be = FsBackend::new();
     let path = dir.path().join("a.log");
-    let (_, poss) = write_log(&be, &path, 1024, &[10, 10, 10, 10], true);
+    let (payloads, poss) = write_log(&be, &path, 1024, &[10, 10, 10, 10], true);
     let mut b = std::fs::read(&path).unwrap();
-    // Damage entry 2 and hide entry 3 behind it in the same block.
+    // Damage entry 2; entry 3 follows it in the same block.
     b[poss[2].start as usize + HDR + 2] ^= 1;
     std::fs::write(&path, &b).unwrap();
-    match LogWriter::open(&be, &path, TailPolicy::TolerateTorn) {
-        Err(Error::Corrupt { offset, .. }) => assert_eq!(offset, poss[2].start),
-        other => panic!("{other:?}"),
+    for policy in [TailPolicy::TolerateTorn, TailPolicy::CutAll] {
+        let (w, cut) = LogWriter::open(&be, &path, policy).unwrap();
+        assert_eq!(cut, None, "{policy:?}");
+        assert_eq!(w.next_entry_start(), poss[3].end);
     }
     assert_eq!(std::fs::read(&path).unwrap(), b, "nothing may be cut");
-    let (_, cut) = LogWriter::open(&be, &path, TailPolicy::CutAll).unwrap();
-    let cut = cut.unwrap();
-    assert!(cut.corrupt);
-    assert_eq!(cut.offset, poss[1].end);
+    let (mut w, _) = LogWriter::open(&be, &path, TailPolicy::TolerateTorn).unwrap();
+    w.append(b"after").unwrap();
+    w.sync().unwrap();
+    drop(w);
+    let mut r = LogReader::open(&be, &path, false).unwrap();
+    let out = drain(&mut r);
+    assert_eq!(out.entries.len(), 2);
+    assert!(matches!(out.error, Some(Error::Corrupt { offset, .. }) if offset == poss[2].start));
+    let (entries, skipped) = read_salvage(&mut LogReader::open(&be, &path, false).unwrap());
+    assert_eq!(skipped, vec![(poss[2].start, poss[3].start)]);
+    let got: Vec<_> = entries.into_iter().map(|(_, p)| p).collect();
     assert_eq!(
-        std::fs::read(cut.saved_to.unwrap()).unwrap(),
-        b[poss[1].end as usize..]
+        got,
+        vec![
+            payloads[0].clone(),
+            payloads[1].clone(),
+            payloads[3].clone(),
+            b"after".to_vec()
+        ]
     );
+}
+
+/// A damaged entry of the last, unsynced batch with a complete entry of the same batch behind
+/// it (sectors written back out of order) is a torn tail: both are cut, so that the next
+/// entry's sync mark does not make the hole look synced.
+#[test]
+fn a_hole_in_the_unsynced_batch_is_cut_with_what_follows() {
+    let dir = tmp();
+    let be = FsBackend::new();
+    let path = dir.path().join("a.log");
+    let (_, poss) = write_log(&be, &path, 1024, &[10, 10, 10, 10], false);
+    let mut b = std::fs::read(&path).unwrap();
+    for x in &mut b[poss[2].start as usize..poss[2].end as usize] {
+        *x = 0;
+    }
+    std::fs::write(&path, &b).unwrap();
+    let (w, cut) = LogWriter::open(&be, &path, TailPolicy::TolerateTorn).unwrap();
+    let cut = cut.unwrap();
+    assert_eq!(cut.offset, poss[1].end);
+    assert!(!cut.corrupt);
+    assert_eq!(w.next_entry_start(), poss[1].end);
 }
 
 #[test]

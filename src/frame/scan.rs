@@ -297,8 +297,10 @@ impl Scanner {
             let lim = usize::try_from(limit - at).map_or(self.blk.len(), |l| l.min(self.blk.len()));
             let mut o = if index == 0 { FILE_HEADER_LEN } else { 0 };
             candidates.clear();
+            let mut damaged_at = None;
             while o + HDR < lim && self.block_len() - o > HDR {
                 let RecordCheck::Valid { kind, len, back } = self.check_record(o, lim) else {
+                    damaged_at = Some(o);
                     break;
                 };
                 let fills = o + HDR + len == self.block_len();
@@ -309,9 +311,19 @@ impl Scanner {
                     RecordType::Last if o == 0 && back > 0 && back <= at => {
                         candidates.push((at - back, true));
                     }
-                    _ => break,
+                    _ => {
+                        damaged_at = Some(o);
+                        break;
+                    }
                 }
                 o += HDR + len;
+            }
+            // Entries behind damage in this block come after every candidate before it.
+            if let Some(o) = damaged_at {
+                let from = at + o as u64 + 1;
+                if let Some(pos) = self.last_behind_damage(index, from, at + lim as u64, limit)? {
+                    return Ok(Some(pos));
+                }
             }
             for i in (0..candidates.len()).rev() {
                 let Some(&(start, via_last)) = candidates.get(i) else {
@@ -355,6 +367,39 @@ impl Scanner {
                 _ => return Ok(end),
             }
         }
+    }
+
+    /// The last complete entry that starts in block `index` between `from` and `to` and ends
+    /// at or before `limit`, searched byte by byte (the bytes before `from` are damaged, so
+    /// record lengths cannot be followed to find it).
+    fn last_behind_damage(
+        &mut self,
+        index: u64,
+        from: u64,
+        to: u64,
+        limit: u64,
+    ) -> io::Result<Option<EntryPos>> {
+        let at = index * self.geo.block;
+        let mut best = None;
+        let mut q = from;
+        while q < to {
+            let o = (q - at) as usize;
+            if self.block_len() - o <= HDR {
+                break;
+            }
+            self.load(index)?;
+            if self.could_start_entry(o) {
+                if let Probe::Complete { pos, .. } = self.probe(q, None)? {
+                    if pos.end <= limit {
+                        best = Some(pos);
+                        q = pos.end;
+                        continue;
+                    }
+                }
+            }
+            q += 1;
+        }
+        Ok(best)
     }
 
     /// Walks from the LAST record at block `last_index` down to the FIRST record at `start`,
