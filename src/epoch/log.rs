@@ -3,7 +3,9 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::dir::{
@@ -378,7 +380,7 @@ impl EpochLog {
     }
 
     fn lock_inner(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock()
     }
 
     /// The directory.
@@ -451,7 +453,7 @@ impl EpochLog {
             }
             g.check()?;
             if g.syncing {
-                g = self.synced.wait(g).unwrap_or_else(|p| p.into_inner());
+                self.synced.wait(&mut g);
                 continue;
             }
             let seq = g.seq;
@@ -464,9 +466,7 @@ impl EpochLog {
                 }
             };
             g.syncing = true;
-            drop(g);
-            let outcome = handle.sync_data();
-            g = self.lock_inner();
+            let outcome = MutexGuard::unlocked(&mut g, || handle.sync_data());
             g.syncing = false;
             let result = if g.seq == seq {
                 g.writer.finish_sync(upto, outcome).map(|_| ())
