@@ -609,3 +609,49 @@ fn a_failed_fsync_poisons_until_reopen() {
     assert_eq!(updates(r)[0], b"acked");
     log.append(b"again", Durability::Strong).unwrap();
 }
+
+/// A snapshot that failed after sealing the active segment, on a disk that is then full: the
+/// store still opens and reads, writes fail cleanly, and resume once space is freed.
+#[cfg(feature = "internals")]
+#[test]
+fn a_sealed_store_opens_and_reads_on_a_full_disk() {
+    use statelog::backend::{Fault, FaultKind, OpKind, SimBackend};
+    let sim = SimBackend::new(3);
+    let be: Arc<dyn Backend> = Arc::new(sim.clone());
+    let dir = Path::new("/db");
+    let (log, _) = EpochLog::open(be.clone(), dir, Options::default()).unwrap();
+    log.append(b"acked", Durability::Strong).unwrap();
+    sim.inject(Fault {
+        op: OpKind::Create,
+        nth: 1,
+        kind: FaultKind::Enospc,
+    });
+    assert!(matches!(log.snapshot(b"S"), Err(Error::Io { .. })));
+    drop(log);
+    sim.clear_faults();
+    let used: u64 = be
+        .list(dir)
+        .unwrap()
+        .iter()
+        .map(|n| sim.file_bytes(&dir.join(n)).map_or(0, |b| b.len() as u64))
+        .sum();
+    sim.set_capacity(Some(used));
+    let (log, r) = EpochLog::open(be.clone(), dir, Options::default()).unwrap();
+    assert_eq!(updates(r), vec![b"acked".to_vec()]);
+    assert!(matches!(
+        log.append(b"no room", Durability::Strong),
+        Err(Error::Io { .. })
+    ));
+    assert!(matches!(
+        log.append(b"x", Durability::Strong),
+        Err(Error::Poisoned { .. })
+    ));
+    drop(log);
+    sim.set_capacity(None);
+    let (log, r) = EpochLog::open(be.clone(), dir, Options::default()).unwrap();
+    assert_eq!(updates(r), vec![b"acked".to_vec()]);
+    log.append(b"room again", Durability::Strong).unwrap();
+    drop(log);
+    let (_, r) = EpochLog::open(be, dir, Options::default()).unwrap();
+    assert_eq!(updates(r), vec![b"acked".to_vec(), b"room again".to_vec()]);
+}

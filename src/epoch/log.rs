@@ -175,6 +175,9 @@ struct Inner {
     syncing: bool,
     poisoned: Option<String>,
     scratch: Vec<u8>,
+    /// The active segment is sealed; the next write starts a new segment first (deferred so
+    /// a store on a full disk still opens and reads).
+    needs_segment: bool,
 }
 
 impl Inner {
@@ -340,13 +343,12 @@ impl EpochLog {
             syncing: false,
             poisoned: None,
             scratch: Vec::new(),
+            needs_segment: false,
         };
+        // A sealed newest segment (a crash during a snapshot or rotation) is never appended
+        // to: the epoch continues in a new segment, made by the first write.
         let sealed = ends_with_seal(&inner.writer, &newest_path)?;
-        if sealed {
-            // The newest segment was sealed (a crash during a snapshot or rotation): continue
-            // the epoch in a new segment, never appending after a seal.
-            continue_segment(&segs, &options, &mut inner)?;
-        }
+        inner.needs_segment = sealed;
         let updates = Updates::new(
             segs.clone(),
             head.epoch,
@@ -399,6 +401,12 @@ impl EpochLog {
     pub fn append(&self, update: &[u8], durability: Durability) -> Result<Position> {
         let mut g = self.lock_inner();
         g.check()?;
+        if g.needs_segment {
+            if let Err(e) = continue_segment(&self.dir, &self.options, &mut g) {
+                g.poison(&e);
+                return Err(e);
+            }
+        }
         let epoch = g.epoch;
         let mut scratch = std::mem::take(&mut g.scratch);
         encode_update(&mut scratch, epoch, update);
@@ -557,6 +565,9 @@ impl EpochLog {
 
     /// Appends a seal to the active segment and syncs it.
     fn seal(&self, g: &mut Inner) -> Result<()> {
+        if g.needs_segment {
+            return Ok(()); // already sealed
+        }
         let epoch = g.epoch;
         g.writer.append(&encode_seal(epoch))?;
         g.writer.sync()?;
@@ -667,15 +678,20 @@ impl EpochLog {
         g.epoch_segment = epoch_segment;
         g.epoch_created_ms = created;
         g.high_epoch = intent.high_epoch;
-        g.update_bytes = 0;
+        let restored = self.dir.read_epoch(id, Some(seq), self.options.recovery)?;
+        g.snapshot_bytes = restored.snapshot.as_ref().map_or(0, |s| s.len() as u64);
+        g.update_bytes = restored.epoch.size.saturating_sub(g.snapshot_bytes);
         self.synced.notify_all();
-        self.dir.read_epoch(id, Some(seq), self.options.recovery)
+        Ok(restored)
     }
 
     /// Syncs everything and records a clean shutdown.
     pub fn close(self) -> Result<()> {
         let mut g = self.lock_inner();
         g.check()?;
+        if g.needs_segment {
+            return Ok(()); // sealed and synced; nothing may follow the seal
+        }
         let epoch = g.epoch;
         g.writer.append(&encode_close(epoch))?;
         g.writer.sync()?;
@@ -702,6 +718,7 @@ impl Inner {
             syncing: false,
             poisoned: None,
             scratch: Vec::new(),
+            needs_segment: false,
         }
     }
 
@@ -713,6 +730,7 @@ impl Inner {
         self.writer = writer;
         self.seq = seq;
         self.high_segment = self.high_segment.max(seq);
+        self.needs_segment = false;
     }
 }
 
