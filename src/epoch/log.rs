@@ -9,21 +9,22 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::dir::{
-    BROKEN_SUFFIX, REWIND_FILE, REWOUND_SUFFIX, SEGMENT_TAG, TMP_SUFFIX, segment_path, with_suffix,
+    BROKEN_SUFFIX, REWIND_FILE, REWOUND_SUFFIX, SEGMENT_TAG, TMP_SUFFIX, parse_segment_name,
+    segment_path, with_suffix,
 };
 use super::entry::{
-    ContinueHead, Decoded, SegmentStart, SnapshotHead, decode, encode_close, encode_continue,
-    encode_seal, encode_snapshot, encode_update,
+    ContinueHead, Decoded, SNAP_STATE_OFFSET, SegmentStart, SnapshotHead, decode, encode_close,
+    encode_continue, encode_seal, encode_snapshot, encode_update,
 };
 use super::read::{
-    EpochInfo, FellBack, RecoveryMode, RecoveryReport, Restored, SegmentDir, Updates,
+    EpochInfo, FellBack, RecoveryMode, RecoveryReport, Restored, SegmentDir, Start, Updates,
     millis_to_time,
 };
 use crate::backend::{Backend, DirLock, LockMode};
 use crate::error::{CorruptKind, Error, Result};
 use crate::frame::{
-    DEFAULT_BLOCK_SIZE, DEFAULT_WRITE_BUFFER, LogOptions, LogReader, LogWriter, TailPolicy,
-    random_file_id,
+    DEFAULT_BLOCK_SIZE, DEFAULT_WRITE_BUFFER, LogOptions, LogReader, LogWriter, MAX_ENTRY_LEN,
+    TailPolicy, random_file_id,
 };
 
 /// Whether an append returns before or after its entry is durable.
@@ -65,7 +66,8 @@ impl Default for Retention {
 }
 
 /// When a new snapshot is due: when the current epoch's updates exceed `update_ratio` times the
-/// snapshot's size, and at least `min_update_bytes`.
+/// snapshot's size, and at least `min_update_bytes` (sizes are bytes on disk, entry overhead
+/// included).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CompactionPolicy {
     /// Update bytes per snapshot byte that make a snapshot due.
@@ -255,6 +257,12 @@ impl EpochLog {
             finish_rewind(&segs, &options, &intent)?;
         }
         let mut seqs = segs.segments()?;
+        let mut given_up = 0u64;
+        if seqs.is_empty() && any_set_aside(&*backend, dir)? {
+            // Segments were set aside (`.broken`, `.rewound`) and none is left: never start an
+            // empty store over them silently.
+            return Err(Error::corrupt(dir, 0, CorruptKind::BrokenChain));
+        }
         if seqs.is_empty() {
             let now = options.clock.now_ms();
             let head = SnapshotHead {
@@ -287,6 +295,11 @@ impl EpochLog {
                 Ok(c) => break c,
                 Err(e @ Error::Corrupt { .. }) if options.fall_back && seqs.len() > 1 => {
                     let give_up = damaged_epoch_segments(&segs, &seqs);
+                    if give_up.is_empty() || give_up.len() >= seqs.len() {
+                        // Nothing older to fall back to: refuse rather than empty the store.
+                        return Err(e);
+                    }
+                    given_up += give_up.len() as u64;
                     let mut fell = FellBack {
                         cause: e.to_string(),
                         segments: Vec::new(),
@@ -301,9 +314,6 @@ impl EpochLog {
                         seqs.retain(|&s| s != seq);
                     }
                     report.fell_back.push(fell);
-                    if seqs.is_empty() {
-                        return Err(e);
-                    }
                 }
                 Err(e) => return Err(e),
             }
@@ -318,13 +328,13 @@ impl EpochLog {
         writer.set_write_buffer(options.write_buffer);
         report.torn_tail = cut;
         let (high_epoch, high_segment) = current.newest_start.head.high_marks();
+        // Segments given up by a fallback may have started epochs (at most one each) and used
+        // numbers: skip past them so no id or number is ever reused.
+        let high_epoch = high_epoch + given_up;
+        let high_segment = high_segment.max(highest_segment_name(&*backend, dir)?);
         let head = current.head;
         let epoch_size = segs.size_of(&current.segments)?;
-        let snapshot_bytes = current
-            .snapshot
-            .state
-            .as_ref()
-            .map_or(0, |s| s.len() as u64);
+        let snapshot_bytes = current.snapshot.pos.end;
         let update_bytes = epoch_size.saturating_sub(current.snapshot.pos.end);
         let mut inner = Inner {
             durable: Position {
@@ -412,13 +422,17 @@ impl EpochLog {
         encode_update(&mut scratch, epoch, update);
         let appended = g.writer.append(&scratch);
         g.scratch = scratch;
-        if let Err(e) = appended {
-            if !matches!(e, Error::InvalidArgument(_)) {
-                g.poison(&e);
+        let pos = match appended {
+            Ok(pos) => pos,
+            Err(e) => {
+                if !matches!(e, Error::InvalidArgument(_)) {
+                    g.poison(&e);
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-        g.update_bytes += update.len() as u64;
+        };
+        // Bytes on disk, as counted on open (segment sizes) and after a rewind.
+        g.update_bytes += pos.end - pos.start;
         let end = g.end();
         if g.writer.end() >= self.options.segment_bytes {
             let mut inner = g;
@@ -508,6 +522,13 @@ impl EpochLog {
     /// written to a temporary segment, synced and renamed into place; then segments of epochs
     /// the retention policy no longer keeps are deleted.
     pub fn snapshot(&self, state: &[u8]) -> Result<SnapshotReport> {
+        let max = MAX_ENTRY_LEN - SNAP_STATE_OFFSET as u64;
+        if state.len() as u64 > max {
+            return Err(Error::InvalidArgument(format!(
+                "snapshot of {} bytes exceeds the maximum of {max}",
+                state.len()
+            )));
+        }
         let mut g = self.lock_inner();
         g.check()?;
         let result = self.snapshot_locked(&mut g, state);
@@ -552,7 +573,7 @@ impl EpochLog {
         g.epoch_segment = seq;
         g.epoch_created_ms = now;
         g.high_epoch = epoch;
-        g.snapshot_bytes = state.len() as u64;
+        g.snapshot_bytes = size;
         g.update_bytes = 0;
         self.synced.notify_all();
         Ok(EpochInfo {
@@ -569,6 +590,8 @@ impl EpochLog {
             return Ok(()); // already sealed
         }
         let epoch = g.epoch;
+        // Sync first, so the seal's sync mark proves everything before it was durable.
+        g.writer.sync()?;
         g.writer.append(&encode_seal(epoch))?;
         g.writer.sync()?;
         g.durable = g.durable.max(g.end());
@@ -626,15 +649,26 @@ impl EpochLog {
     /// The retained epochs, newest first.
     pub fn epochs(&self) -> Result<Vec<EpochInfo>> {
         let mut g = self.lock_inner();
-        g.writer.flush()?;
+        self.flush_for_reading(&mut g);
         self.dir.epochs()
     }
 
     /// Reads retained epoch `id` (its snapshot and updates) without changing anything.
     pub fn read_epoch(&self, id: u64) -> Result<Restored> {
         let mut g = self.lock_inner();
-        g.writer.flush()?;
+        self.flush_for_reading(&mut g);
         self.dir.read_epoch(id, Some(g.seq), self.options.recovery)
+    }
+
+    /// Writes buffered entries so readers of the files see them. Reads go on after a failure:
+    /// it poisons the log (writes are refused) and the reader sees what reached the file.
+    fn flush_for_reading(&self, g: &mut Inner) {
+        if g.poisoned.is_none() {
+            if let Err(e) = g.writer.flush() {
+                g.poison(&e);
+                self.synced.notify_all();
+            }
+        }
     }
 
     /// Makes retained epoch `id` current again: the segments of the later epochs are renamed
@@ -678,10 +712,17 @@ impl EpochLog {
         g.epoch_segment = epoch_segment;
         g.epoch_created_ms = created;
         g.high_epoch = intent.high_epoch;
-        let restored = self.dir.read_epoch(id, Some(seq), self.options.recovery)?;
-        g.snapshot_bytes = restored.snapshot.as_ref().map_or(0, |s| s.len() as u64);
-        g.update_bytes = restored.epoch.size.saturating_sub(g.snapshot_bytes);
         self.synced.notify_all();
+        let restored = match self.dir.read_epoch(id, Some(seq), self.options.recovery) {
+            Ok(r) => r,
+            Err(e) => {
+                // The rewind happened but its state cannot be handed back: force a reopen.
+                g.poison(&e);
+                return Err(e);
+            }
+        };
+        g.snapshot_bytes = self.dir.read_start(epoch_segment, true)?.pos.end;
+        g.update_bytes = restored.epoch.size.saturating_sub(g.snapshot_bytes);
         Ok(restored)
     }
 
@@ -693,6 +734,8 @@ impl EpochLog {
             return Ok(()); // sealed and synced; nothing may follow the seal
         }
         let epoch = g.epoch;
+        // Sync first, so the close entry's sync mark proves the last batch was durable.
+        g.writer.sync()?;
         g.writer.append(&encode_close(epoch))?;
         g.writer.sync()?;
         Ok(())
@@ -789,17 +832,43 @@ fn damaged_epoch_segments(dir: &SegmentDir, seqs: &[u64]) -> Vec<u64> {
     let Some(&newest) = seqs.last() else {
         return Vec::new();
     };
-    match dir.read_start(newest, false) {
-        Ok(start) => match start.head {
-            SegmentStart::Continue(c) => seqs
-                .iter()
-                .copied()
-                .filter(|&s| s >= c.epoch_segment)
-                .collect(),
-            SegmentStart::Snapshot(_) => vec![newest],
-        },
-        Err(_) => vec![newest],
-    }
+    let from = match dir.read_start(newest, false) {
+        Ok(Start {
+            head: SegmentStart::Continue(c),
+            ..
+        }) => c.epoch_segment.min(newest),
+        _ => newest,
+    };
+    seqs.iter().copied().filter(|&s| s >= from).collect()
+}
+
+/// Whether segments were set aside in `dir` (by a fallback or a rewind).
+fn any_set_aside(backend: &dyn Backend, dir: &Path) -> Result<bool> {
+    Ok(backend
+        .list(dir)
+        .map_err(io_at(dir))?
+        .iter()
+        .any(|n| any_segment_number(n).is_some() && parse_segment_name(n).is_none()))
+}
+
+/// The highest segment number among the names in `dir`, set-aside ones included.
+fn highest_segment_name(backend: &dyn Backend, dir: &Path) -> Result<u64> {
+    Ok(backend
+        .list(dir)
+        .map_err(io_at(dir))?
+        .iter()
+        .filter_map(|n| any_segment_number(n))
+        .max()
+        .unwrap_or(0))
+}
+
+/// The number of a segment file name, with or without a set-aside suffix.
+fn any_segment_number(name: &str) -> Option<u64> {
+    let base = name
+        .strip_suffix(BROKEN_SUFFIX)
+        .or_else(|| name.strip_suffix(REWOUND_SUFFIX))
+        .unwrap_or(name);
+    parse_segment_name(base)
 }
 
 /// A rewind in progress (the `REWIND` file, FORMAT.md §11.8).
@@ -834,8 +903,9 @@ impl RewindIntent {
         let f = backend.open_read(path).map_err(io_at(path))?;
         let mut b = vec![0u8; REWIND_LEN];
         let n = f.read_full_at(&mut b, 0).map_err(io_at(path))?;
+        let len = f.len().map_err(io_at(path))?;
         let bad = || Error::corrupt(path, 0, CorruptKind::Payload);
-        if n != REWIND_LEN || b.get(..8) != Some(&REWIND_MAGIC[..]) {
+        if n != REWIND_LEN || len != REWIND_LEN as u64 || b.get(..8) != Some(&REWIND_MAGIC[..]) {
             return Err(bad());
         }
         let field = |i: usize| crate::frame::read_u64(&b, 8 + 8 * i).ok_or_else(bad);

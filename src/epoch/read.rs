@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::dir::{parse_segment_name, segment_path};
+use super::dir::{SEGMENT_TAG, parse_segment_name, segment_path};
 use super::entry::{Decoded, EntryError, SegmentStart, SnapshotHead, decode};
 use crate::backend::Backend;
 use crate::error::{CorruptKind, Error, Result};
@@ -144,6 +144,9 @@ impl SegmentDir {
     pub(crate) fn read_start(&self, seq: u64, sealed: bool) -> Result<Start> {
         let p = self.seg(seq);
         let mut r = LogReader::open(&*self.backend, &p, sealed)?;
+        if r.header().tag != SEGMENT_TAG {
+            return Err(Error::corrupt(&p, 0, CorruptKind::HeaderField));
+        }
         r.set_strict(true);
         let first = FILE_HEADER_LEN as u64;
         let Some(e) = r.next_entry()? else {
@@ -457,7 +460,9 @@ impl Updates {
             let ok = match r.next_entry() {
                 Ok(Some(e)) => match decode(e.payload) {
                     Ok(Decoded::Continue(h)) => {
-                        h.epoch == self.epoch && Some(h.prev_segment) == prev
+                        h.epoch == self.epoch
+                            && Some(h.prev_segment) == prev
+                            && Some(&h.epoch_segment) == self.segments.first()
                     }
                     _ => false,
                 },
@@ -522,6 +527,17 @@ impl Updates {
                                 found,
                             },
                         )),
+                        Ok(Decoded::Seal { epoch: found } | Decoded::Close { epoch: found })
+                            if found != epoch =>
+                        {
+                            Err((
+                                pos,
+                                CorruptKind::WrongEpoch {
+                                    expected: epoch,
+                                    found,
+                                },
+                            ))
+                        }
                         Ok(Decoded::Seal { .. }) => {
                             self.saw_seal = true;
                             self.next_segment();
