@@ -40,6 +40,8 @@
 pub mod backend;
 pub mod epoch;
 mod error;
+#[cfg(test)]
+mod format_doc;
 pub mod frame;
 
 pub use error::{CorruptKind, Error, Result};

@@ -17,73 +17,11 @@ use super::read::entry_error_kind;
 use super::{Clock, Durability, EpochLog, Options, Retention};
 use crate::backend::{Backend, FsBackend};
 use crate::error::{CorruptKind, Error};
+use crate::format_doc::{assert_vectors_match, decode_hex, doc_rows, doc_vectors, hex};
 use crate::frame::LogReader;
-
-const FORMAT_MD: &str = include_str!("../../FORMAT.md");
 
 /// The creation time used by every vector: 2023-11-14 22:13:20 UTC, in Unix milliseconds.
 const CREATED_MS: u64 = 1_700_000_000_000;
-
-/// The hex vectors of FORMAT.md §11: a line `epoch-vector NAME` inside a code block, followed
-/// by hex lines (spaces and `|` ignored) up to a blank line or the end of the block.
-fn doc_vectors() -> HashMap<String, Vec<u8>> {
-    let mut out = HashMap::new();
-    let mut current: Option<(String, String)> = None;
-    for line in FORMAT_MD.lines() {
-        let t = line.trim();
-        if let Some(name) = t.strip_prefix("epoch-vector ") {
-            current = Some((name.trim().to_string(), String::new()));
-        } else if let Some((_, hex)) = current.as_mut() {
-            if t.is_empty() || t.starts_with("```") {
-                let (name, hex) = current.take().unwrap_or_default();
-                let old = out.insert(name.clone(), decode_hex(&hex));
-                assert!(old.is_none(), "epoch-vector {name} appears twice");
-            } else {
-                hex.extend(t.chars().filter(|c| c.is_ascii_hexdigit()));
-            }
-        }
-    }
-    out
-}
-
-fn decode_hex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length");
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2).unwrap_or("zz"), 16).expect("hex"))
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// The cells of the rows of the table that follows `<!-- table: NAME -->`.
-fn doc_rows(name: &str) -> Vec<Vec<String>> {
-    let marker = format!("<!-- table: {name} -->");
-    let start = FORMAT_MD.find(&marker).expect("table marker in FORMAT.md");
-    let mut rows = Vec::new();
-    for line in FORMAT_MD
-        .get(start + marker.len()..)
-        .unwrap_or("")
-        .lines()
-        .skip(1)
-    {
-        let t = line.trim();
-        if !t.starts_with('|') {
-            if rows.is_empty() {
-                continue;
-            }
-            break;
-        }
-        rows.push(
-            t.trim_matches('|')
-                .split('|')
-                .map(|c| c.trim().to_string())
-                .collect(),
-        );
-    }
-    rows
-}
 
 /// A layout row: offset, width (`None` for `rest`: the field runs to the end of the entry),
 /// field name, meaning.
@@ -185,34 +123,14 @@ fn code_vectors() -> HashMap<String, Vec<u8>> {
 
 #[test]
 fn format_md_epoch_vectors_match_the_encoders() {
-    let doc = doc_vectors();
+    let doc = doc_vectors("epoch-vector");
     let code = code_vectors();
-    let mut problems = Vec::new();
-    for (name, bytes) in &code {
-        match doc.get(name) {
-            Some(d) if d == bytes => {}
-            Some(d) => problems.push(format!("{name}: doc {} code {}", hex(d), hex(bytes))),
-            None => problems.push(format!(
-                "{name}: missing from FORMAT.md; code {}",
-                hex(bytes)
-            )),
-        }
-    }
-    for name in doc.keys() {
-        if !code.contains_key(name) {
-            problems.push(format!("{name}: in FORMAT.md but not checked by the code"));
-        }
-    }
-    assert!(
-        problems.is_empty(),
-        "FORMAT.md epoch vectors drifted:\n{}",
-        problems.join("\n")
-    );
+    assert_vectors_match("epoch vectors", &doc, &code);
 }
 
 #[test]
 fn format_md_epoch_vectors_decode_back() {
-    let doc = doc_vectors();
+    let doc = doc_vectors("epoch-vector");
     let get = |name: &str| doc.get(name).map(Vec::as_slice).unwrap_or(&[]);
     assert_eq!(
         decode(get("update-entry")),
@@ -434,7 +352,7 @@ fn segment_entries(dir: &Path, seq: u64) -> (u32, Vec<Vec<u8>>) {
 /// epoch 0 (segments 1, 2), epoch 1 (3, 4), epoch 2 (5, 6) puts them in segments 1, 5 and 6.
 #[test]
 fn format_md_epoch_vectors_are_what_a_store_writes() {
-    let doc = doc_vectors();
+    let doc = doc_vectors("epoch-vector");
     let get = |name: &str| doc.get(name).cloned().unwrap_or_default();
     let dir = tempfile::tempdir().expect("tempdir");
     let options = Options {

@@ -4,71 +4,22 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::format_doc::{assert_vectors_match, doc_rows, doc_vectors};
+
 use super::format::*;
 use super::writer::{LogOptions, LogWriter};
 use crate::backend::FsBackend;
 
-const FORMAT_MD: &str = include_str!("../../FORMAT.md");
-
-/// The hex vectors of FORMAT.md: a line `vector NAME` inside a code block, followed by hex
-/// lines (spaces and `|` ignored) up to a blank line or the end of the block.
-fn doc_vectors() -> HashMap<String, Vec<u8>> {
-    let mut out = HashMap::new();
-    let mut current: Option<(String, String)> = None;
-    for line in FORMAT_MD.lines() {
-        let t = line.trim();
-        if let Some(name) = t.strip_prefix("vector ") {
-            current = Some((name.trim().to_string(), String::new()));
-        } else if let Some((_, hex)) = current.as_mut() {
-            if t.is_empty() || t.starts_with("```") {
-                let (name, hex) = current.take().unwrap_or_default();
-                out.insert(name, decode_hex(&hex));
-            } else {
-                hex.extend(t.chars().filter(|c| c.is_ascii_hexdigit()));
-            }
-        }
-    }
-    out
-}
-
-fn decode_hex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length");
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2).unwrap_or("zz"), 16).expect("hex"))
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// Rows `| offset | width | field |` of the table that follows `<!-- table: NAME -->`.
 fn doc_table(name: &str) -> Vec<(usize, usize, String)> {
-    let marker = format!("<!-- table: {name} -->");
-    let start = FORMAT_MD.find(&marker).expect("table marker in FORMAT.md");
-    let mut rows = Vec::new();
-    for line in FORMAT_MD
-        .get(start + marker.len()..)
-        .unwrap_or("")
-        .lines()
-        .skip(1)
-    {
-        let t = line.trim();
-        if !t.starts_with('|') {
-            if rows.is_empty() {
-                continue;
-            }
-            break;
-        }
-        let cells: Vec<&str> = t.trim_matches('|').split('|').map(str::trim).collect();
-        let (Some(o), Some(w), Some(f)) = (cells.first(), cells.get(1), cells.get(2)) else {
-            continue;
-        };
-        if let (Ok(o), Ok(w)) = (o.parse(), w.parse()) {
-            rows.push((o, w, f.trim_matches('`').to_string()));
-        }
-    }
-    rows
+    doc_rows(name)
+        .into_iter()
+        .filter_map(|cells| {
+            let o = cells.first()?.parse().ok()?;
+            let w = cells.get(1)?.parse().ok()?;
+            Some((o, w, cells.get(2)?.trim_matches('`').to_string()))
+        })
+        .collect()
 }
 
 /// The vectors, made by the code: a file with id 0x0123456789abcdef, holding "hello", an
@@ -115,29 +66,9 @@ fn code_vectors() -> HashMap<String, Vec<u8>> {
 
 #[test]
 fn format_md_vectors_match_the_code() {
-    let doc = doc_vectors();
+    let doc = doc_vectors("vector");
     let code = code_vectors();
-    let mut problems = Vec::new();
-    for (name, bytes) in &code {
-        match doc.get(name) {
-            Some(d) if d == bytes => {}
-            Some(d) => problems.push(format!("{name}: doc {} code {}", hex(d), hex(bytes))),
-            None => problems.push(format!(
-                "{name}: missing from FORMAT.md; code {}",
-                hex(bytes)
-            )),
-        }
-    }
-    for name in doc.keys() {
-        if !code.contains_key(name) {
-            problems.push(format!("{name}: in FORMAT.md but not checked by the code"));
-        }
-    }
-    assert!(
-        problems.is_empty(),
-        "FORMAT.md vectors drifted:\n{}",
-        problems.join("\n")
-    );
+    assert_vectors_match("vectors", &doc, &code);
     // The vectors decode with the reader's rules too.
     let header = FileHeader::decode(code.get("file-header").expect("vector"), Path::new("v"))
         .expect("decode");
