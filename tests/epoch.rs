@@ -822,3 +822,44 @@ fn a_segment_name_with_a_foreign_file_is_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Retention keeps the newest `keep_epochs` epochs and also every epoch younger than
+/// `keep_for`, by the epochs' creation times.
+#[test]
+fn retention_keeps_young_epochs_by_age() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, UNIX_EPOCH};
+    let now = Arc::new(AtomicU64::new(1_000_000));
+    let clock_now = now.clone();
+    let opts = Options {
+        retention: Retention {
+            keep_epochs: 1,
+            keep_for: Some(Duration::from_secs(60)),
+        },
+        clock: statelog::epoch::Clock::new(move || {
+            UNIX_EPOCH + Duration::from_millis(clock_now.load(Ordering::SeqCst))
+        }),
+        ..Options::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = EpochLog::open(fs(), dir.path(), opts).unwrap();
+    // Epochs 1..=5 ten seconds apart: all younger than a minute, all kept.
+    for _ in 0..5 {
+        now.fetch_add(10_000, Ordering::SeqCst);
+        log.snapshot(b"s").unwrap();
+    }
+    let ids: Vec<u64> = log.epochs().unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec![5, 4, 3, 2, 1, 0]);
+    // 45 s later epoch 6 starts: epochs 4 and 5 (55 s and 45 s old) are kept, epoch 3 (65 s)
+    // and older ones go, with their segments 1 to 4.
+    now.fetch_add(45_000, Ordering::SeqCst);
+    let report = log.snapshot(b"s").unwrap();
+    let ids: Vec<u64> = log.epochs().unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec![6, 5, 4]);
+    assert_eq!(report.deleted, vec![1, 2, 3, 4]);
+    // Much later, only the newest epoch is kept.
+    now.fetch_add(3_600_000, Ordering::SeqCst);
+    log.snapshot(b"s").unwrap();
+    let ids: Vec<u64> = log.epochs().unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec![7]);
+}
