@@ -70,6 +70,36 @@ pub enum Error {
     /// Something asked for does not exist (a row, an epoch that is not retained).
     #[error("not found: {0}")]
     NotFound(String),
+    /// A write would break a unique index; nothing was changed.
+    #[error("conflict: {table}.{index} already holds this value for another key")]
+    Conflict {
+        /// The table.
+        table: String,
+        /// The unique index.
+        index: String,
+    },
+    /// A compare-and-set found another version than the one expected; nothing was changed.
+    #[error("version mismatch: expected {expected}, found {found}")]
+    VersionMismatch {
+        /// The version the caller expected.
+        expected: u64,
+        /// The version stored.
+        found: u64,
+    },
+    /// A version or id counter would pass its maximum.
+    #[error("overflow: {0}")]
+    Overflow(String),
+    /// A table on disk was written with other types or a schema version this program cannot
+    /// read (and no migration was registered). Not corruption: the bytes are intact.
+    #[error("table {table}: stored as {found}, opened as {expected}")]
+    IncompatibleSchema {
+        /// The table.
+        table: String,
+        /// What the store holds.
+        found: String,
+        /// What the program asked for.
+        expected: String,
+    },
     /// An argument is out of range (for example an entry larger than the maximum size).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -43,5 +43,11 @@ mod error;
 #[cfg(test)]
 mod format_doc;
 pub mod frame;
+mod store;
 
+pub use epoch::Durability;
 pub use error::{CorruptKind, Error, Result};
+pub use store::{
+    AnyTable, BytesTable, Readable, Snapshot, Store, StoreOptions, Table, TableDef, TableInfo,
+    WriteTx,
+};

@@ -726,8 +726,8 @@ impl EpochLog {
         Ok(restored)
     }
 
-    /// Syncs everything and records a clean shutdown.
-    pub fn close(self) -> Result<()> {
+    /// Syncs everything and records a clean shutdown (appends go on afterwards if called).
+    pub fn close(&self) -> Result<()> {
         let mut g = self.lock_inner();
         g.check()?;
         if g.needs_segment {

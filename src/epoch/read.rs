@@ -359,6 +359,7 @@ pub struct Updates {
     done: bool,
     lost: Vec<LostRange>,
     count: u64,
+    last: Option<(PathBuf, u64)>,
 }
 
 impl std::fmt::Debug for Updates {
@@ -393,6 +394,7 @@ impl Updates {
             done: false,
             lost: Vec::new(),
             count: 0,
+            last: None,
         }
     }
 
@@ -411,7 +413,14 @@ impl Updates {
             done: true,
             lost: Vec::new(),
             count: 0,
+            last: None,
         }
+    }
+
+    /// Where the last update returned was read from: the segment file and the entry's offset
+    /// (for errors about its content).
+    pub fn last_location(&self) -> Option<(&Path, u64)> {
+        self.last.as_ref().map(|(p, o)| (p.as_path(), *o))
     }
 
     /// The ranges skipped so far (salvage mode).
@@ -518,7 +527,9 @@ impl Updates {
                     match decode(e.payload) {
                         Ok(Decoded::Update { epoch: found, data }) if found == epoch => {
                             self.count += 1;
-                            return Some(Ok(data.to_vec()));
+                            let data = data.to_vec();
+                            self.last = Some((file, pos.start));
+                            return Some(Ok(data));
                         }
                         Ok(Decoded::Update { epoch: found, .. }) => Err((
                             pos,

@@ -1,0 +1,193 @@
+//! How the store's data is written inside epoch entries (FORMAT.md §12): rows, transactions and
+//! snapshots, with bincode 2.0.1 (standard configuration) and order-preserving keys.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+
+/// Format version of store payloads, the first byte of every transaction and snapshot.
+pub const STORE_FORMAT: u8 = 1;
+
+/// Largest allocation a decoder may make for one payload.
+const DECODE_LIMIT: usize = 1 << 30;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<DECODE_LIMIT>()
+}
+
+/// Encodes a value with bincode (standard configuration).
+pub fn encode_value<V: Serialize + ?Sized>(v: &V) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(v, config())
+        .map_err(|e| Error::InvalidArgument(format!("cannot encode value: {e}")))
+}
+
+/// Decodes a whole bincode value; trailing bytes are an error.
+pub fn decode_value<V: DeserializeOwned>(b: &[u8]) -> std::result::Result<V, String> {
+    let (v, n) = bincode::serde::decode_from_slice(b, config()).map_err(|e| e.to_string())?;
+    if n != b.len() {
+        return Err(format!("{} trailing bytes", b.len() - n));
+    }
+    Ok(v)
+}
+
+/// Encodes a key so that byte order is the key's order (memcomparable).
+pub fn encode_key<K: Serialize>(k: &K) -> Result<Vec<u8>> {
+    memcomparable::to_vec(k).map_err(|e| Error::InvalidArgument(format!("cannot encode key: {e}")))
+}
+
+/// Decodes a key encoded by [`encode_key`].
+pub fn decode_key<K: DeserializeOwned>(b: &[u8]) -> std::result::Result<K, String> {
+    memcomparable::from_slice(b).map_err(|e| e.to_string())
+}
+
+/// Shared immutable bytes (keys and values): cloning is a reference count.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Bytes(pub Arc<[u8]>);
+
+impl Bytes {
+    /// Bytes from a slice.
+    pub fn new(b: &[u8]) -> Self {
+        Bytes(Arc::from(b))
+    }
+}
+
+impl From<Vec<u8>> for Bytes {
+    fn from(v: Vec<u8>) -> Self {
+        Bytes(Arc::from(v))
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Bytes {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Bytes({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> std::result::Result<Bytes, E> {
+                Ok(Bytes::new(v))
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> std::result::Result<Bytes, E> {
+                Ok(Bytes::from(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Bytes, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(Bytes::from(out))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// Whether a table holds typed (serde) rows or raw bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TableKind {
+    /// Keys in memcomparable form, values in bincode.
+    Typed,
+    /// Keys and values are the caller's bytes.
+    Bytes,
+}
+
+/// What the store records about a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableMeta {
+    /// Table id, used by rows in the log.
+    pub id: u32,
+    /// Table name.
+    pub name: String,
+    /// Typed or bytes.
+    pub kind: TableKind,
+    /// The key type's name (normalized, without module paths).
+    pub key_type: String,
+    /// The value type's name (normalized).
+    pub value_type: String,
+    /// Schema version.
+    pub version: u32,
+}
+
+/// One change in a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// A new table.
+    CreateTable(TableMeta),
+    /// A table's schema changed (after a migration rewrote its rows).
+    AlterTable(TableMeta),
+    /// Insert or replace a row.
+    Put {
+        /// Table id.
+        table: u32,
+        /// Encoded key.
+        key: Bytes,
+        /// Encoded value.
+        value: Bytes,
+        /// The row's version after this write.
+        version: u64,
+    },
+    /// Remove a row.
+    Delete {
+        /// Table id.
+        table: u32,
+        /// Encoded key.
+        key: Bytes,
+    },
+    /// A table's id sequence advanced to `next`.
+    Sequence {
+        /// Table id.
+        table: u32,
+        /// The next id to hand out.
+        next: u64,
+    },
+}
+
+/// Encodes a transaction: the format byte, then the ops.
+pub fn encode_tx(ops: &[Op]) -> Result<Vec<u8>> {
+    let mut out = vec![STORE_FORMAT];
+    bincode::serde::encode_into_std_write(ops, &mut out, config())
+        .map_err(|e| Error::InvalidArgument(format!("cannot encode transaction: {e}")))?;
+    Ok(out)
+}
+
+/// Decodes a transaction.
+pub fn decode_tx(b: &[u8]) -> std::result::Result<Vec<Op>, String> {
+    match b.split_first() {
+        Some((&STORE_FORMAT, rest)) => decode_value(rest),
+        Some((v, _)) => Err(format!("store format {v} is not supported")),
+        None => Err("empty transaction".into()),
+    }
+}

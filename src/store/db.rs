@@ -1,0 +1,439 @@
+//! The store: restore on open, atomic transactions as log entries, read snapshots, tables,
+//! compaction.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use imbl::OrdMap;
+use parking_lot::{Mutex, MutexGuard};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::codec::{
+    Bytes, Op, TableKind, TableMeta, decode_tx, decode_value, encode_tx, encode_value,
+};
+use super::read::{Snapshot, schema_error};
+use super::state::{IndexState, State};
+use super::table::{BytesTable, Table, TableDef, type_label};
+use super::txn::{WriteTx, index_keys};
+use crate::backend::{Backend, FsBackend};
+use crate::epoch::{Durability, EpochLog, LostRange, Options, Position, RecoveryReport};
+use crate::error::{CorruptKind, Error, Result};
+
+/// Settings of a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Settings of the underlying epoch log: recovery mode, retention, compaction policy,
+    /// segment size.
+    pub log: Options,
+    /// Take a snapshot (compact) by itself when the log's compaction policy says one is due.
+    pub auto_compact: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            log: Options::default(),
+            auto_compact: true,
+        }
+    }
+}
+
+/// A committed state waiting for its fsync before readers may see it.
+struct Pending {
+    pos: Position,
+    state: Arc<State>,
+    strong: bool,
+}
+
+struct Writer {
+    /// Every committed transaction, durable or not.
+    head: Arc<State>,
+    /// States committed but not yet published, oldest first.
+    pending: VecDeque<Pending>,
+}
+
+struct Shared {
+    log: EpochLog,
+    writer: Mutex<Writer>,
+    published: ArcSwap<State>,
+    auto_compact: bool,
+    recovery: RecoveryReport,
+    lost: Vec<LostRange>,
+}
+
+/// An embedded store of typed tables, kept in memory and persisted as a log of transactions
+/// with periodic snapshots. Cheap to clone; all clones share one store.
+///
+/// A strong transaction becomes visible to readers only once it is durable; a buffered one at
+/// once, unless a strong one before it is still waiting for its fsync.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.shared.log.dir())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in directory `dir` and restores its state.
+    pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        Self::open_with(Arc::new(FsBackend::new()), dir.as_ref(), options)
+    }
+
+    /// Opens the store through a given I/O backend.
+    pub fn open_with(
+        backend: Arc<dyn Backend>,
+        dir: &Path,
+        options: StoreOptions,
+    ) -> Result<Store> {
+        let (log, restored) = EpochLog::open(backend, dir, options.log)?;
+        let snapshot_file = dir.join(format!("{:016x}.seg", restored.epoch.segment));
+        let mut state = match &restored.snapshot {
+            Some(bytes) => State::decode_snapshot(bytes)
+                .map_err(|_| Error::corrupt(&snapshot_file, 32, CorruptKind::Payload))?,
+            None => State::default(),
+        };
+        let mut updates = restored.updates;
+        while let Some(update) = updates.next() {
+            let update = update?;
+            let bad = |u: &crate::epoch::Updates| match u.last_location() {
+                Some((file, offset)) => Error::corrupt(file, offset, CorruptKind::Payload),
+                None => Error::corrupt(&snapshot_file, 32, CorruptKind::Payload),
+            };
+            let ops = decode_tx(&update).map_err(|_| bad(&updates))?;
+            for op in &ops {
+                state.apply(op).map_err(|_| bad(&updates))?;
+            }
+            state.seq += 1;
+        }
+        state.generation = 1;
+        let state = Arc::new(state);
+        let store = Store {
+            shared: Arc::new(Shared {
+                log,
+                writer: Mutex::new(Writer {
+                    head: state.clone(),
+                    pending: VecDeque::new(),
+                }),
+                published: ArcSwap::new(state),
+                auto_compact: options.auto_compact,
+                recovery: restored.report,
+                lost: updates.lost().to_vec(),
+            }),
+        };
+        Ok(store)
+    }
+
+    /// What recovery found and did when the store was opened.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.shared.recovery
+    }
+
+    /// Log ranges skipped while restoring (salvage mode only).
+    pub fn lost(&self) -> &[LostRange] {
+        &self.shared.lost
+    }
+
+    /// The epoch log underneath, for tools.
+    #[doc(hidden)]
+    pub fn log(&self) -> &EpochLog {
+        &self.shared.log
+    }
+
+    /// A read snapshot of the newest published state (O(1), never blocked by writers).
+    pub fn read(&self) -> Snapshot {
+        Snapshot {
+            state: self.shared.published.load_full(),
+        }
+    }
+
+    /// Runs `f` in a write transaction and commits it with strong durability: returns once
+    /// the transaction is durable. If `f` fails or panics, nothing is committed.
+    pub fn write<R>(&self, f: impl FnOnce(&mut WriteTx) -> Result<R>) -> Result<R> {
+        self.write_with(Durability::Strong, f)
+    }
+
+    /// Runs `f` in a write transaction and commits it with the given durability.
+    pub fn write_with<R>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut WriteTx) -> Result<R>,
+    ) -> Result<R> {
+        let mut w = self.shared.writer.lock();
+        let mut tx = WriteTx::new(&w.head);
+        let out = f(&mut tx)?;
+        if tx.ops.is_empty() {
+            return Ok(out);
+        }
+        let pos = self.commit_locked(&mut w, tx.work, &tx.ops, durability)?;
+        if self.shared.auto_compact && self.shared.log.compaction_due() {
+            self.compact_locked(&mut w)?;
+        }
+        drop(w);
+        if durability == Durability::Strong {
+            self.shared.log.wait_durable(pos)?;
+            self.publish_ready(&mut self.shared.writer.lock());
+        }
+        Ok(out)
+    }
+
+    /// Appends the transaction to the log and makes `work` the head state; publishes it now
+    /// if nothing before it waits for an fsync and it need not wait itself.
+    fn commit_locked(
+        &self,
+        w: &mut MutexGuard<'_, Writer>,
+        mut work: State,
+        ops: &[Op],
+        durability: Durability,
+    ) -> Result<Position> {
+        let bytes = encode_tx(ops)?;
+        let pos = self.shared.log.append(&bytes, Durability::Buffered)?;
+        work.seq = w.head.seq + 1;
+        work.generation = w.head.generation + 1;
+        let state = Arc::new(work);
+        w.head = state.clone();
+        let strong = durability == Durability::Strong;
+        w.pending.push_back(Pending { pos, state, strong });
+        if !strong {
+            self.publish_ready(w);
+        }
+        Ok(pos)
+    }
+
+    /// Publishes the newest pending state that no unsynced strong commit precedes.
+    fn publish_ready(&self, w: &mut Writer) {
+        let durable = self.shared.log.durable_position();
+        let mut ready = None;
+        while let Some(front) = w.pending.front() {
+            if front.strong && front.pos > durable {
+                break;
+            }
+            ready = w.pending.pop_front();
+        }
+        if let Some(p) = ready {
+            self.publish(p.state);
+        }
+    }
+
+    /// Publishes a state unless a newer one is already visible (never moves backwards).
+    fn publish(&self, state: Arc<State>) {
+        if state.generation > self.shared.published.load().generation {
+            self.shared.published.store(state);
+        }
+    }
+
+    /// Makes every committed transaction durable and visible.
+    pub fn sync(&self) -> Result<()> {
+        let mut w = self.shared.writer.lock();
+        self.sync_locked(&mut w)
+    }
+
+    fn sync_locked(&self, w: &mut Writer) -> Result<()> {
+        self.shared.log.sync()?;
+        self.publish_ready(w);
+        Ok(())
+    }
+
+    /// Writes a snapshot of the whole state now (starting a new epoch, so restore no longer
+    /// replays the transactions before it) and applies retention to old epochs.
+    pub fn compact(&self) -> Result<()> {
+        let mut w = self.shared.writer.lock();
+        self.compact_locked(&mut w)
+    }
+
+    fn compact_locked(&self, w: &mut Writer) -> Result<()> {
+        let bytes = w.head.encode_snapshot()?;
+        self.shared.log.snapshot(&bytes)?;
+        self.publish_ready(w);
+        Ok(())
+    }
+
+    /// Syncs everything and records a clean shutdown.
+    pub fn close(&self) -> Result<()> {
+        let mut w = self.shared.writer.lock();
+        self.sync_locked(&mut w)?;
+        self.shared.log.close()
+    }
+
+    /// Opens the typed table `def` describes, creating it on first use. A table stored with
+    /// other key or value types, or a schema version with no registered migration, is
+    /// [`IncompatibleSchema`](Error::IncompatibleSchema). A table stored at an older version
+    /// with a migration is rewritten in one transaction. Unique indexes are built from the
+    /// rows.
+    pub fn table<K, V>(&self, def: TableDef<K, V>) -> Result<Table<K, V>>
+    where
+        K: Serialize + DeserializeOwned,
+        V: Serialize + DeserializeOwned + 'static,
+    {
+        let key_type = type_label::<K>();
+        let value_type = type_label::<V>();
+        let mut w = self.shared.writer.lock();
+        self.sync_locked(&mut w)?;
+        let mut work = (*w.head).clone();
+        let mut ops = Vec::new();
+        let incompatible = |found: String, expected: String| Error::IncompatibleSchema {
+            table: def.name.clone(),
+            found,
+            expected,
+        };
+        let id = match work.table_by_name(&def.name).map(|t| t.meta.clone()) {
+            None => {
+                let meta = TableMeta {
+                    id: work.next_table_id,
+                    name: def.name.clone(),
+                    kind: TableKind::Typed,
+                    key_type,
+                    value_type,
+                    version: def.version,
+                };
+                ops.push(Op::CreateTable(meta));
+                work.next_table_id
+            }
+            Some(meta) => {
+                if meta.kind != TableKind::Typed {
+                    return Err(incompatible("a bytes table".into(), "a typed table".into()));
+                }
+                if meta.key_type != key_type {
+                    return Err(incompatible(
+                        format!("keys {}", meta.key_type),
+                        format!("keys {key_type}"),
+                    ));
+                }
+                if meta.version > def.version {
+                    return Err(incompatible(
+                        format!("schema version {}", meta.version),
+                        format!(
+                            "schema version {} (the store was written by a newer program)",
+                            def.version
+                        ),
+                    ));
+                }
+                if meta.version == def.version && meta.value_type != value_type {
+                    return Err(incompatible(
+                        format!("values {} at version {}", meta.value_type, meta.version),
+                        format!(
+                            "values {value_type} at version {} (raise the version and add a migration)",
+                            def.version
+                        ),
+                    ));
+                }
+                if meta.version < def.version {
+                    let Some(m) = def.migrations.iter().find(|m| m.from == meta.version) else {
+                        return Err(incompatible(
+                            format!("schema version {}", meta.version),
+                            format!(
+                                "schema version {} (no migration from {})",
+                                def.version, meta.version
+                            ),
+                        ));
+                    };
+                    let table = work
+                        .tables
+                        .get(&meta.id)
+                        .ok_or_else(|| Error::NotFound(def.name.clone()))?;
+                    for (key, row) in table.rows.iter() {
+                        let value =
+                            (m.convert)(&row.value).map_err(|e| schema_error(&def.name, e))?;
+                        ops.push(Op::Put {
+                            table: meta.id,
+                            key: key.clone(),
+                            value: Bytes::from(encode_value(&value)?),
+                            version: row.version.saturating_add(1),
+                        });
+                    }
+                    ops.push(Op::AlterTable(TableMeta {
+                        key_type,
+                        value_type,
+                        version: def.version,
+                        ..meta.clone()
+                    }));
+                }
+                meta.id
+            }
+        };
+        if !ops.is_empty() {
+            for op in &ops {
+                work.apply(op).map_err(Error::InvalidArgument)?;
+            }
+            self.commit_locked(&mut w, work, &ops, Durability::Strong)?;
+            self.sync_locked(&mut w)?;
+            work = (*w.head).clone();
+        }
+        // Build the unique indexes from the rows.
+        let handle = Table::new(id, &def.name, def.uniques);
+        let t = work.table_mut(id).map_err(Error::NotFound)?;
+        let mut indexes: Vec<IndexState> = handle
+            .uniques
+            .iter()
+            .map(|u| IndexState {
+                name: u.name.clone(),
+                map: OrdMap::new(),
+            })
+            .collect();
+        for (key, row) in t.rows.iter() {
+            let value: V = decode_value(&row.value).map_err(|e| schema_error(&def.name, e))?;
+            for (slot, uk) in index_keys(&handle, &value)? {
+                if let Some(ix) = indexes.get_mut(slot) {
+                    if ix.map.insert(uk, key.clone()).is_some() {
+                        return Err(Error::Conflict {
+                            table: def.name.clone(),
+                            index: ix.name.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        t.indexes = indexes;
+        work.generation = w.head.generation + 1;
+        let state = Arc::new(work);
+        w.head = state.clone();
+        self.publish(state);
+        Ok(handle)
+    }
+
+    /// Opens the bytes table `name` (raw keys and values), creating it on first use.
+    pub fn bytes_table(&self, name: &str) -> Result<BytesTable> {
+        let mut w = self.shared.writer.lock();
+        if let Some(t) = w.head.table_by_name(name) {
+            if t.meta.kind != TableKind::Bytes {
+                return Err(Error::IncompatibleSchema {
+                    table: name.to_string(),
+                    found: "a typed table".into(),
+                    expected: "a bytes table".into(),
+                });
+            }
+            return Ok(BytesTable {
+                id: t.meta.id,
+                name: Arc::from(name),
+            });
+        }
+        let mut work = (*w.head).clone();
+        let meta = TableMeta {
+            id: work.next_table_id,
+            name: name.to_string(),
+            kind: TableKind::Bytes,
+            key_type: "bytes".into(),
+            value_type: "bytes".into(),
+            version: 1,
+        };
+        let id = meta.id;
+        let op = Op::CreateTable(meta);
+        work.apply(&op).map_err(Error::InvalidArgument)?;
+        let pos = self.commit_locked(&mut w, work, &[op], Durability::Strong)?;
+        drop(w);
+        self.shared.log.wait_durable(pos)?;
+        self.publish_ready(&mut self.shared.writer.lock());
+        Ok(BytesTable {
+            id,
+            name: Arc::from(name),
+        })
+    }
+}

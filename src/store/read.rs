@@ -1,0 +1,260 @@
+//! Reading tables: the same calls on a read snapshot and inside a write transaction (which
+//! sees its own writes).
+
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::codec::{Bytes, TableKind, decode_key, decode_value, encode_key};
+use super::state::{Row, State, TableState};
+use super::table::{AnyTable, BytesTable, Table};
+use crate::error::{Error, Result};
+
+/// What a snapshot says about one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    /// Table name.
+    pub name: String,
+    /// Whether the table is typed (`false`: raw bytes).
+    pub typed: bool,
+    /// The key type recorded for it.
+    pub key_type: String,
+    /// The value type recorded for it.
+    pub value_type: String,
+    /// Schema version.
+    pub version: u32,
+    /// Number of rows.
+    pub rows: usize,
+}
+
+pub(crate) fn table_state<'s>(state: &'s State, id: u32, name: &str) -> Result<&'s TableState> {
+    state
+        .tables
+        .get(&id)
+        .ok_or_else(|| Error::NotFound(format!("table {name}")))
+}
+
+pub(crate) fn not_found(table: &str) -> Error {
+    Error::NotFound(format!("no such key in table {table}"))
+}
+
+/// A stored value that does not decode as the table's value type.
+pub(crate) fn schema_error(table: &str, detail: String) -> Error {
+    Error::IncompatibleSchema {
+        table: table.to_string(),
+        found: format!("bytes that do not decode ({detail})"),
+        expected: "the value type the table was opened with".into(),
+    }
+}
+
+fn decode_row<K: DeserializeOwned, V: DeserializeOwned>(
+    table: &str,
+    k: &[u8],
+    v: &[u8],
+) -> Result<(K, V)> {
+    let key = decode_key(k).map_err(|e| schema_error(table, e))?;
+    let value = decode_value(v).map_err(|e| schema_error(table, e))?;
+    Ok((key, value))
+}
+
+fn key_bound<K: Serialize>(b: Bound<&K>) -> Result<Bound<Bytes>> {
+    Ok(match b {
+        Bound::Included(k) => Bound::Included(Bytes::from(encode_key(k)?)),
+        Bound::Excluded(k) => Bound::Excluded(Bytes::from(encode_key(k)?)),
+        Bound::Unbounded => Bound::Unbounded,
+    })
+}
+
+fn bytes_bound(b: Bound<&Vec<u8>>) -> Bound<Bytes> {
+    match b {
+        Bound::Included(k) => Bound::Included(Bytes::new(k)),
+        Bound::Excluded(k) => Bound::Excluded(Bytes::new(k)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// Reads of tables, on a [`Snapshot`] or inside a [`WriteTx`](crate::WriteTx).
+pub trait Readable {
+    /// The state being read.
+    #[doc(hidden)]
+    fn state(&self) -> &State;
+
+    /// The value stored under `key`, or [`NotFound`](Error::NotFound).
+    fn get<K: Serialize, V: DeserializeOwned>(&self, table: &Table<K, V>, key: &K) -> Result<V> {
+        self.get_versioned(table, key).map(|(v, _)| v)
+    }
+
+    /// The value under `key` and its version (1 for a new row, +1 for each write).
+    fn get_versioned<K: Serialize, V: DeserializeOwned>(
+        &self,
+        table: &Table<K, V>,
+        key: &K,
+    ) -> Result<(V, u64)> {
+        let t = table_state(self.state(), table.id, &table.name)?;
+        let row = t
+            .rows
+            .get(encode_key(key)?.as_slice())
+            .ok_or_else(|| not_found(&table.name))?;
+        let v = decode_value(&row.value).map_err(|e| schema_error(&table.name, e))?;
+        Ok((v, row.version))
+    }
+
+    /// The version of the row under `key`; 0 if there is none.
+    fn version<K: Serialize, V>(&self, table: &Table<K, V>, key: &K) -> Result<u64> {
+        let t = table_state(self.state(), table.id, &table.name)?;
+        Ok(t.rows
+            .get(encode_key(key)?.as_slice())
+            .map_or(0, |r| r.version))
+    }
+
+    /// Whether a row exists under `key`.
+    fn contains<K: Serialize, V>(&self, table: &Table<K, V>, key: &K) -> Result<bool> {
+        Ok(self.version(table, key)? > 0)
+    }
+
+    /// The row whose unique index `index` holds `value`, or [`NotFound`](Error::NotFound).
+    fn get_by<K: DeserializeOwned, V: DeserializeOwned, U: Serialize>(
+        &self,
+        table: &Table<K, V>,
+        index: &str,
+        value: &U,
+    ) -> Result<(K, V)> {
+        let t = table_state(self.state(), table.id, &table.name)?;
+        let ix = t
+            .indexes
+            .iter()
+            .find(|ix| ix.name == index)
+            .ok_or_else(|| Error::NotFound(format!("index {}.{index}", table.name)))?;
+        let pk = ix
+            .map
+            .get(encode_key(value)?.as_slice())
+            .ok_or_else(|| not_found(&table.name))?;
+        let row = t.rows.get(pk).ok_or_else(|| not_found(&table.name))?;
+        decode_row(&table.name, pk, &row.value)
+    }
+
+    /// Rows with keys in `range`, in key order.
+    fn range<'a, K, V, R>(
+        &'a self,
+        table: &Table<K, V>,
+        range: R,
+    ) -> Result<impl Iterator<Item = Result<(K, V)>> + 'a>
+    where
+        K: Serialize + DeserializeOwned + 'a,
+        V: DeserializeOwned + 'a,
+        R: RangeBounds<K>,
+    {
+        let t = table_state(self.state(), table.id, &table.name)?;
+        let bounds = (
+            key_bound(range.start_bound())?,
+            key_bound(range.end_bound())?,
+        );
+        let name: Arc<str> = table.name.clone();
+        Ok(t.rows
+            .range(bounds)
+            .map(move |(k, r): (&Bytes, &Row)| decode_row(&name, k, &r.value)))
+    }
+
+    /// Every row, in key order.
+    fn list<K, V>(&self, table: &Table<K, V>) -> Result<Vec<(K, V)>>
+    where
+        K: Serialize + DeserializeOwned,
+        V: DeserializeOwned,
+    {
+        self.range(table, ..)?.collect()
+    }
+
+    /// Number of rows.
+    fn count(&self, table: &impl AnyTable) -> Result<usize> {
+        Ok(
+            table_state(self.state(), table.table_id(), table.table_name())?
+                .rows
+                .len(),
+        )
+    }
+
+    /// The bytes stored under `key` in a bytes table, or [`NotFound`](Error::NotFound).
+    fn get_bytes(&self, table: &BytesTable, key: &[u8]) -> Result<Vec<u8>> {
+        let t = table_state(self.state(), table.id, &table.name)?;
+        t.rows
+            .get(key)
+            .map(|r| r.value.to_vec())
+            .ok_or_else(|| not_found(&table.name))
+    }
+
+    /// Rows of a bytes table with keys in `range`, in byte order.
+    fn range_bytes<'a>(
+        &'a self,
+        table: &BytesTable,
+        range: impl RangeBounds<Vec<u8>>,
+    ) -> Result<impl Iterator<Item = (Vec<u8>, Vec<u8>)> + 'a> {
+        let t = table_state(self.state(), table.id, &table.name)?;
+        let bounds = (
+            bytes_bound(range.start_bound()),
+            bytes_bound(range.end_bound()),
+        );
+        Ok(t.rows
+            .range(bounds)
+            .map(|(k, r)| (k.to_vec(), r.value.to_vec())))
+    }
+
+    /// The tables, in name order.
+    fn tables(&self) -> Vec<TableInfo> {
+        let s = self.state();
+        s.by_name
+            .iter()
+            .filter_map(|(_, id)| s.tables.get(id))
+            .map(|t| TableInfo {
+                name: t.meta.name.clone(),
+                typed: t.meta.kind == TableKind::Typed,
+                key_type: t.meta.key_type.clone(),
+                value_type: t.meta.value_type.clone(),
+                version: t.meta.version,
+                rows: t.rows.len(),
+            })
+            .collect()
+    }
+
+    /// Every row of the table named `name` as raw bytes (encoded key, encoded value), in key
+    /// order: for tools that do not know the table's types.
+    fn raw_rows<'a>(
+        &'a self,
+        name: &str,
+    ) -> Result<impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a> {
+        let t = self
+            .state()
+            .table_by_name(name)
+            .ok_or_else(|| Error::NotFound(format!("table {name}")))?;
+        Ok(t.rows.iter().map(|(k, r)| (&k[..], &r.value[..])))
+    }
+}
+
+/// A consistent, read-only view of one committed state. Taking one is O(1); it never blocks
+/// writers and is never blocked by them, and later snapshots never show an older state.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub(crate) state: Arc<State>,
+}
+
+impl Snapshot {
+    /// The number of transactions committed before this state.
+    pub fn seq(&self) -> u64 {
+        self.state.seq
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("seq", &self.state.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Readable for Snapshot {
+    fn state(&self) -> &State {
+        &self.state
+    }
+}

@@ -1,0 +1,219 @@
+//! Table definitions and the handles transactions and snapshots take.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::codec::{decode_value, encode_key};
+use crate::error::Result;
+
+type UniqueFn<V> = Arc<dyn Fn(&V) -> Result<Vec<u8>> + Send + Sync>;
+type MigrateFn<V> = Arc<dyn Fn(&[u8]) -> std::result::Result<V, String> + Send + Sync>;
+
+/// A unique index: a name and the function that derives its key from a row's value.
+pub(crate) struct Unique<V> {
+    pub(crate) name: String,
+    pub(crate) key: UniqueFn<V>,
+}
+
+impl<V> Clone for Unique<V> {
+    fn clone(&self) -> Self {
+        Unique {
+            name: self.name.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+/// How to read rows written with an older schema version.
+pub(crate) struct Migration<V> {
+    pub(crate) from: u32,
+    pub(crate) convert: MigrateFn<V>,
+}
+
+/// The definition of a typed table: its name, key and value types, schema version, unique
+/// indexes and migrations. Open it with [`Store::table`](crate::Store::table).
+///
+/// Keys are encoded so that their byte order is the key's order (integers numerically,
+/// strings and tuples lexicographically), values with bincode 2 (standard configuration).
+pub struct TableDef<K, V> {
+    pub(crate) name: String,
+    pub(crate) version: u32,
+    pub(crate) uniques: Vec<Unique<V>>,
+    pub(crate) migrations: Vec<Migration<V>>,
+    _types: PhantomData<fn() -> K>,
+}
+
+impl<K, V> TableDef<K, V>
+where
+    K: Serialize + DeserializeOwned,
+    V: Serialize + DeserializeOwned + 'static,
+{
+    /// A table named `name`, schema version 1.
+    pub fn new(name: impl Into<String>) -> Self {
+        TableDef {
+            name: name.into(),
+            version: 1,
+            uniques: Vec::new(),
+            migrations: Vec::new(),
+            _types: PhantomData,
+        }
+    }
+
+    /// Sets the schema version (raise it when the value type changes, with a migration).
+    pub fn version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Adds a unique index named `name` on a value-derived key: two rows with different
+    /// primary keys may not have the same index key (a write that would is a
+    /// [`Conflict`](crate::Error::Conflict)).
+    pub fn unique<U: Serialize>(
+        mut self,
+        name: impl Into<String>,
+        key: impl Fn(&V) -> U + Send + Sync + 'static,
+    ) -> Self {
+        self.uniques.push(Unique {
+            name: name.into(),
+            key: Arc::new(move |v| encode_key(&key(v))),
+        });
+        self
+    }
+
+    /// Reads rows stored with schema version `from` as `Old` and converts them. When the table
+    /// is opened at a newer version, every row is rewritten in one transaction.
+    pub fn migrate_from<Old: DeserializeOwned>(
+        mut self,
+        from: u32,
+        convert: impl Fn(Old) -> V + Send + Sync + 'static,
+    ) -> Self {
+        self.migrations.push(Migration {
+            from,
+            convert: Arc::new(move |bytes| decode_value::<Old>(bytes).map(&convert)),
+        });
+        self
+    }
+}
+
+/// An open typed table: pass it to transactions and snapshots. Cheap to clone.
+pub struct Table<K, V> {
+    pub(crate) id: u32,
+    pub(crate) name: Arc<str>,
+    pub(crate) uniques: Arc<[Unique<V>]>,
+    _types: PhantomData<fn() -> K>,
+}
+
+impl<K, V> Table<K, V> {
+    pub(crate) fn new(id: u32, name: &str, uniques: Vec<Unique<V>>) -> Self {
+        Table {
+            id,
+            name: Arc::from(name),
+            uniques: Arc::from(uniques),
+            _types: PhantomData,
+        }
+    }
+
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<K, V> Clone for Table<K, V> {
+    fn clone(&self) -> Self {
+        Table {
+            id: self.id,
+            name: self.name.clone(),
+            uniques: self.uniques.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for Table<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+/// An open table of raw bytes: keys and values are the caller's bytes, keys in byte order.
+#[derive(Debug, Clone)]
+pub struct BytesTable {
+    pub(crate) id: u32,
+    pub(crate) name: Arc<str>,
+}
+
+impl BytesTable {
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Something that names a table (typed or bytes), for table-level calls such as counting.
+pub trait AnyTable {
+    /// The table's id in its store.
+    #[doc(hidden)]
+    fn table_id(&self) -> u32;
+    /// The table's name.
+    fn table_name(&self) -> &str;
+}
+
+impl<K, V> AnyTable for Table<K, V> {
+    fn table_id(&self) -> u32 {
+        self.id
+    }
+    fn table_name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl AnyTable for BytesTable {
+    fn table_id(&self) -> u32 {
+        self.id
+    }
+    fn table_name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A type's name without module paths (`alloc::string::String` becomes `String`), so moving a
+/// type to another module does not change what the store records.
+pub(crate) fn type_label<T: ?Sized>() -> String {
+    let full = std::any::type_name::<T>();
+    let mut out = String::with_capacity(full.len());
+    let mut segment = String::new();
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            segment.push(c);
+        } else {
+            out.push_str(segment.rsplit("::").next().unwrap_or(""));
+            segment.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(segment.rsplit("::").next().unwrap_or(""));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_label;
+
+    #[test]
+    fn type_labels_drop_module_paths() {
+        assert_eq!(type_label::<String>(), "String");
+        assert_eq!(type_label::<(u64, String)>(), "(u64, String)");
+        assert_eq!(type_label::<Vec<Option<String>>>(), "Vec<Option<String>>");
+        assert_eq!(
+            type_label::<std::collections::BTreeMap<u8, [u8; 4]>>(),
+            "BTreeMap<u8, [u8; 4]>"
+        );
+    }
+}

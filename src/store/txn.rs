@@ -1,0 +1,295 @@
+//! Write transactions: changes to several tables that commit atomically as one log entry.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::codec::{Bytes, Op, decode_value, encode_key, encode_value};
+use super::read::{Readable, not_found, schema_error, table_state};
+use super::state::{Row, State};
+use super::table::{BytesTable, Table};
+use crate::error::{Error, Result};
+
+/// A write transaction, given to the closure of [`Store::write`](crate::Store::write). Reads
+/// see the transaction's own writes. If the closure returns an error or panics, nothing is
+/// committed. A failed call (a conflict, a version mismatch) changes nothing, and the closure
+/// may go on with other changes.
+pub struct WriteTx {
+    pub(crate) work: State,
+    pub(crate) ops: Vec<Op>,
+}
+
+impl Readable for WriteTx {
+    fn state(&self) -> &State {
+        &self.work
+    }
+}
+
+/// How a write treats an existing row.
+enum Mode<'a, V> {
+    /// Replace it.
+    Upsert,
+    /// Leave it alone.
+    IfAbsent,
+    /// Replace it only if its version is this one.
+    Expect(u64),
+    /// Replace it with the value this makes from it (the new value with preserved fields).
+    Preserve(&'a dyn Fn(&V) -> V),
+}
+
+impl WriteTx {
+    pub(crate) fn new(base: &State) -> Self {
+        WriteTx {
+            work: base.clone(),
+            ops: Vec::new(),
+        }
+    }
+
+    /// Inserts or replaces the row under `key`; returns whether it created the row.
+    pub fn insert<K: Serialize, V: Serialize + DeserializeOwned>(
+        &mut self,
+        table: &Table<K, V>,
+        key: &K,
+        value: &V,
+    ) -> Result<bool> {
+        self.write(table, key, value, Mode::Upsert)
+            .map(|(created, _)| created)
+    }
+
+    /// Inserts the row only if there is none under `key`; returns whether it did.
+    pub fn insert_if_absent<K: Serialize, V: Serialize + DeserializeOwned>(
+        &mut self,
+        table: &Table<K, V>,
+        key: &K,
+        value: &V,
+    ) -> Result<bool> {
+        self.write(table, key, value, Mode::IfAbsent)
+            .map(|(created, _)| created)
+    }
+
+    /// Inserts or replaces the row under `key`, but when a row exists, `keep(old, &mut new)`
+    /// first copies the fields to preserve (such as a creation time) from it. Returns whether
+    /// it created the row.
+    pub fn upsert_preserving<K: Serialize, V: Serialize + DeserializeOwned + Clone>(
+        &mut self,
+        table: &Table<K, V>,
+        key: &K,
+        value: &V,
+        keep: impl Fn(&V, &mut V),
+    ) -> Result<bool> {
+        let merge = |old: &V| {
+            let mut new = value.clone();
+            keep(old, &mut new);
+            new
+        };
+        self.write(table, key, value, Mode::Preserve(&merge))
+            .map(|(created, _)| created)
+    }
+
+    /// Compare-and-set: writes the row only if its current version is `expected` (0: no row),
+    /// and returns the new version, `expected + 1`. A different version is
+    /// [`VersionMismatch`](Error::VersionMismatch); `expected == u64::MAX` is
+    /// [`Overflow`](Error::Overflow).
+    pub fn save<K: Serialize, V: Serialize + DeserializeOwned>(
+        &mut self,
+        table: &Table<K, V>,
+        key: &K,
+        value: &V,
+        expected: u64,
+    ) -> Result<u64> {
+        self.write(table, key, value, Mode::Expect(expected))
+            .map(|(_, v)| v)
+    }
+
+    /// Deletes the row under `key` and returns its value, or [`NotFound`](Error::NotFound).
+    pub fn delete<K: Serialize, V: DeserializeOwned>(
+        &mut self,
+        table: &Table<K, V>,
+        key: &K,
+    ) -> Result<V> {
+        let kb = Bytes::from(encode_key(key)?);
+        let t = table_state(&self.work, table.id, &table.name)?;
+        let old = t
+            .rows
+            .get(&kb)
+            .cloned()
+            .ok_or_else(|| not_found(&table.name))?;
+        let value: V = decode_value(&old.value).map_err(|e| schema_error(&table.name, e))?;
+        let old_keys = index_keys(table, &value)?;
+        let t = self.work.table_mut(table.id).map_err(Error::NotFound)?;
+        t.rows.remove(&kb);
+        for (slot, uk) in old_keys {
+            if let Some(ix) = t.indexes.get_mut(slot) {
+                ix.map.remove(&uk);
+            }
+        }
+        self.ops.push(Op::Delete {
+            table: table.id,
+            key: kb,
+        });
+        Ok(value)
+    }
+
+    /// The table's next id: a sequence that starts at 1 and never goes back, also after rows
+    /// are deleted and the store is reopened.
+    pub fn next_id<K, V>(&mut self, table: &Table<K, V>) -> Result<u64> {
+        let t = self
+            .work
+            .table_mut(table.id)
+            .map_err(|_| Error::NotFound(format!("table {}", table.name)))?;
+        let id = t.next_id;
+        let next = id
+            .checked_add(1)
+            .ok_or_else(|| Error::Overflow(format!("id sequence of table {}", table.name)))?;
+        t.next_id = next;
+        self.ops.push(Op::Sequence {
+            table: table.id,
+            next,
+        });
+        Ok(id)
+    }
+
+    /// Inserts or replaces a row of a bytes table.
+    pub fn put_bytes(&mut self, table: &BytesTable, key: &[u8], value: &[u8]) -> Result<()> {
+        let t = self
+            .work
+            .table_mut(table.id)
+            .map_err(|_| Error::NotFound(format!("table {}", table.name)))?;
+        let kb = Bytes::new(key);
+        let version = next_version(t.rows.get(&kb), &table.name)?;
+        let vb = Bytes::new(value);
+        t.rows.insert(
+            kb.clone(),
+            Row {
+                value: vb.clone(),
+                version,
+            },
+        );
+        self.ops.push(Op::Put {
+            table: table.id,
+            key: kb,
+            value: vb,
+            version,
+        });
+        Ok(())
+    }
+
+    /// Deletes a row of a bytes table, or [`NotFound`](Error::NotFound).
+    pub fn delete_bytes(&mut self, table: &BytesTable, key: &[u8]) -> Result<()> {
+        let t = self
+            .work
+            .table_mut(table.id)
+            .map_err(|_| Error::NotFound(format!("table {}", table.name)))?;
+        if t.rows.remove(key).is_none() {
+            return Err(not_found(&table.name));
+        }
+        self.ops.push(Op::Delete {
+            table: table.id,
+            key: Bytes::new(key),
+        });
+        Ok(())
+    }
+
+    fn write<K: Serialize, V: Serialize + DeserializeOwned>(
+        &mut self,
+        table: &Table<K, V>,
+        key: &K,
+        value: &V,
+        mode: Mode<'_, V>,
+    ) -> Result<(bool, u64)> {
+        let kb = Bytes::from(encode_key(key)?);
+        let t = table_state(&self.work, table.id, &table.name)?;
+        let old = t.rows.get(&kb).cloned();
+        let found = old.as_ref().map_or(0, |r| r.version);
+        let old_value: Option<V> = match &old {
+            Some(r) if !table.uniques.is_empty() || matches!(mode, Mode::Preserve(_)) => {
+                Some(decode_value(&r.value).map_err(|e| schema_error(&table.name, e))?)
+            }
+            _ => None,
+        };
+        let preserved;
+        let value = match (&mode, &old_value) {
+            (Mode::IfAbsent, _) if old.is_some() => return Ok((false, found)),
+            (Mode::Expect(expected), _) => {
+                if *expected != found {
+                    return Err(Error::VersionMismatch {
+                        expected: *expected,
+                        found,
+                    });
+                }
+                value
+            }
+            (Mode::Preserve(merge), Some(o)) => {
+                preserved = merge(o);
+                &preserved
+            }
+            _ => value,
+        };
+        let version = next_version(old.as_ref(), &table.name)?;
+        // Unique indexes: the new keys must not belong to another row.
+        let new_keys = index_keys(table, value)?;
+        for (slot, uk) in &new_keys {
+            let owner = t.indexes.get(*slot).and_then(|ix| ix.map.get(uk));
+            if owner.is_some_and(|pk| *pk != kb) {
+                let index = t
+                    .indexes
+                    .get(*slot)
+                    .map_or_else(String::new, |ix| ix.name.clone());
+                return Err(Error::Conflict {
+                    table: table.name.to_string(),
+                    index,
+                });
+            }
+        }
+        let old_keys = match &old_value {
+            Some(o) if !table.uniques.is_empty() => index_keys(table, o)?,
+            _ => Vec::new(),
+        };
+        let vb = Bytes::from(encode_value(value)?);
+        let t = self.work.table_mut(table.id).map_err(Error::NotFound)?;
+        for (slot, uk) in old_keys {
+            if let Some(ix) = t.indexes.get_mut(slot) {
+                ix.map.remove(&uk);
+            }
+        }
+        for (slot, uk) in new_keys {
+            if let Some(ix) = t.indexes.get_mut(slot) {
+                ix.map.insert(uk, kb.clone());
+            }
+        }
+        t.rows.insert(
+            kb.clone(),
+            Row {
+                value: vb.clone(),
+                version,
+            },
+        );
+        self.ops.push(Op::Put {
+            table: table.id,
+            key: kb,
+            value: vb,
+            version,
+        });
+        Ok((old.is_none(), version))
+    }
+}
+
+fn next_version(old: Option<&Row>, table: &str) -> Result<u64> {
+    match old {
+        None => Ok(1),
+        Some(r) => r
+            .version
+            .checked_add(1)
+            .ok_or_else(|| Error::Overflow(format!("row version in table {table}"))),
+    }
+}
+
+/// The encoded keys of `value` in each of the table's unique indexes, with the index's slot in
+/// the table state.
+pub(crate) fn index_keys<K, V>(table: &Table<K, V>, value: &V) -> Result<Vec<(usize, Bytes)>> {
+    table
+        .uniques
+        .iter()
+        .enumerate()
+        .map(|(slot, u)| Ok((slot, Bytes::from((u.key)(value)?))))
+        .collect()
+}
