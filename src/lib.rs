@@ -48,6 +48,6 @@ mod store;
 pub use epoch::Durability;
 pub use error::{CorruptKind, Error, Result};
 pub use store::{
-    AnyTable, BytesTable, Readable, Snapshot, Store, StoreOptions, Table, TableDef, TableInfo,
-    WriteTx,
+    AnyTable, BytesTable, DerivedView, Readable, Snapshot, Store, StoreOptions, Table, TableDef,
+    TableInfo, WriteTx,
 };

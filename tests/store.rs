@@ -501,7 +501,11 @@ fn readers_see_only_committed_states_during_concurrent_writes() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
     store.sync().unwrap();
-    assert_eq!(store.read().seq(), 802, "table creation, the initial rows, 800 transfers");
+    assert_eq!(
+        store.read().seq(),
+        802,
+        "table creation, the initial rows, 800 transfers"
+    );
 }
 
 /// A model-based test: random transactions against a BTreeMap, with reopen and compaction
@@ -571,4 +575,104 @@ fn random_transactions_match_a_model() {
             assert_eq!(got, model, "seed {seed} step {step}");
         }
     }
+}
+
+/// A derived view (DbCache's OnReload overlay) is computed from each new state and published
+/// with it: no reader ever sees a state without its view (TestReloadOverlayNeverPartiallyVisible).
+#[test]
+fn derived_view_is_published_with_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        view: Some(statelog::DerivedView::new(|snap: &statelog::Snapshot| {
+            let t = match snap.table_named::<u32, i64>("n") {
+                Ok(t) => t,
+                Err(Error::NotFound(_)) => return Ok(0i64),
+                Err(e) => return Err(e),
+            };
+            snap.range(&t, ..)?
+                .map(|r| r.map(|(_, v)| v))
+                .sum::<Result<i64, Error>>()
+        })),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), options).unwrap();
+    let t: Table<u32, i64> = store.table(TableDef::new("n")).unwrap();
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            for _ in 0..2000 {
+                let snap = store.read();
+                let sum: i64 = snap.range(&t, ..).unwrap().map(|r| r.unwrap().1).sum();
+                assert_eq!(
+                    *snap.view::<i64>().unwrap(),
+                    sum,
+                    "a state without its view"
+                );
+            }
+        });
+        for i in 0..50u32 {
+            store.write(|tx| tx.insert(&t, &i, &i64::from(i))).unwrap();
+        }
+        reader.join().unwrap();
+    });
+    assert_eq!(*store.read().view::<i64>().unwrap(), (0..50).sum::<i64>());
+}
+
+/// A failing view leaves the previous state published and is reported
+/// (TestReloadFailingLoaderKeepsSnapshot); a slow view never blocks readers
+/// (TestSnapshotNotBlockedDuringSlowOnReload).
+#[test]
+fn failing_or_slow_views_keep_readers_on_the_previous_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let slow = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (f, sl) = (fail.clone(), slow.clone());
+    let options = StoreOptions {
+        view: Some(statelog::DerivedView::new(
+            move |snap: &statelog::Snapshot| {
+                if sl.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
+                if f.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(Error::InvalidArgument("view refused".into()));
+                }
+                Ok(snap.seq())
+            },
+        )),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), options).unwrap();
+    let t: Table<u32, u32> = store.table(TableDef::new("t")).unwrap();
+    store.write(|tx| tx.insert(&t, &1, &1)).unwrap();
+    let before = store.read();
+    assert_eq!(*before.view::<u64>().unwrap(), before.seq());
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    store.write(|tx| tx.insert(&t, &2, &2)).unwrap();
+    let after = store.read();
+    assert_eq!(
+        after.seq(),
+        before.seq(),
+        "the previous state stays published"
+    );
+    assert!(!after.contains(&t, &2).unwrap());
+    assert!(matches!(
+        store.view_error(),
+        Some(Error::InvalidArgument(_))
+    ));
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    slow.store(true, std::sync::atomic::Ordering::SeqCst);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| store.write(|tx| tx.insert(&t, &3, &3)).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let started = std::time::Instant::now();
+        let snap = store.read();
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(100),
+            "a slow view blocked a reader"
+        );
+        assert!(!snap.contains(&t, &3).unwrap());
+        writer.join().unwrap();
+    });
+    let snap = store.read();
+    assert!(snap.contains(&t, &2).unwrap() && snap.contains(&t, &3).unwrap());
+    assert_eq!(*snap.view::<u64>().unwrap(), snap.seq());
 }

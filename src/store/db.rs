@@ -15,7 +15,7 @@ use super::codec::{
     Bytes, Op, TableKind, TableMeta, decode_tx, decode_value, encode_tx, encode_value,
 };
 use super::read::{Snapshot, schema_error};
-use super::state::{IndexState, State};
+use super::state::{IndexState, State, ViewValue};
 use super::table::{BytesTable, Table, TableDef, type_label};
 use super::txn::{WriteTx, index_keys};
 use crate::backend::{Backend, FsBackend};
@@ -30,6 +30,8 @@ pub struct StoreOptions {
     pub log: Options,
     /// Take a snapshot (compact) by itself when the log's compaction policy says one is due.
     pub auto_compact: bool,
+    /// A view derived from every new state and published atomically with it.
+    pub view: Option<DerivedView>,
 }
 
 impl Default for StoreOptions {
@@ -37,7 +39,32 @@ impl Default for StoreOptions {
         StoreOptions {
             log: Options::default(),
             auto_compact: true,
+            view: None,
         }
+    }
+}
+
+type ViewFn = dyn Fn(&Snapshot) -> Result<ViewValue> + Send + Sync;
+
+/// A function computing a derived view (an index, a cache, an overlay) from each new committed
+/// state. Readers get it with [`Snapshot::view`]; no reader ever sees a state without its view.
+/// If the function fails, the previous state and view stay published and the error is kept
+/// for [`Store::view_error`]; the transaction itself is committed.
+#[derive(Clone)]
+pub struct DerivedView(Arc<ViewFn>);
+
+impl DerivedView {
+    /// A view made by `f`.
+    pub fn new<T: std::any::Any + Send + Sync>(
+        f: impl Fn(&Snapshot) -> Result<T> + Send + Sync + 'static,
+    ) -> Self {
+        DerivedView(Arc::new(move |s| f(s).map(|v| Arc::new(v) as ViewValue)))
+    }
+}
+
+impl std::fmt::Debug for DerivedView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DerivedView")
     }
 }
 
@@ -60,6 +87,8 @@ struct Shared {
     writer: Mutex<Writer>,
     published: ArcSwap<State>,
     auto_compact: bool,
+    view: Option<DerivedView>,
+    view_error: Mutex<Option<Error>>,
     recovery: RecoveryReport,
     lost: Vec<LostRange>,
 }
@@ -115,6 +144,12 @@ impl Store {
             state.seq += 1;
         }
         state.generation = 1;
+        if let Some(view) = &options.view {
+            let snap = Snapshot {
+                state: Arc::new(state.clone()),
+            };
+            state.view = Some((view.0)(&snap)?);
+        }
         let state = Arc::new(state);
         let store = Store {
             shared: Arc::new(Shared {
@@ -125,6 +160,8 @@ impl Store {
                 }),
                 published: ArcSwap::new(state),
                 auto_compact: options.auto_compact,
+                view: options.view,
+                view_error: Mutex::new(None),
                 recovery: restored.report,
                 lost: updates.lost().to_vec(),
             }),
@@ -223,11 +260,35 @@ impl Store {
         }
     }
 
-    /// Publishes a state unless a newer one is already visible (never moves backwards).
+    /// Publishes a state unless a newer one is already visible (never moves backwards), with
+    /// its derived view computed first; if the view fails, the previous state stays.
     fn publish(&self, state: Arc<State>) {
-        if state.generation > self.shared.published.load().generation {
-            self.shared.published.store(state);
+        if state.generation <= self.shared.published.load().generation {
+            return;
         }
+        let state = match &self.shared.view {
+            None => state,
+            Some(view) => match (view.0)(&Snapshot {
+                state: state.clone(),
+            }) {
+                Ok(v) => {
+                    let mut with_view = (*state).clone();
+                    with_view.view = Some(v);
+                    Arc::new(with_view)
+                }
+                Err(e) => {
+                    *self.shared.view_error.lock() = Some(e);
+                    return;
+                }
+            },
+        };
+        self.shared.published.store(state);
+    }
+
+    /// The last failure of the derived view function, if any (taken: a second call returns
+    /// `None` until it fails again).
+    pub fn view_error(&self) -> Option<Error> {
+        self.shared.view_error.lock().take()
     }
 
     /// Makes every committed transaction durable and visible.

@@ -8,7 +8,7 @@ mod state;
 mod table;
 mod txn;
 
-pub use db::{Store, StoreOptions};
+pub use db::{DerivedView, Store, StoreOptions};
 pub use read::{Readable, Snapshot, TableInfo};
 pub use table::{AnyTable, BytesTable, Table, TableDef};
 pub use txn::WriteTx;

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::codec::{Bytes, TableKind, decode_key, decode_value, encode_key};
 use super::state::{Row, State, TableState};
-use super::table::{AnyTable, BytesTable, Table};
+use super::table::{AnyTable, BytesTable, Table, type_label};
 use crate::error::{Error, Result};
 
 /// What a snapshot says about one table.
@@ -200,6 +200,28 @@ pub trait Readable {
             .map(|(k, r)| (k.to_vec(), r.value.to_vec())))
     }
 
+    /// A read handle for the typed table named `name` (no unique indexes attached), checked
+    /// against the key and value types recorded for it: for code that reads tables it did not
+    /// open, such as a derived view.
+    fn table_named<K, V>(&self, name: &str) -> Result<Table<K, V>> {
+        let t = self
+            .state()
+            .table_by_name(name)
+            .ok_or_else(|| Error::NotFound(format!("table {name}")))?;
+        let (key_type, value_type) = (type_label::<K>(), type_label::<V>());
+        if t.meta.kind != TableKind::Typed
+            || t.meta.key_type != key_type
+            || t.meta.value_type != value_type
+        {
+            return Err(Error::IncompatibleSchema {
+                table: name.to_string(),
+                found: format!("keys {}, values {}", t.meta.key_type, t.meta.value_type),
+                expected: format!("keys {key_type}, values {value_type}"),
+            });
+        }
+        Ok(Table::new(t.meta.id, name, Vec::new()))
+    }
+
     /// The tables, in name order.
     fn tables(&self) -> Vec<TableInfo> {
         let s = self.state();
@@ -242,6 +264,12 @@ impl Snapshot {
     /// The number of transactions committed before this state.
     pub fn seq(&self) -> u64 {
         self.state.seq
+    }
+
+    /// The derived view computed from this state (see
+    /// [`StoreOptions::view`](crate::StoreOptions::view)), if it is of type `T`.
+    pub fn view<T: std::any::Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.state.view.clone().and_then(|v| v.downcast::<T>().ok())
     }
 }
 

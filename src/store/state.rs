@@ -43,8 +43,11 @@ pub struct TableState {
     pub indexes: Vec<IndexState>,
 }
 
+/// A value derived from a state by the program (see `DerivedView`), published with it.
+pub type ViewValue = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
 /// The whole state of a store.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct State {
     /// Number of transactions committed since the store was created.
     pub seq: u64,
@@ -57,6 +60,18 @@ pub struct State {
     pub tables: OrdMap<u32, TableState>,
     /// Table ids by name.
     pub by_name: OrdMap<String, u32>,
+    /// The program's derived view of this state, if it set one.
+    pub view: Option<ViewValue>,
+}
+
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("State")
+            .field("seq", &self.seq)
+            .field("generation", &self.generation)
+            .field("tables", &self.tables.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl State {
@@ -155,6 +170,7 @@ impl State {
             next_table_id: image.next_table_id,
             tables: OrdMap::new(),
             by_name: OrdMap::new(),
+            view: None,
         };
         for t in image.tables {
             if state
