@@ -5,33 +5,50 @@
 //! - [`frame`]: checksummed records in fixed-size blocks (the log file format of FORMAT.md).
 //! - [`epoch`]: a directory of segments holding epochs (a snapshot and its updates), with
 //!   bounded restore, rewind, compaction and group commit.
+//! - The store ([`Store`]): typed tables, transactions, read snapshots, compaction.
+//!
+//! Applications keep their state in typed tables in memory; every committed transaction is
+//! one checksummed log entry, and on startup the state is restored from the last snapshot
+//! plus the transactions after it.
 //!
 //! ```
-//! use statelog::backend::FsBackend;
-//! use statelog::frame::{LogOptions, LogReader, LogWriter, TailPolicy};
+//! use serde::{Deserialize, Serialize};
+//! use statelog::{Error, Readable, Store, StoreOptions, TableDef};
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! struct Platform {
+//!     name: String,
+//!     sticky_ttl_s: u32,
+//! }
 //!
 //! # fn main() -> statelog::Result<()> {
-//! let dir = tempfile::tempdir().unwrap();
-//! let path = dir.path().join("app.log");
-//! let backend = FsBackend::new();
+//! # let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path(), StoreOptions::default())?;
+//! let platforms = store.table(
+//!     TableDef::<String, Platform>::new("platforms").unique("name", |p| p.name.clone()),
+//! )?;
 //!
-//! let mut log = LogWriter::create(&backend, &path, &LogOptions::default())?;
-//! log.append(b"first change")?;
-//! log.append(b"second change")?;
-//! log.sync()?; // durable from here on
-//! drop(log);
+//! // A transaction: atomic, durable when `write` returns.
+//! store.write(|tx| {
+//!     tx.insert(&platforms, &"p1".to_string(), &Platform { name: "default".into(), sticky_ttl_s: 60 })?;
+//!     Ok(())
+//! })?;
 //!
-//! // After a restart: reopening repairs a torn tail, if the process died mid-write.
-//! let (mut log, _cut) = LogWriter::open(&backend, &path, TailPolicy::TolerateTorn)?;
-//! log.append(b"third change")?;
-//! log.sync()?;
+//! // A unique violation is a conflict, and changes nothing.
+//! let clash = Platform { name: "default".into(), sticky_ttl_s: 5 };
+//! let err = store.write(|tx| tx.insert(&platforms, &"p2".to_string(), &clash)).unwrap_err();
+//! assert!(matches!(err, Error::Conflict { .. }));
 //!
-//! let mut reader = LogReader::open(&backend, &path, false)?;
-//! let mut seen = Vec::new();
-//! while let Some(entry) = reader.next_entry()? {
-//!     seen.push(entry.payload.to_vec());
-//! }
-//! assert_eq!(seen, [&b"first change"[..], b"second change", b"third change"]);
+//! // A read snapshot: O(1), never blocked by writers.
+//! let snap = store.read();
+//! assert_eq!(snap.get(&platforms, &"p1".to_string())?.sticky_ttl_s, 60);
+//! assert!(matches!(snap.get(&platforms, &"p2".to_string()), Err(Error::NotFound(_))));
+//! drop(store);
+//!
+//! // After a restart the state is restored.
+//! let store = Store::open(dir.path(), StoreOptions::default())?;
+//! let platforms = store.table(TableDef::<String, Platform>::new("platforms"))?;
+//! assert_eq!(store.read().count(&platforms)?, 1);
 //! # Ok(())
 //! # }
 //! ```

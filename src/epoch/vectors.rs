@@ -373,6 +373,7 @@ fn format_md_epoch_vectors_are_what_a_store_writes() {
     log.snapshot(b"S").expect("snapshot"); // seals 4, epoch 2 in 5
     log.append(b"abc", Durability::Buffered).expect("append"); // seals 5, starts 6
     log.close().expect("close");
+    drop(log);
 
     for seq in 1..=6 {
         assert!(dir.path().join(segment_name(seq)).exists(), "segment {seq}");

@@ -293,3 +293,62 @@ pub(crate) fn index_keys<K, V>(table: &Table<K, V>, value: &V) -> Result<Vec<(us
         .map(|(slot, u)| Ok((slot, Bytes::from((u.key)(value)?))))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::codec::{TableKind, TableMeta};
+
+    fn state_with_row(version: u64, next_id: u64) -> (State, Table<u32, u32>) {
+        let mut state = State::default();
+        let meta = TableMeta {
+            id: 0,
+            name: "t".into(),
+            kind: TableKind::Typed,
+            key_type: "u32".into(),
+            value_type: "u32".into(),
+            version: 1,
+        };
+        state.apply(&Op::CreateTable(meta)).unwrap();
+        let key = Bytes::from(encode_key(&1u32).unwrap());
+        let value = Bytes::from(encode_value(&7u32).unwrap());
+        state
+            .apply(&Op::Put {
+                table: 0,
+                key,
+                value,
+                version,
+            })
+            .unwrap();
+        state
+            .apply(&Op::Sequence {
+                table: 0,
+                next: next_id,
+            })
+            .unwrap();
+        (state, Table::new(0, "t", Vec::new()))
+    }
+
+    /// Versions and id sequences at their maximum: Overflow, distinct from a mismatch, and
+    /// nothing changes.
+    #[test]
+    fn version_and_id_overflow_are_errors() {
+        let (state, t) = state_with_row(u64::MAX, u64::MAX);
+        let mut tx = WriteTx::new(&state);
+        assert!(matches!(
+            tx.save(&t, &1, &8, u64::MAX),
+            Err(Error::Overflow(_))
+        ));
+        assert!(matches!(
+            tx.save(&t, &1, &8, 5),
+            Err(Error::VersionMismatch {
+                expected: 5,
+                found: u64::MAX
+            })
+        ));
+        assert!(matches!(tx.insert(&t, &1, &8), Err(Error::Overflow(_))));
+        assert!(matches!(tx.next_id(&t), Err(Error::Overflow(_))));
+        assert!(tx.ops.is_empty());
+        assert_eq!(tx.get(&t, &1).unwrap(), 7);
+    }
+}
