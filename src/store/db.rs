@@ -208,6 +208,13 @@ impl Store {
         let mut tx = WriteTx::new(&w.head);
         let out = f(&mut tx)?;
         if tx.ops.is_empty() {
+            // Nothing to log; a strong transaction still returns only once the state it read
+            // is durable (no fsync when nothing is pending).
+            drop(w);
+            if durability == Durability::Strong {
+                self.shared.log.sync()?;
+                self.publish_ready(&mut self.shared.writer.lock());
+            }
             return Ok(out);
         }
         let pos = self.commit_locked(&mut w, tx.work, &tx.ops, durability)?;
