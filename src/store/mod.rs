@@ -12,3 +12,5 @@ pub use db::{DerivedView, Store, StoreOptions};
 pub use read::{Readable, Snapshot, TableInfo};
 pub use table::{AnyTable, BytesTable, Table, TableDef};
 pub use txn::WriteTx;
+#[cfg(test)]
+mod vectors;
