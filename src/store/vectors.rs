@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::codec::{Bytes, Op, TableKind, TableMeta, decode_tx, encode_key, encode_tx, encode_value};
+use super::codec::{
+    Bytes, Op, TableKind, TableMeta, decode_tx, encode_key, encode_tx, encode_value,
+};
 use super::state::State;
 use crate::format_doc::{assert_vectors_match, doc_vectors};
 
@@ -23,7 +25,12 @@ fn code_vectors() -> HashMap<String, Vec<u8>> {
     let value = Bytes::from(encode_value(&"hi".to_string()).expect("value"));
     let ops = vec![
         Op::CreateTable(meta()),
-        Op::Put { table: 0, key: key.clone(), value, version: 1 },
+        Op::Put {
+            table: 0,
+            key: key.clone(),
+            value,
+            version: 1,
+        },
         Op::Sequence { table: 0, next: 6 },
         Op::Delete { table: 0, key },
     ];
@@ -33,9 +40,15 @@ fn code_vectors() -> HashMap<String, Vec<u8>> {
     }
     let mut out = HashMap::new();
     out.insert("key-u64-5".into(), encode_key(&5u64).expect("key"));
-    out.insert("key-str-u32".into(), encode_key(&("ab".to_string(), 7u32)).expect("key"));
+    out.insert(
+        "key-str-u32".into(),
+        encode_key(&("ab".to_string(), 7u32)).expect("key"),
+    );
     out.insert("transaction".into(), encode_tx(&ops).expect("tx"));
-    out.insert("state-image".into(), state.encode_snapshot().expect("image"));
+    out.insert(
+        "state-image".into(),
+        state.encode_snapshot().expect("image"),
+    );
     out
 }
 
