@@ -394,8 +394,8 @@ fn main() {
         "restore memory: peak / retained (MiB)",
         format!(
             "{:.0} / {:.0}",
-            peak_kib as f64 / 1024.0,
-            retained_kib as f64 / 1024.0
+            peak_kib / 1024.0,
+            retained_kib / 1024.0
         ),
         "-".into(),
         format!("{:.2}", peak_kib / retained_kib.max(1.0)),
