@@ -392,11 +392,7 @@ fn main() {
     );
     report.add(
         "restore memory: peak / retained (MiB)",
-        format!(
-            "{:.0} / {:.0}",
-            peak_kib / 1024.0,
-            retained_kib / 1024.0
-        ),
+        format!("{:.0} / {:.0}", peak_kib / 1024.0, retained_kib / 1024.0),
         "-".into(),
         format!("{:.2}", peak_kib / retained_kib.max(1.0)),
     );

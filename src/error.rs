@@ -100,6 +100,9 @@ pub enum Error {
         /// What the program asked for.
         expected: String,
     },
+    /// Several operations failed (closing two stores, for example); each error is kept.
+    #[error("{} errors: {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Several(Vec<Error>),
     /// An argument is out of range (for example an entry larger than the maximum size).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

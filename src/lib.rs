@@ -6,6 +6,8 @@
 //! - [`epoch`]: a directory of segments holding epochs (a snapshot and its updates), with
 //!   bounded restore, rewind, compaction and group commit.
 //! - The store ([`Store`]): typed tables, transactions, read snapshots, compaction.
+//! - [`weak`]: weak durability (dirty sets, flushes, the flush worker), two-class bootstrap,
+//!   references and repair.
 //!
 //! Applications keep their state in typed tables in memory; every committed transaction is
 //! one checksummed log entry, and on startup the state is restored from the last snapshot
@@ -61,6 +63,7 @@ mod error;
 mod format_doc;
 pub mod frame;
 mod store;
+pub mod weak;
 
 pub use epoch::Durability;
 pub use error::{CorruptKind, Error, Result};

@@ -8,6 +8,7 @@ mod state;
 mod table;
 mod txn;
 
+pub(crate) use codec::encode_key;
 pub use db::{DerivedView, Store, StoreOptions};
 pub use read::{Readable, Snapshot, TableInfo};
 pub use table::{AnyTable, BytesTable, Table, TableDef};
