@@ -1,0 +1,170 @@
+//! Weak durability: marks per second from 4 threads; a flush of 100,000 dirty rows against
+//! SQLite (WAL, synchronous=NORMAL) upserting the same rows in one transaction; and the longest
+//! pause a reader of the weak store and a strong writer see while the flush runs.
+//!
+//! Run with `cargo bench --bench weak` (set `NOCOMPACT=1` to keep the weak store from compacting
+//! right after the flush); figures are recorded in BENCHMARKS.md.
+#![allow(missing_docs)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
+use statelog::weak::{DirtySet, Flusher};
+use statelog::{Readable, Store, StoreOptions, TableDef};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct NodeDynamic {
+    failure_count: u32,
+    circuit_open_since: i64,
+    egress_ip: String,
+    egress_region: String,
+    egress_updated_at_ns: i64,
+}
+
+fn row(i: u64) -> NodeDynamic {
+    NodeDynamic {
+        failure_count: (i % 5) as u32,
+        circuit_open_since: 0,
+        egress_ip: format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255),
+        egress_region: ["eu", "us", "ap"][(i % 3) as usize].into(),
+        egress_updated_at_ns: 1_700_000_000_000_000_000 + i as i64,
+    }
+}
+
+fn main() {
+    let work =
+        tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
+    const ROWS: u64 = 100_000;
+
+    // 1. Marks per second, 4 threads, 1M marks each, over 100,000 keys.
+    let dirty = Arc::new(DirtySet::<u64>::new());
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let d = dirty.clone();
+            s.spawn(move || {
+                for i in 0..1_000_000u64 {
+                    d.mark_upsert((i * 4 + t) % ROWS);
+                }
+            });
+        }
+    });
+    let marks = 4_000_000.0 / t0.elapsed().as_secs_f64();
+    println!("marks from 4 threads: {marks:.0}/s");
+
+    // 2. A flush of 100,000 dirty rows, with a reader and a strong writer running.
+    let weak = Store::open(
+        work.path().join("cache"),
+        StoreOptions {
+            auto_compact: std::env::var("NOCOMPACT").is_err(),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let strong = Store::open(work.path().join("state"), StoreOptions::default()).unwrap();
+    let table = weak
+        .table(TableDef::<u64, NodeDynamic>::new("nodes_dynamic"))
+        .unwrap();
+    let config = strong.table(TableDef::<u64, u64>::new("config")).unwrap();
+    let memory: Arc<Mutex<HashMap<u64, NodeDynamic>>> =
+        Arc::new(Mutex::new((0..ROWS).map(|i| (i, row(i))).collect()));
+    let m = memory.clone();
+    let flusher =
+        Flusher::new(weak.clone()).source(&table, dirty.clone(), move |k| m.lock().get(k).cloned());
+    // A first flush fills the table; the measured one rewrites every row.
+    flusher.flush().unwrap();
+    for i in 0..ROWS {
+        dirty.mark_upsert(i);
+    }
+    let stop = AtomicBool::new(false);
+    let (flush_time, reader_pause, writer_max) = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut worst = Duration::ZERO;
+            let mut last = Instant::now();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let snap = weak.read();
+                let _ = snap.get(&table, &(i % ROWS)).unwrap();
+                let now = Instant::now();
+                worst = worst.max(now - last);
+                last = now;
+                i += 7;
+            }
+            worst
+        });
+        let writer = s.spawn(|| {
+            let mut worst = Duration::ZERO;
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                strong.write(|tx| tx.insert(&config, &1, &n)).unwrap();
+                worst = worst.max(t.elapsed());
+                n += 1;
+            }
+            worst
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let t0 = Instant::now();
+        let report = flusher.flush().unwrap();
+        let took = t0.elapsed();
+        assert_eq!(report.rows(), ROWS as usize);
+        std::thread::sleep(Duration::from_millis(50));
+        stop.store(true, Ordering::Relaxed);
+        (took, reader.join().unwrap(), writer.join().unwrap())
+    });
+
+    let c = Connection::open(work.path().join("bench.sqlite")).unwrap();
+    c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    c.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    c.execute_batch(
+        "CREATE TABLE nodes_dynamic (hash INTEGER PRIMARY KEY, failure_count INTEGER, \
+         circuit_open_since INTEGER, egress_ip TEXT, egress_region TEXT, egress_updated_at_ns INTEGER)",
+    )
+    .unwrap();
+    let upsert_all = |c: &Connection| {
+        c.execute_batch("BEGIN").unwrap();
+        let mut st = c
+            .prepare_cached(
+                "INSERT INTO nodes_dynamic VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(hash) DO UPDATE SET \
+                 failure_count = excluded.failure_count, circuit_open_since = excluded.circuit_open_since, \
+                 egress_ip = excluded.egress_ip, egress_region = excluded.egress_region, \
+                 egress_updated_at_ns = excluded.egress_updated_at_ns",
+            )
+            .unwrap();
+        let m = memory.lock();
+        for i in 0..ROWS {
+            let r = &m[&i];
+            st.execute(params![
+                i as i64,
+                r.failure_count,
+                r.circuit_open_since,
+                r.egress_ip,
+                r.egress_region,
+                r.egress_updated_at_ns
+            ])
+            .unwrap();
+        }
+        drop(st);
+        c.execute_batch("COMMIT").unwrap();
+    };
+    upsert_all(&c);
+    let t0 = Instant::now();
+    upsert_all(&c);
+    let sqlite_time = t0.elapsed();
+    println!(
+        "flush of {ROWS} dirty rows (one atomic transaction, fsynced): {:.1} ms; SQLite NORMAL, same rows in one transaction: {:.1} ms; ratio {:.2}x",
+        flush_time.as_secs_f64() * 1e3,
+        sqlite_time.as_secs_f64() * 1e3,
+        sqlite_time.as_secs_f64() / flush_time.as_secs_f64()
+    );
+    println!(
+        "during the flush: longest pause of a reader of the weak store {:.3} ms; slowest strong commit to the strong store {:.3} ms",
+        reader_pause.as_secs_f64() * 1e3,
+        writer_max.as_secs_f64() * 1e3
+    );
+}
