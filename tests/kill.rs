@@ -158,7 +158,7 @@ fn a_second_process_gets_locked_with_a_clear_message() {
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()
-        .find(|l| l.starts_with("refused:"))
+        .find_map(|l| l.split_once("refused: ").map(|(_, msg)| msg))
         .unwrap_or_else(|| panic!("child said: {text}"));
     assert!(
         line.contains(&format!("locked by process {}", std::process::id())),
