@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use super::flush::Flusher;
 use super::repair::{RepairReport, Rules};
 use super::worker::{FlushPolicy, FlushWorker};
+use crate::backend::{Backend, FsBackend};
 use crate::error::{Error, Result};
 use crate::store::{Store, StoreOptions};
 
@@ -46,8 +47,21 @@ impl Persistence {
         weak_options: StoreOptions,
         setup: impl FnOnce(&Store, &Store) -> Result<(T, Rules)>,
     ) -> Result<(Self, T)> {
-        let strong = Store::open(strong_dir, strong_options)?;
-        let weak = Store::open(weak_dir, weak_options)?;
+        let backend: Arc<dyn Backend> = Arc::new(FsBackend::new());
+        let dirs = (strong_dir.as_ref(), weak_dir.as_ref());
+        Self::open_with(backend, dirs, (strong_options, weak_options), setup)
+    }
+
+    /// As [`open`](Self::open), through a given I/O backend; `dirs` and `options` are
+    /// (strong, weak).
+    pub fn open_with<T>(
+        backend: Arc<dyn Backend>,
+        dirs: (&Path, &Path),
+        options: (StoreOptions, StoreOptions),
+        setup: impl FnOnce(&Store, &Store) -> Result<(T, Rules)>,
+    ) -> Result<(Self, T)> {
+        let strong = Store::open_with(backend.clone(), dirs.0, options.0)?;
+        let weak = Store::open_with(backend, dirs.1, options.1)?;
         let (tables, rules) = setup(&strong, &weak)?;
         let repair = rules.repair(&weak, Some(&strong))?;
         let p = Persistence {
