@@ -1,0 +1,238 @@
+//! Fault injection into the store: EIO on write, fsync, rename, directory sync, create and
+//! read; ENOSPC and short writes at every write. The store returns errors, never acknowledges
+//! a write it could not make durable, is poisoned after a failed write or fsync (reads go on,
+//! writes are refused) and comes back intact on reopen. A full disk: the store still opens and
+//! reads, writes resume once space is freed, and compaction cannot break it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use common::Rng;
+use statelog::backend::{Backend, CrashMode, Fault, FaultKind, OpKind, SimBackend};
+use statelog::epoch::{CompactionPolicy, Options};
+use statelog::{Durability, Error, Readable, Store, StoreOptions, Table, TableDef};
+
+type Model = BTreeMap<u16, u64>;
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        log: Options {
+            block_size: 1024,
+            segment_bytes: 4096,
+            compaction: CompactionPolicy {
+                update_ratio: 2.0,
+                min_update_bytes: 2048,
+            },
+            ..Options::default()
+        },
+        ..StoreOptions::default()
+    }
+}
+
+fn open(be: &SimBackend) -> statelog::Result<(Store, Table<u16, u64>)> {
+    let store = Store::open_with(Arc::new(be.clone()), Path::new("/db"), options())?;
+    let t = store.table(TableDef::new("t"))?;
+    Ok((store, t))
+}
+
+struct Run {
+    history: Vec<Model>,
+    acked: usize,
+    failed: bool,
+}
+
+/// Strong and buffered commits and compactions until the first error; after it, checks that
+/// the store refuses writes and still serves reads.
+fn workload(be: &SimBackend, steps: usize) -> Run {
+    let mut run = Run {
+        history: vec![Model::new()],
+        acked: 0,
+        failed: false,
+    };
+    let (store, t) = match open(be) {
+        Ok(x) => x,
+        Err(_) => {
+            run.failed = true;
+            return run;
+        }
+    };
+    let mut rng = Rng(7);
+    let mut model = Model::new();
+    for i in 0..steps as u64 {
+        let r = if rng.below(15) == 0 {
+            store.compact().map(|()| true)
+        } else {
+            let k = rng.below(40) as u16;
+            let strong = rng.below(3) > 0;
+            model.insert(k, i);
+            run.history.push(model.clone());
+            let d = if strong {
+                Durability::Strong
+            } else {
+                Durability::Buffered
+            };
+            store
+                .write_with(d, |tx| tx.insert(&t, &k, &i))
+                .map(|_| strong)
+        };
+        match r {
+            Ok(true) => run.acked = run.history.len() - 1,
+            Ok(false) => {}
+            Err(e) => {
+                run.failed = true;
+                assert!(
+                    !matches!(e, Error::Corrupt { .. }),
+                    "an I/O failure reported as corruption: {e}"
+                );
+                // Poisoned: writes refused, reads go on.
+                let again = store.write(|tx| tx.insert(&t, &0, &0));
+                assert!(again.is_err(), "a write was accepted after a failed one");
+                let _ = store.read().count(&t).unwrap();
+                break;
+            }
+        }
+    }
+    run
+}
+
+fn check(be: &SimBackend, run: &Run, ctx: &str) {
+    let (store, t) = open(be).unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
+    let got: Model = store.read().list(&t).unwrap().into_iter().collect();
+    assert!(
+        run.history[run.acked..].contains(&got),
+        "{ctx}: recovered state not between the last acknowledged commit and the last issued"
+    );
+    store
+        .write(|tx| tx.insert(&t, &999, &1))
+        .unwrap_or_else(|e| panic!("{ctx}: writes did not resume: {e}"));
+}
+
+#[test]
+fn every_fault_kind_on_every_operation_kind() {
+    let mut fired = 0;
+    for kind in [FaultKind::Eio, FaultKind::Enospc, FaultKind::ShortWrite] {
+        for op in [
+            OpKind::Write,
+            OpKind::Sync,
+            OpKind::Rename,
+            OpKind::SyncDir,
+            OpKind::Create,
+            OpKind::Read,
+        ] {
+            for nth in [1u64, 2, 3, 5, 8, 13, 21, 34] {
+                for crash in [
+                    None,
+                    Some(CrashMode::LoseUnsynced),
+                    Some(CrashMode::Sectors),
+                ] {
+                    let be = SimBackend::new(nth * 31 + kind as u64);
+                    be.inject(Fault { op, nth, kind });
+                    let run = workload(&be, 150);
+                    fired += usize::from(run.failed);
+                    be.clear_faults();
+                    if let Some(mode) = crash {
+                        be.crash(mode);
+                    }
+                    check(
+                        &be,
+                        &run,
+                        &format!("{kind:?} on {op:?} #{nth}, then {crash:?}"),
+                    );
+                }
+            }
+        }
+    }
+    assert!(fired > 300, "faults fired in only {fired} runs");
+}
+
+/// ENOSPC at every single write of a workload, in turn.
+#[test]
+fn enospc_at_every_write() {
+    let writes = {
+        let be = SimBackend::new(1);
+        workload(&be, 150);
+        // Count writes by failing the N-th until no failure fires.
+        (1..)
+            .find(|&n| {
+                let be = SimBackend::new(1);
+                be.inject(Fault {
+                    op: OpKind::Write,
+                    nth: n,
+                    kind: FaultKind::Enospc,
+                });
+                !workload(&be, 150).failed
+            })
+            .unwrap_or(1)
+    };
+    assert!(writes > 50, "only {writes} writes");
+    for n in 1..writes {
+        let be = SimBackend::new(n);
+        be.inject(Fault {
+            op: OpKind::Write,
+            nth: n,
+            kind: FaultKind::Enospc,
+        });
+        let run = workload(&be, 150);
+        assert!(run.failed);
+        be.clear_faults();
+        check(&be, &run, &format!("ENOSPC at write {n}"));
+    }
+}
+
+fn used(be: &SimBackend) -> u64 {
+    let backend: Arc<dyn Backend> = Arc::new(be.clone());
+    backend
+        .list(Path::new("/db"))
+        .unwrap()
+        .iter()
+        .map(|n| {
+            be.file_bytes(&Path::new("/db").join(n))
+                .map_or(0, |b| b.len() as u64)
+        })
+        .sum()
+}
+
+/// A full disk: writes fail cleanly (poisoned), compaction fails without breaking anything,
+/// the store still opens and reads while full, and writes resume once space is freed.
+#[test]
+fn a_full_disk_never_breaks_the_store() {
+    let be = SimBackend::new(9);
+    let (store, t) = open(&be).unwrap();
+    for i in 0..50u16 {
+        store.write(|tx| tx.insert(&t, &i, &u64::from(i))).unwrap();
+    }
+    be.set_capacity(Some(used(&be) + 200));
+    let mut acked = 50;
+    for i in 50..500u16 {
+        match store.write(|tx| tx.insert(&t, &i, &u64::from(i))) {
+            Ok(_) => acked = i + 1,
+            Err(e) => {
+                assert!(matches!(e, Error::Io { .. }), "{e}");
+                break;
+            }
+        }
+    }
+    assert!(acked < 500, "the disk never filled");
+    assert!(matches!(store.compact(), Err(Error::Poisoned { .. })));
+    assert_eq!(store.read().count(&t).unwrap() as u16, acked);
+    drop(store);
+    // Still full: it opens and reads; a compaction attempt fails cleanly.
+    for _ in 0..2 {
+        let (store, t) = open(&be).unwrap();
+        assert!(store.read().count(&t).unwrap() as u16 >= acked);
+        assert!(store.compact().is_err());
+        drop(store);
+    }
+    be.set_capacity(None);
+    let (store, t) = open(&be).unwrap();
+    let n = store.read().count(&t).unwrap();
+    assert!(n as u16 >= acked);
+    store.write(|tx| tx.insert(&t, &9999, &1)).unwrap();
+    store.compact().unwrap();
+    drop(store);
+    let (store, t) = open(&be).unwrap();
+    assert_eq!(store.read().count(&t).unwrap(), n + 1);
+}
