@@ -177,9 +177,12 @@ fn crash_everywhere(seed: u64, steps: usize) {
     };
     for n in 1..=total {
         for (m, mode) in MODES.into_iter().enumerate() {
+            if !common::selected(seed, n, m) {
+                continue;
+            }
             let sim_seed = seed.wrapping_mul(1_000_003) ^ (n << 4) ^ m as u64;
             let ctx = format!(
-                "seed {seed} steps {steps} crash after op {n}/{total} {mode:?} sim seed {sim_seed}"
+                "seed {seed} steps {steps} crash after op {n}/{total} {mode:?} sim seed {sim_seed} (replay: STATELOG_REPLAY={seed}:{n}:{m})"
             );
             let be = SimBackend::new(sim_seed);
             be.crash_after(n);

@@ -146,6 +146,7 @@ fn every_fault_kind_on_every_operation_kind() {
         }
     }
     assert!(fired > 300, "faults fired in only {fired} runs");
+    eprintln!("{fired} fault runs fired");
 }
 
 /// ENOSPC at every single write of a workload, in turn.
@@ -168,6 +169,7 @@ fn enospc_at_every_write() {
             .unwrap_or(1)
     };
     assert!(writes > 50, "only {writes} writes");
+    eprintln!("ENOSPC injected at each of {} writes", writes - 1);
     for n in 1..writes {
         let be = SimBackend::new(n);
         be.inject(Fault {

@@ -130,9 +130,12 @@ fn crash_everywhere(write_buffer: usize, seed: u64) {
     let mut seen = Seen::default();
     for n in 1..=total {
         for (m, mode) in MODES.into_iter().enumerate() {
+            if !common::selected(seed, n, m) {
+                continue;
+            }
             let sim_seed = seed ^ (n << 8) ^ m as u64;
             let ctx = format!(
-                "seed {seed} buffer {write_buffer} crash after op {n} mode {mode:?} sim seed {sim_seed}"
+                "seed {seed} buffer {write_buffer} crash after op {n} mode {mode:?} sim seed {sim_seed} (replay: STATELOG_REPLAY={seed}:{n}:{m})"
             );
             let be = SimBackend::new(sim_seed);
             be.crash_after(n);

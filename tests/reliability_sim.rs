@@ -272,6 +272,9 @@ fn crash_at_every_operation_of_both_classes() {
             .into_iter()
             .enumerate()
             {
+                if !common::selected(seed, n, m) {
+                    continue;
+                }
                 let sim_seed = seed * 1_000_003 + n * 3 + m as u64;
                 let be = SimBackend::new(sim_seed);
                 be.crash_after(n);
@@ -280,7 +283,9 @@ fn crash_at_every_operation_of_both_classes() {
                 check(
                     &be,
                     &run,
-                    &format!("seed {seed} crash after op {n}/{total} {mode:?} sim seed {sim_seed}"),
+                    &format!(
+                        "seed {seed} crash after op {n}/{total} {mode:?} sim seed {sim_seed} (replay: STATELOG_REPLAY={seed}:{n}:{m})"
+                    ),
                 );
             }
         }

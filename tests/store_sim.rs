@@ -154,6 +154,9 @@ fn crash_at_every_operation_recovers_a_committed_state() {
             .into_iter()
             .enumerate()
             {
+                if !common::selected(seed, n, m) {
+                    continue;
+                }
                 let sim_seed = seed * 7919 + n * 4 + m as u64;
                 let be = SimBackend::new(sim_seed);
                 be.crash_after(n);
@@ -162,7 +165,9 @@ fn crash_at_every_operation_recovers_a_committed_state() {
                 check(
                     &be,
                     &run,
-                    &format!("seed {seed} crash after op {n}/{total} {mode:?} sim seed {sim_seed}"),
+                    &format!(
+                        "seed {seed} crash after op {n}/{total} {mode:?} sim seed {sim_seed} (replay: STATELOG_REPLAY={seed}:{n}:{m})"
+                    ),
                 );
             }
         }

@@ -120,3 +120,17 @@ pub fn read_salvage(r: &mut LogReader) -> (Entries, Vec<(u64, u64)>) {
         }
     }
 }
+
+/// Whether the crash case (workload seed, crash point, crash mode index) should run: all of
+/// them, unless `STATELOG_REPLAY=seed:op:mode` names one (as printed by a failure), which then
+/// runs alone.
+pub fn selected(seed: u64, op: u64, mode: usize) -> bool {
+    let Ok(spec) = std::env::var("STATELOG_REPLAY") else {
+        return true;
+    };
+    let parts: Vec<u64> = spec
+        .split(':')
+        .filter_map(|p| p.trim().parse().ok())
+        .collect();
+    parts == [seed, op, mode as u64]
+}
