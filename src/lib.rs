@@ -63,11 +63,12 @@ mod error;
 mod format_doc;
 pub mod frame;
 mod store;
+pub mod tools;
 pub mod weak;
 
 pub use epoch::Durability;
 pub use error::{CorruptKind, Error, Result};
 pub use store::{
     AnyTable, BytesTable, DerivedView, Readable, Snapshot, Store, StoreOptions, Table, TableDef,
-    TableInfo, WriteTx,
+    TableInfo, WriteTx, read_only_snapshot,
 };

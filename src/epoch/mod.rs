@@ -13,5 +13,13 @@ pub use log::{
 };
 pub use read::{EpochInfo, FellBack, LostRange, RecoveryMode, RecoveryReport, Restored, Updates};
 pub use view::EpochReader;
+
+pub(crate) use dir::parse_segment_name as segment_number;
+pub(crate) use entry::Decoded;
+
+/// Decodes an epoch-layer entry, for tools.
+pub(crate) fn decode_entry(b: &[u8]) -> std::result::Result<Decoded<'_>, crate::CorruptKind> {
+    entry::decode(b).map_err(read::entry_error_kind)
+}
 #[cfg(test)]
 mod vectors;

@@ -19,7 +19,10 @@ use super::state::{IndexState, State, ViewValue};
 use super::table::{BytesTable, Table, TableDef, type_label};
 use super::txn::{WriteTx, index_keys};
 use crate::backend::{Backend, FsBackend};
-use crate::epoch::{Durability, EpochLog, LostRange, Options, Position, RecoveryReport};
+use crate::epoch::{
+    Durability, EpochLog, EpochReader, LostRange, Options, Position, RecoveryMode, RecoveryReport,
+    Restored,
+};
 use crate::error::{CorruptKind, Error, Result};
 
 /// Settings of a store.
@@ -111,6 +114,55 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Rebuilds a state from an epoch's snapshot and updates; also returns the ranges skipped in
+/// salvage mode.
+fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostRange>)> {
+    let snapshot_file = dir.join(format!("{:016x}.seg", restored.epoch.segment));
+    let mut state = match &restored.snapshot {
+        Some(bytes) => State::decode_snapshot(bytes)
+            .map_err(|_| Error::corrupt(&snapshot_file, 32, CorruptKind::Payload))?,
+        None => State::default(),
+    };
+    let mut updates = restored.updates;
+    while let Some(update) = updates.next() {
+        let update = update?;
+        let bad = |u: &crate::epoch::Updates| match u.last_location() {
+            Some((file, offset)) => Error::corrupt(file, offset, CorruptKind::Payload),
+            None => Error::corrupt(&snapshot_file, 32, CorruptKind::Payload),
+        };
+        let ops = decode_tx(&update).map_err(|_| bad(&updates))?;
+        for op in &ops {
+            state.apply(op).map_err(|_| bad(&updates))?;
+        }
+        state.seq += 1;
+    }
+    Ok((state, updates.lost().to_vec()))
+}
+
+/// Reads the state of a store directory without locking or changing it (safe beside a
+/// writer in another process): the newest epoch, or retained epoch `epoch`. Damage is handled
+/// by `mode`; in salvage mode the skipped ranges are returned too.
+pub fn read_only_snapshot(
+    backend: Arc<dyn Backend>,
+    dir: &Path,
+    mode: RecoveryMode,
+    epoch: Option<u64>,
+) -> Result<(Snapshot, Vec<LostRange>)> {
+    let reader = EpochReader::open(backend, dir, mode)?;
+    let restored = match epoch {
+        Some(id) => reader.read_epoch(id)?,
+        None => reader.restore()?,
+    };
+    let (mut state, lost) = replay(dir, restored)?;
+    state.generation = 1;
+    Ok((
+        Snapshot {
+            state: Arc::new(state),
+        },
+        lost,
+    ))
+}
+
 impl Store {
     /// Opens (or creates) the store in directory `dir` and restores its state.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
@@ -124,25 +176,8 @@ impl Store {
         options: StoreOptions,
     ) -> Result<Store> {
         let (log, restored) = EpochLog::open(backend, dir, options.log)?;
-        let snapshot_file = dir.join(format!("{:016x}.seg", restored.epoch.segment));
-        let mut state = match &restored.snapshot {
-            Some(bytes) => State::decode_snapshot(bytes)
-                .map_err(|_| Error::corrupt(&snapshot_file, 32, CorruptKind::Payload))?,
-            None => State::default(),
-        };
-        let mut updates = restored.updates;
-        while let Some(update) = updates.next() {
-            let update = update?;
-            let bad = |u: &crate::epoch::Updates| match u.last_location() {
-                Some((file, offset)) => Error::corrupt(file, offset, CorruptKind::Payload),
-                None => Error::corrupt(&snapshot_file, 32, CorruptKind::Payload),
-            };
-            let ops = decode_tx(&update).map_err(|_| bad(&updates))?;
-            for op in &ops {
-                state.apply(op).map_err(|_| bad(&updates))?;
-            }
-            state.seq += 1;
-        }
+        let report = restored.report.clone();
+        let (mut state, lost) = replay(dir, restored)?;
         state.generation = 1;
         if let Some(view) = &options.view {
             let snap = Snapshot {
@@ -162,8 +197,8 @@ impl Store {
                 auto_compact: options.auto_compact,
                 view: options.view,
                 view_error: Mutex::new(None),
-                recovery: restored.report,
-                lost: updates.lost().to_vec(),
+                recovery: report,
+                lost,
             }),
         };
         Ok(store)

@@ -9,7 +9,17 @@ mod table;
 mod txn;
 
 pub(crate) use codec::encode_key;
-pub use db::{DerivedView, Store, StoreOptions};
+
+/// Whether `b` decodes as a store transaction (for verification).
+pub(crate) fn decode_transaction(b: &[u8]) -> Result<(), String> {
+    codec::decode_tx(b).map(|_| ())
+}
+
+/// Whether `b` decodes as a store state image (for verification).
+pub(crate) fn decode_state(b: &[u8]) -> Result<(), String> {
+    state::State::decode_snapshot(b).map(|_| ())
+}
+pub use db::{DerivedView, Store, StoreOptions, read_only_snapshot};
 pub use read::{Readable, Snapshot, TableInfo};
 pub use table::{AnyTable, BytesTable, Table, TableDef};
 pub use txn::WriteTx;

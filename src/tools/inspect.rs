@@ -1,0 +1,92 @@
+//! Inspecting a store directory: what is on disk, read-only.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::backend::{Backend, LockMode};
+use crate::epoch::{EpochInfo, EpochReader, RecoveryMode, segment_number};
+use crate::error::{Error, Result};
+use crate::frame::LogReader;
+use crate::store::{Readable, TableInfo, read_only_snapshot};
+
+/// One segment file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentSummary {
+    /// File name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Whether it will not be written again (every segment but the newest).
+    pub sealed: bool,
+}
+
+/// What [`inspect`] found in a store directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    /// Format version of the newest segment.
+    pub format_version: u16,
+    /// The segments, oldest first.
+    pub segments: Vec<SegmentSummary>,
+    /// The retained epochs, newest first.
+    pub epochs: Vec<EpochInfo>,
+    /// The tables of the newest state.
+    pub tables: Vec<TableInfo>,
+    /// The end of the last complete entry of the newest segment: (segment, offset).
+    pub durable_end: (u64, u64),
+    /// The process id of the writer holding the directory, if one does.
+    pub lock_holder: Option<u32>,
+    /// Files that are not segments or the lock (side files of repairs, rewinds, fallbacks).
+    pub other_files: Vec<String>,
+}
+
+/// Describes the store directory `dir`: segments, epochs, tables, where the data ends, and who
+/// holds the lock. Reads only; safe beside a running writer.
+pub fn inspect(backend: Arc<dyn Backend>, dir: &Path) -> Result<Inspection> {
+    let reader = EpochReader::open(backend.clone(), dir, RecoveryMode::TolerateTornTail)?;
+    let names = backend.list(dir).map_err(|e| Error::io(dir, e))?;
+    let mut seqs: Vec<u64> = names.iter().filter_map(|n| segment_number(n)).collect();
+    seqs.sort_unstable();
+    let newest = *seqs.last().ok_or_else(|| {
+        Error::NotFound(format!(
+            "{} holds no segments: not a statelog directory",
+            dir.display()
+        ))
+    })?;
+    let mut segments = Vec::new();
+    for &seq in &seqs {
+        let name = format!("{seq:016x}.seg");
+        let path = dir.join(&name);
+        let size = backend
+            .open_read(&path)
+            .and_then(|f| f.len())
+            .map_err(|e| Error::io(&path, e))?;
+        segments.push(SegmentSummary {
+            name,
+            size,
+            sealed: seq != newest,
+        });
+    }
+    let newest_path = dir.join(format!("{newest:016x}.seg"));
+    let src = backend
+        .open_read(&newest_path)
+        .map_err(|e| Error::io(&newest_path, e))?;
+    let mut log = LogReader::new(src, &newest_path)?;
+    let end = log.last_entry_before(log.file_len()?)?.map_or(0, |e| e.end);
+    let lock_holder = match backend.lock(dir, LockMode::Shared) {
+        Err(Error::Locked { pid, .. }) => pid.or(Some(0)),
+        _ => None,
+    };
+    let (snapshot, _) = read_only_snapshot(backend, dir, RecoveryMode::TolerateTornTail, None)?;
+    Ok(Inspection {
+        format_version: log.header().version,
+        segments,
+        epochs: reader.epochs()?,
+        tables: snapshot.tables(),
+        durable_end: (newest, end),
+        lock_holder,
+        other_files: names
+            .into_iter()
+            .filter(|n| segment_number(n).is_none() && n != "LOCK")
+            .collect(),
+    })
+}

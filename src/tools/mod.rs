@@ -1,0 +1,12 @@
+//! Tools over a store directory, as library functions (the `statelog` command is a thin layer
+//! over them): inspection and verification. Dumping is [`read_only_snapshot`] plus
+//! [`Readable::raw_rows`].
+//!
+//! [`read_only_snapshot`]: crate::read_only_snapshot
+//! [`Readable::raw_rows`]: crate::Readable::raw_rows
+
+mod inspect;
+mod verify;
+
+pub use inspect::{Inspection, SegmentSummary, inspect};
+pub use verify::{Finding, VerifyReport, verify};
