@@ -279,6 +279,17 @@ fn progress_bar(what: &str) -> Option<ProgressBar> {
     Some(bar)
 }
 
+/// A spinner for a long step (restore, snapshot), only when standard error is a terminal.
+fn spinner(what: &str) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
+}
+
 fn verify(dir: &Path, json: bool) -> Result<i32, Fail> {
     require_dir(dir)?;
     let bar = progress_bar("verifying");
@@ -587,7 +598,11 @@ fn repair(dir: &Path, dry_run: bool, salvage: bool) -> Result<i32, Fail> {
         auto_compact: false,
         ..StoreOptions::default()
     };
+    let bar = spinner("restoring what is readable");
     let store = Store::open(dir, options)?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     for l in store.lost() {
         println!("lost {}:{}..{}: {}", l.file.display(), l.from, l.to, l.kind);
     }
@@ -617,10 +632,14 @@ fn dir_size(dir: &Path) -> u64 {
 fn compact(dir: &Path) -> Result<i32, Fail> {
     require_store(dir)?;
     let before = dir_size(dir);
+    let bar = spinner("restoring and writing a snapshot");
     let store = Store::open(dir, StoreOptions::default())?;
     store.compact()?;
     store.close()?;
     drop(store);
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     println!("{before} bytes before, {} bytes after", dir_size(dir));
     Ok(0)
 }
