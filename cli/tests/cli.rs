@@ -26,12 +26,9 @@ fn statelog_stdin(args: &[&str], dir: &Path, input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    // The command may exit before reading its input (a locked directory): a broken pipe here
+    // is not a failure of the test.
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
     child.wait_with_output().unwrap()
 }
 
