@@ -169,28 +169,9 @@ fn check(be: &SimBackend, run: &Run, ctx: &str) {
 }
 
 fn crash_everywhere(seed: u64, steps: usize) {
-    let total = {
-        let be = SimBackend::new(seed);
-        let run = workload(&be, seed, steps);
-        assert!(run.ops == steps, "seed {seed}: the workload stopped early");
-        be.ops()
-    };
-    for n in 1..=total {
-        for (m, mode) in MODES.into_iter().enumerate() {
-            if !common::selected(seed, n, m) {
-                continue;
-            }
-            let sim_seed = seed.wrapping_mul(1_000_003) ^ (n << 4) ^ m as u64;
-            let ctx = format!(
-                "seed {seed} steps {steps} crash after op {n}/{total} {mode:?} sim seed {sim_seed} (replay: STATELOG_REPLAY={seed}:{n}:{m})"
-            );
-            let be = SimBackend::new(sim_seed);
-            be.crash_after(n);
-            let run = workload(&be, seed, steps);
-            be.crash(mode);
-            check(&be, &run, &ctx);
-        }
-    }
+    let run = workload(&SimBackend::new(seed), seed, steps);
+    assert!(run.ops == steps, "seed {seed}: the workload stopped early");
+    let total = common::crash_at_every_operation(seed, |be| workload(be, seed, steps), check);
     eprintln!("seed {seed}: {total} crash points x {} modes", MODES.len());
 }
 

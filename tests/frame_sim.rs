@@ -121,33 +121,24 @@ fn check_recovery(be: &SimBackend, payloads: &[Vec<u8>], acked: usize, ctx: &str
 }
 
 fn crash_everywhere(write_buffer: usize, seed: u64) {
-    let total = {
-        let be = SimBackend::new(seed);
-        workload(&be, seed, write_buffer);
-        be.ops()
-    };
-    assert!(total > 50, "workload too small: {total} ops");
     let mut seen = Seen::default();
-    for n in 1..=total {
-        for (m, mode) in MODES.into_iter().enumerate() {
-            if !common::selected(seed, n, m) {
-                continue;
-            }
-            let sim_seed = seed ^ (n << 8) ^ m as u64;
-            let ctx = format!(
-                "seed {seed} buffer {write_buffer} crash after op {n} mode {mode:?} sim seed {sim_seed} (replay: STATELOG_REPLAY={seed}:{n}:{m})"
+    let total = common::crash_at_every_operation(
+        seed,
+        |be| workload(be, seed, write_buffer),
+        |be, (payloads, acked), ctx| {
+            let s = check_recovery(
+                be,
+                payloads,
+                *acked,
+                &format!("buffer {write_buffer}: {ctx}"),
             );
-            let be = SimBackend::new(sim_seed);
-            be.crash_after(n);
-            let (payloads, acked) = workload(&be, seed, write_buffer);
-            be.crash(mode);
-            let s = check_recovery(&be, &payloads, acked, &ctx);
             seen.recoveries += s.recoveries;
             seen.torn_cut += s.torn_cut;
             seen.zero_cut += s.zero_cut;
             seen.beyond_acked += s.beyond_acked;
-        }
-    }
+        },
+    );
+    assert!(total > 50, "workload too small: {total} ops");
     eprintln!("seed {seed} buffer {write_buffer}: {total} crash points x 3 modes: {seen:?}");
     assert!(seen.recoveries > total, "{seen:?}");
     assert!(

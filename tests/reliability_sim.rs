@@ -20,7 +20,7 @@ use std::sync::Arc;
 use common::Rng;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use statelog::backend::{Backend, CrashMode, SimBackend};
+use statelog::backend::{Backend, SimBackend};
 use statelog::epoch::{CompactionPolicy, Options, Retention};
 use statelog::weak::{DirtySet, Flusher, ParentIn, Persistence, Rules};
 use statelog::{Durability, Error, Readable, StoreOptions, Table, TableDef};
@@ -254,41 +254,12 @@ fn check(be: &SimBackend, run: &Run, ctx: &str) {
 #[test]
 fn crash_at_every_operation_of_both_classes() {
     for seed in [1u64, 2, 3] {
-        let total = {
-            let be = SimBackend::new(seed);
-            let run = workload(&be, seed, 120);
-            assert!(
-                run.strong.len() > 20 && run.weak.len() > 10,
-                "seed {seed}: workload too small"
-            );
-            be.ops()
-        };
-        for n in 1..=total {
-            for (m, mode) in [
-                CrashMode::LoseUnsynced,
-                CrashMode::KeepPrefix,
-                CrashMode::Sectors,
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                if !common::selected(seed, n, m) {
-                    continue;
-                }
-                let sim_seed = seed * 1_000_003 + n * 3 + m as u64;
-                let be = SimBackend::new(sim_seed);
-                be.crash_after(n);
-                let run = workload(&be, seed, 120);
-                be.crash(mode);
-                check(
-                    &be,
-                    &run,
-                    &format!(
-                        "seed {seed} crash after op {n}/{total} {mode:?} sim seed {sim_seed} (replay: STATELOG_REPLAY={seed}:{n}:{m})"
-                    ),
-                );
-            }
-        }
+        let run = workload(&SimBackend::new(seed), seed, 120);
+        assert!(
+            run.strong.len() > 20 && run.weak.len() > 10,
+            "seed {seed}: workload too small"
+        );
+        let total = common::crash_at_every_operation(seed, |be| workload(be, seed, 120), check);
         eprintln!("seed {seed}: {total} crash points x 3 modes");
     }
 }

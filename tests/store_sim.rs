@@ -140,37 +140,7 @@ fn check(be: &SimBackend, run: &Run, ctx: &str) {
 #[test]
 fn crash_at_every_operation_recovers_a_committed_state() {
     for seed in [1u64, 2] {
-        let total = {
-            let be = SimBackend::new(seed);
-            workload(&be, seed, 150);
-            be.ops()
-        };
-        for n in 1..=total {
-            for (m, mode) in [
-                CrashMode::LoseUnsynced,
-                CrashMode::KeepPrefix,
-                CrashMode::Sectors,
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                if !common::selected(seed, n, m) {
-                    continue;
-                }
-                let sim_seed = seed * 7919 + n * 4 + m as u64;
-                let be = SimBackend::new(sim_seed);
-                be.crash_after(n);
-                let run = workload(&be, seed, 150);
-                be.crash(mode);
-                check(
-                    &be,
-                    &run,
-                    &format!(
-                        "seed {seed} crash after op {n}/{total} {mode:?} sim seed {sim_seed} (replay: STATELOG_REPLAY={seed}:{n}:{m})"
-                    ),
-                );
-            }
-        }
+        let total = common::crash_at_every_operation(seed, |be| workload(be, seed, 150), check);
         eprintln!("seed {seed}: {total} crash points x 3 modes");
     }
 }

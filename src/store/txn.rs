@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 
 use super::codec::{Bytes, Op, decode_value, encode_key, encode_value};
 use super::read::{Readable, not_found, schema_error, table_state};
-use super::state::{Row, State};
+use super::state::{Row, State, TableState};
 use super::table::{BytesTable, Table};
 use crate::error::{Error, Result};
 
@@ -156,20 +156,7 @@ impl WriteTx {
             .map_err(|_| Error::NotFound(format!("table {}", table.name)))?;
         let kb = Bytes::new(key);
         let version = next_version(t.rows.get(&kb), &table.name)?;
-        let vb = Bytes::new(value);
-        t.rows.insert(
-            kb.clone(),
-            Row {
-                value: vb.clone(),
-                version,
-            },
-        );
-        self.ops.push(Op::Put {
-            table: table.id,
-            key: kb,
-            value: vb,
-            version,
-        });
+        put_row(t, &mut self.ops, table.id, kb, Bytes::new(value), version);
         Ok(())
     }
 
@@ -256,21 +243,33 @@ impl WriteTx {
                 ix.map.insert(uk, kb.clone());
             }
         }
-        t.rows.insert(
-            kb.clone(),
-            Row {
-                value: vb.clone(),
-                version,
-            },
-        );
-        self.ops.push(Op::Put {
-            table: table.id,
-            key: kb,
-            value: vb,
-            version,
-        });
+        put_row(t, &mut self.ops, table.id, kb, vb, version);
         Ok((old.is_none(), version))
     }
+}
+
+/// Inserts or replaces a row in the working state and logs the same change.
+fn put_row(
+    t: &mut TableState,
+    ops: &mut Vec<Op>,
+    table: u32,
+    key: Bytes,
+    value: Bytes,
+    version: u64,
+) {
+    t.rows.insert(
+        key.clone(),
+        Row {
+            value: value.clone(),
+            version,
+        },
+    );
+    ops.push(Op::Put {
+        table,
+        key,
+        value,
+        version,
+    });
 }
 
 fn next_version(old: Option<&Row>, table: &str) -> Result<u64> {

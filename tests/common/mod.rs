@@ -134,3 +134,42 @@ pub fn selected(seed: u64, op: u64, mode: usize) -> bool {
         .collect();
     parts == [seed, op, mode as u64]
 }
+
+/// Runs `workload` once to count its I/O operations, then once per operation n in each crash
+/// mode, crashed after operation n; `check` verifies each recovery (its message names the case
+/// and how to replay it). Returns the number of crash points.
+#[cfg(feature = "internals")]
+pub fn crash_at_every_operation<R>(
+    seed: u64,
+    workload: impl Fn(&statelog::backend::SimBackend) -> R,
+    mut check: impl FnMut(&statelog::backend::SimBackend, &R, &str),
+) -> u64 {
+    use statelog::backend::{CrashMode, SimBackend};
+    let total = {
+        let be = SimBackend::new(seed);
+        workload(&be);
+        be.ops()
+    };
+    let modes = [
+        CrashMode::LoseUnsynced,
+        CrashMode::KeepPrefix,
+        CrashMode::Sectors,
+    ];
+    for n in 1..=total {
+        for (m, mode) in modes.into_iter().enumerate() {
+            if !selected(seed, n, m) {
+                continue;
+            }
+            let sim_seed = seed.wrapping_mul(1_000_003) ^ (n << 4) ^ m as u64;
+            let be = SimBackend::new(sim_seed);
+            be.crash_after(n);
+            let run = workload(&be);
+            be.crash(mode);
+            let ctx = format!(
+                "seed {seed} crash after op {n}/{total} {mode:?} sim seed {sim_seed} (replay: STATELOG_REPLAY={seed}:{n}:{m})"
+            );
+            check(&be, &run, &ctx);
+        }
+    }
+    total
+}
