@@ -15,7 +15,7 @@
 //!   rewinds) checked against a model.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -250,12 +250,9 @@ fn decode_entry_independently(
         let head = file
             .get(start..start + RECORD_HEADER_LEN)
             .ok_or_else(|| format!("record header at {at} past the end"))?;
-        let (Some(crc), Some(&kind), Some(len), Some(back)) = (
-            le32(head, 0),
-            head.get(4),
-            le16(head, 5),
-            le32(head, 7),
-        ) else {
+        let (Some(crc), Some(&kind), Some(len), Some(back)) =
+            (le32(head, 0), head.get(4), le16(head, 5), le32(head, 7))
+        else {
             return Err("short record header".into());
         };
         let len = usize::from(len);
@@ -286,7 +283,9 @@ fn decode_entry_independently(
             return Err(format!("record of type {kind} at {at} out of sequence"));
         }
         if matches!(kind, FIRST | MIDDLE) && rec_end != block_end {
-            return Err(format!("record of type {kind} at {at} does not fill its block"));
+            return Err(format!(
+                "record of type {kind} at {at} does not fill its block"
+            ));
         }
         body.extend_from_slice(rec.get(RECORD_HEADER_LEN..).unwrap_or_default());
         if body.len() as u64 > MAX_ENTRY_LEN + SYNC_MARK_LEN as u64 {
@@ -303,7 +302,10 @@ fn decode_entry_independently(
     }
     let mark = le64(&body, 0).ok_or("body shorter than its sync mark")?;
     if mark > pos.start {
-        return Err(format!("sync mark {mark} past the entry start {}", pos.start));
+        return Err(format!(
+            "sync mark {mark} past the entry start {}",
+            pos.start
+        ));
     }
     Ok(body.get(SYNC_MARK_LEN..).unwrap_or_default().to_vec())
 }
@@ -460,7 +462,9 @@ fn decode_damaged_log(data: &[u8]) {
             _ => 900 + inp.below(2300),
         };
         let salt = inp.u8() ^ (i as u8);
-        let payload: Vec<u8> = (0..len).map(|j| (j as u8).wrapping_mul(31) ^ salt).collect();
+        let payload: Vec<u8> = (0..len)
+            .map(|j| (j as u8).wrapping_mul(31) ^ salt)
+            .collect();
         let pos = w.append(&payload).expect("append on the simulator");
         written.push((pos, payload));
         if inp.below(3) == 0 {
@@ -477,7 +481,10 @@ fn decode_damaged_log(data: &[u8]) {
     }
     let back = walk_back(&clean, clean.len() as u64);
     let expected: Vec<EntryPos> = written.iter().rev().map(|(p, _)| *p).collect();
-    assert_eq!(back, expected, "the backward walk of a valid log missed entries");
+    assert_eq!(
+        back, expected,
+        "the backward walk of a valid log missed entries"
+    );
 
     let (damaged, touched) = damage(&clean, &mut inp);
     let by_start: HashMap<u64, (u64, &[u8])> = written
@@ -501,7 +508,9 @@ fn decode_damaged_log(data: &[u8]) {
     for limit in limits(damaged.len() as u64, u64::from(extra)) {
         for pos in walk_back(&damaged, limit) {
             assert!(
-                by_start.get(&pos.start).is_some_and(|&(end, _)| end == pos.end)
+                by_start
+                    .get(&pos.start)
+                    .is_some_and(|&(end, _)| end == pos.end)
                     || on_touched(pos, &touched),
                 "the backward scan of the damaged log found an entry {pos:?} never written"
             );
@@ -546,7 +555,8 @@ fn damage(clean: &[u8], inp: &mut Input<'_>) -> (Vec<u8>, Touched) {
                 }
             }
             4 => {
-                let src = inp.bytes(1 + inp.index(32));
+                let n = 1 + inp.index(32);
+                let src = inp.bytes(n);
                 for (i, &v) in src.iter().enumerate() {
                     if let Some(b) = bytes.get_mut(at + i) {
                         *b = v;
@@ -555,7 +565,8 @@ fn damage(clean: &[u8], inp: &mut Input<'_>) -> (Vec<u8>, Touched) {
                 touched.push((at as u64, (at + src.len()) as u64));
             }
             _ => {
-                let garbage = inp.bytes(inp.index(64));
+                let n = inp.index(64);
+                let garbage = inp.bytes(n);
                 let zeros = inp.index(256);
                 touched.push((len as u64, (len + garbage.len()) as u64));
                 bytes.extend_from_slice(garbage);
@@ -594,7 +605,11 @@ fn reopen_for_append(
         }
     };
     let kept = be.file_bytes(path).unwrap_or_default();
-    assert_eq!(kept.len() as u64, w.end(), "the writer's end is not the file's end");
+    assert_eq!(
+        kept.len() as u64,
+        w.end(),
+        "the writer's end is not the file's end"
+    );
     assert!(
         damaged.get(..kept.len()) == Some(kept.as_slice()),
         "opening for append changed bytes it kept"
@@ -602,8 +617,16 @@ fn reopen_for_append(
     match &cut {
         None => assert_eq!(kept.len(), damaged.len(), "bytes were cut without a report"),
         Some(c) => {
-            assert_eq!(c.offset, w.end(), "the cut does not start at the end of the data");
-            assert_eq!(c.offset + c.len, damaged.len() as u64, "the cut length is wrong");
+            assert_eq!(
+                c.offset,
+                w.end(),
+                "the cut does not start at the end of the data"
+            );
+            assert_eq!(
+                c.offset + c.len,
+                damaged.len() as u64,
+                "the cut length is wrong"
+            );
             let rest = damaged.get(kept.len()..).unwrap_or_default();
             match &c.saved_to {
                 Some(side) => assert!(
@@ -635,11 +658,18 @@ fn reopen_for_append(
         .and_then(|mut r| r.last_entry_before(after.len() as u64))
         .ok()
         .flatten();
-    assert_eq!(last, Some(pos), "the entry appended after reopening is not the last");
+    assert_eq!(
+        last,
+        Some(pos),
+        "the entry appended after reopening is not the last"
+    );
     let mut seen = false;
     for (p, payload) in read_all(&after, false).unwrap_or_default() {
         if p == pos {
-            assert!(payload == fresh, "the appended entry reads back differently");
+            assert!(
+                payload == fresh,
+                "the appended entry reads back differently"
+            );
             seen = true;
         } else {
             assert!(
@@ -648,7 +678,10 @@ fn reopen_for_append(
             );
         }
     }
-    assert!(seen, "the entry appended after reopening is not read forward");
+    assert!(
+        seen,
+        "the entry appended after reopening is not read forward"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -670,7 +703,14 @@ const NAMES: [&str; 12] = [
     "notes.txt",
 ];
 
-const SUFFIXES: [&str; 6] = [".seg", ".seg", ".seg.tmp", ".seg.broken", ".seg.rewound", ""];
+const SUFFIXES: [&str; 6] = [
+    ".seg",
+    ".seg",
+    ".seg.tmp",
+    ".seg.broken",
+    ".seg.rewound",
+    "",
+];
 
 /// Splits `data` into up to 6 files in a store directory: arbitrary bytes, segments
 /// synthesized from choices in `data` (valid frames holding epoch entries with hostile
@@ -835,7 +875,9 @@ fn samples() -> &'static Samples {
             };
             while let Ok(Some(e)) = r.next_entry() {
                 match e.payload.first() {
-                    Some(1) => out.txs.push(e.payload.get(9..).unwrap_or_default().to_vec()),
+                    Some(1) => out
+                        .txs
+                        .push(e.payload.get(9..).unwrap_or_default().to_vec()),
                     Some(2) if e.payload.len() > 50 => {
                         out.state = e.payload.get(50..).unwrap_or_default().to_vec();
                     }
@@ -864,7 +906,10 @@ fn epoch_entry(inp: &mut Input<'_>, first: bool) -> Vec<u8> {
         (_, 8) => SNAPSHOT,
         (_, 9) => CONTINUE,
         (_, 10) => 0,
-        _ => return inp.bytes(inp.index(64)).to_vec(),
+        _ => {
+            let n = inp.index(64);
+            return inp.bytes(n).to_vec();
+        }
     };
     let mut b = vec![kind];
     b.extend_from_slice(&field(inp).to_le_bytes());
@@ -1316,7 +1361,11 @@ fn decode_ops(inp: &mut Input<'_>) -> Vec<StoreOp> {
         let code = inp.u8();
         let op = match code % 16 {
             c @ (0..=7 | 14 | 15) => {
-                let n = if c >= 14 { 4 + inp.below(8) } else { 1 + inp.below(3) };
+                let n = if c >= 14 {
+                    4 + inp.below(8)
+                } else {
+                    1 + inp.below(3)
+                };
                 let writes = (0..n)
                     .map(|_| {
                         let k = inp.below(12) as u8;
@@ -1432,7 +1481,8 @@ impl OpsRun {
         if self.be.crashed() {
             // The armed crash fired inside the open, on an operation whose failure it ignored.
             drop(store);
-            return self.recover();
+            self.recover();
+            return;
         }
         let got = Self::rows(&store, &kv);
         match expected {
@@ -1464,7 +1514,10 @@ impl OpsRun {
         self.store = None;
         match self.open() {
             Ok((store, kv)) => self.opened(store, kv, None),
-            Err(e) => panic!("reopening after a power loss ({:?}) failed: {e}", self.crash_mode),
+            Err(e) => panic!(
+                "reopening after a power loss ({:?}) failed: {e}",
+                self.crash_mode
+            ),
         }
     }
 
@@ -1617,14 +1670,4 @@ impl OpsRun {
             }
         }
     }
-}
-
-/// Segment files of `DIR` (for tools): name and bytes.
-#[doc(hidden)]
-pub fn segment_paths(be: &SimBackend) -> Vec<PathBuf> {
-    dir_files(be)
-        .into_iter()
-        .filter(|(n, _)| segment_number(n).is_some())
-        .map(|(n, _)| dir().join(n))
-        .collect()
 }

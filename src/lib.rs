@@ -62,6 +62,8 @@ mod error;
 #[cfg(test)]
 mod format_doc;
 pub mod frame;
+#[cfg(feature = "internals")]
+pub mod fuzzing;
 mod store;
 pub mod tools;
 pub mod weak;

@@ -330,7 +330,7 @@ impl EpochLog {
         let (high_epoch, high_segment) = current.newest_start.head.high_marks();
         // Segments given up by a fallback may have started epochs (at most one each) and used
         // numbers: skip past them so no id or number is ever reused.
-        let high_epoch = high_epoch + given_up;
+        let high_epoch = high_epoch.saturating_add(given_up);
         let high_segment = high_segment.max(highest_segment_name(&*backend, dir)?);
         let head = current.head;
         let epoch_size = segs.size_of(&current.segments)?;
@@ -549,9 +549,9 @@ impl EpochLog {
     }
 
     fn snapshot_locked(&self, g: &mut Inner, state: &[u8]) -> Result<EpochInfo> {
+        let epoch = next_id(g.high_epoch.max(g.epoch), "epoch ids")?;
+        let seq = next_id(g.high_segment.max(g.seq), "segment numbers")?;
         self.seal(g)?;
-        let epoch = g.high_epoch.max(g.epoch) + 1;
-        let seq = g.high_segment.max(g.seq) + 1;
         let now = self.options.clock.now_ms();
         let head = SnapshotHead {
             epoch,
@@ -779,7 +779,7 @@ impl Inner {
 
 /// Starts a new segment of the current epoch after the active one was sealed.
 fn continue_segment(dir: &SegmentDir, options: &Options, g: &mut Inner) -> Result<()> {
-    let seq = g.high_segment.max(g.seq) + 1;
+    let seq = next_id(g.high_segment.max(g.seq), "segment numbers")?;
     let head = ContinueHead {
         epoch: g.epoch,
         epoch_segment: g.epoch_segment,
@@ -791,6 +791,13 @@ fn continue_segment(dir: &SegmentDir, options: &Options, g: &mut Inner) -> Resul
     let writer = start_segment(dir, options, seq, &encode_continue(&head))?;
     g.switch_to(writer, seq);
     Ok(())
+}
+
+/// The id after `id`; ids and segment numbers come from disk, so reaching the end is an error,
+/// not an overflow.
+fn next_id(id: u64, what: &str) -> Result<u64> {
+    id.checked_add(1)
+        .ok_or_else(|| Error::Overflow(format!("{what} are exhausted")))
 }
 
 /// Creates segment `seq` holding `first` as its first entry: written to a temporary file,
@@ -945,7 +952,7 @@ fn finish_rewind(
     options: &Options,
     intent: &RewindIntent,
 ) -> Result<(LogWriter, u64, u64, u64)> {
-    let new_seq = intent.high_segment + 1;
+    let new_seq = next_id(intent.high_segment, "segment numbers")?;
     // Newest first: a reader in another process always sees some committed epoch.
     for seq in dir.segments()?.into_iter().rev() {
         if seq >= intent.cut_from && seq <= intent.high_segment {

@@ -207,10 +207,11 @@ impl SegmentDir {
         let start = self.read_start(newest, false)?;
         let (mut seg, _, mut head) = self.epoch_start_of(newest, &start, true)?;
         let mut out = Vec::new();
-        let mut end = newest + 1;
+        // The epoch's segments run from `seg` to `last`, inclusive.
+        let mut last = newest;
         loop {
             let mut size = 0;
-            for &s in seqs.iter().filter(|&&s| s >= seg && s < end) {
+            for &s in seqs.iter().filter(|&&s| s >= seg && s <= last) {
                 size += self.file_len(s)?;
             }
             out.push(EpochInfo {
@@ -235,7 +236,7 @@ impl SegmentDir {
             let s = self.read_start(prev_seg, true)?;
             match s.head {
                 SegmentStart::Snapshot(h) if h.epoch == prev_epoch => {
-                    end = seg;
+                    last = seg - 1; // prev_seg < seg, so seg >= 1
                     seg = prev_seg;
                     head = h;
                 }
