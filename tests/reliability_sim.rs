@@ -8,8 +8,9 @@
 //!   the repair);
 //! - unique constraints and declared references hold.
 //!
-//! Rewinds are crashed at every operation in `tests/epoch_sim.rs`; segment rotation is
-//! exercised here by small segments.
+//! Rewinds are crashed at every operation in `tests/epoch_sim.rs` (the log) and
+//! `tests/store_sim.rs` (a store rewound by an operator); segment rotation is exercised here by
+//! small segments.
 
 mod common;
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use common::Rng;
 use statelog::backend::{Backend, CrashMode, SimBackend};
-use statelog::epoch::{CompactionPolicy, Options, Retention};
+use statelog::epoch::{CompactionPolicy, EpochLog, Options, Retention};
 use statelog::{Durability, Readable, Store, StoreOptions, Table, TableDef};
 
 type Model = BTreeMap<u8, u32>;
@@ -55,14 +55,51 @@ fn workload(be: &SimBackend, seed: u64, steps: usize) -> Run {
         history: vec![Model::new()],
         acked: 0,
     };
-    let Ok((store, t)) = open(be) else { return run };
+    let Ok((mut store, mut t)) = open(be) else {
+        return run;
+    };
     let mut rng = Rng(seed);
     let mut model = Model::new();
+    // The state each epoch ended with (when a compaction started the next one), for rewinds.
+    let mut ended: BTreeMap<u64, Model> = BTreeMap::new();
     let mut next = 1u32;
     for _ in 0..steps {
         let roll = rng.below(100);
         let ok = if roll < 4 {
-            store.compact().is_ok()
+            let epoch = store.log().current_epoch();
+            let ok = store.compact().is_ok();
+            if ok {
+                ended.insert(epoch, model.clone());
+            }
+            ok
+        } else if roll < 6 {
+            // A rewind, as an operator does it: close, rewind the log, reopen.
+            let retained: Vec<u64> = match store.log().epochs() {
+                Ok(e) => e
+                    .iter()
+                    .skip(1)
+                    .map(|e| e.id)
+                    .filter(|id| ended.contains_key(id))
+                    .collect(),
+                Err(_) => break,
+            };
+            let Some(&target) = retained.get(rng.below(retained.len().max(1) as u64) as usize)
+            else {
+                continue;
+            };
+            let want = ended[&target].clone();
+            run.history.push(want.clone());
+            drop(store);
+            let rewound = EpochLog::open(Arc::new(be.clone()), &dir(), options().log)
+                .and_then(|(log, _)| log.truncate_to(target).map(|_| log))
+                .and_then(|log| log.close());
+            let Ok((s2, t2)) = open(be) else { break };
+            (store, t) = (s2, t2);
+            if rewound.is_err() {
+                break;
+            }
+            model = want;
+            true
         } else if roll < 8 {
             store.sync().is_ok()
         } else {
@@ -146,7 +183,7 @@ fn crash_at_every_operation_recovers_a_committed_state() {
 }
 
 #[test]
-fn the_workload_compacts_and_rotates() {
+fn the_workload_compacts_rotates_and_rewinds() {
     let be = SimBackend::new(1);
     workload(&be, 1, 150);
     let backend: Arc<dyn Backend> = Arc::new(be.clone());
@@ -155,6 +192,10 @@ fn the_workload_compacts_and_rotates() {
     let epoch = store.log().current_epoch();
     eprintln!("epoch {epoch}, files {names:?}");
     assert!(epoch >= 3, "few compactions: epoch {epoch}");
+    assert!(
+        names.iter().any(|n| n.ends_with(".rewound")),
+        "no rewind: {names:?}"
+    );
 }
 
 /// A strong transaction that changes nothing still returns only once the state it read is
