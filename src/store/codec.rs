@@ -44,45 +44,125 @@ pub fn decode_key<K: DeserializeOwned>(b: &[u8]) -> std::result::Result<K, Strin
     memcomparable::from_slice(b).map_err(|e| e.to_string())
 }
 
-/// Shared immutable bytes (keys and values): cloning is a reference count.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Bytes(pub Arc<[u8]>);
+/// Longest byte string kept inline (no allocation, compared without following a pointer).
+const INLINE: usize = 22;
+
+/// Shared immutable bytes (keys and values). Up to 22 bytes are stored inline, so short keys
+/// (integers, short names) compare inside the tree node that holds them; longer ones are
+/// shared, and cloning them is a reference count.
+#[derive(Clone)]
+pub struct Bytes(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, data: [u8; INLINE] },
+    Shared(Arc<[u8]>),
+}
 
 impl Bytes {
     /// Bytes from a slice.
     pub fn new(b: &[u8]) -> Self {
-        Bytes(Arc::from(b))
+        if b.len() <= INLINE {
+            let mut data = [0u8; INLINE];
+            data[..b.len()].copy_from_slice(b);
+            Bytes(Repr::Inline {
+                len: b.len() as u8,
+                data,
+            })
+        } else {
+            Bytes(Repr::Shared(Arc::from(b)))
+        }
+    }
+
+    /// The bytes.
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, data } => &data[..usize::from(*len).min(INLINE)],
+            Repr::Shared(b) => b,
+        }
     }
 }
 
 impl From<Vec<u8>> for Bytes {
     fn from(v: Vec<u8>) -> Self {
-        Bytes(Arc::from(v))
+        if v.len() <= INLINE {
+            Bytes::new(&v)
+        } else {
+            Bytes(Repr::Shared(Arc::from(v)))
+        }
+    }
+}
+
+impl PartialEq for Bytes {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Bytes {}
+
+impl PartialOrd for Bytes {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Bytes {
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (&self.0, &other.0) {
+            // Zero-padded arrays compared as big-endian integers, then by length, order
+            // exactly as the slices do (a shorter prefix sorts first).
+            (Repr::Inline { len: a, data: x }, Repr::Inline { len: b, data: y }) => {
+                inline_words(x).cmp(&inline_words(y)).then(a.cmp(b))
+            }
+            _ => self.as_slice().cmp(other.as_slice()),
+        }
+    }
+}
+
+/// An inline array as two big-endian integers, for comparison.
+#[inline]
+fn inline_words(d: &[u8; INLINE]) -> (u128, u64) {
+    let mut hi = [0u8; 16];
+    hi.copy_from_slice(&d[..16]);
+    let mut lo = [0u8; 8];
+    lo[..INLINE - 16].copy_from_slice(&d[16..]);
+    (u128::from_be_bytes(hi), u64::from_be_bytes(lo))
+}
+
+impl std::hash::Hash for Bytes {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state)
     }
 }
 
 impl std::ops::Deref for Bytes {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
-        &self.0
+        self.as_slice()
     }
 }
 
 impl std::borrow::Borrow<[u8]> for Bytes {
+    #[inline]
     fn borrow(&self) -> &[u8] {
-        &self.0
+        self.as_slice()
     }
 }
 
 impl fmt::Debug for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Bytes({} bytes)", self.0.len())
+        write!(f, "Bytes({} bytes)", self.len())
     }
 }
 
 impl Serialize for Bytes {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
+        s.serialize_bytes(self.as_slice())
     }
 }
 

@@ -95,7 +95,7 @@ pub trait Readable {
         let t = table_state(self.state(), table.id, &table.name)?;
         let row = t
             .rows
-            .get(encode_key(key)?.as_slice())
+            .get(&Bytes::from(encode_key(key)?))
             .ok_or_else(|| not_found(&table.name))?;
         let v = decode_value(&row.value).map_err(|e| schema_error(&table.name, e))?;
         Ok((v, row.version))
@@ -105,7 +105,7 @@ pub trait Readable {
     fn version<K: Serialize, V>(&self, table: &Table<K, V>, key: &K) -> Result<u64> {
         let t = table_state(self.state(), table.id, &table.name)?;
         Ok(t.rows
-            .get(encode_key(key)?.as_slice())
+            .get(&Bytes::from(encode_key(key)?))
             .map_or(0, |r| r.version))
     }
 
@@ -129,7 +129,7 @@ pub trait Readable {
             .ok_or_else(|| Error::NotFound(format!("index {}.{index}", table.name)))?;
         let pk = ix
             .map
-            .get(encode_key(value)?.as_slice())
+            .get(&Bytes::from(encode_key(value)?))
             .ok_or_else(|| not_found(&table.name))?;
         let row = t.rows.get(pk).ok_or_else(|| not_found(&table.name))?;
         decode_row(&table.name, pk, &row.value)
