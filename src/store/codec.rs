@@ -271,3 +271,38 @@ pub fn decode_tx(b: &[u8]) -> std::result::Result<Vec<Op>, String> {
         None => Err("empty transaction".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Bytes;
+    use proptest::prelude::*;
+
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        // Short strings over a small alphabet with zeros, so prefixes, padding-like zeros and
+        // both representations (inline up to 22 bytes, shared beyond) meet often.
+        proptest::collection::vec(
+            prop_oneof![Just(0u8), Just(1u8), Just(255u8), any::<u8>()],
+            0..30,
+        )
+    }
+
+    proptest! {
+        /// Order, equality and hashing of `Bytes` are those of the byte strings, whichever
+        /// representation each side has.
+        #[test]
+        fn bytes_order_is_the_slice_order(a in bytes(), b in bytes()) {
+            let (x, y) = (Bytes::from(a.clone()), Bytes::new(&b));
+            prop_assert_eq!(x.cmp(&y), a.cmp(&b));
+            prop_assert_eq!(x == y, a == b);
+            prop_assert_eq!(&*x, a.as_slice());
+            let hash = |v: &dyn Fn(&mut std::collections::hash_map::DefaultHasher)| {
+                use std::hash::Hasher;
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                v(&mut h);
+                h.finish()
+            };
+            use std::hash::Hash;
+            prop_assert_eq!(hash(&|h| x.hash(h)), hash(&|h| a.as_slice().hash(h)));
+        }
+    }
+}
