@@ -123,8 +123,10 @@ impl Ord for Bytes {
     }
 }
 
-/// An inline array as two big-endian integers, for comparison.
+/// An inline array as two big-endian integers, for comparison (in memory only; big-endian
+/// because its integer order is the byte order).
 #[inline]
+#[allow(clippy::big_endian_bytes)]
 fn inline_words(d: &[u8; INLINE]) -> (u128, u64) {
     let mut hi = [0u8; 16];
     hi.copy_from_slice(&d[..16]);
