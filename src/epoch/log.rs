@@ -400,6 +400,11 @@ impl EpochLog {
         &self.dir.path
     }
 
+    /// The I/O backend the log uses.
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+        &self.dir.backend
+    }
+
     /// The current epoch's id.
     pub fn current_epoch(&self) -> u64 {
         self.lock_inner().epoch

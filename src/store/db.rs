@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use super::codec::{
     Bytes, Op, TableKind, TableMeta, decode_tx, decode_value, encode_tx, encode_value,
 };
+use super::named_lock::{self, NamedLock};
 use super::read::{Snapshot, schema_error};
 use super::state::{IndexState, State, ViewValue};
 use super::table::{BytesTable, Table, TableDef, type_label};
@@ -331,6 +332,15 @@ impl Store {
     /// `None` until it fails again).
     pub fn view_error(&self) -> Option<Error> {
         self.shared.view_error.lock().take()
+    }
+
+    /// Takes the lock `name` without waiting, or returns [`Locked`](Error::Locked) naming the
+    /// holder's process. The lock excludes every other holder of the name, in this process
+    /// (whatever store handle or thread asks) and in others, until the returned guard is
+    /// dropped or its process dies. Each acquisition gets a larger fencing number
+    /// ([`NamedLock::fence`]), recorded durably before this returns.
+    pub fn try_lock(&self, name: &str) -> Result<NamedLock> {
+        named_lock::try_lock(&**self.shared.log.backend(), self.shared.log.dir(), name)
     }
 
     /// Makes every committed transaction durable and visible.

@@ -3,6 +3,7 @@
 
 mod codec;
 mod db;
+mod named_lock;
 mod read;
 mod state;
 mod table;
@@ -20,6 +21,7 @@ pub(crate) fn decode_state(b: &[u8]) -> Result<(), String> {
     state::State::decode_snapshot(b).map(|_| ())
 }
 pub use db::{DerivedView, Store, StoreOptions, read_only_snapshot};
+pub use named_lock::NamedLock;
 pub use read::{Readable, Snapshot, TableInfo};
 pub use table::{AnyTable, BytesTable, Table, TableDef};
 pub use txn::WriteTx;
