@@ -71,6 +71,6 @@ pub mod weak;
 pub use epoch::Durability;
 pub use error::{CorruptKind, Error, Result};
 pub use store::{
-    AnyTable, BytesTable, DerivedView, NamedLock, Readable, Snapshot, Store, StoreOptions, Table,
-    TableDef, TableInfo, WriteTx, read_only_snapshot,
+    AnyTable, BackupReport, BytesTable, DerivedView, NamedLock, Readable, Snapshot, Store,
+    StoreOptions, Table, TableDef, TableInfo, WriteTx, read_only_snapshot,
 };

@@ -26,7 +26,8 @@ const EXAMPLES: &str = "Examples:
   echo '{\"ops\":[{\"op\":\"put\",\"table\":\"t\",\"key\":\"k\",\"value\":\"v\"}]}' | statelog apply ./state
   statelog repair ./state --dry-run    what a repair would cut
   statelog compact ./state             snapshot now, reclaim disk
-  statelog rewind ./state --to 3       make retained epoch 3 current again";
+  statelog rewind ./state --to 3       make retained epoch 3 current again
+  statelog backup ./state ./copy       consistent copy, also while a writer runs";
 
 #[derive(Parser)]
 #[command(name = "statelog", version, about = "Inspect, verify, dump, load, repair, compact and rewind statelog store directories.", after_help = EXAMPLES)]
@@ -101,6 +102,15 @@ Line format: {\"ops\":[{\"op\":\"put\",\"table\":\"t\",\"key\":\"k\",\"value\":\
     Compact {
         /// The store directory.
         dir: PathBuf,
+    },
+    /// Write a consistent, restorable copy of the newest durable state to a new directory
+    /// (safe beside a writer in another process).
+    #[command(after_help = "Example: statelog backup ./state /backups/state-2026-11-22")]
+    Backup {
+        /// The store directory.
+        dir: PathBuf,
+        /// The new directory (must not exist or must be empty).
+        dest: PathBuf,
     },
     /// Make a retained epoch current again; later epochs are kept aside (`.rewound`).
     #[command(after_help = "Example: statelog inspect ./state && statelog rewind ./state --to 3")]
@@ -199,6 +209,7 @@ fn run(command: Command) -> Result<i32, Fail> {
         } => repair(&dir, dry_run, salvage),
         Command::Compact { dir } => compact(&dir),
         Command::Rewind { dir, to } => rewind(&dir, to),
+        Command::Backup { dir, dest } => backup(&dir, &dest),
     }
 }
 
@@ -641,6 +652,23 @@ fn compact(dir: &Path) -> Result<i32, Fail> {
         b.finish_and_clear();
     }
     println!("{before} bytes before, {} bytes after", dir_size(dir));
+    Ok(0)
+}
+
+fn backup(dir: &Path, dest: &Path) -> Result<i32, Fail> {
+    require_store(dir)?;
+    let bar = spinner("restoring and writing the copy");
+    let (snap, _) = read_only_snapshot(backend(), dir, RecoveryMode::TolerateTornTail, None)?;
+    let report = snap.backup_to(dest)?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    println!(
+        "backed up {} transactions ({} bytes of state) to {}",
+        report.seq,
+        report.bytes,
+        dest.display()
+    );
     Ok(0)
 }
 

@@ -125,6 +125,46 @@ fn every_command_on_a_library_store() {
     assert_eq!(store.read().count(&users).unwrap(), 21);
 }
 
+/// `backup` beside a writer that holds the directory: the copy opens and holds every durable
+/// row; a non-empty destination is refused with status 2.
+#[test]
+fn backup_beside_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live");
+    library_store(&live);
+    let store = Store::open(&live, StoreOptions::default()).unwrap();
+    let dest = dir.path().join("copy");
+    let out = Command::new(env!("CARGO_BIN_EXE_statelog"))
+        .arg("backup")
+        .args([&live, &dest])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("backed up"),
+        "{}",
+        text(&out.stdout)
+    );
+    let again = Command::new(env!("CARGO_BIN_EXE_statelog"))
+        .arg("backup")
+        .args([&live, &dest])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("not empty"),
+        "{}",
+        text(&again.stderr)
+    );
+    let live_rows = text(&statelog(&["dump"], &live).stdout);
+    drop(store);
+    let copy = Store::open(&dest, StoreOptions::default()).unwrap();
+    let copied = copy.table(TableDef::<u32, User>::new("users")).unwrap();
+    assert_eq!(copy.read().count(&copied).unwrap(), 21);
+    drop(copy);
+    assert_eq!(text(&statelog(&["dump"], &dest).stdout), live_rows);
+}
+
 /// `dump` after `apply` gives back exactly what was applied (UTF-8 and binary keys and
 /// values); a malformed line stops with status 1 unless --keep-going.
 #[test]

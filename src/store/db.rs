@@ -11,6 +11,7 @@ use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::backup::{self, BackupReport};
 use super::codec::{
     Bytes, Op, TableKind, TableMeta, decode_tx, decode_value, encode_tx, encode_value,
 };
@@ -332,6 +333,19 @@ impl Store {
     /// `None` until it fails again).
     pub fn view_error(&self) -> Option<Error> {
         self.shared.view_error.lock().take()
+    }
+
+    /// Writes a consistent copy of the store to the new directory `dest` (which must not
+    /// exist or must be empty) while writers go on: the state of the latest published
+    /// commit, as one snapshot, fsynced before this returns. Open the copy with
+    /// [`Store::open`]. The copy holds no older epochs (nothing to rewind to).
+    pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
+        let snapshot = self.read();
+        backup::write_backup(
+            self.shared.log.backend().clone(),
+            &snapshot.state,
+            dest.as_ref(),
+        )
     }
 
     /// Takes the lock `name` without waiting, or returns [`Locked`](Error::Locked) naming the

@@ -1,6 +1,7 @@
 //! The store layer: typed tables kept in memory, every transaction one log entry, snapshots
 //! written by compaction (FORMAT.md §12).
 
+mod backup;
 mod codec;
 mod db;
 mod named_lock;
@@ -20,6 +21,7 @@ pub(crate) fn decode_transaction(b: &[u8]) -> Result<(), String> {
 pub(crate) fn decode_state(b: &[u8]) -> Result<(), String> {
     state::State::decode_snapshot(b).map(|_| ())
 }
+pub use backup::BackupReport;
 pub use db::{DerivedView, Store, StoreOptions, read_only_snapshot};
 pub use named_lock::NamedLock;
 pub use read::{Readable, Snapshot, TableInfo};

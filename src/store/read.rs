@@ -2,11 +2,13 @@
 //! sees its own writes).
 
 use std::ops::{Bound, RangeBounds};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::backup::BackupReport;
 use super::codec::{Bytes, TableKind, decode_key, decode_value, encode_key};
 use super::state::{Row, State, TableState};
 use super::table::{AnyTable, BytesTable, Table, type_label};
@@ -264,6 +266,18 @@ impl Snapshot {
     /// The number of transactions committed before this state.
     pub fn seq(&self) -> u64 {
         self.state.seq
+    }
+
+    /// Writes this state as a new store directory `dest` (which must not exist or must be
+    /// empty): one snapshot, fsynced, restorable with `Store::open`. Use with
+    /// [`read_only_snapshot`](crate::read_only_snapshot) to back up a store that another
+    /// process is writing.
+    pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
+        super::backup::write_backup(
+            Arc::new(crate::backend::FsBackend::new()),
+            &self.state,
+            dest.as_ref(),
+        )
     }
 
     /// The derived view computed from this state (see
