@@ -491,6 +491,48 @@ where
 /// Reads per batch between looks at the stop flag.
 const BATCH: u64 = 32;
 
+/// A reader of the mixed workload: `get` on uniform random ids below `n`, in batches, from the
+/// barrier until `stop`; returns how many gets it made.
+fn read_until(
+    seed: u64,
+    n: u64,
+    ready: &Barrier,
+    stop: &AtomicBool,
+    mut get: impl FnMut(u64),
+) -> u64 {
+    let mut rng = Rng(100 + seed);
+    ready.wait();
+    let mut k = 0;
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..BATCH {
+            get(rng.below(n));
+        }
+        k += BATCH;
+    }
+    k
+}
+
+/// The writer of the mixed workload: `put` commits one changed row on a random id below `n`,
+/// from the barrier until `stop`; returns each commit's latency.
+fn write_until(
+    n: u64,
+    ready: &Barrier,
+    stop: &AtomicBool,
+    mut put: impl FnMut(u64, Row),
+) -> Vec<Duration> {
+    let mut rng = Rng(999);
+    let mut lat = Vec::new();
+    ready.wait();
+    while !stop.load(Ordering::Relaxed) {
+        let id = rng.below(n);
+        let r = row_v(id, lat.len() as u64 + 1);
+        let t0 = Instant::now();
+        put(id, r);
+        lat.push(t0.elapsed());
+    }
+    lat
+}
+
 // ---------------------------------------------------------------------------------------------
 // The table
 
@@ -1084,29 +1126,14 @@ fn main() {
     {
         progress("mixed: statelog");
         let reader = |i: u64, ready: &Barrier, stop: &AtomicBool| {
-            let mut rng = Rng(100 + i);
-            ready.wait();
-            let mut k = 0;
-            while !stop.load(Ordering::Relaxed) {
-                for _ in 0..BATCH {
-                    black_box(store.read().get(&t, &rng.below(n)).unwrap());
-                }
-                k += BATCH;
-            }
-            k
+            read_until(i, n, ready, stop, |id| {
+                black_box(store.read().get(&t, &id).unwrap());
+            })
         };
         let writer = |ready: &Barrier, stop: &AtomicBool| {
-            let mut rng = Rng(999);
-            let mut lat = Vec::new();
-            ready.wait();
-            while !stop.load(Ordering::Relaxed) {
-                let id = rng.below(n);
-                let r = row_v(id, lat.len() as u64 + 1);
-                let t0 = Instant::now();
+            write_until(n, ready, stop, |id, r| {
                 store.write(|tx| tx.insert(&t, &id, &r)).unwrap();
-                lat.push(t0.elapsed());
-            }
-            lat
+            })
         };
         let (alone, _) = mixed_phase(mixed_secs, &reader, None::<&NoWriter>);
         let ours = mixed_phase(mixed_secs, &reader, Some(&writer));
@@ -1114,31 +1141,15 @@ fn main() {
         progress("mixed: SQLite");
         let reader = |i: u64, ready: &Barrier, stop: &AtomicBool| {
             let c = open_sqlite(&sqlite_db, "NORMAL");
-            let mut rng = Rng(100 + i);
-            ready.wait();
-            let mut k = 0;
-            while !stop.load(Ordering::Relaxed) {
-                for _ in 0..BATCH {
-                    black_box(sqlite_get(&c, rng.below(n)));
-                }
-                k += BATCH;
-            }
-            k
+            read_until(i, n, ready, stop, |id| {
+                black_box(sqlite_get(&c, id));
+            })
         };
         let writer = |sync: &'static str| {
             let sqlite_db = &sqlite_db;
             move |ready: &Barrier, stop: &AtomicBool| {
                 let c = open_sqlite(sqlite_db, sync);
-                let mut rng = Rng(999);
-                let mut lat = Vec::new();
-                ready.wait();
-                while !stop.load(Ordering::Relaxed) {
-                    let r = row_v(rng.below(n), lat.len() as u64 + 1);
-                    let t0 = Instant::now();
-                    sqlite_upsert(&c, &r);
-                    lat.push(t0.elapsed());
-                }
-                lat
+                write_until(n, ready, stop, |_, r| sqlite_upsert(&c, &r))
             }
         };
         let (sqlite_alone, _) = mixed_phase(mixed_secs, &reader, None::<&NoWriter>);
@@ -1147,28 +1158,12 @@ fn main() {
 
         progress("mixed: redb");
         let reader = |i: u64, ready: &Barrier, stop: &AtomicBool| {
-            let mut rng = Rng(100 + i);
-            ready.wait();
-            let mut k = 0;
-            while !stop.load(Ordering::Relaxed) {
-                for _ in 0..BATCH {
-                    black_box(redb_get(&rdb, rng.below(n)));
-                }
-                k += BATCH;
-            }
-            k
+            read_until(i, n, ready, stop, |id| {
+                black_box(redb_get(&rdb, id));
+            })
         };
         let writer = |ready: &Barrier, stop: &AtomicBool| {
-            let mut rng = Rng(999);
-            let mut lat = Vec::new();
-            ready.wait();
-            while !stop.load(Ordering::Relaxed) {
-                let r = row_v(rng.below(n), lat.len() as u64 + 1);
-                let t0 = Instant::now();
-                redb_write(&rdb, [r]);
-                lat.push(t0.elapsed());
-            }
-            lat
+            write_until(n, ready, stop, |_, r| redb_write(&rdb, [r]))
         };
         let (redb_alone, _) = mixed_phase(mixed_secs, &reader, None::<&NoWriter>);
         let redb_with = mixed_phase(mixed_secs, &reader, Some(&writer));
