@@ -2,6 +2,8 @@
 //! the state at one commit (every thread's rows are a prefix matching its counter, and the
 //! number of rows matches the counters).
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 use statelog::{Error, Readable, Store, StoreOptions, Table, TableDef};
 
 fn tables(store: &Store) -> (Table<(u8, u32), u64>, Table<u8, u32>) {
@@ -16,31 +18,43 @@ fn backups_during_eight_thread_writes_restore_one_commit() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("live"), StoreOptions::default()).unwrap();
     let (rows, counters) = tables(&store);
-    let per_thread = 300u32;
+    // Writers go on until the six backups are made; each backup waits for commits after the
+    // previous one, so every backup is taken during writes and each holds more rows.
+    let committed = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
     let backups = std::thread::scope(|s| {
         for t in 0..8u8 {
             let (store, rows, counters) = (&store, &rows, &counters);
+            let (committed, done) = (&committed, &done);
             s.spawn(move || {
-                for i in 0..per_thread {
+                let mut i = 0u32;
+                while !done.load(Ordering::SeqCst) {
                     store
                         .write(|tx| {
                             tx.insert(rows, &(t, i), &(u64::from(t) << 32 | u64::from(i)))?;
                             tx.insert(counters, &t, &(i + 1))
                         })
                         .unwrap();
+                    committed.fetch_add(1, Ordering::SeqCst);
+                    i += 1;
                 }
             });
         }
         let mut made = Vec::new();
+        let mut seen = 0;
         for n in 0..6 {
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            while committed.load(Ordering::SeqCst) <= seen {
+                std::thread::yield_now();
+            }
+            seen = committed.load(Ordering::SeqCst);
             let dest = dir.path().join(format!("backup{n}"));
             let report = store.backup_to(&dest).unwrap();
             made.push((dest, report));
         }
+        done.store(true, Ordering::SeqCst);
         made
     });
-    let mut distinct = std::collections::BTreeSet::new();
+    let mut last_total = 0u64;
     for (dest, report) in backups {
         let copy = Store::open(&dest, StoreOptions::default()).unwrap();
         let (rows, counters) = tables(&copy);
@@ -69,15 +83,18 @@ fn backups_during_eight_thread_writes_restore_one_commit() {
             }
         }
         assert_eq!(snap.count(&rows).unwrap() as u64, total);
-        distinct.insert(total);
+        assert!(
+            total > last_total,
+            "each backup holds the commits before it"
+        );
+        last_total = total;
     }
-    assert!(
-        distinct.len() > 1,
-        "the backups should catch writes in progress"
-    );
-    // The live store goes on and is complete.
+    // The live store holds every commit.
     let snap = store.read();
-    assert_eq!(snap.count(&rows).unwrap(), 8 * per_thread as usize);
+    assert_eq!(
+        snap.count(&rows).unwrap() as u64,
+        committed.load(Ordering::SeqCst)
+    );
 }
 
 #[test]
