@@ -71,6 +71,7 @@ pub mod weak;
 pub use epoch::Durability;
 pub use error::{CorruptKind, Error, Result};
 pub use store::{
-    AnyTable, BackupReport, BytesTable, DerivedView, NamedLock, Readable, Snapshot, Store,
-    StoreOptions, Table, TableDef, TableInfo, WriteTx, read_only_snapshot,
+    AnyTable, BackupReport, BytesTable, Change, ChangeOp, Changes, CommitPos, DerivedView,
+    Follower, FollowerOptions, NamedLock, PollReport, Readable, Snapshot, Store, StoreOptions,
+    Table, TableDef, TableInfo, Watcher, WriteTx, read_only_snapshot,
 };

@@ -282,6 +282,7 @@ impl EpochLog {
                     id: 0,
                     created: millis_to_time(now),
                     segment: 1,
+                    prev: None,
                     size: first_end,
                 },
                 snapshot: None,
@@ -372,6 +373,7 @@ impl EpochLog {
                 id: head.epoch,
                 created: millis_to_time(head.created_ms),
                 segment: current.snap_segment,
+                prev: head.prev.map(|p| p.0),
                 size: epoch_size,
             },
             snapshot: current.snapshot.state.clone(),
@@ -585,6 +587,7 @@ impl EpochLog {
             id: epoch,
             created: millis_to_time(now),
             segment: seq,
+            prev: head.prev.map(|p| p.0),
             size,
         })
     }

@@ -6,12 +6,14 @@ mod dir;
 mod entry;
 mod log;
 mod read;
+mod tail;
 mod view;
 
 pub use log::{
     Clock, CompactionPolicy, Durability, EpochLog, Options, Position, Retention, SnapshotReport,
 };
 pub use read::{EpochInfo, FellBack, LostRange, RecoveryMode, RecoveryReport, Restored, Updates};
+pub use tail::{LogTail, TailEvent};
 pub use view::EpochReader;
 
 pub(crate) use dir::parse_segment_name as segment_number;

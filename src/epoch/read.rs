@@ -32,6 +32,8 @@ pub struct EpochInfo {
     pub created: SystemTime,
     /// The segment where the epoch starts (its snapshot).
     pub segment: u64,
+    /// The epoch this one was started from (its snapshot's back-pointer), if any.
+    pub prev: Option<u64>,
     /// Bytes of the epoch's segments on disk.
     pub size: u64,
 }
@@ -218,6 +220,7 @@ impl SegmentDir {
                 id: head.epoch,
                 created: millis_to_time(head.created_ms),
                 segment: seg,
+                prev: head.prev.map(|p| p.0),
                 size,
             });
             let Some((prev_epoch, prev_seg)) = head.prev else {

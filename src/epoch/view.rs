@@ -65,6 +65,7 @@ impl EpochReader {
                 id: epoch,
                 created: millis_to_time(current.head.created_ms),
                 segment: current.snap_segment,
+                prev: current.head.prev.map(|p| p.0),
                 size,
             },
             snapshot: current.snapshot.state,

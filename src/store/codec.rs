@@ -34,6 +34,13 @@ pub fn decode_value<V: DeserializeOwned>(b: &[u8]) -> std::result::Result<V, Str
     Ok(v)
 }
 
+/// Decodes a bincode value at the start of `b`, ignoring the bytes after it.
+pub fn decode_prefix<V: DeserializeOwned>(b: &[u8]) -> std::result::Result<V, String> {
+    bincode::serde::decode_from_slice(b, config())
+        .map(|(v, _)| v)
+        .map_err(|e| e.to_string())
+}
+
 /// Encodes a key so that byte order is the key's order (memcomparable).
 pub fn encode_key<K: Serialize>(k: &K) -> Result<Vec<u8>> {
     memcomparable::to_vec(k).map_err(|e| Error::InvalidArgument(format!("cannot encode key: {e}")))

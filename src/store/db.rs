@@ -6,20 +6,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use imbl::OrdMap;
 use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::backup::{self, BackupReport};
-use super::codec::{
-    Bytes, Op, TableKind, TableMeta, decode_tx, decode_value, encode_tx, encode_value,
-};
+use super::changes::{Changes, CommitPos, changes_since};
+use super::codec::{Bytes, Op, TableKind, TableMeta, decode_tx, encode_tx, encode_value};
 use super::named_lock::{self, NamedLock};
 use super::read::{Snapshot, schema_error};
-use super::state::{IndexState, State, ViewValue};
+use super::state::{State, ViewValue};
 use super::table::{BytesTable, Table, TableDef, type_label};
-use super::txn::{WriteTx, index_keys};
+use super::txn::{WriteTx, build_indexes, row_indexer};
 use crate::backend::{Backend, FsBackend};
 use crate::epoch::{
     Durability, EpochLog, EpochReader, LostRange, Options, Position, RecoveryMode, RecoveryReport,
@@ -64,6 +62,15 @@ impl DerivedView {
         f: impl Fn(&Snapshot) -> Result<T> + Send + Sync + 'static,
     ) -> Self {
         DerivedView(Arc::new(move |s| f(s).map(|v| Arc::new(v) as ViewValue)))
+    }
+}
+
+impl DerivedView {
+    /// The view of `state`.
+    pub(crate) fn compute(&self, state: &Arc<State>) -> Result<ViewValue> {
+        (self.0)(&Snapshot {
+            state: state.clone(),
+        })
     }
 }
 
@@ -125,6 +132,7 @@ fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostRange>)> {
             .map_err(|_| Error::corrupt(&snapshot_file, 32, CorruptKind::Payload))?,
         None => State::default(),
     };
+    state.epoch = restored.epoch.id;
     let mut updates = restored.updates;
     while let Some(update) = updates.next() {
         let update = update?;
@@ -348,6 +356,15 @@ impl Store {
         )
     }
 
+    /// Up to `limit` transactions committed after `pos` (a [`Snapshot::position`]), read from
+    /// the log, or [`Changes::Reset`] when the log no longer holds them all (retention
+    /// deleted them, or the position is from a history an operator rewound away). Reads the
+    /// log from the start of `pos`'s epoch.
+    pub fn changes_since(&self, pos: CommitPos, limit: usize) -> Result<Changes> {
+        let names = self.shared.published.load_full();
+        changes_since(&self.shared.log, self.shared.log.dir(), &names, pos, limit)
+    }
+
     /// Takes the lock `name` without waiting, or returns [`Locked`](Error::Locked) naming the
     /// holder's process. The lock excludes every other holder of the name, in this process
     /// (whatever store handle or thread asks) and in others, until the returned guard is
@@ -378,8 +395,17 @@ impl Store {
 
     fn compact_locked(&self, w: &mut Writer) -> Result<()> {
         let bytes = w.head.encode_snapshot()?;
-        self.shared.log.snapshot(&bytes)?;
+        let report = self.shared.log.snapshot(&bytes)?;
         self.publish_ready(w);
+        // The same state, now at the start of the new epoch (the seal made everything
+        // before it durable, so nothing is pending).
+        let mut head = (*w.head).clone();
+        head.epoch = report.epoch.id;
+        head.generation += 1;
+        w.head = Arc::new(head);
+        if w.pending.is_empty() {
+            self.publish(w.head.clone());
+        }
         Ok(())
     }
 
@@ -497,28 +523,7 @@ impl Store {
         // Build the unique indexes from the rows.
         let handle = Table::new(id, &def.name, def.uniques);
         let t = work.table_mut(id).map_err(Error::NotFound)?;
-        let mut indexes: Vec<IndexState> = handle
-            .uniques
-            .iter()
-            .map(|u| IndexState {
-                name: u.name.clone(),
-                map: OrdMap::new(),
-            })
-            .collect();
-        for (key, row) in t.rows.iter() {
-            let value: V = decode_value(&row.value).map_err(|e| schema_error(&def.name, e))?;
-            for (slot, uk) in index_keys(&handle, &value)? {
-                if let Some(ix) = indexes.get_mut(slot) {
-                    if ix.map.insert(uk, key.clone()).is_some() {
-                        return Err(Error::Conflict {
-                            table: def.name.clone(),
-                            index: ix.name.clone(),
-                        });
-                    }
-                }
-            }
-        }
-        t.indexes = indexes;
+        build_indexes(t, handle.index_names(), &row_indexer(&handle))?;
         work.generation = w.head.generation + 1;
         let state = Arc::new(work);
         w.head = state.clone();

@@ -2,8 +2,10 @@
 //! written by compaction (FORMAT.md §12).
 
 mod backup;
+mod changes;
 mod codec;
 mod db;
+mod follower;
 mod named_lock;
 mod read;
 mod state;
@@ -22,7 +24,9 @@ pub(crate) fn decode_state(b: &[u8]) -> Result<(), String> {
     state::State::decode_snapshot(b).map(|_| ())
 }
 pub use backup::BackupReport;
+pub use changes::{Change, ChangeOp, Changes, CommitPos};
 pub use db::{DerivedView, Store, StoreOptions, read_only_snapshot};
+pub use follower::{Follower, FollowerOptions, PollReport, Watcher};
 pub use named_lock::NamedLock;
 pub use read::{Readable, Snapshot, TableInfo};
 pub use table::{AnyTable, BytesTable, Table, TableDef};

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::backup::BackupReport;
+use super::changes::CommitPos;
 use super::codec::{Bytes, TableKind, decode_key, decode_value, encode_key};
 use super::state::{Row, State, TableState};
 use super::table::{AnyTable, BytesTable, Table, type_label};
@@ -266,6 +267,14 @@ impl Snapshot {
     /// The number of transactions committed before this state.
     pub fn seq(&self) -> u64 {
         self.state.seq
+    }
+
+    /// Where this state is in the store's history (for `changes_since`).
+    pub fn position(&self) -> CommitPos {
+        CommitPos {
+            epoch: self.state.epoch,
+            seq: self.state.seq,
+        }
     }
 
     /// Writes this state as a new store directory `dest` (which must not exist or must be

@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use super::codec::{Bytes, Op, STORE_FORMAT, TableMeta, decode_value};
+use super::codec::{Bytes, Op, STORE_FORMAT, TableMeta, decode_prefix, decode_value};
 use crate::error::Result;
 
 /// A row: its encoded value and its version (bumped by one on every write).
@@ -51,6 +51,9 @@ pub type ViewValue = std::sync::Arc<dyn std::any::Any + Send + Sync>;
 pub struct State {
     /// Number of transactions committed since the store was created.
     pub seq: u64,
+    /// The epoch of the log this state was committed in (or restored from); not stored in
+    /// snapshots. With `seq`, the state's [`CommitPos`](crate::CommitPos).
+    pub epoch: u64,
     /// Increases with every change, derived ones (indexes) included; publication never goes
     /// back to a lower generation.
     pub generation: u64,
@@ -157,6 +160,15 @@ impl State {
         Ok(out)
     }
 
+    /// The `seq` of a snapshot payload, read without decoding the rest.
+    pub fn snapshot_seq(b: &[u8]) -> std::result::Result<u64, String> {
+        match b.split_first() {
+            Some((&STORE_FORMAT, rest)) => decode_prefix(rest),
+            Some((v, _)) => Err(format!("store format {v} is not supported")),
+            None => Err("empty snapshot".into()),
+        }
+    }
+
     /// Decodes a snapshot payload.
     pub fn decode_snapshot(b: &[u8]) -> std::result::Result<State, String> {
         let image: Image = match b.split_first() {
@@ -166,6 +178,7 @@ impl State {
         };
         let mut state = State {
             seq: image.seq,
+            epoch: 0,
             generation: 0,
             next_table_id: image.next_table_id,
             tables: OrdMap::new(),

@@ -116,6 +116,11 @@ impl<K, V> Table<K, V> {
         }
     }
 
+    /// The names of its unique indexes, in slot order.
+    pub(crate) fn index_names(&self) -> Vec<String> {
+        self.uniques.iter().map(|u| u.name.clone()).collect()
+    }
+
     /// The table's name.
     pub fn name(&self) -> &str {
         &self.name

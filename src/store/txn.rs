@@ -1,11 +1,14 @@
 //! Write transactions: changes to several tables that commit atomically as one log entry.
 
+use std::sync::Arc;
+
+use imbl::OrdMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::codec::{Bytes, Op, decode_value, encode_key, encode_value};
 use super::read::{Readable, not_found, schema_error, table_state};
-use super::state::{Row, State, TableState};
+use super::state::{IndexState, Row, State, TableState};
 use super::table::{BytesTable, Table};
 use crate::error::{Error, Result};
 
@@ -291,6 +294,53 @@ pub(crate) fn index_keys<K, V>(table: &Table<K, V>, value: &V) -> Result<Vec<(us
         .enumerate()
         .map(|(slot, u)| Ok((slot, Bytes::from((u.key)(value)?))))
         .collect()
+}
+
+/// Derives a table's unique-index keys from an encoded value (type-erased, for code that
+/// holds rows as bytes).
+pub(crate) type RowIndexer = Arc<dyn Fn(&[u8]) -> Result<Vec<(usize, Bytes)>> + Send + Sync>;
+
+/// The indexer of a typed table's unique indexes.
+pub(crate) fn row_indexer<K, V: DeserializeOwned + 'static>(table: &Table<K, V>) -> RowIndexer {
+    let (name, uniques) = (table.name.clone(), table.uniques.clone());
+    Arc::new(move |bytes| {
+        let value: V = decode_value(bytes).map_err(|e| schema_error(&name, e))?;
+        uniques
+            .iter()
+            .enumerate()
+            .map(|(slot, u)| Ok((slot, Bytes::from((u.key)(&value)?))))
+            .collect()
+    })
+}
+
+/// Builds a table's unique indexes (named `names`, in slot order) from its rows; two rows with
+/// one index key are a [`Conflict`](Error::Conflict).
+pub(crate) fn build_indexes(
+    t: &mut TableState,
+    names: Vec<String>,
+    indexer: &RowIndexer,
+) -> Result<()> {
+    let mut indexes: Vec<IndexState> = names
+        .into_iter()
+        .map(|name| IndexState {
+            name,
+            map: OrdMap::new(),
+        })
+        .collect();
+    for (key, row) in t.rows.iter() {
+        for (slot, uk) in indexer(&row.value)? {
+            if let Some(ix) = indexes.get_mut(slot) {
+                if ix.map.insert(uk, key.clone()).is_some() {
+                    return Err(Error::Conflict {
+                        table: t.meta.name.clone(),
+                        index: ix.name.clone(),
+                    });
+                }
+            }
+        }
+    }
+    t.indexes = indexes;
+    Ok(())
 }
 
 #[cfg(test)]

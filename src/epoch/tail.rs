@@ -1,0 +1,305 @@
+//! Following a store directory while a writer, possibly in another process, appends to it
+//! (FORMAT.md §11.6): the newest epoch's snapshot, then every update as it becomes readable,
+//! across segment rotation, compaction, retention and rewinds.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::entry::{Decoded, SegmentStart, decode};
+use super::read::{EpochInfo, SegmentDir, entry_error_kind, millis_to_time};
+use crate::backend::Backend;
+use crate::error::{CorruptKind, Error, Result};
+use crate::frame::LogReader;
+
+/// What a [`LogTail`] read next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TailEvent {
+    /// The tail moved to the start of an epoch: the epoch's snapshot state (`None` for a first
+    /// epoch that started empty). `continues` is true when the epoch was started from the end
+    /// of the one followed so far (a compaction) after every update of that one was
+    /// delivered; false when the tail jumped (on its first read, after falling behind
+    /// retention, or after the writer rewound or gave up a damaged epoch).
+    Epoch {
+        /// The epoch now followed.
+        info: EpochInfo,
+        /// Its snapshot state.
+        snapshot: Option<Vec<u8>>,
+        /// Whether the new epoch continues the previous one without a gap.
+        continues: bool,
+    },
+    /// The next update of the epoch followed.
+    Update(Vec<u8>),
+}
+
+/// Where the tail is.
+struct At {
+    epoch: EpochInfo,
+    segment: u64,
+    /// Where the next entry starts in `segment`.
+    offset: u64,
+}
+
+/// Reads a store directory as it grows, without locking or changing it: safe beside a
+/// writer in another process. Complete entries only are returned: an entry the writer has
+/// not finished is read on a later call, once it is whole.
+pub struct LogTail {
+    dir: SegmentDir,
+    at: Option<At>,
+    reader: Option<LogReader>,
+    last: Option<(PathBuf, u64)>,
+}
+
+impl std::fmt::Debug for LogTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogTail")
+            .field("dir", &self.dir.path)
+            .field("epoch", &self.at.as_ref().map(|a| a.epoch.id))
+            .field("segment", &self.at.as_ref().map(|a| a.segment))
+            .field("offset", &self.at.as_ref().map(|a| a.offset))
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many times the tail retries locating the newest epoch when a writer deletes or
+/// renames segments while it looks.
+const LOCATE_TRIES: usize = 8;
+
+impl LogTail {
+    /// A tail of the store directory `dir`; its first event is the newest epoch.
+    pub fn open(backend: Arc<dyn Backend>, dir: &Path) -> Result<Self> {
+        if !backend.exists(dir).map_err(|e| Error::io(dir, e))? {
+            return Err(Error::io(dir, std::io::ErrorKind::NotFound.into()));
+        }
+        Ok(LogTail {
+            dir: SegmentDir {
+                backend,
+                path: dir.to_path_buf(),
+            },
+            at: None,
+            reader: None,
+            last: None,
+        })
+    }
+
+    /// The epoch followed, once the first event was read.
+    pub fn epoch(&self) -> Option<&EpochInfo> {
+        self.at.as_ref().map(|a| &a.epoch)
+    }
+
+    /// The file and offset of the last update returned (for errors about its content).
+    pub fn last_location(&self) -> Option<(&Path, u64)> {
+        self.last.as_ref().map(|(p, o)| (p.as_path(), *o))
+    }
+
+    /// The next event, or `None` when everything written so far was read. Damage in the
+    /// middle of the log is an error naming the file and offset (and is reported again on
+    /// the next call); an unfinished last entry is not damage.
+    #[allow(
+        clippy::should_implement_trait,
+        reason = "returns Result, polled repeatedly"
+    )]
+    pub fn next(&mut self) -> Result<Option<TailEvent>> {
+        let Some(at) = self.at.as_ref() else {
+            return self.jump().map(Some);
+        };
+        let (epoch, path) = (at.epoch.id, self.dir.seg(at.segment));
+        if self.reader.is_none() {
+            match LogReader::open(&*self.dir.backend, &path, false) {
+                Ok(mut r) => {
+                    r.seek(at.offset);
+                    self.reader = Some(r);
+                }
+                // The writer deleted or renamed the segment (retention, rewind): the history
+                // followed so far is gone, so the tail moves to the newest epoch.
+                Err(e) if is_not_found(&e) => return self.jump().map(Some),
+                Err(e) => return Err(e),
+            }
+        }
+        let mut rechecked = false;
+        loop {
+            let Some(r) = self.reader.as_mut() else {
+                return Ok(None);
+            };
+            let entry = match r.next_entry() {
+                Ok(Some(e)) => Some((e.pos, decode(e.payload).map(owned))),
+                Ok(None) => None,
+                Err(e) => {
+                    return if self.moved_on()? {
+                        self.jump().map(Some)
+                    } else {
+                        Err(e)
+                    };
+                }
+            };
+            let Some((pos, decoded)) = entry else {
+                // The end of what is written. If the writer went on elsewhere without sealing
+                // this segment, the history followed was cut (rewind, fallback): jump. A seal
+                // written between the read and the listing is found by reading once more.
+                if !self.moved_on()? {
+                    return Ok(None);
+                }
+                if rechecked {
+                    return self.jump().map(Some);
+                }
+                rechecked = true;
+                continue;
+            };
+            let bad = |kind| Error::corrupt(&path, pos.start, kind);
+            let found = match &decoded {
+                Ok(
+                    Owned::Update { epoch, .. } | Owned::Seal { epoch } | Owned::Close { epoch },
+                ) => *epoch,
+                Ok(Owned::Other) => return Err(bad(CorruptKind::BrokenChain)),
+                Err(e) => return Err(bad(entry_error_kind(*e))),
+            };
+            if found != epoch {
+                return Err(bad(CorruptKind::WrongEpoch {
+                    expected: epoch,
+                    found,
+                }));
+            }
+            match decoded {
+                Ok(Owned::Update { data, .. }) => {
+                    self.set_offset(pos.end);
+                    self.last = Some((path, pos.start));
+                    return Ok(Some(TailEvent::Update(data)));
+                }
+                // Stays before the seal until the next segment exists.
+                Ok(Owned::Seal { .. }) => return self.after_seal(),
+                _ => self.set_offset(pos.end),
+            }
+        }
+    }
+
+    fn set_offset(&mut self, offset: u64) {
+        if let Some(at) = self.at.as_mut() {
+            at.offset = offset;
+        }
+    }
+
+    /// At a seal: moves into the segment that follows, if the writer has made it.
+    fn after_seal(&mut self) -> Result<Option<TailEvent>> {
+        let Some(at) = self.at.as_mut() else {
+            return self.jump().map(Some);
+        };
+        let seqs = self.dir.segments()?;
+        let Some(&next) = seqs.iter().find(|&&s| s > at.segment) else {
+            return Ok(None);
+        };
+        let start = match self.dir.read_start(next, false) {
+            Ok(s) => s,
+            Err(e) if is_not_found(&e) => return self.jump().map(Some),
+            Err(e) => return Err(e),
+        };
+        match start.head {
+            SegmentStart::Continue(c)
+                if c.epoch == at.epoch.id
+                    && c.prev_segment == at.segment
+                    && c.epoch_segment == at.epoch.segment =>
+            {
+                at.segment = next;
+                at.offset = start.pos.end;
+                self.reader = None;
+                self.next()
+            }
+            SegmentStart::Snapshot(h) if h.prev == Some((at.epoch.id, at.epoch.segment)) => {
+                let info = EpochInfo {
+                    id: h.epoch,
+                    created: millis_to_time(h.created_ms),
+                    segment: next,
+                    prev: Some(at.epoch.id),
+                    size: self.dir.file_len(next)?,
+                };
+                *at = At {
+                    epoch: info.clone(),
+                    segment: next,
+                    offset: start.pos.end,
+                };
+                self.reader = None;
+                Ok(Some(TailEvent::Epoch {
+                    info,
+                    snapshot: start.state,
+                    continues: true,
+                }))
+            }
+            _ => self.jump().map(Some),
+        }
+    }
+
+    /// Whether the writer went on somewhere the tail cannot follow from where it is: its
+    /// segment is gone, or a newer segment exists although this one is not sealed.
+    fn moved_on(&self) -> Result<bool> {
+        let Some(at) = &self.at else {
+            return Ok(true);
+        };
+        let seqs = self.dir.segments()?;
+        Ok(seqs.binary_search(&at.segment).is_err() || seqs.last() != Some(&at.segment))
+    }
+
+    /// Moves to the start of the newest epoch.
+    fn jump(&mut self) -> Result<TailEvent> {
+        self.reader = None;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.locate() {
+                Ok(ev) => return Ok(ev),
+                // Segments deleted or renamed while we looked: look again.
+                Err(e) if is_not_found(&e) && tries < LOCATE_TRIES => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn locate(&mut self) -> Result<TailEvent> {
+        let seqs = self.dir.segments()?;
+        if seqs.is_empty() {
+            return Err(Error::NotFound(format!(
+                "no segments in {}: not a statelog directory",
+                self.dir.path.display()
+            )));
+        }
+        let current = self.dir.current(&seqs)?;
+        let info = EpochInfo {
+            id: current.head.epoch,
+            created: millis_to_time(current.head.created_ms),
+            segment: current.snap_segment,
+            prev: current.head.prev.map(|p| p.0),
+            size: self.dir.size_of(&current.segments)?,
+        };
+        self.at = Some(At {
+            epoch: info.clone(),
+            segment: current.snap_segment,
+            offset: current.snapshot.pos.end,
+        });
+        Ok(TailEvent::Epoch {
+            info,
+            snapshot: current.snapshot.state,
+            continues: false,
+        })
+    }
+}
+
+/// A decoded entry, detached from the reader's buffer.
+enum Owned {
+    Update { epoch: u64, data: Vec<u8> },
+    Seal { epoch: u64 },
+    Close { epoch: u64 },
+    Other,
+}
+
+fn owned(d: Decoded<'_>) -> Owned {
+    match d {
+        Decoded::Update { epoch, data } => Owned::Update {
+            epoch,
+            data: data.to_vec(),
+        },
+        Decoded::Seal { epoch } => Owned::Seal { epoch },
+        Decoded::Close { epoch } => Owned::Close { epoch },
+        _ => Owned::Other,
+    }
+}
+
+fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+}

@@ -1,0 +1,244 @@
+//! The committed changes after a position, read back from the log: for watchers, followers
+//! and shipping a store's history elsewhere.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+use super::codec::{Op, decode_key, decode_tx, decode_value};
+use super::read::schema_error;
+use super::state::State;
+use super::table::Table;
+use crate::epoch::{EpochInfo, EpochLog, EpochReader, Restored};
+use crate::error::{CorruptKind, Error, Result};
+
+/// Where a committed state is in a store's history: the epoch of the log it was committed in
+/// and the number of transactions committed before it (its `seq`). Positions from a history
+/// an operator rewound away are never mistaken for current ones: their epoch is no longer in
+/// the log's chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CommitPos {
+    /// The epoch.
+    pub epoch: u64,
+    /// Transactions committed up to and including this state.
+    pub seq: u64,
+}
+
+/// One committed transaction's changes to rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The state the transaction produced.
+    pub pos: CommitPos,
+    /// Its row changes, in the order they were made.
+    pub ops: Vec<ChangeOp>,
+}
+
+/// One row change. Keys and values are in their stored encodings (FORMAT.md §12); decode them
+/// with [`ChangeOp::decode`]. Table creation and schema changes show as the row changes they
+/// make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeOp {
+    /// A row was written.
+    Put {
+        /// The table.
+        table: String,
+        /// The encoded key.
+        key: Vec<u8>,
+        /// The encoded value.
+        value: Vec<u8>,
+        /// The row's new version.
+        version: u64,
+    },
+    /// A row was deleted.
+    Delete {
+        /// The table.
+        table: String,
+        /// The encoded key.
+        key: Vec<u8>,
+    },
+}
+
+impl ChangeOp {
+    /// The table changed.
+    pub fn table(&self) -> &str {
+        match self {
+            ChangeOp::Put { table, .. } | ChangeOp::Delete { table, .. } => table,
+        }
+    }
+
+    /// The key and new value (`None` for a delete), if the change is to `table`.
+    pub fn decode<K: DeserializeOwned, V: DeserializeOwned>(
+        &self,
+        table: &Table<K, V>,
+    ) -> Option<Result<(K, Option<V>)>> {
+        if self.table() != table.name() {
+            return None;
+        }
+        let (key, value) = match self {
+            ChangeOp::Put { key, value, .. } => (key, Some(value)),
+            ChangeOp::Delete { key, .. } => (key, None),
+        };
+        let decoded = (|| {
+            let k = decode_key(key).map_err(|e| schema_error(table.name(), e))?;
+            let v = match value {
+                Some(v) => Some(decode_value(v).map_err(|e| schema_error(table.name(), e))?),
+                None => None,
+            };
+            Ok((k, v))
+        })();
+        Some(decoded)
+    }
+}
+
+/// The answer of `changes_since`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// The transactions committed after the position, oldest first, without a gap (empty when
+    /// there are none yet). Continue from the last one's `pos`.
+    Since(Vec<Change>),
+    /// The log no longer holds every change after the position (retention deleted them, the
+    /// position is from a history that was rewound away, or salvage skipped damage): reload
+    /// the whole state from a snapshot and continue from its position.
+    Reset,
+}
+
+/// Read access to a directory's retained epochs.
+pub(crate) trait EpochSource {
+    fn epochs(&self) -> Result<Vec<EpochInfo>>;
+    fn read_epoch(&self, id: u64) -> Result<Restored>;
+}
+
+impl EpochSource for EpochLog {
+    fn epochs(&self) -> Result<Vec<EpochInfo>> {
+        EpochLog::epochs(self)
+    }
+    fn read_epoch(&self, id: u64) -> Result<Restored> {
+        EpochLog::read_epoch(self, id)
+    }
+}
+
+impl EpochSource for EpochReader {
+    fn epochs(&self) -> Result<Vec<EpochInfo>> {
+        EpochReader::epochs(self)
+    }
+    fn read_epoch(&self, id: u64) -> Result<Restored> {
+        EpochReader::read_epoch(self, id)
+    }
+}
+
+/// Up to `limit` transactions committed after `pos`, read from the log. `names` is a state at
+/// least as new as the log's table creations up to `pos` (for table names).
+pub(crate) fn changes_since(
+    source: &dyn EpochSource,
+    dir: &Path,
+    names: &State,
+    pos: CommitPos,
+    limit: usize,
+) -> Result<Changes> {
+    let epochs = source.epochs()?;
+    // The position's epoch, or the epoch started from it if that one began at `pos`.
+    let (start, exact) = match epochs.iter().position(|e| e.id == pos.epoch) {
+        Some(i) => (i, false),
+        None => match epochs.iter().rposition(|e| e.prev == Some(pos.epoch)) {
+            Some(i) => (i, true),
+            None => return Ok(Changes::Reset),
+        },
+    };
+    let mut names: HashMap<u32, String> = names
+        .tables
+        .values()
+        .map(|t| (t.meta.id, t.meta.name.clone()))
+        .collect();
+    let mut out = Vec::new();
+    let mut expected: Option<u64> = None;
+    for info in epochs.iter().take(start + 1).rev() {
+        let restored = source.read_epoch(info.id)?;
+        let snapshot_file = dir.join(format!("{:016x}.seg", restored.epoch.segment));
+        let mut seq = match &restored.snapshot {
+            Some(b) => State::snapshot_seq(b)
+                .map_err(|_| Error::corrupt(&snapshot_file, 32, CorruptKind::Payload))?,
+            None => 0,
+        };
+        let continuous = match expected {
+            None if exact => seq == pos.seq,
+            None => seq <= pos.seq,
+            Some(e) => seq == e,
+        };
+        if !continuous {
+            return Ok(if out.is_empty() {
+                Changes::Reset
+            } else {
+                Changes::Since(out)
+            });
+        }
+        let mut updates = restored.updates;
+        while let Some(update) = updates.next() {
+            let update = update?;
+            seq += 1;
+            let ops = decode_tx(&update).map_err(|_| match updates.last_location() {
+                Some((file, offset)) => Error::corrupt(file, offset, CorruptKind::Payload),
+                None => Error::corrupt(&snapshot_file, 32, CorruptKind::Payload),
+            })?;
+            for op in &ops {
+                if let Op::CreateTable(meta) = op {
+                    names.insert(meta.id, meta.name.clone());
+                }
+            }
+            if seq <= pos.seq {
+                continue;
+            }
+            if out.len() == limit {
+                return Ok(Changes::Since(out));
+            }
+            out.push(Change {
+                pos: CommitPos {
+                    epoch: info.id,
+                    seq,
+                },
+                ops: ops
+                    .into_iter()
+                    .filter_map(|op| change_op(op, &names))
+                    .collect(),
+            });
+        }
+        if !updates.lost().is_empty() {
+            // Salvage skipped damage: what follows is not contiguous.
+            return Ok(if out.is_empty() {
+                Changes::Reset
+            } else {
+                Changes::Since(out)
+            });
+        }
+        expected = Some(seq);
+    }
+    if expected.is_some_and(|end| pos.seq > end) {
+        return Err(Error::InvalidArgument(format!(
+            "position {pos:?} is ahead of the log, which ends at seq {}",
+            expected.unwrap_or(0)
+        )));
+    }
+    Ok(Changes::Since(out))
+}
+
+fn change_op(op: Op, names: &HashMap<u32, String>) -> Option<ChangeOp> {
+    let name = |id: u32| names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
+    match op {
+        Op::Put {
+            table,
+            key,
+            value,
+            version,
+        } => Some(ChangeOp::Put {
+            table: name(table),
+            key: key.to_vec(),
+            value: value.to_vec(),
+            version,
+        }),
+        Op::Delete { table, key } => Some(ChangeOp::Delete {
+            table: name(table),
+            key: key.to_vec(),
+        }),
+        Op::CreateTable(_) | Op::AlterTable(_) | Op::Sequence { .. } => None,
+    }
+}

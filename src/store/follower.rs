@@ -1,0 +1,405 @@
+//! Followers: read-only mirrors of a store that a writer, possibly in another process, is
+//! changing. A follower restores the newest state, then applies each committed transaction as
+//! it appears in the log, publishing every new state atomically to its readers.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use parking_lot::{Condvar, Mutex};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::changes::{Changes, CommitPos, changes_since};
+use super::codec::{Op, decode_tx};
+use super::db::DerivedView;
+use super::read::{Readable, Snapshot};
+use super::state::State;
+use super::table::{Table, TableDef};
+use super::txn::{RowIndexer, build_indexes, row_indexer};
+use crate::backend::{Backend, FsBackend};
+use crate::epoch::{EpochReader, LogTail, RecoveryMode, TailEvent};
+use crate::error::{CorruptKind, Error, Result};
+
+/// Settings of a follower.
+#[derive(Debug, Clone, Default)]
+pub struct FollowerOptions {
+    /// A view derived from every new state and published atomically with it.
+    pub view: Option<DerivedView>,
+}
+
+/// What one [`Follower::poll`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollReport {
+    /// Transactions applied.
+    pub applied: u64,
+    /// Whether the state was reloaded from a snapshot instead of followed transaction by
+    /// transaction: on the first poll, after the follower fell behind what retention keeps,
+    /// or after the writer's operator rewound the store (the only case in which the state
+    /// goes back).
+    pub reloaded: bool,
+    /// The position of the state published now.
+    pub pos: CommitPos,
+}
+
+/// The unique indexes a follower keeps for one table.
+struct FollowedIndexes {
+    table: u32,
+    names: Vec<String>,
+    indexer: RowIndexer,
+}
+
+struct Cursor {
+    tail: LogTail,
+    head: State,
+    indexes: Vec<FollowedIndexes>,
+    /// Why a transaction could not be applied: the follower stops there for good.
+    broken: Option<String>,
+}
+
+struct Shared {
+    backend: Arc<dyn Backend>,
+    dir: PathBuf,
+    cursor: Mutex<Cursor>,
+    published: ArcSwap<State>,
+    view: Option<DerivedView>,
+    view_error: Mutex<Option<Error>>,
+}
+
+/// A read-only mirror of a store directory that a writer (in this process or another) is
+/// changing. [`poll`](Self::poll), or a [`Watcher`] thread, applies the transactions committed
+/// since the last poll; readers take [`Snapshot`]s as with a [`Store`](crate::Store). A
+/// follower never sees a partial transaction, never publishes an older state than one it
+/// published (unless an operator rewinds the writer), and carries on across the writer's
+/// compactions, segment deletions and restarts. It takes no lock and changes no file. Cheap
+/// to clone; clones share one follower.
+#[derive(Clone)]
+pub struct Follower {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Follower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Follower")
+            .field("dir", &self.shared.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Follower {
+    /// Follows the store in directory `dir`, starting from its newest committed state.
+    pub fn open(dir: impl AsRef<Path>, options: FollowerOptions) -> Result<Follower> {
+        Self::open_with(Arc::new(FsBackend::new()), dir.as_ref(), options)
+    }
+
+    /// Follows a store through a given I/O backend.
+    pub fn open_with(
+        backend: Arc<dyn Backend>,
+        dir: &Path,
+        options: FollowerOptions,
+    ) -> Result<Follower> {
+        let tail = LogTail::open(backend.clone(), dir)?;
+        let follower = Follower {
+            shared: Arc::new(Shared {
+                backend,
+                dir: dir.to_path_buf(),
+                cursor: Mutex::new(Cursor {
+                    tail,
+                    head: State::default(),
+                    indexes: Vec::new(),
+                    broken: None,
+                }),
+                published: ArcSwap::new(Arc::new(State::default())),
+                view: options.view,
+                view_error: Mutex::new(None),
+            }),
+        };
+        follower.poll()?;
+        Ok(follower)
+    }
+
+    /// A read snapshot of the newest state the follower published (O(1)).
+    pub fn read(&self) -> Snapshot {
+        Snapshot {
+            state: self.shared.published.load_full(),
+        }
+    }
+
+    /// Applies every transaction committed since the last poll and publishes the result as
+    /// one new state. A transaction the writer has not finished writing is applied by a later
+    /// poll. Damage in the log, or a transaction that does not fit the state, is an error;
+    /// the transactions before it stay applied, and every later poll returns the error.
+    pub fn poll(&self) -> Result<PollReport> {
+        let mut c = self.shared.cursor.lock();
+        if let Some(cause) = &c.broken {
+            return Err(Error::Poisoned {
+                cause: cause.clone(),
+            });
+        }
+        let mut applied = 0;
+        let mut reloaded = false;
+        let mut changed = false;
+        let result = loop {
+            let step = match c.tail.next() {
+                Ok(None) => break Ok(()),
+                Ok(Some(TailEvent::Update(bytes))) => c.apply(&bytes).map(|()| applied += 1),
+                Ok(Some(TailEvent::Epoch {
+                    info,
+                    snapshot,
+                    continues,
+                })) => c
+                    .start_epoch(info.id, info.segment, snapshot, continues, &self.shared.dir)
+                    .map(|reload| reloaded |= reload),
+                Err(e) => break Err(e),
+            };
+            if let Err(e) = step {
+                c.broken = Some(e.to_string());
+                break Err(e);
+            }
+            changed = true;
+        };
+        if changed {
+            self.publish(&mut c);
+        }
+        let pos = CommitPos {
+            epoch: c.head.epoch,
+            seq: c.head.seq,
+        };
+        result.map(|()| PollReport {
+            applied,
+            reloaded,
+            pos,
+        })
+    }
+
+    /// Publishes the head state, with its derived view; if the view fails, the previous state
+    /// stays published and the error is kept for [`view_error`](Self::view_error).
+    fn publish(&self, c: &mut Cursor) {
+        c.head.generation += 1;
+        let mut state = c.head.clone();
+        if let Some(view) = &self.shared.view {
+            match view.compute(&Arc::new(c.head.clone())) {
+                Ok(v) => state.view = Some(v),
+                Err(e) => {
+                    *self.shared.view_error.lock() = Some(e);
+                    return;
+                }
+            }
+        }
+        self.shared.published.store(Arc::new(state));
+    }
+
+    /// The last failure of the derived view function, if any (taken).
+    pub fn view_error(&self) -> Option<Error> {
+        self.shared.view_error.lock().take()
+    }
+
+    /// A handle for the typed table `def` describes, which must exist with the same key and
+    /// value types and schema version; its unique indexes are built now and kept up to date
+    /// by every poll, so [`Readable::get_by`] works on the follower's snapshots.
+    pub fn table<K, V>(&self, def: TableDef<K, V>) -> Result<Table<K, V>>
+    where
+        K: Serialize + DeserializeOwned,
+        V: Serialize + DeserializeOwned + 'static,
+    {
+        let mut c = self.shared.cursor.lock();
+        let head = Snapshot {
+            state: Arc::new(c.head.clone()),
+        };
+        let plain: Table<K, V> = head.table_named(&def.name)?;
+        let meta = &head
+            .state
+            .table_by_name(&def.name)
+            .ok_or_else(|| Error::NotFound(format!("table {}", def.name)))?
+            .meta;
+        if meta.version != def.version {
+            return Err(Error::IncompatibleSchema {
+                table: def.name.clone(),
+                found: format!("schema version {}", meta.version),
+                expected: format!("schema version {}", def.version),
+            });
+        }
+        let handle = Table::new(plain.id, &def.name, def.uniques);
+        if !handle.uniques.is_empty() {
+            let indexes = FollowedIndexes {
+                table: handle.id,
+                names: handle.index_names(),
+                indexer: row_indexer(&handle),
+            };
+            let mut work = c.head.clone();
+            let t = work.table_mut(handle.id).map_err(Error::NotFound)?;
+            build_indexes(t, indexes.names.clone(), &indexes.indexer)?;
+            c.head = work;
+            c.indexes.retain(|i| i.table != handle.id);
+            c.indexes.push(indexes);
+            self.publish(&mut c);
+        }
+        Ok(handle)
+    }
+
+    /// Up to `limit` transactions committed after `pos`, read from the log, or
+    /// [`Changes::Reset`] when the log no longer holds them all. Reads the log from the start
+    /// of `pos`'s epoch.
+    pub fn changes_since(&self, pos: CommitPos, limit: usize) -> Result<Changes> {
+        let reader = EpochReader::open(
+            self.shared.backend.clone(),
+            &self.shared.dir,
+            RecoveryMode::TolerateTornTail,
+        )?;
+        let names = self.shared.published.load_full();
+        changes_since(&reader, &self.shared.dir, &names, pos, limit)
+    }
+
+    /// Starts a thread that polls every `interval` until the returned [`Watcher`] is dropped.
+    pub fn watch(&self, interval: Duration) -> Watcher {
+        let signal = Arc::new(Signal::default());
+        let error = Arc::new(Mutex::new(None));
+        let (follower, s, err) = (self.clone(), signal.clone(), error.clone());
+        let thread = std::thread::spawn(move || {
+            let mut stop = s.stop.lock();
+            while !*stop {
+                drop(stop);
+                if let Err(e) = follower.poll() {
+                    *err.lock() = Some(e);
+                }
+                stop = s.stop.lock();
+                if !*stop {
+                    s.wake.wait_for(&mut stop, interval);
+                }
+            }
+        });
+        Watcher {
+            signal,
+            error,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Cursor {
+    /// Applies one logged transaction, all of it or nothing.
+    fn apply(&mut self, bytes: &[u8]) -> Result<()> {
+        let bad = |tail: &LogTail| match tail.last_location() {
+            Some((file, offset)) => Error::corrupt(file, offset, CorruptKind::Payload),
+            None => Error::InvalidArgument("a transaction does not fit the state".into()),
+        };
+        let ops = decode_tx(bytes).map_err(|_| bad(&self.tail))?;
+        let mut work = self.head.clone();
+        for op in &ops {
+            self.apply_op(&mut work, op).map_err(|_| bad(&self.tail))?;
+        }
+        work.seq += 1;
+        self.head = work;
+        Ok(())
+    }
+
+    /// Applies one change, keeping the unique indexes the follower maintains.
+    fn apply_op(&self, state: &mut State, op: &Op) -> std::result::Result<(), String> {
+        let (table, key) = match op {
+            Op::Put { table, key, .. } | Op::Delete { table, key } => (*table, key),
+            _ => return state.apply(op),
+        };
+        let Some(ix) = self.indexes.iter().find(|i| i.table == table) else {
+            return state.apply(op);
+        };
+        let old = state
+            .tables
+            .get(&table)
+            .and_then(|t| t.rows.get(key))
+            .map(|r| r.value.clone());
+        state.apply(op)?;
+        let t = state.table_mut(table)?;
+        if let Some(old) = old {
+            for (slot, uk) in (ix.indexer)(&old).map_err(|e| e.to_string())? {
+                if let Some(index) = t.indexes.get_mut(slot) {
+                    if index.map.get(&uk) == Some(key) {
+                        index.map.remove(&uk);
+                    }
+                }
+            }
+        }
+        if let Op::Put { value, .. } = op {
+            for (slot, uk) in (ix.indexer)(value).map_err(|e| e.to_string())? {
+                if let Some(index) = t.indexes.get_mut(slot) {
+                    index.map.insert(uk, key.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves to a new epoch: keeps the state if the epoch continues it exactly, otherwise
+    /// loads the epoch's snapshot (returns true).
+    fn start_epoch(
+        &mut self,
+        epoch: u64,
+        segment: u64,
+        snapshot: Option<Vec<u8>>,
+        continues: bool,
+        dir: &Path,
+    ) -> Result<bool> {
+        let file = dir.join(format!("{segment:016x}.seg"));
+        let bad = |_| Error::corrupt(&file, 32, CorruptKind::Payload);
+        let seq = match &snapshot {
+            Some(b) => State::snapshot_seq(b).map_err(bad)?,
+            None => 0,
+        };
+        if continues && seq == self.head.seq {
+            self.head.epoch = epoch;
+            return Ok(false);
+        }
+        let mut state = match &snapshot {
+            Some(b) => State::decode_snapshot(b).map_err(bad)?,
+            None => State::default(),
+        };
+        state.epoch = epoch;
+        state.generation = self.head.generation;
+        for ix in &self.indexes {
+            if let Ok(t) = state.table_mut(ix.table) {
+                build_indexes(t, ix.names.clone(), &ix.indexer)?;
+            }
+        }
+        self.head = state;
+        Ok(true)
+    }
+}
+
+#[derive(Default)]
+struct Signal {
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// A thread polling a [`Follower`] at an interval (the interval runs from the end of one
+/// poll to the start of the next). Stops when dropped.
+pub struct Watcher {
+    signal: Arc<Signal>,
+    error: Arc<Mutex<Option<Error>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher").finish_non_exhaustive()
+    }
+}
+
+impl Watcher {
+    /// The last error a poll returned, if any (taken: a second call returns `None` until a
+    /// poll fails again). Polling goes on after errors.
+    pub fn last_error(&self) -> Option<Error> {
+        self.error.lock().take()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        *self.signal.stop.lock() = true;
+        self.signal.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
