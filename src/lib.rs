@@ -68,10 +68,10 @@ mod store;
 pub mod tools;
 pub mod weak;
 
-pub use epoch::Durability;
+pub use epoch::{Checkpoint, CheckpointStatus, Durability};
 pub use error::{CorruptKind, Error, Result};
 pub use store::{
-    AnyTable, BackupReport, BytesTable, Change, ChangeOp, Changes, CommitPos, DerivedView,
+    AnyTable, BackupReport, BytesTable, Change, ChangeOp, Changes, Checkpoints, CommitPos, DerivedView,
     Follower, FollowerOptions, NamedLock, PollReport, Readable, Snapshot, Store, StoreOptions,
     Table, TableDef, TableInfo, Watcher, WriteTx, read_only_snapshot,
 };

@@ -229,6 +229,7 @@ fn inspect(dir: &Path, json: bool) -> Result<i32, Fail> {
             "tables": i.tables.iter().map(|t| json!({"name": t.name, "kind": if t.typed {"typed"} else {"bytes"}, "key_type": t.key_type, "value_type": t.value_type, "schema_version": t.version, "rows": t.rows})).collect::<Vec<_>>(),
             "durable_position": {"segment": i.durable_end.0, "offset": i.durable_end.1},
             "lock_holder_pid": i.lock_holder,
+            "checkpoints": i.checkpoints.iter().map(|c| json!({"name": c.name, "epoch": c.epoch, "status": format!("{:?}", c.status).to_lowercase(), "created_unix_s": time_of(c.created)})).collect::<Vec<_>>(),
             "other_files": i.other_files,
         });
         println!("{out}");
@@ -273,6 +274,18 @@ fn inspect(dir: &Path, json: bool) -> Result<i32, Fail> {
     match i.lock_holder {
         Some(pid) => println!("locked by process {pid}"),
         None => println!("not locked"),
+    }
+    if !i.checkpoints.is_empty() {
+        println!("checkpoints:");
+    }
+    for c in &i.checkpoints {
+        println!(
+            "  {}  epoch {}  {}  saved {} (unix s)",
+            c.name,
+            c.epoch,
+            format!("{:?}", c.status).to_lowercase(),
+            time_of(c.created)
+        );
     }
     for f in &i.other_files {
         println!("other file: {f}");

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::checkpoints::{self, Checkpoint, CheckpointChange, CheckpointStatus, check_name};
 use super::dir::{
     BROKEN_SUFFIX, REWIND_FILE, REWOUND_SUFFIX, SEGMENT_TAG, TMP_SUFFIX, parse_segment_name,
     segment_path, with_suffix,
@@ -529,6 +530,32 @@ impl EpochLog {
     /// written to a temporary segment, synced and renamed into place; then segments of epochs
     /// the retention policy no longer keeps are deleted.
     pub fn snapshot(&self, state: &[u8]) -> Result<SnapshotReport> {
+        self.snapshot_naming(state, None).map(|(report, _)| report)
+    }
+
+    /// Like [`snapshot`](Self::snapshot), and names the epoch the snapshot ends (whose state
+    /// is now fixed: `state`) as checkpoint `name`, with status pending, before retention
+    /// runs. If a checkpoint of that name exists, it is returned unchanged and nothing is
+    /// written.
+    pub fn snapshot_as_checkpoint(
+        &self,
+        state: &[u8],
+        name: &str,
+    ) -> Result<(Option<SnapshotReport>, Checkpoint)> {
+        check_name(name)?;
+        if let Some(c) = self.checkpoints()?.into_iter().find(|c| c.name == name) {
+            return Ok((None, c));
+        }
+        let (report, named) = self.snapshot_naming(state, Some(name))?;
+        let named = named.ok_or_else(|| Error::NotFound(format!("checkpoint {name}")))?;
+        Ok((Some(report), named))
+    }
+
+    fn snapshot_naming(
+        &self,
+        state: &[u8],
+        name: Option<&str>,
+    ) -> Result<(SnapshotReport, Option<Checkpoint>)> {
         let max = MAX_ENTRY_LEN - SNAP_STATE_OFFSET as u64;
         if state.len() as u64 > max {
             return Err(Error::InvalidArgument(format!(
@@ -538,21 +565,96 @@ impl EpochLog {
         }
         let mut g = self.lock_inner();
         g.check()?;
+        let (ended, ended_segment) = (g.epoch, g.epoch_segment);
         let result = self.snapshot_locked(&mut g, state);
         if let Err(e) = &result {
             g.poison(e);
             self.synced.notify_all();
         }
         let info = result?;
+        // The snapshot is durable; naming the epoch it ended is one more durable step. If it
+        // fails, the store goes on (nothing is named) and the error is returned.
+        let named = match name {
+            Some(name) => {
+                let c = Checkpoint {
+                    name: name.to_string(),
+                    epoch: ended,
+                    segment: ended_segment,
+                    created: millis_to_time(self.options.clock.now_ms()),
+                    status: CheckpointStatus::Pending,
+                };
+                let mut list = checkpoints::read(&*self.dir.backend, &self.dir.path)?;
+                list.push(c.clone());
+                checkpoints::write(&*self.dir.backend, &self.dir.path, &list)?;
+                Some(c)
+            }
+            None => None,
+        };
         let (deleted, retention_error) = match self.apply_retention(&g) {
             Ok(d) => (d, None),
             Err(e) => (Vec::new(), Some(e)),
         };
-        Ok(SnapshotReport {
+        let report = SnapshotReport {
             epoch: info,
             deleted,
             retention_error,
-        })
+        };
+        Ok((report, named))
+    }
+
+    /// The checkpoints, in the order they were saved.
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let _g = self.lock_inner();
+        checkpoints::read(&*self.dir.backend, &self.dir.path)
+    }
+
+    /// Names retained epoch `epoch`, which must have ended (not the current one), as
+    /// checkpoint `name`, with status pending. If a checkpoint of that name exists it is
+    /// returned unchanged when it names the same epoch, and is an error otherwise.
+    pub fn name_epoch(&self, name: &str, epoch: u64) -> Result<Checkpoint> {
+        check_name(name)?;
+        let g = self.lock_inner();
+        let mut list = checkpoints::read(&*self.dir.backend, &self.dir.path)?;
+        if let Some(c) = list.iter().find(|c| c.name == name) {
+            if c.epoch == epoch {
+                return Ok(c.clone());
+            }
+            return Err(Error::InvalidArgument(format!(
+                "checkpoint {name} already names epoch {}",
+                c.epoch
+            )));
+        }
+        if epoch == g.epoch {
+            return Err(Error::InvalidArgument(format!(
+                "epoch {epoch} is current and still changing; take a snapshot first"
+            )));
+        }
+        let info = self
+            .dir
+            .epochs()?
+            .into_iter()
+            .find(|e| e.id == epoch)
+            .ok_or_else(|| Error::NotFound(format!("epoch {epoch} is not retained")))?;
+        let c = Checkpoint {
+            name: name.to_string(),
+            epoch,
+            segment: info.segment,
+            created: millis_to_time(self.options.clock.now_ms()),
+            status: CheckpointStatus::Pending,
+        };
+        list.push(c.clone());
+        checkpoints::write(&*self.dir.backend, &self.dir.path, &list)?;
+        Ok(c)
+    }
+
+    /// Changes the checkpoints as `change` says, durably; returns the checkpoints removed
+    /// (their epochs become subject to retention again at the next snapshot).
+    pub fn change_checkpoints(&self, change: &CheckpointChange) -> Result<Vec<Checkpoint>> {
+        let _g = self.lock_inner();
+        let mut list = checkpoints::read(&*self.dir.backend, &self.dir.path)?;
+        let removed = checkpoints::apply(&mut list, change)?;
+        checkpoints::write(&*self.dir.backend, &self.dir.path, &list)?;
+        Ok(removed)
     }
 
     fn snapshot_locked(&self, g: &mut Inner, state: &[u8]) -> Result<EpochInfo> {
@@ -635,6 +737,11 @@ impl EpochLog {
             None => false,
         };
         let mut boundary = g.epoch_segment;
+        // A named epoch is never deleted: everything from the oldest one on is kept (only a
+        // prefix of the segments is ever deleted, so the chain stays whole).
+        for c in checkpoints::read(&*self.dir.backend, &self.dir.path)? {
+            boundary = boundary.min(c.segment);
+        }
         for (i, e) in epochs.iter().enumerate() {
             if i < keep_n || young(e) {
                 boundary = boundary.min(e.segment);
@@ -699,6 +806,19 @@ impl EpochLog {
             .and_then(|j| epochs.get(j))
             .map(|e| e.segment)
             .ok_or_else(|| Error::NotFound(format!("epoch {id}")))?;
+        // A checkpoint's state is fixed: its epoch may neither be cut nor continued.
+        let named: Vec<String> = checkpoints::read(&*self.dir.backend, &self.dir.path)?
+            .into_iter()
+            .filter(|c| c.segment >= cut_from || c.epoch == id)
+            .map(|c| format!("{} (epoch {})", c.name, c.epoch))
+            .collect();
+        if !named.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "rewinding to epoch {id} would change checkpoints {}; restore a checkpoint \
+                 instead, or delete them first",
+                named.join(", ")
+            )));
+        }
         let intent = RewindIntent {
             epoch: id,
             cut_from,

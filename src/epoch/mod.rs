@@ -2,6 +2,7 @@
 //! updates; bounded restore, rewind, compaction with retention, and group commit
 //! (FORMAT.md §11).
 
+mod checkpoints;
 mod dir;
 mod entry;
 mod log;
@@ -9,6 +10,7 @@ mod read;
 mod tail;
 mod view;
 
+pub use checkpoints::{CHECKPOINTS_FILE, Checkpoint, CheckpointChange, CheckpointStatus};
 pub use log::{
     Clock, CompactionPolicy, Durability, EpochLog, Options, Position, Retention, SnapshotReport,
 };

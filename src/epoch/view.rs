@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::checkpoints::{self, Checkpoint};
 use super::read::{
     EpochInfo, RecoveryMode, RecoveryReport, Restored, SegmentDir, Updates, millis_to_time,
 };
@@ -77,6 +78,11 @@ impl EpochReader {
     /// The retained epochs, newest first (following the snapshots' back-pointers).
     pub fn epochs(&self) -> Result<Vec<EpochInfo>> {
         self.dir.epochs()
+    }
+
+    /// The checkpoints, in the order they were saved.
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        checkpoints::read(&*self.dir.backend, &self.dir.path)
     }
 
     /// The state of retained epoch `id`.

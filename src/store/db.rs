@@ -17,7 +17,7 @@ use super::named_lock::{self, NamedLock};
 use super::read::{Snapshot, schema_error};
 use super::state::{State, ViewValue};
 use super::table::{BytesTable, Table, TableDef, type_label};
-use super::txn::{WriteTx, build_indexes, row_indexer};
+use super::txn::{TableIndexes, WriteTx};
 use crate::backend::{Backend, FsBackend};
 use crate::epoch::{
     Durability, EpochLog, EpochReader, LostRange, Options, Position, RecoveryMode, RecoveryReport,
@@ -81,26 +81,29 @@ impl std::fmt::Debug for DerivedView {
 }
 
 /// A committed state waiting for its fsync before readers may see it.
-struct Pending {
+pub(super) struct Pending {
     pos: Position,
     state: Arc<State>,
     strong: bool,
 }
 
-struct Writer {
+pub(super) struct Writer {
     /// Every committed transaction, durable or not.
-    head: Arc<State>,
+    pub(super) head: Arc<State>,
     /// States committed but not yet published, oldest first.
-    pending: VecDeque<Pending>,
+    pub(super) pending: VecDeque<Pending>,
 }
 
-struct Shared {
-    log: EpochLog,
-    writer: Mutex<Writer>,
+pub(super) struct Shared {
+    pub(super) log: EpochLog,
+    pub(super) writer: Mutex<Writer>,
+    /// The unique indexes of the tables opened, to rebuild them on a restored state.
+    pub(super) indexes: Mutex<Vec<TableIndexes>>,
     published: ArcSwap<State>,
     auto_compact: bool,
     view: Option<DerivedView>,
     view_error: Mutex<Option<Error>>,
+    retention_error: Mutex<Option<Error>>,
     recovery: RecoveryReport,
     lost: Vec<LostRange>,
 }
@@ -112,7 +115,7 @@ struct Shared {
 /// once, unless a strong one before it is still waiting for its fsync.
 #[derive(Clone)]
 pub struct Store {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Store {
@@ -125,7 +128,7 @@ impl std::fmt::Debug for Store {
 
 /// Rebuilds a state from an epoch's snapshot and updates; also returns the ranges skipped in
 /// salvage mode.
-fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostRange>)> {
+pub(super) fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostRange>)> {
     let snapshot_file = dir.join(format!("{:016x}.seg", restored.epoch.segment));
     let mut state = match &restored.snapshot {
         Some(bytes) => State::decode_snapshot(bytes)
@@ -203,10 +206,12 @@ impl Store {
                     head: state.clone(),
                     pending: VecDeque::new(),
                 }),
+                indexes: Mutex::new(Vec::new()),
                 published: ArcSwap::new(state),
                 auto_compact: options.auto_compact,
                 view: options.view,
                 view_error: Mutex::new(None),
+                retention_error: Mutex::new(None),
                 recovery: report,
                 lost,
             }),
@@ -314,7 +319,7 @@ impl Store {
 
     /// Publishes a state unless a newer one is already visible (never moves backwards), with
     /// its derived view computed first; if the view fails, the previous state stays.
-    fn publish(&self, state: Arc<State>) {
+    pub(super) fn publish(&self, state: Arc<State>) {
         if state.generation <= self.shared.published.load().generation {
             return;
         }
@@ -341,6 +346,19 @@ impl Store {
     /// `None` until it fails again).
     pub fn view_error(&self) -> Option<Error> {
         self.shared.view_error.lock().take()
+    }
+
+    /// The last failure to delete old epochs after a snapshot, if any (taken). The snapshot
+    /// itself succeeded; retention is tried again after the next one.
+    pub fn retention_error(&self) -> Option<Error> {
+        self.shared.retention_error.lock().take()
+    }
+
+    /// Keeps a snapshot's retention failure for [`retention_error`](Self::retention_error).
+    pub(super) fn note_retention(&self, report: &mut crate::epoch::SnapshotReport) {
+        if let Some(e) = report.retention_error.take() {
+            *self.shared.retention_error.lock() = Some(e);
+        }
     }
 
     /// Writes a consistent copy of the store to the new directory `dest` (which must not
@@ -380,7 +398,7 @@ impl Store {
         self.sync_locked(&mut w)
     }
 
-    fn sync_locked(&self, w: &mut Writer) -> Result<()> {
+    pub(super) fn sync_locked(&self, w: &mut Writer) -> Result<()> {
         self.shared.log.sync()?;
         self.publish_ready(w);
         Ok(())
@@ -395,18 +413,23 @@ impl Store {
 
     fn compact_locked(&self, w: &mut Writer) -> Result<()> {
         let bytes = w.head.encode_snapshot()?;
-        let report = self.shared.log.snapshot(&bytes)?;
+        let mut report = self.shared.log.snapshot(&bytes)?;
+        self.note_retention(&mut report);
+        self.start_epoch_locked(w, report.epoch.id);
+        Ok(())
+    }
+
+    /// After a snapshot of the head: the same state, now at the start of epoch `epoch` (the
+    /// seal made everything before it durable, so nothing is pending).
+    pub(super) fn start_epoch_locked(&self, w: &mut Writer, epoch: u64) {
         self.publish_ready(w);
-        // The same state, now at the start of the new epoch (the seal made everything
-        // before it durable, so nothing is pending).
         let mut head = (*w.head).clone();
-        head.epoch = report.epoch.id;
+        head.epoch = epoch;
         head.generation += 1;
         w.head = Arc::new(head);
         if w.pending.is_empty() {
             self.publish(w.head.clone());
         }
-        Ok(())
     }
 
     /// Syncs everything and records a clean shutdown.
@@ -522,8 +545,14 @@ impl Store {
         }
         // Build the unique indexes from the rows.
         let handle = Table::new(id, &def.name, def.uniques);
-        let t = work.table_mut(id).map_err(Error::NotFound)?;
-        build_indexes(t, handle.index_names(), &row_indexer(&handle))?;
+        let indexes = TableIndexes::of(&handle);
+        work.table_mut(id).map_err(Error::NotFound)?;
+        indexes.rebuild(&mut work)?;
+        {
+            let mut registered = self.shared.indexes.lock();
+            registered.retain(|i| i.table != id);
+            registered.push(indexes);
+        }
         work.generation = w.head.generation + 1;
         let state = Arc::new(work);
         w.head = state.clone();

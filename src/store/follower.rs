@@ -18,7 +18,7 @@ use super::db::DerivedView;
 use super::read::{Readable, Snapshot};
 use super::state::State;
 use super::table::{Table, TableDef};
-use super::txn::{RowIndexer, build_indexes, row_indexer};
+use super::txn::TableIndexes;
 use crate::backend::{Backend, FsBackend};
 use crate::epoch::{EpochReader, LogTail, RecoveryMode, TailEvent};
 use crate::error::{CorruptKind, Error, Result};
@@ -44,17 +44,10 @@ pub struct PollReport {
     pub pos: CommitPos,
 }
 
-/// The unique indexes a follower keeps for one table.
-struct FollowedIndexes {
-    table: u32,
-    names: Vec<String>,
-    indexer: RowIndexer,
-}
-
 struct Cursor {
     tail: LogTail,
     head: State,
-    indexes: Vec<FollowedIndexes>,
+    indexes: Vec<TableIndexes>,
     /// Why a transaction could not be applied: the follower stops there for good.
     broken: Option<String>,
 }
@@ -223,14 +216,9 @@ impl Follower {
         }
         let handle = Table::new(plain.id, &def.name, def.uniques);
         if !handle.uniques.is_empty() {
-            let indexes = FollowedIndexes {
-                table: handle.id,
-                names: handle.index_names(),
-                indexer: row_indexer(&handle),
-            };
+            let indexes = TableIndexes::of(&handle);
             let mut work = c.head.clone();
-            let t = work.table_mut(handle.id).map_err(Error::NotFound)?;
-            build_indexes(t, indexes.names.clone(), &indexes.indexer)?;
+            indexes.rebuild(&mut work)?;
             c.head = work;
             c.indexes.retain(|i| i.table != handle.id);
             c.indexes.push(indexes);
@@ -357,9 +345,7 @@ impl Cursor {
         state.epoch = epoch;
         state.generation = self.head.generation;
         for ix in &self.indexes {
-            if let Ok(t) = state.table_mut(ix.table) {
-                build_indexes(t, ix.names.clone(), &ix.indexer)?;
-            }
+            ix.rebuild(&mut state)?;
         }
         self.head = state;
         Ok(true)

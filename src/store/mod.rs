@@ -3,6 +3,7 @@
 
 mod backup;
 mod changes;
+mod checkpoint;
 mod codec;
 mod db;
 mod follower;
@@ -25,6 +26,7 @@ pub(crate) fn decode_state(b: &[u8]) -> Result<(), String> {
 }
 pub use backup::BackupReport;
 pub use changes::{Change, ChangeOp, Changes, CommitPos};
+pub use checkpoint::Checkpoints;
 pub use db::{DerivedView, Store, StoreOptions, read_only_snapshot};
 pub use follower::{Follower, FollowerOptions, PollReport, Watcher};
 pub use named_lock::NamedLock;

@@ -36,6 +36,7 @@ pub(crate) fn table_state<'s>(state: &'s State, id: u32, name: &str) -> Result<&
     state
         .tables
         .get(&id)
+        .filter(|t| *t.meta.name == *name)
         .ok_or_else(|| Error::NotFound(format!("table {name}")))
 }
 

@@ -313,6 +313,34 @@ pub(crate) fn row_indexer<K, V: DeserializeOwned + 'static>(table: &Table<K, V>)
     })
 }
 
+/// The unique indexes of one table, as a program registered them: enough to rebuild them on
+/// any state and to keep them up to date on changes read back from the log.
+#[derive(Clone)]
+pub(crate) struct TableIndexes {
+    pub(crate) table: u32,
+    pub(crate) names: Vec<String>,
+    pub(crate) indexer: RowIndexer,
+}
+
+impl TableIndexes {
+    /// The indexes of a typed table handle.
+    pub(crate) fn of<K, V: DeserializeOwned + 'static>(table: &Table<K, V>) -> Self {
+        TableIndexes {
+            table: table.id,
+            names: table.index_names(),
+            indexer: row_indexer(table),
+        }
+    }
+
+    /// Builds the indexes from the table's rows in `state` (if the table exists there).
+    pub(crate) fn rebuild(&self, state: &mut State) -> Result<()> {
+        match state.table_mut(self.table) {
+            Ok(t) => build_indexes(t, self.names.clone(), &self.indexer),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
 /// Builds a table's unique indexes (named `names`, in slot order) from its rows; two rows with
 /// one index key are a [`Conflict`](Error::Conflict).
 pub(crate) fn build_indexes(

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::backend::{Backend, LockMode};
-use crate::epoch::{EpochInfo, EpochReader, RecoveryMode, segment_number};
+use crate::epoch::{Checkpoint, EpochInfo, EpochReader, RecoveryMode, segment_number};
 use crate::error::{Error, Result};
 use crate::frame::LogReader;
 use crate::store::{Readable, TableInfo, read_only_snapshot};
@@ -35,9 +35,15 @@ pub struct Inspection {
     pub durable_end: (u64, u64),
     /// The process id of the writer holding the directory, if one does.
     pub lock_holder: Option<u32>,
-    /// Files that are not segments or the lock (side files of repairs, rewinds, fallbacks).
+    /// The checkpoints, in the order they were saved.
+    pub checkpoints: Vec<Checkpoint>,
+    /// Files that are not segments, the lock, the checkpoint registry or the named locks'
+    /// folder (side files of repairs, rewinds, fallbacks).
     pub other_files: Vec<String>,
 }
+
+/// Names in a store directory that are neither segments nor side files.
+const KNOWN: [&str; 3] = ["LOCK", "CHECKPOINTS", "locks"];
 
 /// Describes the store directory `dir`: segments, epochs, tables, where the data ends, and who
 /// holds the lock. Reads only; safe beside a running writer.
@@ -84,9 +90,10 @@ pub fn inspect(backend: Arc<dyn Backend>, dir: &Path) -> Result<Inspection> {
         tables: snapshot.tables(),
         durable_end: (newest, end),
         lock_holder,
+        checkpoints: reader.checkpoints()?,
         other_files: names
             .into_iter()
-            .filter(|n| segment_number(n).is_none() && n != "LOCK")
+            .filter(|n| segment_number(n).is_none() && !KNOWN.contains(&n.as_str()))
             .collect(),
     })
 }

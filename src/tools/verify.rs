@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::backend::{Backend, LockMode};
-use crate::epoch::{Decoded, decode_entry, segment_number};
+use crate::epoch::{
+    CHECKPOINTS_FILE, Decoded, EpochReader, RecoveryMode, decode_entry, segment_number,
+};
 use crate::error::{CorruptKind, Error, Result};
 use crate::frame::{FILE_HEADER_LEN, LogReader};
 use crate::store::{decode_state, decode_transaction};
@@ -46,7 +48,8 @@ impl VerifyReport {
 
 /// Checks every segment of the store directory `dir`: the frame layer's checksums and record
 /// rules, the epoch layer's structure (first entries, chains of segments, seals, epochs), and
-/// that every transaction and snapshot decodes. Reads only; safe beside a running writer.
+/// that every transaction and snapshot decodes; and the checkpoint registry (it decodes, and
+/// names only retained epochs). Reads only; safe beside a running writer.
 /// `progress(done, total)` is called after each file. An error (rather than a finding) means
 /// verify could not run: a missing directory, not a statelog directory, an incompatible
 /// format version, an I/O error.
@@ -208,10 +211,49 @@ pub fn verify(
         report.files += 1;
         progress(i + 1, seqs.len());
     }
+    check_checkpoints(backend, dir, &mut report)?;
     report
         .findings
         .sort_by(|a, b| (&a.file, a.offset).cmp(&(&b.file, b.offset)));
     Ok(report)
+}
+
+/// The checkpoint registry must decode, and every epoch it names must be retained.
+fn check_checkpoints(
+    backend: Arc<dyn Backend>,
+    dir: &Path,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    let reader = EpochReader::open(backend, dir, RecoveryMode::TolerateTornTail)?;
+    let list = match reader.checkpoints() {
+        Ok(l) => l,
+        Err(Error::Corrupt { file, offset, kind }) => {
+            report.findings.push(Finding {
+                file,
+                offset,
+                kind,
+                torn_tail: false,
+            });
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    // Damage in the segments was reported above; the chain is what it is.
+    let retained: Vec<u64> = reader
+        .epochs()
+        .map(|l| l.iter().map(|e| e.id).collect())
+        .unwrap_or_default();
+    for c in list {
+        if !retained.contains(&c.epoch) {
+            report.findings.push(Finding {
+                file: dir.join(CHECKPOINTS_FILE),
+                offset: 0,
+                kind: CorruptKind::BrokenChain,
+                torn_tail: false,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn next_is_continue_of(backend: &dyn Backend, dir: &Path, seq: u64, epoch: u64) -> bool {

@@ -1,0 +1,151 @@
+//! Checkpoints of a store: named, fixed states with a status lifecycle (pending, active,
+//! inactive, failed), kept from retention while named, readable and restorable.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::changes::CommitPos;
+use super::db::{Store, replay};
+use super::read::Snapshot;
+use crate::epoch::{Checkpoint, CheckpointChange, CheckpointStatus};
+use crate::error::{Error, Result};
+
+/// The checkpoints of a store, from [`Store::checkpoints`].
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoints<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// The store's checkpoints: save, list, activate, fail, delete, read and restore.
+    pub fn checkpoints(&self) -> Checkpoints<'_> {
+        Checkpoints { store: self }
+    }
+}
+
+impl Checkpoints<'_> {
+    /// Saves the current state as checkpoint `name`, status pending: takes a snapshot (a new
+    /// epoch starts) and names the epoch it ended, whose state is fixed from then on. Saving
+    /// a name that exists returns the existing checkpoint unchanged (a retry is harmless).
+    pub fn save(&self, name: &str) -> Result<Checkpoint> {
+        let s = &self.store.shared;
+        let mut w = s.writer.lock();
+        self.store.sync_locked(&mut w)?;
+        let bytes = w.head.encode_snapshot()?;
+        let (report, checkpoint) = s.log.snapshot_as_checkpoint(&bytes, name)?;
+        if let Some(mut report) = report {
+            self.store.note_retention(&mut report);
+            self.store.start_epoch_locked(&mut w, report.epoch.id);
+        }
+        Ok(checkpoint)
+    }
+
+    /// Every checkpoint, in the order they were saved.
+    pub fn list(&self) -> Result<Vec<Checkpoint>> {
+        self.store.shared.log.checkpoints()
+    }
+
+    /// The checkpoint named `name`, or [`NotFound`](Error::NotFound).
+    pub fn get(&self, name: &str) -> Result<Checkpoint> {
+        self.list()?
+            .into_iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| Error::NotFound(format!("checkpoint {name}")))
+    }
+
+    /// The active checkpoint, or [`NotFound`](Error::NotFound) if none is.
+    pub fn active(&self) -> Result<Checkpoint> {
+        self.list()?
+            .into_iter()
+            .find(|c| c.status == CheckpointStatus::Active)
+            .ok_or_else(|| Error::NotFound("an active checkpoint".into()))
+    }
+
+    /// Makes `name` the active checkpoint and the previously active one inactive, in one
+    /// durable step. An unknown name changes nothing ([`NotFound`](Error::NotFound)); a
+    /// failed checkpoint cannot be activated.
+    pub fn activate(&self, name: &str) -> Result<()> {
+        self.change(CheckpointChange::Activate(name.to_string()))
+            .map(|_| ())
+    }
+
+    /// Marks pending checkpoint `name` failed. The active checkpoint (or one that was
+    /// active) cannot fail: the error leaves it as it is.
+    pub fn fail(&self, name: &str) -> Result<()> {
+        self.change(CheckpointChange::Fail(name.to_string()))
+            .map(|_| ())
+    }
+
+    /// Deletes checkpoint `name` (not the active one); its epoch is left to retention.
+    pub fn delete(&self, name: &str) -> Result<()> {
+        self.change(CheckpointChange::Delete(name.to_string()))
+            .map(|_| ())
+    }
+
+    /// Deletes every checkpoint saved before `time` except the active one, and returns them;
+    /// retention reclaims their epochs at the next snapshot.
+    pub fn delete_older_than(&self, time: SystemTime) -> Result<Vec<Checkpoint>> {
+        self.change(CheckpointChange::DeleteOlderThan(time))
+    }
+
+    fn change(&self, change: CheckpointChange) -> Result<Vec<Checkpoint>> {
+        self.store.shared.log.change_checkpoints(&change)
+    }
+
+    /// The state saved as checkpoint `name` (read from its epoch; unique indexes are not
+    /// attached: look rows up by key).
+    pub fn read(&self, name: &str) -> Result<Snapshot> {
+        let c = self.get(name)?;
+        let log = &self.store.shared.log;
+        let (mut state, lost) = replay(log.dir(), log.read_epoch(c.epoch)?)?;
+        if let Some(l) = lost.first() {
+            return Err(Error::corrupt(&l.file, l.from, l.kind));
+        }
+        state.generation = 1;
+        Ok(Snapshot {
+            state: Arc::new(state),
+        })
+    }
+
+    /// Makes checkpoint `name`'s state the store's current state and activates it. Nothing
+    /// is cut: the state is written as a new snapshot, so the history after the checkpoint
+    /// stays retained by the usual rules, followers move forward to it, and `seq` goes on
+    /// growing. A failed checkpoint cannot be restored. Returns the new state's position.
+    pub fn restore(&self, name: &str) -> Result<CommitPos> {
+        let c = self.get(name)?;
+        if c.status == CheckpointStatus::Failed {
+            return Err(Error::InvalidArgument(format!(
+                "checkpoint {name} failed and cannot be restored"
+            )));
+        }
+        let saved = self.read(name)?;
+        let s = &self.store.shared;
+        let mut w = s.writer.lock();
+        self.store.sync_locked(&mut w)?;
+        let mut state = (*saved.state).clone();
+        state.seq = w.head.seq + 1;
+        state.generation = w.head.generation + 1;
+        // Ids never go back: table ids and each table's sequence keep their highest value.
+        state.next_table_id = state.next_table_id.max(w.head.next_table_id);
+        for (id, now) in w.head.tables.iter() {
+            if let Some(t) = state.tables.get_mut(id) {
+                t.next_id = t.next_id.max(now.next_id);
+            }
+        }
+        for ix in s.indexes.lock().iter() {
+            ix.rebuild(&mut state)?;
+        }
+        let mut report = s.log.snapshot(&state.encode_snapshot()?)?;
+        self.store.note_retention(&mut report);
+        state.epoch = report.epoch.id;
+        let state = Arc::new(state);
+        w.head = state.clone();
+        self.store.publish(state.clone());
+        drop(w);
+        self.activate(name)?;
+        Ok(CommitPos {
+            epoch: state.epoch,
+            seq: state.seq,
+        })
+    }
+}

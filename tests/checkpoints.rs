@@ -1,0 +1,264 @@
+//! Checkpoints: named, fixed states with a status lifecycle; retention keeps them; reading and
+//! restoring them; rewinds that would change one are refused.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use statelog::epoch::{Options, Retention};
+use statelog::{
+    Changes, CheckpointStatus, Error, Follower, FollowerOptions, Readable, Store, StoreOptions,
+    Table, TableDef,
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Config {
+    name: String,
+    replicas: u32,
+}
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        log: Options {
+            retention: Retention {
+                keep_epochs: 1,
+                keep_for: None,
+            },
+            ..Options::default()
+        },
+        auto_compact: false,
+        ..StoreOptions::default()
+    }
+}
+
+fn def() -> TableDef<String, Config> {
+    TableDef::new("configs").unique("name", |c: &Config| c.name.clone())
+}
+
+fn set(store: &Store, t: &Table<String, Config>, key: &str, replicas: u32) {
+    store
+        .write(|tx| {
+            tx.insert(
+                t,
+                &key.to_string(),
+                &Config {
+                    name: format!("{key}-cfg"),
+                    replicas,
+                },
+            )
+        })
+        .unwrap();
+}
+
+fn replicas(r: &impl Readable, t: &Table<String, Config>, key: &str) -> u32 {
+    r.get(t, &key.to_string()).unwrap().replicas
+}
+
+fn status(store: &Store, name: &str) -> CheckpointStatus {
+    store.checkpoints().get(name).unwrap().status
+}
+
+#[test]
+fn a_checkpoint_keeps_its_state_and_its_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    let t = store.table(def()).unwrap();
+    set(&store, &t, "web", 3);
+    let v1 = store.checkpoints().save("v1").unwrap();
+    assert_eq!(v1.status, CheckpointStatus::Pending);
+    // Saving again is a no-op returning the same checkpoint.
+    assert_eq!(store.checkpoints().save("v1").unwrap(), v1);
+
+    set(&store, &t, "web", 5);
+    // Many compactions with one epoch retained: the named epoch stays.
+    for i in 0..5 {
+        set(&store, &t, "db", i);
+        store.compact().unwrap();
+    }
+    let epochs: Vec<u64> = store.log().epochs().unwrap().iter().map(|e| e.id).collect();
+    assert!(epochs.contains(&v1.epoch), "{epochs:?}");
+    let at_v1 = store.checkpoints().read("v1").unwrap();
+    let plain: Table<String, Config> = at_v1.table_named("configs").unwrap();
+    assert_eq!(replicas(&at_v1, &plain, "web"), 3);
+    assert!(at_v1.get(&plain, &"db".to_string()).is_err());
+
+    // Still there after a restart.
+    drop(store);
+    let store = Store::open(dir.path(), options()).unwrap();
+    assert_eq!(store.checkpoints().get("v1").unwrap(), v1);
+
+    // Once deleted, the next compaction's retention reclaims the epoch.
+    store.checkpoints().delete("v1").unwrap();
+    store.compact().unwrap();
+    let epochs: Vec<u64> = store.log().epochs().unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(epochs.len(), 1);
+    assert!(matches!(
+        store.checkpoints().read("v1"),
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[test]
+fn activation_demotes_the_previous_active_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    let t = store.table(def()).unwrap();
+    for (i, name) in ["v1", "v2", "v3"].iter().enumerate() {
+        set(&store, &t, "web", i as u32);
+        store.checkpoints().save(name).unwrap();
+    }
+    let c = store.checkpoints();
+    assert!(matches!(c.active(), Err(Error::NotFound(_))));
+    c.activate("v1").unwrap();
+    c.activate("v2").unwrap();
+    assert_eq!(status(&store, "v1"), CheckpointStatus::Inactive);
+    assert_eq!(status(&store, "v2"), CheckpointStatus::Active);
+    assert_eq!(c.active().unwrap().name, "v2");
+    // An unknown target changes nothing.
+    assert!(matches!(c.activate("v9"), Err(Error::NotFound(_))));
+    assert_eq!(c.active().unwrap().name, "v2");
+    // The active one cannot fail (the ambiguous-activation bug of the seed), nor be deleted.
+    assert!(matches!(c.fail("v2"), Err(Error::InvalidArgument(_))));
+    assert!(matches!(c.delete("v2"), Err(Error::InvalidArgument(_))));
+    assert_eq!(c.active().unwrap().name, "v2");
+    // A pending one fails, and then cannot be activated.
+    c.fail("v3").unwrap();
+    assert!(matches!(c.activate("v3"), Err(Error::InvalidArgument(_))));
+    let active: Vec<_> = c
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.status == CheckpointStatus::Active)
+        .collect();
+    assert_eq!(active.len(), 1);
+
+    // Deleting old checkpoints keeps the active one, however old.
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    let gone = c.delete_older_than(later).unwrap();
+    let names: Vec<_> = gone.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["v1", "v3"]);
+    assert_eq!(c.list().unwrap().len(), 1);
+    assert_eq!(c.active().unwrap().name, "v2");
+}
+
+#[test]
+fn restoring_a_checkpoint_moves_forward_to_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    let t = store.table(def()).unwrap();
+    set(&store, &t, "web", 3);
+    store.checkpoints().save("good").unwrap();
+    store.checkpoints().activate("good").unwrap();
+    set(&store, &t, "web", 0); // a bad config
+    set(&store, &t, "cache", 1);
+    store.checkpoints().save("bad").unwrap();
+    store.checkpoints().activate("bad").unwrap();
+    let f = Follower::open(dir.path(), FollowerOptions::default()).unwrap();
+    let before = store.read().position();
+
+    let pos = store.checkpoints().restore("good").unwrap();
+    assert!(pos.seq > before.seq, "seq goes on growing");
+    assert_eq!(store.read().position(), pos);
+    assert_eq!(replicas(&store.read(), &t, "web"), 3);
+    assert!(store.read().get(&t, &"cache".to_string()).is_err());
+    // Unique indexes are rebuilt on the restored state.
+    assert_eq!(
+        store.read().get_by(&t, "name", &"web-cfg").unwrap().0,
+        "web".to_string()
+    );
+    assert_eq!(store.checkpoints().active().unwrap().name, "good");
+    assert_eq!(status(&store, "bad"), CheckpointStatus::Inactive);
+    // The history after the checkpoint is still there.
+    let at_bad = store.checkpoints().read("bad").unwrap();
+    assert_eq!(
+        replicas(&at_bad, &at_bad.table_named("configs").unwrap(), "web"),
+        0
+    );
+    // A reader of changes cannot skip over a restore; a follower reloads it.
+    assert_eq!(store.changes_since(before, 10).unwrap(), Changes::Reset);
+    let r = f.poll().unwrap();
+    assert!(r.reloaded);
+    assert_eq!(r.pos, pos);
+    // Writes go on from the restored state, and it survives a restart.
+    set(&store, &t, "web", 4);
+    drop(store);
+    let store = Store::open(dir.path(), options()).unwrap();
+    let t = store.table(def()).unwrap();
+    assert_eq!(replicas(&store.read(), &t, "web"), 4);
+    // A failed checkpoint cannot be restored.
+    set(&store, &t, "web", 9);
+    store.checkpoints().save("try").unwrap();
+    store.checkpoints().fail("try").unwrap();
+    assert!(matches!(
+        store.checkpoints().restore("try"),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn rewinds_that_would_change_a_checkpoint_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options();
+    o.log.retention.keep_epochs = 10;
+    let store = Store::open(dir.path(), o.clone()).unwrap();
+    let t = store.table(def()).unwrap();
+    set(&store, &t, "web", 1);
+    let first = store.log().current_epoch();
+    store.compact().unwrap();
+    set(&store, &t, "web", 2);
+    let named = store.checkpoints().save("v2").unwrap();
+    set(&store, &t, "web", 3);
+    // Cutting the named epoch, or continuing it, is refused; nothing changes.
+    for target in [first, named.epoch] {
+        let err = store.log().truncate_to(target).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArgument(ref m) if m.contains("v2")),
+            "{err}"
+        );
+    }
+    assert_eq!(replicas(&store.read(), &t, "web"), 3);
+    drop(store);
+    let store = Store::open(dir.path(), o).unwrap();
+    let t = store.table(def()).unwrap();
+    assert_eq!(replicas(&store.read(), &t, "web"), 3);
+    // After deleting the checkpoint, the rewind is allowed.
+    store.checkpoints().delete("v2").unwrap();
+    store.log().truncate_to(first).unwrap();
+}
+
+#[test]
+fn bad_names_and_a_damaged_registry_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    assert!(matches!(
+        store.checkpoints().save(""),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        store.checkpoints().save(&"x".repeat(256)),
+        Err(Error::InvalidArgument(_))
+    ));
+    store.checkpoints().save("ok").unwrap();
+    drop(store);
+    let path = dir.path().join("CHECKPOINTS");
+    let mut b = std::fs::read(&path).unwrap();
+    let last = b.len() - 6;
+    b[last] ^= 0x10;
+    std::fs::write(&path, &b).unwrap();
+    // Verify reports it, naming the file; inspect refuses to guess.
+    let backend = std::sync::Arc::new(statelog::backend::FsBackend::new());
+    let report = statelog::tools::verify(backend.clone(), dir.path(), &mut |_, _| {}).unwrap();
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    assert!(report.findings[0].file.ends_with("CHECKPOINTS"));
+    assert!(statelog::tools::inspect(backend, dir.path()).is_err());
+    let store = Store::open(dir.path(), options()).unwrap();
+    let err = store.checkpoints().list().unwrap_err();
+    assert!(matches!(err, Error::Corrupt { ref file, .. } if file.ends_with("CHECKPOINTS")));
+    // Retention fails safe: a compaction deletes nothing and says why.
+    assert!(store.retention_error().is_none());
+    store.compact().unwrap();
+    assert!(store.log().epochs().unwrap().len() >= 2);
+    assert!(matches!(
+        store.retention_error(),
+        Some(Error::Corrupt { .. })
+    ));
+}
