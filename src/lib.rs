@@ -71,7 +71,7 @@ pub mod weak;
 pub use epoch::{Checkpoint, CheckpointStatus, Durability};
 pub use error::{CorruptKind, Error, Result};
 pub use store::{
-    AnyTable, BackupReport, BytesTable, Change, ChangeOp, Changes, Checkpoints, CommitPos, DerivedView,
-    Follower, FollowerOptions, NamedLock, PollReport, Readable, Snapshot, Store, StoreOptions,
-    Table, TableDef, TableInfo, Watcher, WriteTx, read_only_snapshot,
+    AnyTable, BackupReport, BytesTable, Change, ChangeOp, Changes, Checkpoints, CommitPos,
+    DerivedView, Follower, FollowerOptions, NamedLock, PollReport, Readable, Snapshot, Store,
+    StoreOptions, Table, TableDef, TableInfo, Watcher, WriteTx, read_only_snapshot,
 };
