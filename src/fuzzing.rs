@@ -21,14 +21,17 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::backend::{Backend, CrashMode, ReadAt, SimBackend};
 use crate::epoch::{
-    Clock, CompactionPolicy, Durability, EpochLog, EpochReader, Options, RecoveryMode, Retention,
-    Updates,
+    Clock, CompactionPolicy, Durability, EpochLog, EpochReader, LogTail, Options, RecoveryMode,
+    Retention, Updates,
 };
 use crate::frame::{
     EntryPos, FILE_HEADER_LEN, LogOptions, LogReader, LogWriter, MAX_ENTRY_LEN, RECORD_HEADER_LEN,
     SYNC_MARK_LEN, TailPolicy,
 };
-use crate::{Error, Readable, Snapshot, Store, StoreOptions, Table, TableDef};
+use crate::{
+    CommitPos, Error, Follower, FollowerOptions, Readable, Snapshot, Store, StoreOptions, Table,
+    TableDef,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Input decoding
@@ -993,11 +996,32 @@ fn read_only_view(be: &SimBackend, mode: RecoveryMode) {
                 drain(be, restored.updates);
             }
         }
+        let _ = r.checkpoints();
     }
+    follow(be);
     assert!(
         dir_files(be) == before,
         "the read-only reader changed the directory"
     );
+}
+
+/// Follows the directory to its end (a tail must end on a directory nobody writes), and
+/// opens a store follower on it, which must not panic either.
+fn follow(be: &SimBackend) {
+    if let Ok(mut tail) = LogTail::open(Arc::new(be.clone()), dir()) {
+        let mut events = 0u32;
+        while let Ok(Some(_)) = tail.next() {
+            events += 1;
+            assert!(
+                events < 1_000_000,
+                "a tail of a still directory does not end"
+            );
+        }
+    }
+    if let Ok(f) = Follower::open_with(Arc::new(be.clone()), dir(), FollowerOptions::default()) {
+        let _ = f.poll();
+        let _ = f.changes_since(CommitPos { epoch: 0, seq: 0 }, 64);
+    }
 }
 
 fn exercise_epoch_log(be: &SimBackend, options: &Options, actions: u8) {
@@ -1103,6 +1127,19 @@ pub fn restore_mutated(data: &[u8]) {
     let (files, hit) = damage_store(&clean, &mut inp);
     for mode in MODES {
         read_only_view(&backend_with(&files, seed), mode);
+    }
+    // A follower reads what restore reads: the state written, or (damaged) a committed one.
+    let be = backend_with(&files, seed);
+    match Follower::open_with(Arc::new(be), dir(), FollowerOptions::default()) {
+        Ok(f) => match read_model(&f.read()) {
+            Ok(m) if !hit => assert!(&m == last, "a follower of an undamaged store differs"),
+            Ok(m) => assert!(
+                history.contains(&m),
+                "a follower of a damaged store holds a state that was never committed"
+            ),
+            Err(e) => assert!(hit, "a follower of an undamaged store cannot read: {e}"),
+        },
+        Err(e) => assert!(hit, "a follower of an undamaged store failed: {e}"),
     }
     for mode in MODES {
         let be = backend_with(&files, seed);

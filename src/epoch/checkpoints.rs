@@ -349,6 +349,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Arbitrary bytes, and valid registries with arbitrary bytes spliced in, never
+        /// panic and never decode unless they re-encode to themselves.
+        #[test]
+        fn hostile_bytes_never_panic(
+            junk in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            at in 0usize..64,
+        ) {
+            let _ = decode(&junk, Path::new("C"));
+            let mut b = encode(&[cp("a", 1, CheckpointStatus::Pending, 1)]);
+            let at = at.min(b.len());
+            b.splice(at..at, junk.iter().copied());
+            if let Ok(list) = decode(&b, Path::new("C")) {
+                proptest::prop_assert_eq!(encode(&list), b);
+            }
+        }
+    }
+
     #[test]
     fn lifecycle_keeps_at_most_one_active() {
         let mut list = vec![

@@ -9,7 +9,7 @@ use super::entry::{Decoded, SegmentStart, decode};
 use super::read::{EpochInfo, SegmentDir, entry_error_kind, millis_to_time};
 use crate::backend::Backend;
 use crate::error::{CorruptKind, Error, Result};
-use crate::frame::LogReader;
+use crate::frame::{FILE_HEADER_LEN, LogReader};
 
 /// What a [`LogTail`] read next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +125,7 @@ impl LogTail {
                 Ok(None) => None,
                 Err(e) => {
                     return if self.moved_on()? {
-                        self.jump().map(Some)
+                        self.escape(|| e)
                     } else {
                         Err(e)
                     };
@@ -139,7 +139,8 @@ impl LogTail {
                     return Ok(None);
                 }
                 if rechecked {
-                    return self.jump().map(Some);
+                    let offset = self.at.as_ref().map_or(0, |a| a.offset);
+                    return self.escape(|| Error::corrupt(&path, offset, CorruptKind::Unsealed));
                 }
                 rechecked = true;
                 continue;
@@ -222,8 +223,30 @@ impl LogTail {
                     continues: true,
                 }))
             }
-            _ => self.jump().map(Some),
+            _ => {
+                let file = self.dir.seg(next);
+                self.escape(|| {
+                    Error::corrupt(file, FILE_HEADER_LEN as u64, CorruptKind::BrokenChain)
+                })
+            }
         }
+    }
+
+    /// Leaves a place the tail cannot go on from for the newest epoch; but if the newest
+    /// epoch is the one followed and its segment is still there, the tail is stuck on damage
+    /// and `stuck` is the error (jumping would only come back to the same place).
+    fn escape(&mut self, stuck: impl FnOnce() -> Error) -> Result<Option<TailEvent>> {
+        if let Some(at) = &self.at {
+            let seqs = self.dir.segments()?;
+            if seqs.binary_search(&at.segment).is_ok() {
+                if let Ok(newest) = self.dir.current(&seqs) {
+                    if newest.head.epoch == at.epoch.id && newest.snap_segment == at.epoch.segment {
+                        return Err(stuck());
+                    }
+                }
+            }
+        }
+        self.jump().map(Some)
     }
 
     /// Whether the writer went on somewhere the tail cannot follow from where it is: its
