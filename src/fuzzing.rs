@@ -1461,7 +1461,15 @@ pub fn store_ops(data: &[u8]) {
     let ops = decode_ops(&mut inp);
     let mut run = OpsRun::start(be, options);
     for op in ops {
+        let flushes = matches!(
+            op,
+            StoreOp::Tx { strong: true, .. }
+                | StoreOp::Sync
+                | StoreOp::Compact
+                | StoreOp::Rewind(_)
+        );
         run.apply(op);
+        run.follow(flushes);
     }
     run.apply(StoreOp::Reopen { close: true });
     run.apply(StoreOp::Crash(CrashMode::LoseUnsynced));
@@ -1478,6 +1486,10 @@ struct OpsRun {
     /// The state each closed epoch ended with.
     ends: BTreeMap<u64, Kv>,
     crash_mode: CrashMode,
+    /// A follower of the directory, and the number of power losses when it was opened (a
+    /// power loss ends it: it may have read writes the machine then lost).
+    follower: Option<(Follower, u64)>,
+    power_losses: u64,
 }
 
 impl OpsRun {
@@ -1491,6 +1503,8 @@ impl OpsRun {
             acked: 0,
             ends: BTreeMap::new(),
             crash_mode: CrashMode::LoseUnsynced,
+            follower: None,
+            power_losses: 0,
         };
         match run.open() {
             Ok((store, kv)) => run.opened(store, kv, None),
@@ -1545,8 +1559,54 @@ impl OpsRun {
         self.store = Some((store, kv));
     }
 
+    /// After each operation: a follower (reopened after a power loss) polls without error and
+    /// holds a state issued since the last open, and exactly the committed state when the
+    /// operation wrote everything out.
+    fn follow(&mut self, flushed: bool) {
+        if self.be.crashed() || self.store.is_none() {
+            return;
+        }
+        if self.follower.as_ref().map(|f| f.1) != Some(self.power_losses) {
+            let backend = Arc::new(self.be.clone());
+            match Follower::open_with(backend, dir(), FollowerOptions::default()) {
+                Ok(f) => self.follower = Some((f, self.power_losses)),
+                Err(_) if self.be.crashed() => return,
+                Err(e) => panic!("a follower failed to open beside a live store: {e}"),
+            }
+        }
+        let Some((f, _)) = &self.follower else {
+            return;
+        };
+        if let Err(e) = f.poll() {
+            assert!(self.be.crashed(), "a follower's poll failed: {e}");
+            return;
+        }
+        let snap = f.read();
+        let got: Kv = match snap
+            .table_named::<u8, u32>("kv")
+            .and_then(|t| snap.list(&t))
+        {
+            Ok(rows) => rows.into_iter().collect(),
+            Err(e) => panic!("a follower's rows do not decode: {e}"),
+        };
+        if flushed {
+            assert!(
+                got == self.model,
+                "a follower holds {got:?} after everything was written, not {:?}",
+                self.model
+            );
+        } else {
+            assert!(
+                self.history.contains(&got),
+                "a follower holds {got:?}, never issued since the last open: {:?}",
+                self.history
+            );
+        }
+    }
+
     /// Power loss in the current crash mode, then a reopen that must succeed.
     fn recover(&mut self) {
+        self.power_losses += 1;
         self.be.crash(self.crash_mode);
         self.store = None;
         match self.open() {

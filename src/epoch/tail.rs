@@ -46,6 +46,8 @@ pub struct LogTail {
     dir: SegmentDir,
     at: Option<At>,
     reader: Option<LogReader>,
+    /// Whether the last read ended at the end of the data.
+    at_end: bool,
     last: Option<(PathBuf, u64)>,
 }
 
@@ -77,6 +79,7 @@ impl LogTail {
             },
             at: None,
             reader: None,
+            at_end: false,
             last: None,
         })
     }
@@ -103,6 +106,13 @@ impl LogTail {
             return self.jump().map(Some);
         };
         let (epoch, path) = (at.epoch.id, self.dir.seg(at.segment));
+        if let Some(r) = self.reader.as_mut().filter(|_| self.at_end) {
+            // The last read found the end: read that place afresh, as the writer may have
+            // written there since (the reader remembers an end it classified by the file's
+            // length, and a write into preallocated or rewritten bytes keeps the length).
+            r.seek(at.offset);
+        }
+        self.at_end = false;
         if self.reader.is_none() {
             match LogReader::open(&*self.dir.backend, &path, false) {
                 Ok(mut r) => {
@@ -136,6 +146,7 @@ impl LogTail {
                 // this segment, the history followed was cut (rewind, fallback): jump. A seal
                 // written between the read and the listing is found by reading once more.
                 if !self.moved_on()? {
+                    self.at_end = true;
                     return Ok(None);
                 }
                 if rechecked {
@@ -143,6 +154,10 @@ impl LogTail {
                     return self.escape(|| Error::corrupt(&path, offset, CorruptKind::Unsealed));
                 }
                 rechecked = true;
+                let offset = self.at.as_ref().map_or(0, |a| a.offset);
+                if let Some(r) = self.reader.as_mut() {
+                    r.seek(offset);
+                }
                 continue;
             };
             let bad = |kind| Error::corrupt(&path, pos.start, kind);
@@ -185,6 +200,8 @@ impl LogTail {
         };
         let seqs = self.dir.segments()?;
         let Some(&next) = seqs.iter().find(|&&s| s > at.segment) else {
+            // The next call reads the seal again (the place is still before it).
+            self.at_end = true;
             return Ok(None);
         };
         let start = match self.dir.read_start(next, false) {
