@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use statelog::epoch::{CompactionPolicy, Options, Retention};
 use statelog::{Error, Readable, Store, StoreOptions, Table, TableDef};
 
 fn tables(store: &Store) -> (Table<(u8, u32), u64>, Table<u8, u32>) {
@@ -15,8 +16,68 @@ fn tables(store: &Store) -> (Table<(u8, u32), u64>, Table<u8, u32>) {
 
 #[test]
 fn backups_during_eight_thread_writes_restore_one_commit() {
+    backups_during_writes(StoreOptions::default(), 1);
+}
+
+/// The same while the writers' compactions rotate segments and retention deletes them under
+/// the copy.
+#[test]
+fn backups_during_compaction_and_retention_restore_one_commit() {
+    backups_during_writes(
+        StoreOptions {
+            log: Options {
+                segment_bytes: 32 << 10,
+                retention: Retention {
+                    keep_epochs: 1,
+                    keep_for: None,
+                },
+                compaction: CompactionPolicy {
+                    update_ratio: 1.0,
+                    min_update_bytes: 16 << 10,
+                },
+                ..Options::default()
+            },
+            ..StoreOptions::default()
+        },
+        1_500,
+    );
+}
+
+/// The copy keeps the retained epochs and the checkpoints naming them.
+#[test]
+fn a_backup_keeps_epochs_and_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("live"), StoreOptions::default()).unwrap();
+    let (rows, counters) = tables(&store);
+    store.write(|tx| tx.insert(&counters, &0, &1)).unwrap();
+    store.checkpoints().save("one").unwrap();
+    store.write(|tx| tx.insert(&counters, &0, &2)).unwrap();
+    store.write(|tx| tx.insert(&rows, &(0, 0), &7)).unwrap();
+    let dest = dir.path().join("copy");
+    store.backup_to(&dest).unwrap();
+    let copy = Store::open(&dest, StoreOptions::default()).unwrap();
+    let ids = |s: &Store| -> Vec<u64> { s.log().epochs().unwrap().iter().map(|e| e.id).collect() };
+    assert_eq!(ids(&copy), ids(&store));
+    assert_eq!(
+        copy.checkpoints().list().unwrap(),
+        store.checkpoints().list().unwrap()
+    );
+    let (_, copied) = tables(&copy);
+    assert_eq!(copy.read().get(&copied, &0).unwrap(), 2);
+    let at_one = copy.checkpoints().read("one").unwrap();
+    assert_eq!(
+        at_one
+            .get(&at_one.table_named::<u8, u32>("counters").unwrap(), &0)
+            .unwrap(),
+        1
+    );
+}
+
+/// Six backups, each after at least `gap` more commits; with a gap, the writers' compactions
+/// must have started several epochs meanwhile.
+fn backups_during_writes(options: StoreOptions, gap: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("live"), options).unwrap();
     let (rows, counters) = tables(&store);
     // Writers go on until the six backups are made; each backup waits for commits after the
     // previous one, so every backup is taken during writes and each holds more rows.
@@ -43,7 +104,7 @@ fn backups_during_eight_thread_writes_restore_one_commit() {
         let mut made = Vec::new();
         let mut seen = 0;
         for n in 0..6 {
-            while committed.load(Ordering::SeqCst) <= seen {
+            while committed.load(Ordering::SeqCst) < seen + gap {
                 std::thread::yield_now();
             }
             seen = committed.load(Ordering::SeqCst);
@@ -88,6 +149,12 @@ fn backups_during_eight_thread_writes_restore_one_commit() {
             "each backup holds the commits before it"
         );
         last_total = total;
+    }
+    if gap > 1 {
+        assert!(
+            store.log().current_epoch() > 5,
+            "compactions ran during the backups"
+        );
     }
     // The live store holds every commit.
     let snap = store.read();

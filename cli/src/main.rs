@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use statelog::backend::{Backend, FsBackend};
-use statelog::epoch::{EpochLog, Options, RecoveryMode, Retention};
+use statelog::epoch::{EpochLog, EpochReader, Options, RecoveryMode, Retention};
 use statelog::{
     BytesTable, Durability, Error, Readable, Store, StoreOptions, read_only_snapshot, tools,
 };
@@ -670,17 +670,21 @@ fn compact(dir: &Path) -> Result<i32, Fail> {
 
 fn backup(dir: &Path, dest: &Path) -> Result<i32, Fail> {
     require_store(dir)?;
-    let bar = spinner("restoring and writing the copy");
-    let (snap, _) = read_only_snapshot(backend(), dir, RecoveryMode::TolerateTornTail, None)?;
-    let report = snap.backup_to(dest)?;
+    let bar = spinner("copying segments");
+    let reader = EpochReader::open(backend(), dir, RecoveryMode::TolerateTornTail)?;
+    let copy = reader.copy_to(dest)?;
+    // The copy must restore: read it back.
+    let (snap, _) = read_only_snapshot(backend(), dest, RecoveryMode::Strict, None)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     println!(
-        "backed up {} transactions ({} bytes of state) to {}",
-        report.seq,
-        report.bytes,
-        dest.display()
+        "backed up {} segments ({} bytes, {} checkpoints) to {}; it restores to {} transactions",
+        copy.segments,
+        copy.bytes,
+        copy.checkpoints,
+        dest.display(),
+        snap.seq()
     );
     Ok(0)
 }

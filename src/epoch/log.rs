@@ -9,6 +9,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::checkpoints::{self, Checkpoint, CheckpointChange, CheckpointStatus, check_name};
+use super::copy::{self, CopyReport};
 use super::dir::{
     BROKEN_SUFFIX, REWIND_FILE, REWOUND_SUFFIX, SEGMENT_TAG, TMP_SUFFIX, parse_segment_name,
     segment_path, with_suffix,
@@ -600,6 +601,17 @@ impl EpochLog {
             retention_error,
         };
         Ok((report, named))
+    }
+
+    /// Copies the directory up to `end`, a durable position this log returned (from
+    /// [`sync`](Self::sync)), into `dest`, which must be absent or empty, while appends go
+    /// on: the segments, the last one cut at `end`, and the checkpoints naming copied epochs,
+    /// each file synced (FORMAT.md §11.12). A segment that retention deleted before the copy
+    /// could open it is an `Io` error of kind `NotFound` (`dest` is left empty): take a newer
+    /// position and try again.
+    pub fn copy_through(&self, dest: &Path, end: Position) -> Result<CopyReport> {
+        copy::prepare_dest(&*self.dir.backend, dest)?;
+        copy::copy_through(&self.dir, dest, end)
     }
 
     /// The checkpoints, in the order they were saved.

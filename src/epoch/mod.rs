@@ -3,6 +3,7 @@
 //! (FORMAT.md §11).
 
 mod checkpoints;
+mod copy;
 mod dir;
 mod entry;
 mod log;
@@ -11,6 +12,7 @@ mod tail;
 mod view;
 
 pub use checkpoints::{CHECKPOINTS_FILE, Checkpoint, CheckpointChange, CheckpointStatus};
+pub use copy::CopyReport;
 pub use log::{
     Clock, CompactionPolicy, Durability, EpochLog, Options, Position, Retention, SnapshotReport,
 };

@@ -4,10 +4,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::checkpoints::{self, Checkpoint};
+use super::copy::{self, CopyReport};
+use super::log::Position;
 use super::read::{
     EpochInfo, RecoveryMode, RecoveryReport, Restored, SegmentDir, Updates, millis_to_time,
 };
 use crate::backend::Backend;
+use crate::frame::{FILE_HEADER_LEN, LogReader};
+
+/// How many times a copy starts again when retention deletes a segment it was about to copy.
+pub(crate) const COPY_TRIES: usize = 8;
 use crate::error::{Error, Result};
 
 /// Reads a store directory without locking or changing it: the current epoch, the retained
@@ -78,6 +84,43 @@ impl EpochReader {
     /// The retained epochs, newest first (following the snapshots' back-pointers).
     pub fn epochs(&self) -> Result<Vec<EpochInfo>> {
         self.dir.epochs()
+    }
+
+    /// Copies the directory into `dest` (absent or empty) as a writer in another process goes
+    /// on: the segments up to the end of the last complete entry of the newest one, and the
+    /// checkpoints naming copied epochs (FORMAT.md §11.12). Returns where the copy ends.
+    pub fn copy_to(&self, dest: &Path) -> Result<CopyReport> {
+        copy::prepare_dest(&*self.dir.backend, dest)?;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let result = self
+                .end()
+                .and_then(|end| copy::copy_through(&self.dir, dest, end));
+            match result {
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && tries < COPY_TRIES => {}
+                r => return r,
+            }
+        }
+    }
+
+    /// The end of the last complete entry of the newest segment.
+    fn end(&self) -> Result<Position> {
+        let newest =
+            *self.dir.segments()?.last().ok_or_else(|| {
+                Error::NotFound(format!("segments in {}", self.dir.path.display()))
+            })?;
+        let path = self.dir.seg(newest);
+        let mut r = LogReader::open(&*self.dir.backend, &path, false)?;
+        let len = r.file_len()?;
+        let offset = r
+            .last_entry_before(len)?
+            .map_or(FILE_HEADER_LEN as u64, |e| e.end);
+        Ok(Position {
+            segment: newest,
+            offset,
+        })
     }
 
     /// The checkpoints, in the order they were saved.

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 pub struct BackupReport {
     /// The number of transactions committed before the state that was copied.
     pub seq: u64,
-    /// Bytes of the state image written.
+    /// Bytes written.
     pub bytes: u64,
 }
 

@@ -10,7 +10,7 @@ use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::backup::{self, BackupReport};
+use super::backup::BackupReport;
 use super::changes::{Changes, CommitPos, changes_since};
 use super::codec::{Bytes, Op, TableKind, TableMeta, decode_tx, encode_tx, encode_value};
 use super::named_lock::{self, NamedLock};
@@ -24,6 +24,9 @@ use crate::epoch::{
     Restored,
 };
 use crate::error::{CorruptKind, Error, Result};
+
+/// How many times a backup starts again when retention deletes a segment it was copying.
+const BACKUP_TRIES: usize = 8;
 
 /// Settings of a store.
 #[derive(Debug, Clone)]
@@ -361,17 +364,36 @@ impl Store {
         }
     }
 
-    /// Writes a consistent copy of the store to the new directory `dest` (which must not
-    /// exist or must be empty) while writers go on: the state of the latest published
-    /// commit, as one snapshot, fsynced before this returns. Open the copy with
-    /// [`Store::open`]. The copy holds no older epochs (nothing to rewind to).
+    /// Writes a consistent copy of the store to the directory `dest` (which must not exist or
+    /// must be empty) while writers go on: everything committed before the call is made
+    /// durable, then the log's segments up to that point are copied (the last one cut
+    /// there), with the checkpoints naming copied epochs; every file is synced before this
+    /// returns. The copy is a whole store, with the retained epochs and checkpoints: open it
+    /// with [`Store::open`]. Writers wait only for the sync.
     pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
-        let snapshot = self.read();
-        backup::write_backup(
-            self.shared.log.backend().clone(),
-            &snapshot.state,
-            dest.as_ref(),
-        )
+        let dest = dest.as_ref();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (seq, end) = {
+                let mut w = self.shared.writer.lock();
+                let end = self.shared.log.sync()?;
+                self.publish_ready(&mut w);
+                (w.head.seq, end)
+            };
+            match self.shared.log.copy_through(dest, end) {
+                Ok(copy) => {
+                    return Ok(BackupReport {
+                        seq,
+                        bytes: copy.bytes,
+                    });
+                }
+                // Retention deleted a segment before it could be opened: again, from now.
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && tries < BACKUP_TRIES => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Up to `limit` transactions committed after `pos` (a [`Snapshot::position`]), read from
