@@ -41,6 +41,11 @@ pub fn decode_prefix<V: DeserializeOwned>(b: &[u8]) -> std::result::Result<V, St
         .map_err(|e| e.to_string())
 }
 
+/// Decodes a bincode value at the start of `b`; also returns the bytes it took.
+pub fn decode_prefix_len<V: DeserializeOwned>(b: &[u8]) -> std::result::Result<(V, usize), String> {
+    bincode::serde::decode_from_slice(b, config()).map_err(|e| e.to_string())
+}
+
 /// Encodes a key so that byte order is the key's order (memcomparable).
 pub fn encode_key<K: Serialize>(k: &K) -> Result<Vec<u8>> {
     memcomparable::to_vec(k).map_err(|e| Error::InvalidArgument(format!("cannot encode key: {e}")))

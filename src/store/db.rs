@@ -445,7 +445,7 @@ impl Store {
     /// seal made everything before it durable, so nothing is pending).
     pub(super) fn start_epoch_locked(&self, w: &mut Writer, epoch: u64) {
         self.publish_ready(w);
-        let mut head = (*w.head).clone();
+        let mut head = w.head.compacted();
         head.epoch = epoch;
         head.generation += 1;
         w.head = Arc::new(head);
@@ -537,12 +537,12 @@ impl Store {
                         .tables
                         .get(&meta.id)
                         .ok_or_else(|| Error::NotFound(def.name.clone()))?;
-                    for (key, row) in table.rows.iter() {
+                    for row in table.rows.iter() {
                         let value =
-                            (m.convert)(&row.value).map_err(|e| schema_error(&def.name, e))?;
+                            (m.convert)(row.value).map_err(|e| schema_error(&def.name, e))?;
                         ops.push(Op::Put {
                             table: meta.id,
-                            key: key.clone(),
+                            key: Bytes::new(row.key),
                             value: Bytes::from(encode_value(&value)?),
                             version: row.version.saturating_add(1),
                         });

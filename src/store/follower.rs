@@ -296,13 +296,13 @@ impl Cursor {
             .tables
             .get(&table)
             .and_then(|t| t.rows.get(key))
-            .map(|r| r.value.clone());
+            .map(|r| r.value.to_vec());
         state.apply(op)?;
         let t = state.table_mut(table)?;
         if let Some(old) = old {
             for (slot, uk) in (ix.indexer)(&old).map_err(|e| e.to_string())? {
                 if let Some(index) = t.indexes.get_mut(slot) {
-                    if index.map.get(&uk) == Some(key) {
+                    if index.map.primary_key(&uk) == Some(key.as_slice()) {
                         index.map.remove(&uk);
                     }
                 }
@@ -311,7 +311,7 @@ impl Cursor {
         if let Op::Put { value, .. } = op {
             for (slot, uk) in (ix.indexer)(value).map_err(|e| e.to_string())? {
                 if let Some(index) = t.indexes.get_mut(slot) {
-                    index.map.insert(uk, key.clone());
+                    index.map.insert_primary_key(uk, key.clone());
                 }
             }
         }
@@ -335,6 +335,8 @@ impl Cursor {
             None => 0,
         };
         if continues && seq == self.head.seq {
+            // The writer compacted: so does the follower (its changes fold into new bases).
+            self.head = self.head.compacted();
             self.head.epoch = epoch;
             return Ok(false);
         }

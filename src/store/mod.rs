@@ -9,6 +9,7 @@ mod db;
 mod follower;
 mod named_lock;
 mod read;
+mod rows;
 mod state;
 mod table;
 mod txn;

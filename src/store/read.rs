@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use super::backup::BackupReport;
 use super::changes::CommitPos;
 use super::codec::{Bytes, TableKind, decode_key, decode_value, encode_key};
-use super::state::{Row, State, TableState};
+use super::rows::RowRef;
+use super::state::{State, TableState};
 use super::table::{AnyTable, BytesTable, Table, type_label};
 use crate::error::{Error, Result};
 
@@ -101,7 +102,7 @@ pub trait Readable {
             .rows
             .get(&Bytes::from(encode_key(key)?))
             .ok_or_else(|| not_found(&table.name))?;
-        let v = decode_value(&row.value).map_err(|e| schema_error(&table.name, e))?;
+        let v = decode_value(row.value).map_err(|e| schema_error(&table.name, e))?;
         Ok((v, row.version))
     }
 
@@ -133,10 +134,11 @@ pub trait Readable {
             .ok_or_else(|| Error::NotFound(format!("index {}.{index}", table.name)))?;
         let pk = ix
             .map
-            .get(&Bytes::from(encode_key(value)?))
-            .ok_or_else(|| not_found(&table.name))?;
+            .get(&encode_key(value)?)
+            .ok_or_else(|| not_found(&table.name))?
+            .value;
         let row = t.rows.get(pk).ok_or_else(|| not_found(&table.name))?;
-        decode_row(&table.name, pk, &row.value)
+        decode_row(&table.name, pk, row.value)
     }
 
     /// Rows with keys in `range`, in key order.
@@ -158,7 +160,7 @@ pub trait Readable {
         let name: Arc<str> = table.name.clone();
         Ok(t.rows
             .range(bounds)
-            .map(move |(k, r): (&Bytes, &Row)| decode_row(&name, k, &r.value)))
+            .map(move |r: RowRef<'_>| decode_row(&name, r.key, r.value)))
     }
 
     /// Every row, in key order.
@@ -201,7 +203,7 @@ pub trait Readable {
         );
         Ok(t.rows
             .range(bounds)
-            .map(|(k, r)| (k.to_vec(), r.value.to_vec())))
+            .map(|r| (r.key.to_vec(), r.value.to_vec())))
     }
 
     /// A read handle for the typed table named `name` (no unique indexes attached), checked
@@ -253,7 +255,7 @@ pub trait Readable {
             .state()
             .table_by_name(name)
             .ok_or_else(|| Error::NotFound(format!("table {name}")))?;
-        Ok(t.rows.iter().map(|(k, r)| (&k[..], &r.value[..])))
+        Ok(t.rows.iter().map(|r| (r.key, r.value)))
     }
 }
 

@@ -2,23 +2,15 @@
 //! a reference-counted pointer and a writer's copy costs O(1).
 
 use std::fmt;
+use std::sync::Arc;
 
 use imbl::OrdMap;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Serialize;
 use serde::ser::Serializer;
-use serde::{Deserialize, Serialize};
 
-use super::codec::{Bytes, Op, STORE_FORMAT, TableMeta, decode_prefix, decode_value};
+use super::codec::{Op, STORE_FORMAT, TableMeta, decode_prefix, decode_prefix_len};
+use super::rows::{Base, Row, Rows};
 use crate::error::Result;
-
-/// A row: its encoded value and its version (bumped by one on every write).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
-    /// Encoded value.
-    pub value: Bytes,
-    /// Version, starting at 1 for a new row.
-    pub version: u64,
-}
 
 /// A unique index: encoded index key → primary key. Derived from the rows when a table is
 /// opened with its index definitions; never written to disk.
@@ -26,8 +18,8 @@ pub struct Row {
 pub struct IndexState {
     /// Index name.
     pub name: String,
-    /// Index key → primary key.
-    pub map: OrdMap<Bytes, Bytes>,
+    /// Index key → primary key (the row's value).
+    pub map: Rows,
 }
 
 /// One table.
@@ -38,7 +30,7 @@ pub struct TableState {
     /// The next id the table's sequence hands out (never goes back).
     pub next_id: u64,
     /// Rows by encoded key, in key order.
-    pub rows: OrdMap<Bytes, Row>,
+    pub rows: Rows,
     /// Unique indexes registered by the program.
     pub indexes: Vec<IndexState>,
 }
@@ -98,7 +90,7 @@ impl State {
                     TableState {
                         meta: meta.clone(),
                         next_id: 1,
-                        rows: OrdMap::new(),
+                        rows: Rows::default(),
                         indexes: Vec::new(),
                     },
                 );
@@ -140,6 +132,25 @@ impl State {
             .ok_or_else(|| format!("no table with id {id}"))
     }
 
+    /// The same state with every table's and index's changes folded into a new base (one
+    /// copy of each row): done when a snapshot starts a new epoch, so the persistent deltas
+    /// stay small.
+    pub fn compacted(&self) -> State {
+        let mut out = self.clone();
+        for (id, t) in self.tables.iter() {
+            if t.rows.delta_len() == 0 && t.indexes.iter().all(|ix| ix.map.delta_len() == 0) {
+                continue;
+            }
+            let mut t = t.clone();
+            t.rows = t.rows.compacted();
+            for ix in &mut t.indexes {
+                ix.map = ix.map.compacted();
+            }
+            out.tables.insert(*id, t);
+        }
+        out
+    }
+
     /// Encodes the whole state as a snapshot payload.
     pub fn encode_snapshot(&self) -> Result<Vec<u8>> {
         let image = ImageRef {
@@ -169,40 +180,118 @@ impl State {
         }
     }
 
-    /// Decodes a snapshot payload.
+    /// Decodes a snapshot payload. The rows are not decoded one by one: the table's rows are
+    /// ranges of one copy of the payload, checked for bounds and key order.
     pub fn decode_snapshot(b: &[u8]) -> std::result::Result<State, String> {
-        let image: Image = match b.split_first() {
-            Some((&STORE_FORMAT, rest)) => decode_value(rest)?,
+        let rest = match b.split_first() {
+            Some((&STORE_FORMAT, rest)) => rest,
             Some((v, _)) => return Err(format!("store format {v} is not supported")),
             None => return Err("empty snapshot".into()),
         };
+        let data: Arc<[u8]> = Arc::from(rest);
+        let mut p = Parser { b: &data, at: 0 };
+        let seq = p.varint()?;
+        let next_table_id =
+            u32::try_from(p.varint()?).map_err(|_| "next table id out of range".to_string())?;
         let mut state = State {
-            seq: image.seq,
+            seq,
             epoch: 0,
             generation: 0,
-            next_table_id: image.next_table_id,
+            next_table_id,
             tables: OrdMap::new(),
             by_name: OrdMap::new(),
             view: None,
         };
-        for t in image.tables {
-            if state
-                .by_name
-                .insert(t.meta.name.clone(), t.meta.id)
-                .is_some()
-            {
-                return Err(format!("table {} appears twice", t.meta.name));
+        for _ in 0..p.count(1)? {
+            let meta: TableMeta = p.serde()?;
+            let next_id = p.varint()?;
+            let n = p.count(3)?;
+            let mut ranges = Vec::with_capacity(n);
+            for _ in 0..n {
+                let (key_at, key_len) = p.bytes()?;
+                let (value_at, value_len) = p.bytes()?;
+                let version = p.varint()?;
+                ranges.push((key_at, key_len, value_at, value_len, version));
             }
-            state.next_table_id = state.next_table_id.max(t.meta.id.saturating_add(1));
+            let rows = Rows::from_base(Base::from_ranges(data.clone(), ranges)?);
+            if state.by_name.insert(meta.name.clone(), meta.id).is_some() {
+                return Err(format!("table {} appears twice", meta.name));
+            }
+            state.next_table_id = state.next_table_id.max(meta.id.saturating_add(1));
             let table = TableState {
-                meta: t.meta,
-                next_id: t.next_id,
-                rows: t.rows.0,
+                meta,
+                next_id,
+                rows,
                 indexes: Vec::new(),
             };
             state.tables.insert(table.meta.id, table);
         }
+        if p.at != data.len() {
+            return Err(format!("{} trailing bytes", data.len() - p.at));
+        }
         Ok(state)
+    }
+}
+
+/// Reads a bincode (standard configuration) state image in place.
+struct Parser<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl Parser<'_> {
+    fn take(&mut self, n: usize) -> std::result::Result<&[u8], String> {
+        let s = self
+            .b
+            .get(self.at..self.at.saturating_add(n))
+            .ok_or("the image ends early")?;
+        self.at += n;
+        Ok(s)
+    }
+
+    /// A variable-length integer: one byte up to 250, else a marker and 2, 4 or 8 bytes.
+    fn varint(&mut self) -> std::result::Result<u64, String> {
+        let first = *self.take(1)?.first().ok_or("the image ends early")?;
+        let wide = |s: &[u8]| {
+            let mut b = [0u8; 8];
+            if let Some(d) = b.get_mut(..s.len()) {
+                d.copy_from_slice(s);
+            }
+            u64::from_le_bytes(b)
+        };
+        Ok(match first {
+            0..=250 => u64::from(first),
+            251 => wide(self.take(2)?),
+            252 => wide(self.take(4)?),
+            253 => wide(self.take(8)?),
+            other => return Err(format!("bad integer marker {other}")),
+        })
+    }
+
+    /// A count of items that take at least `min` bytes each (bounded by what is left).
+    fn count(&mut self, min: usize) -> std::result::Result<usize, String> {
+        let n = self.varint()?;
+        let left = (self.b.len() - self.at) as u64;
+        if n.saturating_mul(min as u64) > left {
+            return Err(format!("{n} items cannot fit in {left} bytes"));
+        }
+        Ok(n as usize)
+    }
+
+    /// A byte string: where it starts and its length.
+    fn bytes(&mut self) -> std::result::Result<(usize, usize), String> {
+        let n = self.count(1)?;
+        let at = self.at;
+        self.take(n)?;
+        Ok((at, n))
+    }
+
+    /// A serde value (bincode, standard configuration).
+    fn serde<T: serde::de::DeserializeOwned>(&mut self) -> std::result::Result<T, String> {
+        let rest = self.b.get(self.at..).unwrap_or_default();
+        let (v, n) = decode_prefix_len(rest)?;
+        self.at += n;
+        Ok(v)
     }
 }
 
@@ -221,55 +310,24 @@ struct TableRef<'a> {
 }
 
 /// Rows serialized in key order as a sequence of (key, value, version), without copying.
-struct RowsRef<'a>(&'a OrdMap<Bytes, Row>);
+struct RowsRef<'a>(&'a Rows);
 
 impl Serialize for RowsRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|(k, r)| (k, &r.value, r.version)))
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for r in self.0.iter() {
+            seq.serialize_element(&(Raw(r.key), Raw(r.value), r.version))?;
+        }
+        seq.end()
     }
 }
 
-#[derive(Deserialize)]
-struct Image {
-    seq: u64,
-    next_table_id: u32,
-    tables: Vec<TableImage>,
-}
+/// Bytes serialized as a byte string.
+struct Raw<'a>(&'a [u8]);
 
-#[derive(Deserialize)]
-struct TableImage {
-    meta: TableMeta,
-    next_id: u64,
-    rows: RowsImage,
-}
-
-/// Rows decoded straight into the map (no intermediate list), strictly in key order.
-struct RowsImage(OrdMap<Bytes, Row>);
-
-impl<'de> Deserialize<'de> for RowsImage {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RowsImage;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("rows in key order")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> std::result::Result<RowsImage, A::Error> {
-                let mut rows = OrdMap::new();
-                let mut last: Option<Bytes> = None;
-                while let Some((key, value, version)) = seq.next_element::<(Bytes, Bytes, u64)>()? {
-                    if last.as_ref().is_some_and(|l| *l >= key) {
-                        return Err(de::Error::custom("rows out of key order"));
-                    }
-                    last = Some(key.clone());
-                    rows.insert(key, Row { value, version });
-                }
-                Ok(RowsImage(rows))
-            }
-        }
-        d.deserialize_seq(V)
+impl Serialize for Raw<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
     }
 }

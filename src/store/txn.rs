@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use imbl::OrdMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::codec::{Bytes, Op, decode_value, encode_key, encode_value};
 use super::read::{Readable, not_found, schema_error, table_state};
-use super::state::{IndexState, Row, State, TableState};
+use super::rows::{Base, Row, RowRef, Rows};
+use super::state::{IndexState, State, TableState};
 use super::table::{BytesTable, Table};
 use crate::error::{Error, Result};
 
@@ -111,12 +111,8 @@ impl WriteTx {
     ) -> Result<V> {
         let kb = Bytes::from(encode_key(key)?);
         let t = table_state(&self.work, table.id, &table.name)?;
-        let old = t
-            .rows
-            .get(&kb)
-            .cloned()
-            .ok_or_else(|| not_found(&table.name))?;
-        let value: V = decode_value(&old.value).map_err(|e| schema_error(&table.name, e))?;
+        let old = t.rows.get(&kb).ok_or_else(|| not_found(&table.name))?;
+        let value: V = decode_value(old.value).map_err(|e| schema_error(&table.name, e))?;
         let old_keys = index_keys(table, &value)?;
         let t = self.work.table_mut(table.id).map_err(Error::NotFound)?;
         t.rows.remove(&kb);
@@ -158,7 +154,7 @@ impl WriteTx {
             .table_mut(table.id)
             .map_err(|_| Error::NotFound(format!("table {}", table.name)))?;
         let kb = Bytes::new(key);
-        let version = next_version(t.rows.get(&kb), &table.name)?;
+        let version = next_version(t.rows.get(&kb).map(|r| r.version), &table.name)?;
         put_row(t, &mut self.ops, table.id, kb, Bytes::new(value), version);
         Ok(())
     }
@@ -169,7 +165,7 @@ impl WriteTx {
             .work
             .table_mut(table.id)
             .map_err(|_| Error::NotFound(format!("table {}", table.name)))?;
-        if t.rows.remove(key).is_none() {
+        if !t.rows.remove(key) {
             return Err(not_found(&table.name));
         }
         self.ops.push(Op::Delete {
@@ -188,11 +184,11 @@ impl WriteTx {
     ) -> Result<(bool, u64)> {
         let kb = Bytes::from(encode_key(key)?);
         let t = table_state(&self.work, table.id, &table.name)?;
-        let old = t.rows.get(&kb).cloned();
-        let found = old.as_ref().map_or(0, |r| r.version);
-        let old_value: Option<V> = match &old {
+        let old = t.rows.get(&kb).map(|r| r.version);
+        let found = old.unwrap_or(0);
+        let old_value: Option<V> = match t.rows.get(&kb) {
             Some(r) if !table.uniques.is_empty() || matches!(mode, Mode::Preserve(_)) => {
-                Some(decode_value(&r.value).map_err(|e| schema_error(&table.name, e))?)
+                Some(decode_value(r.value).map_err(|e| schema_error(&table.name, e))?)
             }
             _ => None,
         };
@@ -214,12 +210,12 @@ impl WriteTx {
             }
             _ => value,
         };
-        let version = next_version(old.as_ref(), &table.name)?;
+        let version = next_version(old, &table.name)?;
         // Unique indexes: the new keys must not belong to another row.
         let new_keys = index_keys(table, value)?;
         for (slot, uk) in &new_keys {
-            let owner = t.indexes.get(*slot).and_then(|ix| ix.map.get(uk));
-            if owner.is_some_and(|pk| *pk != kb) {
+            let owner = t.indexes.get(*slot).and_then(|ix| ix.map.primary_key(uk));
+            if owner.is_some_and(|pk| pk != kb.as_slice()) {
                 let index = t
                     .indexes
                     .get(*slot)
@@ -243,7 +239,7 @@ impl WriteTx {
         }
         for (slot, uk) in new_keys {
             if let Some(ix) = t.indexes.get_mut(slot) {
-                ix.map.insert(uk, kb.clone());
+                ix.map.insert_primary_key(uk, kb.clone());
             }
         }
         put_row(t, &mut self.ops, table.id, kb, vb, version);
@@ -275,11 +271,10 @@ fn put_row(
     });
 }
 
-fn next_version(old: Option<&Row>, table: &str) -> Result<u64> {
+fn next_version(old: Option<u64>, table: &str) -> Result<u64> {
     match old {
         None => Ok(1),
-        Some(r) => r
-            .version
+        Some(version) => version
             .checked_add(1)
             .ok_or_else(|| Error::Overflow(format!("row version in table {table}"))),
     }
@@ -342,33 +337,112 @@ impl TableIndexes {
 }
 
 /// Builds a table's unique indexes (named `names`, in slot order) from its rows; two rows with
-/// one index key are a [`Conflict`](Error::Conflict).
+/// one index key are a [`Conflict`](Error::Conflict). Values are decoded on every core (each
+/// thread sorts its share), then the sorted shares are merged into one base per index.
 pub(crate) fn build_indexes(
     t: &mut TableState,
     names: Vec<String>,
     indexer: &RowIndexer,
 ) -> Result<()> {
-    let mut indexes: Vec<IndexState> = names
-        .into_iter()
-        .map(|name| IndexState {
-            name,
-            map: OrdMap::new(),
-        })
-        .collect();
-    for (key, row) in t.rows.iter() {
-        for (slot, uk) in indexer(&row.value)? {
-            if let Some(ix) = indexes.get_mut(slot) {
-                if ix.map.insert(uk, key.clone()).is_some() {
-                    return Err(Error::Conflict {
-                        table: t.meta.name.clone(),
-                        index: ix.name.clone(),
-                    });
-                }
+    let rows: Vec<RowRef<'_>> = t.rows.iter().collect();
+    let threads = if rows.len() < PARALLEL_INDEX_ROWS {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    };
+    let chunk = rows.len().div_ceil(threads).max(1);
+    let slots = names.len();
+    let shares: Vec<Result<Vec<IndexEntries<'_>>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = rows
+            .chunks(chunk)
+            .map(|part| s.spawn(move || index_share(part, slots, indexer)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::InvalidArgument("an index builder panicked".into()))
+                })
+            })
+            .collect()
+    });
+    let mut per_slot: Vec<Vec<IndexEntries<'_>>> = (0..slots).map(|_| Vec::new()).collect();
+    for share in shares {
+        for (slot, entries) in share?.into_iter().enumerate() {
+            if let Some(v) = per_slot.get_mut(slot) {
+                v.push(entries);
             }
         }
     }
+    let mut indexes = Vec::with_capacity(slots);
+    for (name, shares) in names.into_iter().zip(per_slot) {
+        let map = merge_index(shares).ok_or_else(|| Error::Conflict {
+            table: t.meta.name.clone(),
+            index: name.clone(),
+        })?;
+        indexes.push(IndexState { name, map });
+    }
     t.indexes = indexes;
     Ok(())
+}
+
+/// Index entries: index key and primary key.
+type IndexEntries<'a> = Vec<(Bytes, &'a [u8])>;
+
+/// Below this many rows an index is built on one thread.
+const PARALLEL_INDEX_ROWS: usize = 50_000;
+
+/// The index entries of some rows, per slot, each sorted by index key.
+fn index_share<'a>(
+    rows: &[RowRef<'a>],
+    slots: usize,
+    indexer: &RowIndexer,
+) -> Result<Vec<IndexEntries<'a>>> {
+    let mut out: Vec<IndexEntries<'a>> =
+        (0..slots).map(|_| Vec::with_capacity(rows.len())).collect();
+    for r in rows {
+        for (slot, uk) in indexer(r.value)? {
+            if let Some(v) = out.get_mut(slot) {
+                v.push((uk, r.key));
+            }
+        }
+    }
+    for v in &mut out {
+        v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    }
+    Ok(out)
+}
+
+/// Merges sorted shares into one index; `None` if an index key appears twice.
+fn merge_index(mut shares: Vec<IndexEntries<'_>>) -> Option<Rows> {
+    let mut all: Vec<(Bytes, &[u8])> = match shares.len() {
+        0 => Vec::new(),
+        1 => shares.pop().unwrap_or_default(),
+        _ => {
+            let mut all: Vec<(Bytes, &[u8])> = shares.concat();
+            // Each share is sorted: a stable sort of the runs is a merge.
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            all
+        }
+    };
+    if all
+        .windows(2)
+        .any(|w| w.first().map(|a| &a.0) == w.get(1).map(|b| &b.0))
+    {
+        return None;
+    }
+    let mut data = Vec::new();
+    let mut ranges = Vec::with_capacity(all.len());
+    for (k, pk) in all.drain(..) {
+        let key_at = data.len();
+        data.extend_from_slice(&k);
+        let value_at = data.len();
+        data.extend_from_slice(pk);
+        ranges.push((key_at, k.len(), value_at, pk.len(), 0));
+    }
+    Base::from_ranges(data.into(), ranges)
+        .ok()
+        .map(Rows::from_base)
 }
 
 #[cfg(test)]
