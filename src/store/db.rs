@@ -133,8 +133,9 @@ impl std::fmt::Debug for Store {
 /// salvage mode.
 pub(super) fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostRange>)> {
     let snapshot_file = dir.join(format!("{:016x}.seg", restored.epoch.segment));
-    let mut state = match &restored.snapshot {
-        Some(bytes) => State::decode_snapshot(bytes)
+    let mut restored = restored;
+    let mut state = match restored.snapshot.take() {
+        Some(bytes) => State::decode_snapshot_owned(bytes)
             .map_err(|_| Error::corrupt(&snapshot_file, 32, CorruptKind::Payload))?,
         None => State::default(),
     };

@@ -31,6 +31,17 @@ pub struct RowRef<'a> {
     pub version: u64,
 }
 
+/// A key changed since the base was laid out.
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// Its row in the base, if any.
+    pub before: Option<RowRef<'a>>,
+    /// Its row now, if any.
+    pub now: Option<RowRef<'a>>,
+}
+
 /// Where one base row's bytes are.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -46,7 +57,7 @@ struct Slot {
 /// Sorted rows in one shared buffer.
 #[derive(Debug, Default)]
 pub struct Base {
-    data: Arc<[u8]>,
+    data: Arc<Vec<u8>>,
     slots: Vec<Slot>,
 }
 
@@ -68,7 +79,7 @@ impl Base {
     /// value start, value length, version) in strictly increasing key order. Ranges outside
     /// `data` or out of order are refused.
     pub fn from_ranges(
-        data: Arc<[u8]>,
+        data: Arc<Vec<u8>>,
         rows: impl IntoIterator<Item = (usize, usize, usize, usize, u64)>,
     ) -> Result<Base, String> {
         let mut slots: Vec<Slot> = Vec::new();
@@ -108,7 +119,7 @@ impl Base {
             data.extend_from_slice(r.value);
             ranges.push((key_at, r.key.len(), value_at, r.value.len(), r.version));
         }
-        let data: Arc<[u8]> = data.into();
+        let data = Arc::new(data);
         let slots = ranges
             .into_iter()
             .map(|(key_at, key_len, value_at, value_len, version)| Slot {
@@ -242,8 +253,11 @@ impl Rows {
 
     /// Puts `row` under `key`; returns whether a row was there.
     pub fn insert(&mut self, key: Bytes, row: Row) -> bool {
-        let existed = self.contains_key(&key);
-        self.delta.insert(key, Some(row));
+        let existed = match self.delta.insert(key.clone(), Some(row)) {
+            Some(Some(_)) => true,
+            Some(None) => false,
+            None => self.base.len() > 0 && self.base.find(&key).is_ok(),
+        };
         if !existed {
             self.len += 1;
         }
@@ -252,16 +266,17 @@ impl Rows {
 
     /// Removes the row under `key`; returns whether there was one.
     pub fn remove(&mut self, key: &[u8]) -> bool {
-        if !self.contains_key(key) {
-            return false;
-        }
-        if self.base.find(key).is_ok() {
-            self.delta.insert(Bytes::new(key), None);
+        let in_base = self.base.len() > 0 && self.base.find(key).is_ok();
+        let existed = if in_base {
+            // A tombstone hides the base row.
+            !matches!(self.delta.insert(Bytes::new(key), None), Some(None))
         } else {
-            self.delta.remove(key);
+            matches!(self.delta.remove(key), Some(Some(_)))
+        };
+        if existed {
+            self.len -= 1;
         }
-        self.len -= 1;
-        true
+        existed
     }
 
     /// As an index: the primary key stored under index key `key`.
@@ -279,6 +294,30 @@ impl Rows {
                 version: 0,
             },
         )
+    }
+
+    /// Rows in the base (those the last restore or compaction laid out).
+    pub fn base_len(&self) -> usize {
+        self.base.len()
+    }
+
+    /// Base row `i`, in key order (whatever the delta says of it).
+    pub fn base_row(&self, i: usize) -> Option<RowRef<'_>> {
+        self.base.row(i)
+    }
+
+    /// The changes on top of the base, in key order: each key with its base row (if it had
+    /// one) and its row now (`None`: deleted).
+    pub fn changes(&self) -> impl Iterator<Item = Change<'_>> + '_ {
+        self.delta.iter().map(|(k, now)| Change {
+            key: k,
+            before: self.base.find(k).ok().and_then(|i| self.base.row(i)),
+            now: now.as_ref().map(|r| RowRef {
+                key: k,
+                value: &r.value,
+                version: r.version,
+            }),
+        })
     }
 
     /// Every row, in key order.
@@ -437,7 +476,7 @@ mod tests {
 
     #[test]
     fn out_of_order_or_outside_ranges_are_refused() {
-        let data: Arc<[u8]> = Arc::from(&b"abc"[..]);
+        let data = Arc::new(b"abc".to_vec());
         assert!(Base::from_ranges(data.clone(), [(1, 1, 0, 1, 1), (0, 1, 0, 1, 1)]).is_err());
         assert!(Base::from_ranges(data.clone(), [(2, 5, 0, 1, 1)]).is_err());
         assert!(Base::from_ranges(data, [(0, 1, 1, 1, 1), (1, 1, 2, 1, 1)]).is_ok());

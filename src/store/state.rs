@@ -8,7 +8,7 @@ use imbl::OrdMap;
 use serde::Serialize;
 use serde::ser::Serializer;
 
-use super::codec::{Op, STORE_FORMAT, TableMeta, decode_prefix, decode_prefix_len};
+use super::codec::{Op, TableMeta, decode_prefix, decode_prefix_len};
 use super::rows::{Base, Row, Rows};
 use crate::error::Result;
 
@@ -33,6 +33,9 @@ pub struct TableState {
     pub rows: Rows,
     /// Unique indexes registered by the program.
     pub indexes: Vec<IndexState>,
+    /// Unique indexes read from a snapshot and not yet claimed by a registration: each holds
+    /// the entries of the base rows (`rows.base_row`), whatever changed since.
+    pub stored: Vec<IndexState>,
 }
 
 /// A value derived from a state by the program (see `DerivedView`), published with it.
@@ -92,6 +95,7 @@ impl State {
                         next_id: 1,
                         rows: Rows::default(),
                         indexes: Vec::new(),
+                        stored: Vec::new(),
                     },
                 );
             }
@@ -142,6 +146,9 @@ impl State {
                 continue;
             }
             let mut t = t.clone();
+            if t.rows.delta_len() > 0 {
+                t.stored.clear(); // they describe the old base
+            }
             t.rows = t.rows.compacted();
             for ix in &mut t.indexes {
                 ix.map = ix.map.compacted();
@@ -163,10 +170,15 @@ impl State {
                     meta: &t.meta,
                     next_id: t.next_id,
                     rows: RowsRef(&t.rows),
+                    indexes: t
+                        .indexes
+                        .iter()
+                        .map(|ix| (ix.name.as_str(), PairsRef(&ix.map)))
+                        .collect(),
                 })
                 .collect(),
         };
-        let mut out = vec![STORE_FORMAT];
+        let mut out = vec![IMAGE_FORMAT];
         out.extend(super::codec::encode_value(&image)?);
         Ok(out)
     }
@@ -174,22 +186,30 @@ impl State {
     /// The `seq` of a snapshot payload, read without decoding the rest.
     pub fn snapshot_seq(b: &[u8]) -> std::result::Result<u64, String> {
         match b.split_first() {
-            Some((&STORE_FORMAT, rest)) => decode_prefix(rest),
+            Some((&(IMAGE_V1 | IMAGE_FORMAT), rest)) => decode_prefix(rest),
             Some((v, _)) => Err(format!("store format {v} is not supported")),
             None => Err("empty snapshot".into()),
         }
     }
 
-    /// Decodes a snapshot payload. The rows are not decoded one by one: the table's rows are
-    /// ranges of one copy of the payload, checked for bounds and key order.
+    /// Decodes a snapshot payload (a copy of `b`; see [`decode_snapshot_owned`]).
+    ///
+    /// [`decode_snapshot_owned`]: Self::decode_snapshot_owned
     pub fn decode_snapshot(b: &[u8]) -> std::result::Result<State, String> {
-        let rest = match b.split_first() {
-            Some((&STORE_FORMAT, rest)) => rest,
-            Some((v, _)) => return Err(format!("store format {v} is not supported")),
+        Self::decode_snapshot_owned(b.to_vec())
+    }
+
+    /// Decodes a snapshot payload (image format 1 or 2). The rows are not decoded one by one:
+    /// a table's rows, and its stored unique indexes, are ranges of the payload, checked for
+    /// bounds and key order.
+    pub fn decode_snapshot_owned(b: Vec<u8>) -> std::result::Result<State, String> {
+        let version = match b.first() {
+            Some(&v @ (IMAGE_V1 | IMAGE_FORMAT)) => v,
+            Some(v) => return Err(format!("store format {v} is not supported")),
             None => return Err("empty snapshot".into()),
         };
-        let data: Arc<[u8]> = Arc::from(rest);
-        let mut p = Parser { b: &data, at: 0 };
+        let data = Arc::new(b);
+        let mut p = Parser { b: &data, at: 1 };
         let seq = p.varint()?;
         let next_table_id =
             u32::try_from(p.varint()?).map_err(|_| "next table id out of range".to_string())?;
@@ -214,6 +234,24 @@ impl State {
                 ranges.push((key_at, key_len, value_at, value_len, version));
             }
             let rows = Rows::from_base(Base::from_ranges(data.clone(), ranges)?);
+            let mut stored = Vec::new();
+            if version >= IMAGE_FORMAT {
+                for _ in 0..p.count(2)? {
+                    let name: String = p.serde()?;
+                    let n = p.count(2)?;
+                    let mut ranges = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let (key_at, key_len) = p.bytes()?;
+                        let (value_at, value_len) = p.bytes()?;
+                        ranges.push((key_at, key_len, value_at, value_len, 0));
+                    }
+                    if stored.iter().any(|s: &IndexState| s.name == name) {
+                        return Err(format!("index {}.{name} appears twice", meta.name));
+                    }
+                    let map = Rows::from_base(Base::from_ranges(data.clone(), ranges)?);
+                    stored.push(IndexState { name, map });
+                }
+            }
             if state.by_name.insert(meta.name.clone(), meta.id).is_some() {
                 return Err(format!("table {} appears twice", meta.name));
             }
@@ -223,6 +261,7 @@ impl State {
                 next_id,
                 rows,
                 indexes: Vec::new(),
+                stored,
             };
             state.tables.insert(table.meta.id, table);
         }
@@ -307,6 +346,26 @@ struct TableRef<'a> {
     meta: &'a TableMeta,
     next_id: u64,
     rows: RowsRef<'a>,
+    indexes: Vec<(&'a str, PairsRef<'a>)>,
+}
+
+/// The image format this build writes: 2, with the unique indexes.
+pub const IMAGE_FORMAT: u8 = 2;
+/// The first image format (no indexes), still read.
+pub const IMAGE_V1: u8 = 1;
+
+/// Index entries serialized in key order as a sequence of (index key, primary key).
+struct PairsRef<'a>(&'a Rows);
+
+impl Serialize for PairsRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for r in self.0.iter() {
+            seq.serialize_element(&(Raw(r.key), Raw(r.value)))?;
+        }
+        seq.end()
+    }
 }
 
 /// Rows serialized in key order as a sequence of (key, value, version), without copying.

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::codec::{Bytes, Op, decode_value, encode_key, encode_value};
 use super::read::{Readable, not_found, schema_error, table_state};
-use super::rows::{Base, Row, RowRef, Rows};
+use super::rows::{Base, Change, Row, RowRef, Rows};
 use super::state::{IndexState, State, TableState};
 use super::table::{BytesTable, Table};
 use crate::error::{Error, Result};
@@ -184,9 +184,10 @@ impl WriteTx {
     ) -> Result<(bool, u64)> {
         let kb = Bytes::from(encode_key(key)?);
         let t = table_state(&self.work, table.id, &table.name)?;
-        let old = t.rows.get(&kb).map(|r| r.version);
+        let old_row = t.rows.get(&kb);
+        let old = old_row.map(|r| r.version);
         let found = old.unwrap_or(0);
-        let old_value: Option<V> = match t.rows.get(&kb) {
+        let old_value: Option<V> = match old_row {
             Some(r) if !table.uniques.is_empty() || matches!(mode, Mode::Preserve(_)) => {
                 Some(decode_value(r.value).map_err(|e| schema_error(&table.name, e))?)
             }
@@ -327,13 +328,92 @@ impl TableIndexes {
         }
     }
 
-    /// Builds the indexes from the table's rows in `state` (if the table exists there).
+    /// Sets up the indexes on the table's rows in `state` (if the table exists there): the
+    /// ones its snapshot stored, checked and brought up to date, or else built from the rows.
     pub(crate) fn rebuild(&self, state: &mut State) -> Result<()> {
-        match state.table_mut(self.table) {
-            Ok(t) => build_indexes(t, self.names.clone(), &self.indexer),
-            Err(_) => Ok(()),
+        let Ok(t) = state.table_mut(self.table) else {
+            return Ok(());
+        };
+        match claim_stored(t, &self.names, &self.indexer)? {
+            Some(indexes) => {
+                t.indexes = indexes;
+                Ok(())
+            }
+            None => build_indexes(t, self.names.clone(), &self.indexer),
         }
     }
+}
+
+/// Rows of the base checked against a stored index before it is trusted.
+const SAMPLE_ROWS: usize = 64;
+
+/// The stored indexes named `names` (from the table's snapshot), if all are there and pass
+/// the checks: one entry per base row, and the entries of a sample of base rows (evenly
+/// spread, the last included) are the keys the program's index functions derive from them.
+/// They are brought up to date with the rows changed since the snapshot (old entries removed
+/// first, then new ones added). `None` means: build them from the rows.
+fn claim_stored(
+    t: &mut TableState,
+    names: &[String],
+    indexer: &RowIndexer,
+) -> Result<Option<Vec<IndexState>>> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let mut maps = Vec::with_capacity(names.len());
+    for name in names {
+        match t.stored.iter().find(|s| &s.name == name) {
+            Some(s) => maps.push(s.clone()),
+            None => return Ok(None),
+        }
+    }
+    // Claimed or not, they are not used again: a registration owns the indexes from now on.
+    t.stored.clear();
+    let base = t.rows.base_len();
+    if maps
+        .iter()
+        .any(|m| m.map.len() != base || m.map.delta_len() != 0)
+    {
+        return Ok(None);
+    }
+    let step = (base / SAMPLE_ROWS).max(1);
+    let sample = (0..base).step_by(step).chain(base.checked_sub(1));
+    for i in sample {
+        let Some(row) = t.rows.base_row(i) else {
+            return Ok(None);
+        };
+        for (slot, uk) in indexer(row.value)? {
+            let stored = maps.get(slot).and_then(|m| m.map.primary_key(&uk));
+            if stored != Some(row.key) {
+                return Ok(None);
+            }
+        }
+    }
+    let changes: Vec<Change<'_>> = t.rows.changes().collect();
+    for c in &changes {
+        if let Some(before) = c.before {
+            for (slot, uk) in indexer(before.value)? {
+                if let Some(m) = maps.get_mut(slot) {
+                    if m.map.primary_key(&uk) == Some(c.key) {
+                        m.map.remove(&uk);
+                    }
+                }
+            }
+        }
+    }
+    for c in &changes {
+        if let Some(now) = c.now {
+            for (slot, uk) in indexer(now.value)? {
+                if let Some(m) = maps.get_mut(slot) {
+                    if m.map.primary_key(&uk).is_some_and(|pk| pk != c.key) {
+                        return Ok(None); // let a full build report the conflict
+                    }
+                    m.map.insert_primary_key(uk, Bytes::new(c.key));
+                }
+            }
+        }
+    }
+    Ok(Some(maps))
 }
 
 /// Builds a table's unique indexes (named `names`, in slot order) from its rows; two rows with
@@ -440,7 +520,7 @@ fn merge_index(mut shares: Vec<IndexEntries<'_>>) -> Option<Rows> {
         data.extend_from_slice(pk);
         ranges.push((key_at, k.len(), value_at, pk.len(), 0));
     }
-    Base::from_ranges(data.into(), ranges)
+    Base::from_ranges(Arc::new(data), ranges)
         .ok()
         .map(Rows::from_base)
 }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use super::codec::{
     Bytes, Op, TableKind, TableMeta, decode_tx, encode_key, encode_tx, encode_value,
 };
-use super::state::State;
+use super::rows::Rows;
+use super::state::{IndexState, State};
 use crate::format_doc::{assert_vectors_match, doc_vectors};
 
 fn meta() -> TableMeta {
@@ -49,6 +50,23 @@ fn code_vectors() -> HashMap<String, Vec<u8>> {
         "state-image".into(),
         state.encode_snapshot().expect("image"),
     );
+    // The same with a unique index "u" whose key is the value: "hi" -> key 5.
+    let mut indexed = state.clone();
+    let mut map = Rows::default();
+    map.insert_primary_key(
+        Bytes::from(encode_key(&"hi".to_string()).expect("key")),
+        Bytes::from(encode_key(&5u64).expect("key")),
+    );
+    if let Ok(t) = indexed.table_mut(0) {
+        t.indexes = vec![IndexState {
+            name: "u".into(),
+            map,
+        }];
+    }
+    out.insert(
+        "state-image-indexed".into(),
+        indexed.encode_snapshot().expect("image"),
+    );
     out
 }
 
@@ -61,4 +79,21 @@ fn format_md_store_vectors_match_the_code() {
     let image = code.get("state-image").expect("vector");
     let state = State::decode_snapshot(image).expect("decode");
     assert_eq!(state.table_by_name("t").map(|t| t.rows.len()), Some(1));
+    let image = code.get("state-image-indexed").expect("vector");
+    let state = State::decode_snapshot(image).expect("decode");
+    let stored = state
+        .table_by_name("t")
+        .map(|t| t.stored.clone())
+        .unwrap_or_default();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].map.len(), 1);
+    // Format 1 images (no indexes), as earlier builds wrote them, are still read.
+    let v1 = doc_vectors("store-read-vector");
+    let old = v1
+        .get("state-image-v1")
+        .expect("FORMAT.md has the format 1 image");
+    let state = State::decode_snapshot(old).expect("decode");
+    let t = state.table_by_name("t").expect("table");
+    assert_eq!(t.rows.len(), 1);
+    assert!(t.stored.is_empty());
 }
