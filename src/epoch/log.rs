@@ -293,7 +293,7 @@ impl EpochLog {
             };
             return Ok((log, restored));
         }
-        let current = loop {
+        let mut current = loop {
             match segs.current(&seqs) {
                 Ok(c) => break c,
                 Err(e @ Error::Corrupt { .. }) if options.fall_back && seqs.len() > 1 => {
@@ -330,7 +330,7 @@ impl EpochLog {
         let (mut writer, cut) = LogWriter::open(&*backend, &newest_path, policy)?;
         writer.set_write_buffer(options.write_buffer);
         report.torn_tail = cut;
-        let (high_epoch, high_segment) = current.newest_start.head.high_marks();
+        let (high_epoch, high_segment) = current.newest_head.high_marks();
         // Segments given up by a fallback may have started epochs (at most one each) and used
         // numbers: skip past them so no id or number is ever reused.
         let high_epoch = high_epoch.saturating_add(given_up);
@@ -378,7 +378,7 @@ impl EpochLog {
                 prev: head.prev.map(|p| p.0),
                 size: epoch_size,
             },
-            snapshot: current.snapshot.state.clone(),
+            snapshot: current.snapshot.state.take(),
             updates,
             report,
         };
@@ -960,12 +960,21 @@ fn start_segment(dir: &SegmentDir, options: &Options, seq: u64, first: &[u8]) ->
 }
 
 /// Whether the last entry of the file `writer` appends to is a seal.
+/// More bytes than a SEAL entry takes in a segment, its record headers and sync mark
+/// included.
+const SEAL_ENTRY_MAX: u64 = 256;
+
 fn ends_with_seal(writer: &LogWriter, path: &Path) -> Result<bool> {
     let mut r = LogReader::new(writer.handle(), path)?;
     let len = r.file_len()?;
     let Some(last) = r.last_entry_before(len)? else {
         return Ok(false);
     };
+    // A SEAL is a few bytes: a long last entry (a snapshot of a large state) is not one, and
+    // is not read again.
+    if last.end.saturating_sub(last.start) > SEAL_ENTRY_MAX {
+        return Ok(false);
+    }
     r.seek(last.start);
     Ok(match r.next_entry()? {
         Some(e) => matches!(decode(e.payload), Ok(Decoded::Seal { .. })),
@@ -1109,11 +1118,12 @@ fn finish_rewind(
         .max()
         .ok_or_else(|| Error::NotFound(format!("epoch {} to rewind to", intent.epoch)))?;
     let prev_start = dir.read_start(prev, true)?;
-    let (epoch_segment, _, head) = dir.epoch_start_of(prev, &prev_start, true)?;
+    let prev_at = prev_start.pos.start;
+    let (epoch_segment, _, head) = dir.epoch_start_of(prev, prev_start, true)?;
     if head.epoch != intent.epoch {
         return Err(Error::corrupt(
             dir.seg(prev),
-            prev_start.pos.start,
+            prev_at,
             CorruptKind::BrokenChain,
         ));
     }

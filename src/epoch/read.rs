@@ -100,6 +100,9 @@ pub(crate) fn millis_to_time(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
 
+/// States at least this large are moved out of the frame reader's buffer, not copied.
+const MOVE_STATE_BYTES: usize = 1 << 20;
+
 /// The first entry of a segment, decoded, with the rest the epoch layer needs from it.
 #[derive(Debug, Clone)]
 pub(crate) struct Start {
@@ -156,14 +159,43 @@ impl SegmentDir {
         };
         let pos = e.pos;
         let bad = |kind| Error::corrupt(&p, pos.start, kind);
-        let (head, state) = match decode(e.payload) {
-            Ok(Decoded::Snapshot { head, state }) => (
-                SegmentStart::Snapshot(head),
-                head.has_state.then(|| state.to_vec()),
-            ),
-            Ok(Decoded::Continue(head)) => (SegmentStart::Continue(head), None),
+        // A large state is moved out of the reader's buffer rather than copied.
+        let (head, state, in_buffer) = match decode(e.payload) {
+            Ok(Decoded::Snapshot { head, state }) if head.has_state => {
+                let at = (state.as_ptr() as usize).saturating_sub(e.payload.as_ptr() as usize);
+                if state.len() >= MOVE_STATE_BYTES {
+                    (SegmentStart::Snapshot(head), None, Some((at, state.len())))
+                } else {
+                    (SegmentStart::Snapshot(head), Some(state.to_vec()), None)
+                }
+            }
+            Ok(Decoded::Snapshot { head, .. }) => (SegmentStart::Snapshot(head), None, None),
+            Ok(Decoded::Continue(head)) => (SegmentStart::Continue(head), None, None),
             Ok(_) => return Err(bad(CorruptKind::BrokenChain)),
             Err(e) => return Err(bad(entry_error_kind(e))),
+        };
+        let state = match in_buffer {
+            None => state,
+            Some((at, len)) => match r.take_payload() {
+                Some(mut v) if v.len() >= at + len => {
+                    v.truncate(at + len);
+                    v.drain(..at);
+                    Some(v)
+                }
+                // The entry lay in one block (large blocks): read it again and copy.
+                _ => {
+                    r.seek(pos.start);
+                    let e = r
+                        .next_entry()?
+                        .ok_or_else(|| bad(CorruptKind::Incomplete))?;
+                    Some(
+                        e.payload
+                            .get(at..at + len)
+                            .ok_or_else(|| bad(CorruptKind::Payload))?
+                            .to_vec(),
+                    )
+                }
+            },
         };
         Ok(Start { head, state, pos })
     }
@@ -172,11 +204,11 @@ impl SegmentDir {
     pub(crate) fn epoch_start_of(
         &self,
         seq: u64,
-        start: &Start,
+        start: Start,
         sealed: bool,
     ) -> Result<(u64, Start, SnapshotHead)> {
         match start.head {
-            SegmentStart::Snapshot(h) => Ok((seq, start.clone(), h)),
+            SegmentStart::Snapshot(h) => Ok((seq, start, h)),
             SegmentStart::Continue(c) => {
                 let s = if c.epoch_segment < seq {
                     self.read_start(c.epoch_segment, sealed)?
@@ -207,7 +239,7 @@ impl SegmentDir {
             return Ok(Vec::new());
         };
         let start = self.read_start(newest, false)?;
-        let (mut seg, _, mut head) = self.epoch_start_of(newest, &start, true)?;
+        let (mut seg, _, mut head) = self.epoch_start_of(newest, start, true)?;
         let mut out = Vec::new();
         // The epoch's segments run from `seg` to `last`, inclusive.
         let mut last = newest;
@@ -262,7 +294,8 @@ pub(crate) struct Current {
     pub(crate) snap_segment: u64,
     pub(crate) head: SnapshotHead,
     pub(crate) snapshot: Start,
-    pub(crate) newest_start: Start,
+    /// The newest segment's first entry (its state, if a snapshot, is in `snapshot`).
+    pub(crate) newest_head: SegmentStart,
     pub(crate) segments: Vec<u64>,
 }
 
@@ -273,7 +306,8 @@ impl SegmentDir {
             .last()
             .ok_or_else(|| Error::NotFound("segments".into()))?;
         let newest_start = self.read_start(newest, false)?;
-        let (snap_segment, snapshot, head) = self.epoch_start_of(newest, &newest_start, true)?;
+        let newest_head = newest_start.head.clone();
+        let (snap_segment, snapshot, head) = self.epoch_start_of(newest, newest_start, true)?;
         let segments = seqs
             .iter()
             .copied()
@@ -284,7 +318,7 @@ impl SegmentDir {
             snap_segment,
             head,
             snapshot,
-            newest_start,
+            newest_head,
             segments,
         })
     }

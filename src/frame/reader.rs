@@ -59,6 +59,8 @@ pub struct LogReader {
     header: FileHeader,
     pos: u64,
     entry: Vec<u8>,
+    /// Whether the last entry returned is in `entry`.
+    assembled: bool,
     strict: bool,
     tail: Option<TailDamage>,
     stuck: Option<Stuck>,
@@ -88,6 +90,7 @@ impl LogReader {
             scan,
             header,
             entry: Vec::new(),
+            assembled: false,
             strict: false,
             tail: None,
             stuck: None,
@@ -130,6 +133,12 @@ impl LogReader {
         self.scan.invalidate();
     }
 
+    /// The payload of the entry `next_entry` just returned, moved out of the reader instead
+    /// of copied, if it was assembled from several records (a large entry); `None` otherwise.
+    pub fn take_payload(&mut self) -> Option<Vec<u8>> {
+        std::mem::take(&mut self.assembled).then(|| std::mem::take(&mut self.entry))
+    }
+
     /// Damage at the end of the file where the last `next_entry` stopped, if any.
     pub fn tail(&self) -> Option<&TailDamage> {
         self.tail.as_ref()
@@ -140,6 +149,7 @@ impl LogReader {
         let Some((pos, payload)) = self.advance()? else {
             return Ok(None);
         };
+        self.assembled = matches!(payload, PayloadAt::Assembled);
         let payload = match payload {
             PayloadAt::Block(from, to) => self.scan.cached(from, to),
             PayloadAt::Assembled => &self.entry,

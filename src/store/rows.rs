@@ -82,30 +82,11 @@ impl Base {
         data: Arc<Vec<u8>>,
         rows: impl IntoIterator<Item = (usize, usize, usize, usize, u64)>,
     ) -> Result<Base, String> {
-        let mut slots: Vec<Slot> = Vec::new();
-        let mut last: Option<(usize, usize)> = None;
+        let mut b = BaseBuilder::new(data, 0);
         for (key_at, key_len, value_at, value_len, version) in rows {
-            let key = data
-                .get(key_at..key_at.saturating_add(key_len))
-                .ok_or("a key lies outside the data")?;
-            data.get(value_at..value_at.saturating_add(value_len))
-                .ok_or("a value lies outside the data")?;
-            if let Some((a, n)) = last {
-                if data.get(a..a + n).is_none_or(|prev| prev >= key) {
-                    return Err("rows out of key order".into());
-                }
-            }
-            last = Some((key_at, key_len));
-            slots.push(Slot {
-                prefix: prefix_of(key),
-                key_at,
-                value_at,
-                key_len: u32::try_from(key_len).map_err(|_| "key too long")?,
-                value_len: u32::try_from(value_len).map_err(|_| "value too long")?,
-                version,
-            });
+            b.push(key_at, key_len, value_at, value_len, version)?;
         }
-        Ok(Base { data, slots })
+        Ok(b.finish())
     }
 
     /// Rows copied from an ordered iterator into a new buffer.
@@ -195,6 +176,72 @@ impl Base {
             Bound::Unbounded => self.slots.len(),
             Bound::Included(k) => self.find(k).map_or_else(|i| i, |i| i + 1),
             Bound::Excluded(k) => self.find(k).unwrap_or_else(|i| i),
+        }
+    }
+}
+
+/// Builds a [`Base`] row by row, checking each as it comes.
+pub struct BaseBuilder {
+    data: Arc<Vec<u8>>,
+    slots: Vec<Slot>,
+}
+
+impl BaseBuilder {
+    /// A builder over `data`, with room for `rows` rows.
+    pub fn new(data: Arc<Vec<u8>>, rows: usize) -> Self {
+        BaseBuilder {
+            data,
+            slots: Vec::with_capacity(rows),
+        }
+    }
+
+    /// Adds the next row: its key and value are ranges of the data, and its key must be
+    /// greater than the previous one's.
+    pub fn push(
+        &mut self,
+        key_at: usize,
+        key_len: usize,
+        value_at: usize,
+        value_len: usize,
+        version: u64,
+    ) -> Result<(), String> {
+        let key = self
+            .data
+            .get(key_at..key_at.saturating_add(key_len))
+            .ok_or("a key lies outside the data")?;
+        if value_at.saturating_add(value_len) > self.data.len() {
+            return Err("a value lies outside the data".into());
+        }
+        let prefix = prefix_of(key);
+        if let Some(last) = self.slots.last() {
+            let ordered = match last.prefix.cmp(&prefix) {
+                Ordering::Less => true,
+                Ordering::Greater => false,
+                Ordering::Equal => self
+                    .data
+                    .get(last.key_at..last.key_at + last.key_len as usize)
+                    .is_some_and(|prev| prev < key),
+            };
+            if !ordered {
+                return Err("rows out of key order".into());
+            }
+        }
+        self.slots.push(Slot {
+            prefix,
+            key_at,
+            value_at,
+            key_len: u32::try_from(key_len).map_err(|_| "key too long")?,
+            value_len: u32::try_from(value_len).map_err(|_| "value too long")?,
+            version,
+        });
+        Ok(())
+    }
+
+    /// The base.
+    pub fn finish(self) -> Base {
+        Base {
+            data: self.data,
+            slots: self.slots,
         }
     }
 }

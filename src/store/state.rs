@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::ser::Serializer;
 
 use super::codec::{Op, TableMeta, decode_prefix, decode_prefix_len};
-use super::rows::{Base, Row, Rows};
+use super::rows::{BaseBuilder, Row, Rows};
 use crate::error::Result;
 
 /// A unique index: encoded index key → primary key. Derived from the rows when a table is
@@ -226,29 +226,29 @@ impl State {
             let meta: TableMeta = p.serde()?;
             let next_id = p.varint()?;
             let n = p.count(3)?;
-            let mut ranges = Vec::with_capacity(n);
+            let mut base = BaseBuilder::new(data.clone(), n);
             for _ in 0..n {
                 let (key_at, key_len) = p.bytes()?;
                 let (value_at, value_len) = p.bytes()?;
                 let version = p.varint()?;
-                ranges.push((key_at, key_len, value_at, value_len, version));
+                base.push(key_at, key_len, value_at, value_len, version)?;
             }
-            let rows = Rows::from_base(Base::from_ranges(data.clone(), ranges)?);
+            let rows = Rows::from_base(base.finish());
             let mut stored = Vec::new();
             if version >= IMAGE_FORMAT {
                 for _ in 0..p.count(2)? {
                     let name: String = p.serde()?;
                     let n = p.count(2)?;
-                    let mut ranges = Vec::with_capacity(n);
+                    let mut base = BaseBuilder::new(data.clone(), n);
                     for _ in 0..n {
                         let (key_at, key_len) = p.bytes()?;
                         let (value_at, value_len) = p.bytes()?;
-                        ranges.push((key_at, key_len, value_at, value_len, 0));
+                        base.push(key_at, key_len, value_at, value_len, 0)?;
                     }
                     if stored.iter().any(|s: &IndexState| s.name == name) {
                         return Err(format!("index {}.{name} appears twice", meta.name));
                     }
-                    let map = Rows::from_base(Base::from_ranges(data.clone(), ranges)?);
+                    let map = Rows::from_base(base.finish());
                     stored.push(IndexState { name, map });
                 }
             }
@@ -290,7 +290,8 @@ impl Parser<'_> {
 
     /// A variable-length integer: one byte up to 250, else a marker and 2, 4 or 8 bytes.
     fn varint(&mut self) -> std::result::Result<u64, String> {
-        let first = *self.take(1)?.first().ok_or("the image ends early")?;
+        let first = *self.b.get(self.at).ok_or("the image ends early")?;
+        self.at += 1;
         let wide = |s: &[u8]| {
             let mut b = [0u8; 8];
             if let Some(d) = b.get_mut(..s.len()) {
