@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 pub const STORE_FORMAT: u8 = 1;
 
 /// Largest allocation a decoder may make for one payload.
-const DECODE_LIMIT: usize = 1 << 30;
+pub(crate) const DECODE_LIMIT: usize = 1 << 30;
 
 fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<DECODE_LIMIT>()

@@ -272,13 +272,18 @@ impl Store {
             return Ok(out);
         }
         let pos = self.commit_locked(&mut w, tx.work, &tx.ops, durability)?;
+        let generation = w.head.generation;
         if self.shared.auto_compact && self.shared.log.compaction_due() {
             self.compact_locked(&mut w)?;
         }
         drop(w);
         if durability == Durability::Strong {
             self.shared.log.wait_durable(pos)?;
-            self.publish_ready(&mut self.shared.writer.lock());
+            // One thread of a group commit publishes for all: the others find their state (or
+            // a newer one) published and do not queue for the writer lock.
+            if self.shared.published.load().generation < generation {
+                self.publish_ready(&mut self.shared.writer.lock());
+            }
         }
         Ok(out)
     }

@@ -5,6 +5,7 @@ mod backup;
 mod changes;
 mod checkpoint;
 mod codec;
+mod compress;
 mod db;
 mod follower;
 mod named_lock;

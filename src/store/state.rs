@@ -158,8 +158,18 @@ impl State {
         out
     }
 
-    /// Encodes the whole state as a snapshot payload.
+    /// Encodes the whole state as a snapshot payload: image format 3, the format 2 body in
+    /// compressed chunks.
     pub fn encode_snapshot(&self) -> Result<Vec<u8>> {
+        let plain = self.encode_image_uncompressed()?;
+        let mut out = Vec::with_capacity(plain.len() / 2 + 64);
+        out.push(IMAGE_FORMAT);
+        super::compress::compress(plain.get(1..).unwrap_or_default(), &mut out);
+        Ok(out)
+    }
+
+    /// Encodes the whole state as an uncompressed image (format 2), which readers accept too.
+    pub fn encode_image_uncompressed(&self) -> Result<Vec<u8>> {
         let image = ImageRef {
             seq: self.seq,
             next_table_id: self.next_table_id,
@@ -178,7 +188,7 @@ impl State {
                 })
                 .collect(),
         };
-        let mut out = vec![IMAGE_FORMAT];
+        let mut out = vec![IMAGE_V2];
         out.extend(super::codec::encode_value(&image)?);
         Ok(out)
     }
@@ -186,7 +196,10 @@ impl State {
     /// The `seq` of a snapshot payload, read without decoding the rest.
     pub fn snapshot_seq(b: &[u8]) -> std::result::Result<u64, String> {
         match b.split_first() {
-            Some((&(IMAGE_V1 | IMAGE_FORMAT), rest)) => decode_prefix(rest),
+            Some((&(IMAGE_V1 | IMAGE_V2), rest)) => decode_prefix(rest),
+            Some((&IMAGE_FORMAT, rest)) => {
+                decode_prefix(&super::compress::decompress_prefix(rest, 9)?)
+            }
             Some((v, _)) => Err(format!("store format {v} is not supported")),
             None => Err("empty snapshot".into()),
         }
@@ -203,13 +216,19 @@ impl State {
     /// a table's rows, and its stored unique indexes, are ranges of the payload, checked for
     /// bounds and key order.
     pub fn decode_snapshot_owned(b: Vec<u8>) -> std::result::Result<State, String> {
-        let version = match b.first() {
-            Some(&v @ (IMAGE_V1 | IMAGE_FORMAT)) => v,
+        let (version, data, start) = match b.first() {
+            Some(&v @ (IMAGE_V1 | IMAGE_V2)) => (v, Arc::new(b), 1),
+            Some(&IMAGE_FORMAT) => {
+                let body = super::compress::decompress(b.get(1..).unwrap_or_default())?;
+                (IMAGE_FORMAT, Arc::new(body), 0)
+            }
             Some(v) => return Err(format!("store format {v} is not supported")),
             None => return Err("empty snapshot".into()),
         };
-        let data = Arc::new(b);
-        let mut p = Parser { b: &data, at: 1 };
+        let mut p = Parser {
+            b: &data,
+            at: start,
+        };
         let seq = p.varint()?;
         let next_table_id =
             u32::try_from(p.varint()?).map_err(|_| "next table id out of range".to_string())?;
@@ -235,7 +254,7 @@ impl State {
             }
             let rows = Rows::from_base(base.finish());
             let mut stored = Vec::new();
-            if version >= IMAGE_FORMAT {
+            if version >= IMAGE_V2 {
                 for _ in 0..p.count(2)? {
                     let name: String = p.serde()?;
                     let n = p.count(2)?;
@@ -350,8 +369,10 @@ struct TableRef<'a> {
     indexes: Vec<(&'a str, PairsRef<'a>)>,
 }
 
-/// The image format this build writes: 2, with the unique indexes.
-pub const IMAGE_FORMAT: u8 = 2;
+/// The image format this build writes: 3, the format 2 body in LZ4-compressed chunks.
+pub const IMAGE_FORMAT: u8 = 3;
+/// Uncompressed, with the unique indexes; still read.
+pub const IMAGE_V2: u8 = 2;
 /// The first image format (no indexes), still read.
 pub const IMAGE_V1: u8 = 1;
 
