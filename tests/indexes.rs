@@ -21,6 +21,7 @@ struct User {
 static USED: AtomicUsize = AtomicUsize::new(0);
 static CHANGED: AtomicUsize = AtomicUsize::new(0);
 static RANDOM: AtomicUsize = AtomicUsize::new(0);
+static MIGRATED: AtomicUsize = AtomicUsize::new(0);
 
 fn def(upper: bool, calls: &'static AtomicUsize) -> TableDef<u32, User> {
     TableDef::new("users").unique("name", move |u: &User| {
@@ -186,4 +187,60 @@ fn indexes_match_the_rows_across_compactions_and_reopens() {
         }
     }
     check(&store, &t, &model, false);
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct UserV2 {
+    name: String,
+    n: u32,
+    email: String,
+}
+
+/// A migration rewrites every row: the indexes stored for the old schema are not used.
+#[test]
+fn a_migration_rebuilds_stored_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), options()).unwrap();
+        let t = store.table(def(false, &MIGRATED)).unwrap();
+        store
+            .write(|tx| {
+                for i in 0..300u32 {
+                    tx.insert(&t, &i, &user(&format!("m{i}"), i))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        store.compact().unwrap();
+    }
+    let v2 = || {
+        TableDef::<u32, UserV2>::new("users")
+            .version(2)
+            .migrate_from(1, |old: User| UserV2 {
+                email: format!("{}@example.org", old.name),
+                name: old.name,
+                n: old.n,
+            })
+            .unique("name", |u: &UserV2| u.email.clone())
+    };
+    let store = Store::open(dir.path(), options()).unwrap();
+    let t = store.table(v2()).unwrap();
+    let snap = store.read();
+    for i in 0..300u32 {
+        let (id, u) = snap
+            .get_by(&t, "name", &format!("m{i}@example.org"))
+            .unwrap();
+        assert_eq!((id, u.n), (i, i));
+    }
+    assert!(matches!(
+        snap.get_by(&t, "name", &"m1".to_string()),
+        Err(Error::NotFound(_))
+    ));
+    store.compact().unwrap();
+    drop(store);
+    // And the rebuilt index, stored by that compaction, is used on the next open.
+    let store = Store::open(dir.path(), options()).unwrap();
+    let t = store.table(v2()).unwrap();
+    let (id, _) = store.read().get_by(&t, "name", &"m7@example.org").unwrap();
+    assert_eq!(id, 7);
 }

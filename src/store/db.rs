@@ -574,7 +574,12 @@ impl Store {
         // Build the unique indexes from the rows.
         let handle = Table::new(id, &def.name, def.uniques);
         let indexes = TableIndexes::of(&handle);
-        work.table_mut(id).map_err(Error::NotFound)?;
+        let migrated = ops.iter().any(|op| matches!(op, Op::AlterTable(_)));
+        let t = work.table_mut(id).map_err(Error::NotFound)?;
+        if migrated {
+            // Stored indexes describe values of the old schema.
+            t.stored.clear();
+        }
         indexes.rebuild(&mut work)?;
         {
             let mut registered = self.shared.indexes.lock();

@@ -357,6 +357,9 @@ fn claim_stored(
     names: &[String],
     indexer: &RowIndexer,
 ) -> Result<Option<Vec<IndexState>>> {
+    // A row the program cannot decode (stored before a migration rewrote the table) means the
+    // stored index cannot be checked: build from the rows instead, which reports real errors.
+    let indexer = |v: &[u8]| indexer(v).ok();
     if names.is_empty() {
         return Ok(None);
     }
@@ -382,7 +385,10 @@ fn claim_stored(
         let Some(row) = t.rows.base_row(i) else {
             return Ok(None);
         };
-        for (slot, uk) in indexer(row.value)? {
+        let Some(keys) = indexer(row.value) else {
+            return Ok(None);
+        };
+        for (slot, uk) in keys {
             let stored = maps.get(slot).and_then(|m| m.map.primary_key(&uk));
             if stored != Some(row.key) {
                 return Ok(None);
@@ -392,7 +398,10 @@ fn claim_stored(
     let changes: Vec<Change<'_>> = t.rows.changes().collect();
     for c in &changes {
         if let Some(before) = c.before {
-            for (slot, uk) in indexer(before.value)? {
+            let Some(keys) = indexer(before.value) else {
+                return Ok(None);
+            };
+            for (slot, uk) in keys {
                 if let Some(m) = maps.get_mut(slot) {
                     if m.map.primary_key(&uk) == Some(c.key) {
                         m.map.remove(&uk);
@@ -403,7 +412,10 @@ fn claim_stored(
     }
     for c in &changes {
         if let Some(now) = c.now {
-            for (slot, uk) in indexer(now.value)? {
+            let Some(keys) = indexer(now.value) else {
+                return Ok(None);
+            };
+            for (slot, uk) in keys {
                 if let Some(m) = maps.get_mut(slot) {
                     if m.map.primary_key(&uk).is_some_and(|pk| pk != c.key) {
                         return Ok(None); // let a full build report the conflict
