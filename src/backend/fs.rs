@@ -155,6 +155,9 @@ impl Backend for FsBackend {
     }
 
     fn lock(&self, dir: &Path, mode: LockMode) -> Result<DirLock> {
+        /// Tries (2 ms apart) while a lock this process released is still held through a
+        /// child process being started.
+        const FORK_RELEASE_WAITS: u32 = 100;
         let key = fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
         let lock_path = key.join(LOCK_FILE);
         let mut held = registry();
@@ -175,10 +178,25 @@ impl Backend for FsBackend {
             .truncate(false)
             .open(&lock_path)
             .map_err(|e| Error::io(&lock_path, e))?;
-        let locked = match mode {
+        let try_lock = || match mode {
             LockMode::Exclusive => fs2::FileExt::try_lock_exclusive(&file),
             LockMode::Shared => fs2::FileExt::try_lock_shared(&file),
         };
+        let mut locked = try_lock();
+        // The registry says this process does not hold the lock, yet the file names this
+        // process: a child being started (between fork and exec) still shares the file
+        // description of a lock this process just released. That ends at the child's exec.
+        let mut waited = 0;
+        while locked
+            .as_ref()
+            .is_err_and(|e| e.kind() == fs2::lock_contended_error().kind())
+            && read_pid(&file) == Some(std::process::id())
+            && waited < FORK_RELEASE_WAITS
+        {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            waited += 1;
+            locked = try_lock();
+        }
         if let Err(e) = locked {
             if e.kind() == fs2::lock_contended_error().kind() {
                 return Err(Error::Locked {

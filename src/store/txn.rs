@@ -233,12 +233,19 @@ impl WriteTx {
         };
         let vb = Bytes::from(encode_value(value)?);
         let t = self.work.table_mut(table.id).map_err(Error::NotFound)?;
-        for (slot, uk) in old_keys {
-            if let Some(ix) = t.indexes.get_mut(slot) {
-                ix.map.remove(&uk);
+        // An index key the write does not change is left alone (it already names this row).
+        let unchanged = |slot: usize, uk: &Bytes| old_keys.contains(&(slot, uk.clone()));
+        for (slot, uk) in &old_keys {
+            if !new_keys.contains(&(*slot, uk.clone())) {
+                if let Some(ix) = t.indexes.get_mut(*slot) {
+                    ix.map.remove(uk);
+                }
             }
         }
         for (slot, uk) in new_keys {
+            if unchanged(slot, &uk) {
+                continue;
+            }
             if let Some(ix) = t.indexes.get_mut(slot) {
                 ix.map.insert_primary_key(uk, kb.clone());
             }
