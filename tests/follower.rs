@@ -64,6 +64,19 @@ fn commit_pair(store: &Store, t: &Table<u8, u64>, i: u64) {
         .unwrap();
 }
 
+/// A store with one committed pair (value `first`), and a follower of it.
+fn start(
+    options: StoreOptions,
+    first: u64,
+) -> (tempfile::TempDir, Store, Table<u8, u64>, Follower) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options).unwrap();
+    let t = pairs(&store);
+    commit_pair(&store, &t, first);
+    let f = Follower::open(dir.path(), FollowerOptions::default()).unwrap();
+    (dir, store, t, f)
+}
+
 fn follower_pairs(f: &Follower) -> Table<u8, u64> {
     f.read().table_named("pairs").unwrap()
 }
@@ -74,11 +87,7 @@ fn same_rows(a: &impl Readable, b: &impl Readable, t: &Table<u8, u64>) {
 
 #[test]
 fn follower_applies_new_commits_when_polled() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    let t = pairs(&store);
-    commit_pair(&store, &t, 1);
-    let f = Follower::open(dir.path(), FollowerOptions::default()).unwrap();
+    let (_dir, store, t, f) = start(StoreOptions::default(), 1);
     let ft = follower_pairs(&f);
     assert_eq!(f.read().get(&ft, &0).unwrap(), 1);
     assert_eq!(f.read().position(), store.read().position());
@@ -98,11 +107,7 @@ fn follower_applies_new_commits_when_polled() {
 
 #[test]
 fn buffered_commits_reach_followers_once_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    let t = pairs(&store);
-    commit_pair(&store, &t, 1);
-    let f = Follower::open(dir.path(), FollowerOptions::default()).unwrap();
+    let (_dir, store, t, f) = start(StoreOptions::default(), 1);
     store
         .write_with(Durability::Buffered, |tx| tx.insert(&t, &0, &7))
         .unwrap();
@@ -114,11 +119,7 @@ fn buffered_commits_reach_followers_once_written() {
 
 #[test]
 fn follower_crosses_rotation_compaction_and_retention() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), churning()).unwrap();
-    let t = pairs(&store);
-    commit_pair(&store, &t, 0);
-    let f = Follower::open(dir.path(), FollowerOptions::default()).unwrap();
+    let (_dir, store, t, f) = start(churning(), 0);
     let ft = follower_pairs(&f);
     let first_epoch = f.read().position().epoch;
     // Polled often: every transaction is followed one by one, never reloaded.
@@ -152,11 +153,7 @@ fn follower_crosses_rotation_compaction_and_retention() {
 
 #[test]
 fn follower_survives_writer_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    let t = pairs(&store);
-    commit_pair(&store, &t, 1);
-    let f = Follower::open(dir.path(), FollowerOptions::default()).unwrap();
+    let (dir, store, _, f) = start(StoreOptions::default(), 1);
     store.close().unwrap();
     drop(store);
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
@@ -351,11 +348,7 @@ fn end_of_epoch_position_continues_in_the_next_epoch() {
 /// transaction or a state older than one they saw.
 #[test]
 fn watcher_publishes_whole_transactions_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), churning()).unwrap();
-    let t = pairs(&store);
-    commit_pair(&store, &t, 0);
-    let f = Follower::open(dir.path(), FollowerOptions::default()).unwrap();
+    let (_dir, store, t, f) = start(churning(), 0);
     let ft = follower_pairs(&f);
     let watcher = f.watch(Duration::from_millis(1));
     let done = Arc::new(AtomicBool::new(false));

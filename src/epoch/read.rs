@@ -323,6 +323,26 @@ impl SegmentDir {
         })
     }
 
+    /// The newest epoch of the directory, and its description.
+    pub(crate) fn newest_epoch(&self) -> Result<(Current, EpochInfo)> {
+        let seqs = self.segments()?;
+        if seqs.is_empty() {
+            return Err(Error::NotFound(format!(
+                "no segments in {}: not a statelog directory",
+                self.path.display()
+            )));
+        }
+        let current = self.current(&seqs)?;
+        let info = EpochInfo {
+            id: current.head.epoch,
+            created: millis_to_time(current.head.created_ms),
+            segment: current.snap_segment,
+            prev: current.head.prev.map(|p| p.0),
+            size: self.size_of(&current.segments)?,
+        };
+        Ok((current, info))
+    }
+
     /// Total bytes of segments `seqs`.
     pub(crate) fn size_of(&self, seqs: &[u64]) -> Result<u64> {
         let mut size = 0;

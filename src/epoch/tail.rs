@@ -292,21 +292,7 @@ impl LogTail {
     }
 
     fn locate(&mut self) -> Result<TailEvent> {
-        let seqs = self.dir.segments()?;
-        if seqs.is_empty() {
-            return Err(Error::NotFound(format!(
-                "no segments in {}: not a statelog directory",
-                self.dir.path.display()
-            )));
-        }
-        let current = self.dir.current(&seqs)?;
-        let info = EpochInfo {
-            id: current.head.epoch,
-            created: millis_to_time(current.head.created_ms),
-            segment: current.snap_segment,
-            prev: current.head.prev.map(|p| p.0),
-            size: self.dir.size_of(&current.segments)?,
-        };
+        let (current, info) = self.dir.newest_epoch()?;
         self.at = Some(At {
             epoch: info.clone(),
             segment: current.snap_segment,

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use super::checkpoints::{self, Checkpoint};
 use super::copy::{self, CopyReport};
 use super::log::Position;
-use super::read::{
-    EpochInfo, RecoveryMode, RecoveryReport, Restored, SegmentDir, Updates, millis_to_time,
-};
+use super::read::{EpochInfo, RecoveryMode, RecoveryReport, Restored, SegmentDir, Updates};
 use crate::backend::Backend;
 use crate::frame::{FILE_HEADER_LEN, LogReader};
 
@@ -49,32 +47,17 @@ impl EpochReader {
 
     /// The newest epoch's state, found from the newest segment (bounded by that epoch's size).
     pub fn restore(&self) -> Result<Restored> {
-        let seqs = self.dir.segments()?;
-        if seqs.is_empty() {
-            return Err(Error::NotFound(format!(
-                "no segments in {}: not a statelog directory",
-                self.dir.path.display()
-            )));
-        }
-        let current = self.dir.current(&seqs)?;
-        let size = self.dir.size_of(&current.segments)?;
-        let epoch = current.head.epoch;
+        let (current, info) = self.dir.newest_epoch()?;
         let updates = Updates::new(
             self.dir.clone(),
-            epoch,
+            info.id,
             current.segments.clone(),
             current.snapshot.pos.end,
             false,
             self.mode,
         );
         Ok(Restored {
-            epoch: EpochInfo {
-                id: epoch,
-                created: millis_to_time(current.head.created_ms),
-                segment: current.snap_segment,
-                prev: current.head.prev.map(|p| p.0),
-                size,
-            },
+            epoch: info,
             snapshot: current.snapshot.state,
             updates,
             report: RecoveryReport::default(),
