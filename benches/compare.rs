@@ -450,7 +450,9 @@ fn restore3(engine: &str, path: &Path, keep: usize, rows: usize) -> (f64, f64, f
 
 /// Drops the kernel's page cache (root only); false if it cannot.
 fn drop_caches() -> bool {
-    let synced = std::process::Command::new("sync").status().is_ok_and(|s| s.success());
+    let synced = std::process::Command::new("sync")
+        .status()
+        .is_ok_and(|s| s.success());
     synced && std::fs::write("/proc/sys/vm/drop_caches", "3\n").is_ok()
 }
 
@@ -1254,7 +1256,11 @@ fn main() {
             3,
             Better::Lower,
             c(ours),
-            [na(), cn(sqlite, "SELECT * into Vec"), cn(redb, "all into Vec")],
+            [
+                na(),
+                cn(sqlite, "SELECT * into Vec"),
+                cn(redb, "all into Vec"),
+            ],
         ),
         _ => report.add(
             "open + restore, page cache dropped (needs root: not measured)",

@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 use statelog::backend::{Backend, FsBackend};
 use statelog::epoch::{EpochLog, EpochReader, Options, RecoveryMode, Retention};
 use statelog::{
-    BytesTable, Durability, Error, Readable, Store, StoreOptions, read_only_snapshot, tools,
+    BytesTable, ChangeOp, Changes, Durability, Error, Follower, FollowerOptions, Readable, Store,
+    StoreOptions, read_only_snapshot, tools,
 };
 
 const EXAMPLES: &str = "Examples:
@@ -27,7 +28,8 @@ const EXAMPLES: &str = "Examples:
   statelog repair ./state --dry-run    what a repair would cut
   statelog compact ./state             snapshot now, reclaim disk
   statelog rewind ./state --to 3       make retained epoch 3 current again
-  statelog backup ./state ./copy       consistent copy, also while a writer runs";
+  statelog backup ./state ./copy       consistent copy, also while a writer runs
+  statelog follow ./state              print each new transaction as a writer commits it";
 
 #[derive(Parser)]
 #[command(name = "statelog", version, about = "Inspect, verify, dump, load, repair, compact and rewind statelog store directories.", after_help = EXAMPLES)]
@@ -111,6 +113,21 @@ Line format: {\"ops\":[{\"op\":\"put\",\"table\":\"t\",\"key\":\"k\",\"value\":\
         dir: PathBuf,
         /// The new directory (must not exist or must be empty).
         dest: PathBuf,
+    },
+    /// Print each transaction committed from now on as a JSON line (the `apply` line format,
+    /// with its position), as a writer in another process commits it; safe beside it.
+    #[command(
+        after_help = "Line format: {\"epoch\":3,\"seq\":42,\"ops\":[{\"op\":\"put\",\"table\":\"t\",\"key\":\"k\",\"value\":\"v\"}]}\nA line {\"reset\":{\"epoch\":E,\"seq\":S}} means the log no longer holds the transactions since the last line (retention, a rewind, a restored checkpoint): the state jumped to that position.\nExample: statelog follow ./state --count 10"
+    )]
+    Follow {
+        /// The store directory.
+        dir: PathBuf,
+        /// Stop after printing this many transactions.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Milliseconds between looks at the log when nothing is new.
+        #[arg(long, default_value_t = 200)]
+        interval_ms: u64,
     },
     /// Make a retained epoch current again; later epochs are kept aside (`.rewound`).
     #[command(after_help = "Example: statelog inspect ./state && statelog rewind ./state --to 3")]
@@ -210,6 +227,69 @@ fn run(command: Command) -> Result<i32, Fail> {
         Command::Compact { dir } => compact(&dir),
         Command::Rewind { dir, to } => rewind(&dir, to),
         Command::Backup { dir, dest } => backup(&dir, &dest),
+        Command::Follow {
+            dir,
+            count,
+            interval_ms,
+        } => follow(&dir, count, interval_ms),
+    }
+}
+
+fn follow(dir: &Path, count: Option<u64>, interval_ms: u64) -> Result<i32, Fail> {
+    require_store(dir)?;
+    let f = Follower::open_with(backend(), dir, FollowerOptions::default())?;
+    let mut pos = f.read().position();
+    eprintln!(
+        "following {} from epoch {} seq {}",
+        dir.display(),
+        pos.epoch,
+        pos.seq
+    );
+    let mut printed = 0u64;
+    let mut out = std::io::stdout().lock();
+    loop {
+        if count.is_some_and(|n| printed >= n) {
+            return Ok(0);
+        }
+        f.poll()?;
+        let changes = match f.changes_since(pos, 1_000)? {
+            Changes::Since(list) => list,
+            Changes::Reset => {
+                pos = f.read().position();
+                let line = json!({"reset": {"epoch": pos.epoch, "seq": pos.seq}});
+                writeln!(out, "{line}").map_err(|e| Fail(format!("writing the output: {e}"), 2))?;
+                continue;
+            }
+        };
+        if changes.is_empty() {
+            out.flush()
+                .map_err(|e| Fail(format!("writing the output: {e}"), 2))?;
+            std::thread::sleep(std::time::Duration::from_millis(interval_ms));
+            continue;
+        }
+        for c in changes {
+            let ops: Vec<Value> = c
+                .ops
+                .iter()
+                .map(|op| match op {
+                    ChangeOp::Put {
+                        table, key, value, ..
+                    } => json!({"op": "put", "table": table, "key": bytes_json(key), "value": bytes_json(value)}),
+                    ChangeOp::Delete { table, key } => {
+                        json!({"op": "del", "table": table, "key": bytes_json(key)})
+                    }
+                })
+                .collect();
+            let line = json!({"epoch": c.pos.epoch, "seq": c.pos.seq, "ops": ops});
+            writeln!(out, "{line}").map_err(|e| Fail(format!("writing the output: {e}"), 2))?;
+            pos = c.pos;
+            printed += 1;
+            if count.is_some_and(|n| printed >= n) {
+                break;
+            }
+        }
+        out.flush()
+            .map_err(|e| Fail(format!("writing the output: {e}"), 2))?;
     }
 }
 

@@ -493,3 +493,52 @@ fn apply_killed_halfway_keeps_every_ok_line() {
         );
     }
 }
+
+/// `follow` beside a writer: started before three commits, it prints exactly those three, in
+/// order, with their positions, in the `apply` line format.
+#[test]
+fn follow_prints_each_new_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let t = store.bytes_table("kv").unwrap();
+    store.write(|tx| tx.put_bytes(&t, b"before", b"0")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_statelog"))
+        .args(["follow", "--count", "3", "--interval-ms", "5"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It says where it starts once it follows; only then commit.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(first.starts_with("following"), "{first}");
+    let seq0 = store.read().seq();
+    for i in 1..=3u8 {
+        store
+            .write(|tx| {
+                tx.put_bytes(&t, &[b'k', i], &[b'0' + i])?;
+                if i == 3 {
+                    tx.delete_bytes(&t, b"before")?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{}", text(&out.stdout));
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["seq"], seq0 + 1 + i as u64);
+        assert_eq!(line["ops"][0]["op"], "put");
+        assert_eq!(line["ops"][0]["table"], "kv");
+        assert_eq!(line["ops"][0]["value"], format!("{}", i + 1));
+    }
+    assert_eq!(lines[2]["ops"][1]["op"], "del");
+    assert_eq!(lines[2]["ops"][1]["key"], "before");
+}
