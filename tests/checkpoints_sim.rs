@@ -1,0 +1,233 @@
+//! Checkpoints under the simulator: saves, activations, failures, deletions, commits and
+//! compactions (one epoch retained, so only names keep old epochs), crashed at every operation
+//! in every crash mode. After each recovery the registry reads back, at most one checkpoint is
+//! active, every acknowledged save that was not deleted is there with exactly the state it
+//! saved, nothing deleted comes back, and the active one is the last one activated.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::Rng;
+use statelog::backend::SimBackend;
+use statelog::epoch::{CompactionPolicy, Options, Retention};
+use statelog::{CheckpointStatus, Readable, Store, StoreOptions, Table, TableDef};
+
+type Model = BTreeMap<u8, u32>;
+
+fn dir() -> PathBuf {
+    PathBuf::from("/store")
+}
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        log: Options {
+            block_size: 1024,
+            segment_bytes: 4 * 1024,
+            retention: Retention {
+                keep_epochs: 1,
+                keep_for: None,
+            },
+            compaction: CompactionPolicy {
+                update_ratio: 2.0,
+                min_update_bytes: 1024,
+            },
+            ..Options::default()
+        },
+        ..StoreOptions::default()
+    }
+}
+
+fn open(be: &SimBackend) -> statelog::Result<(Store, Table<u8, u32>)> {
+    let store = Store::open_with(Arc::new(be.clone()), &dir(), options())?;
+    let t = store.table(TableDef::new("kv"))?;
+    Ok((store, t))
+}
+
+/// What a checkpoint operation was, and whether it returned (acknowledged) before the crash.
+#[derive(Debug, Clone)]
+enum Step {
+    Save(String, Model),
+    Activate(String),
+    Delete(String),
+}
+
+#[derive(Default)]
+struct Run {
+    steps: Vec<(Step, bool)>,
+}
+
+fn workload(be: &SimBackend, seed: u64) -> Run {
+    let mut run = Run::default();
+    let Ok((store, t)) = open(be) else {
+        return run;
+    };
+    let mut rng = Rng(seed);
+    let mut model = Model::new();
+    let mut names: Vec<String> = Vec::new();
+    for step in 0..60u32 {
+        let c = store.checkpoints();
+        let ok = match rng.below(8) {
+            0..=3 => {
+                let (k, v) = (rng.below(16) as u8, step);
+                let r = store.write(|tx| tx.insert(&t, &k, &v).map(|_| ()));
+                if r.is_ok() {
+                    model.insert(k, v);
+                }
+                r.is_ok()
+            }
+            4 => {
+                let name = format!("c{step}");
+                run.steps
+                    .push((Step::Save(name.clone(), model.clone()), false));
+                let ok = c.save(&name).is_ok();
+                names.push(name);
+                ok
+            }
+            5 => {
+                let Some(name) = names
+                    .get(rng.below(names.len() as u64 + 1) as usize)
+                    .cloned()
+                else {
+                    continue;
+                };
+                run.steps.push((Step::Activate(name.clone()), false));
+                c.activate(&name).is_ok()
+            }
+            6 => {
+                let Some(name) = names
+                    .get(rng.below(names.len() as u64 + 1) as usize)
+                    .cloned()
+                else {
+                    continue;
+                };
+                let active = c.active().ok().map(|a| a.name);
+                if active.as_deref() == Some(name.as_str()) {
+                    continue;
+                }
+                run.steps.push((Step::Delete(name.clone()), false));
+                let ok = c.delete(&name).is_ok();
+                names.retain(|n| *n != name);
+                ok
+            }
+            _ => store.compact().is_ok(),
+        };
+        if !ok {
+            return run; // the machine crashed
+        }
+        if let Some(last) = run.steps.last_mut() {
+            last.1 = true;
+        }
+    }
+    run
+}
+
+fn check(be: &SimBackend, run: &Run, ctx: &str) {
+    let (store, _) = open(be).unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
+    let list = store
+        .checkpoints()
+        .list()
+        .unwrap_or_else(|e| panic!("{ctx}: the registry does not read back: {e}"));
+    let active: Vec<_> = list
+        .iter()
+        .filter(|c| c.status == CheckpointStatus::Active)
+        .collect();
+    assert!(active.len() <= 1, "{ctx}: {} active", active.len());
+    // Every present checkpoint was saved, with exactly that state.
+    for c in &list {
+        let saved = run.steps.iter().find_map(|(s, _)| match s {
+            Step::Save(n, m) if *n == c.name => Some(m),
+            _ => None,
+        });
+        let Some(model) = saved else {
+            panic!("{ctx}: checkpoint {} was never saved", c.name);
+        };
+        let snap = store
+            .checkpoints()
+            .read(&c.name)
+            .unwrap_or_else(|e| panic!("{ctx}: checkpoint {} cannot be read: {e}", c.name));
+        let got: Model = match snap.table_named::<u8, u32>("kv") {
+            Ok(t) => snap.list(&t).unwrap().into_iter().collect(),
+            Err(_) => Model::new(),
+        };
+        assert_eq!(
+            &got, model,
+            "{ctx}: checkpoint {} holds another state",
+            c.name
+        );
+    }
+    // Acknowledged saves are there unless a delete of them was issued; deleted ones are gone
+    // once the delete returned.
+    for (i, (s, acked)) in run.steps.iter().enumerate() {
+        let later = &run.steps[i + 1..];
+        match s {
+            Step::Save(name, _) if *acked => {
+                let deleted = later
+                    .iter()
+                    .any(|(s, _)| matches!(s, Step::Delete(n) if n == name));
+                if !deleted {
+                    assert!(
+                        list.iter().any(|c| c.name == *name),
+                        "{ctx}: acknowledged checkpoint {name} is missing"
+                    );
+                }
+            }
+            Step::Delete(name) if *acked => {
+                assert!(
+                    !list.iter().any(|c| c.name == *name),
+                    "{ctx}: deleted checkpoint {name} came back"
+                );
+            }
+            _ => {}
+        }
+    }
+    // The active one is the last acknowledged activation, or one issued after it.
+    let activations: Vec<(&String, bool)> = run
+        .steps
+        .iter()
+        .filter_map(|(s, a)| match s {
+            Step::Activate(n) => Some((n, *a)),
+            _ => None,
+        })
+        .collect();
+    let last_acked = activations.iter().rposition(|(_, a)| *a);
+    match (last_acked, active.first()) {
+        (Some(i), Some(a)) => assert!(
+            activations[i..].iter().any(|(n, _)| **n == a.name),
+            "{ctx}: {} is active, not the last activated",
+            a.name
+        ),
+        (Some(i), None) => panic!(
+            "{ctx}: no checkpoint is active after {} was activated",
+            activations[i].0
+        ),
+        (None, Some(a)) => assert!(
+            activations.iter().any(|(n, _)| **n == a.name),
+            "{ctx}: {} is active but was never activated",
+            a.name
+        ),
+        (None, None) => {}
+    }
+}
+
+#[test]
+fn checkpoints_survive_a_crash_at_every_operation() {
+    for seed in [3u64, 4] {
+        let total = common::crash_at_every_operation(seed, |be| workload(be, seed), check);
+        eprintln!("seed {seed}: {total} crash points x 3 modes");
+    }
+}
+
+#[test]
+fn the_workload_saves_activates_deletes_and_compacts() {
+    let be = SimBackend::new(3);
+    let run = workload(&be, 3);
+    let count = |f: fn(&Step) -> bool| run.steps.iter().filter(|(s, _)| f(s)).count();
+    assert!(count(|s| matches!(s, Step::Save(..))) >= 4);
+    assert!(count(|s| matches!(s, Step::Activate(_))) >= 2);
+    assert!(count(|s| matches!(s, Step::Delete(_))) >= 1);
+    let (store, _) = open(&be).unwrap();
+    assert!(store.log().current_epoch() >= 4, "few compactions");
+}
