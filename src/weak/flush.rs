@@ -108,6 +108,14 @@ where
                 Mark::Delete => self.deletes.push(k.clone()),
             }
         }
+        // In key order, the writes walk the table's tree along one path after another instead
+        // of jumping around it (the marks come in hash order).
+        let mut keyed: Vec<(Vec<u8>, (K, V))> = std::mem::take(&mut self.upserts)
+            .into_iter()
+            .map(|(k, v)| (crate::store::encode_key(&k).unwrap_or_default(), (k, v)))
+            .collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.upserts = keyed.into_iter().map(|(_, kv)| kv).collect();
     }
 
     fn write_upserts(&self, tx: &mut WriteTx) -> Result<usize> {
