@@ -5,7 +5,9 @@
 //! - [`frame`]: checksummed records in fixed-size blocks (the log file format of FORMAT.md).
 //! - [`epoch`]: a directory of segments holding epochs (a snapshot and its updates), with
 //!   bounded restore, rewind, compaction and group commit.
-//! - The store ([`Store`]): typed tables, transactions, read snapshots, compaction.
+//! - The store ([`Store`]): typed tables, transactions, read snapshots, compaction,
+//!   [`Checkpoints`], named locks, hot backup; [`Follower`]: a read-only mirror of a store
+//!   another process writes, and [`Changes`] since a [`CommitPos`].
 //! - [`weak`]: weak durability (dirty sets, flushes, the flush worker), two-class bootstrap,
 //!   references and repair.
 //!
