@@ -10,17 +10,20 @@ const HEAD: usize = 12;
 /// LZ4 never expands data more than this many times (a decoder bound, with margin).
 const MAX_RATIO: u64 = 255;
 
-fn threads(work: usize) -> usize {
+/// Threads for `work` chunks: every core, less `spare` (left to the store's readers).
+fn threads(work: usize, spare: usize) -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
+        .saturating_sub(spare)
         .clamp(1, 8)
         .min(work.max(1))
 }
 
-/// Compresses `body` (appended to `out`): its length, the chunk table, the chunks.
+/// Compresses `body` (appended to `out`): its length, the chunk table, the chunks. It runs
+/// while the store serves readers (compaction), so one core is left to them.
 pub(crate) fn compress(body: &[u8], out: &mut Vec<u8>) {
     let chunks: Vec<&[u8]> = body.chunks(CHUNK).collect();
-    let per = chunks.len().div_ceil(threads(chunks.len())).max(1);
+    let per = chunks.len().div_ceil(threads(chunks.len(), 1)).max(1);
     let packed: Vec<Vec<u8>> = std::thread::scope(|s| {
         let handles: Vec<_> = chunks
             .chunks(per)
@@ -112,7 +115,8 @@ pub(crate) fn decompress(b: &[u8]) -> Result<Vec<u8>, String> {
         outs.push((c, head));
         rest = tail;
     }
-    let per = outs.len().div_ceil(threads(outs.len())).max(1);
+    // Restore: nobody reads yet, every core helps.
+    let per = outs.len().div_ceil(threads(outs.len(), 0)).max(1);
     let results: Vec<Result<(), String>> = std::thread::scope(|s| {
         let handles: Vec<_> = outs
             .chunks_mut(per)

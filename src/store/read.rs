@@ -299,6 +299,42 @@ impl Snapshot {
     }
 }
 
+impl Drop for Snapshot {
+    /// The last holder of a state frees it: up to millions of tree nodes and values once a
+    /// large transaction replaced them. A reader must not pause for that, so the last
+    /// snapshot of a state hands it to a background thread instead.
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.state) == 1 {
+            let state = std::mem::replace(&mut self.state, empty_state());
+            reclaim(state);
+        }
+    }
+}
+
+/// A shared empty state, put in place of one handed away.
+fn empty_state() -> Arc<State> {
+    static EMPTY: std::sync::OnceLock<Arc<State>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| Arc::new(State::default())).clone()
+}
+
+/// Drops `state` on the reclaiming thread (started on first use; if it cannot be, here).
+fn reclaim(state: Arc<State>) {
+    static RECLAIMER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Arc<State>>>> =
+        std::sync::OnceLock::new();
+    let sender = RECLAIMER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Arc<State>>();
+        std::thread::Builder::new()
+            .name("statelog-reclaim".into())
+            .spawn(move || rx.into_iter().for_each(drop))
+            .ok()
+            .map(|_| tx)
+    });
+    if let Some(tx) = sender {
+        // A send fails only if the thread is gone; then the state is dropped here.
+        let _ = tx.send(state);
+    }
+}
+
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Snapshot")
