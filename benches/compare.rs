@@ -434,18 +434,24 @@ fn child(args: &[String]) -> Vec<f64> {
 fn restore3(engine: &str, path: &Path, keep: usize, rows: usize) -> (f64, f64, f64) {
     let mut runs: Vec<(f64, f64, f64)> = (0..3)
         .map(|_| {
-            let f = child(&[
-                "restore-child".into(),
-                engine.into(),
-                path.display().to_string(),
-                keep.to_string(),
-            ]);
-            assert_eq!(f.first().copied(), Some(rows as f64), "{engine}: {f:?}");
+            let f = restore_once(engine, path, keep, rows);
             (f[1], f[2], f[3])
         })
         .collect();
     runs.sort_by(|a, b| a.0.total_cmp(&b.0));
     runs[1]
+}
+
+/// One restore in a child: rows, seconds, retained KiB, peak KiB.
+fn restore_once(engine: &str, path: &Path, keep: usize, rows: usize) -> Vec<f64> {
+    let f = child(&[
+        "restore-child".into(),
+        engine.into(),
+        path.display().to_string(),
+        keep.to_string(),
+    ]);
+    assert_eq!(f.first().copied(), Some(rows as f64), "{engine}: {f:?}");
+    f
 }
 
 /// Drops the kernel's page cache (root only); false if it cannot.
@@ -464,14 +470,7 @@ fn restore3_cold(engine: &str, path: &Path, keep: usize, rows: usize) -> Option<
         if !drop_caches() {
             return None;
         }
-        let f = child(&[
-            "restore-child".into(),
-            engine.into(),
-            path.display().to_string(),
-            keep.to_string(),
-        ]);
-        assert_eq!(f.first().copied(), Some(rows as f64), "{engine}: {f:?}");
-        runs.push(f[1]);
+        runs.push(restore_once(engine, path, keep, rows)[1]);
     }
     runs.sort_by(|a, b| a.total_cmp(b));
     runs.get(1).copied()

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use common::Rng;
 use statelog::backend::SimBackend;
-use statelog::epoch::{CompactionPolicy, Options, Retention};
 use statelog::{CheckpointStatus, Readable, Store, StoreOptions, Table, TableDef};
 
 type Model = BTreeMap<u8, u32>;
@@ -22,22 +21,7 @@ fn dir() -> PathBuf {
 }
 
 fn options() -> StoreOptions {
-    StoreOptions {
-        log: Options {
-            block_size: 1024,
-            segment_bytes: 4 * 1024,
-            retention: Retention {
-                keep_epochs: 1,
-                keep_for: None,
-            },
-            compaction: CompactionPolicy {
-                update_ratio: 2.0,
-                min_update_bytes: 1024,
-            },
-            ..Options::default()
-        },
-        ..StoreOptions::default()
-    }
+    common::sim_store_options(1, 4 * 1024)
 }
 
 fn open(be: &SimBackend) -> statelog::Result<(Store, Table<u8, u32>)> {

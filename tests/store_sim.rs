@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use common::Rng;
 use statelog::backend::{Backend, CrashMode, SimBackend};
-use statelog::epoch::{CompactionPolicy, EpochLog, Options, Retention};
+use statelog::epoch::EpochLog;
 use statelog::{Durability, Readable, Store, StoreOptions, Table, TableDef};
 
 type Model = BTreeMap<u8, u32>;
@@ -21,22 +21,7 @@ fn dir() -> PathBuf {
 }
 
 fn options() -> StoreOptions {
-    StoreOptions {
-        log: Options {
-            block_size: 1024,
-            segment_bytes: 3 * 1024,
-            retention: Retention {
-                keep_epochs: 2,
-                keep_for: None,
-            },
-            compaction: CompactionPolicy {
-                update_ratio: 2.0,
-                min_update_bytes: 1024,
-            },
-            ..Options::default()
-        },
-        ..StoreOptions::default()
-    }
+    common::sim_store_options(2, 3 * 1024)
 }
 
 fn open(be: &SimBackend) -> statelog::Result<(Store, Table<u8, u32>)> {

@@ -173,3 +173,25 @@ pub fn crash_at_every_operation<R>(
     }
     total
 }
+
+/// Store settings for simulator workloads: 1 KiB blocks, small segments, frequent compaction,
+/// `keep_epochs` retained.
+pub fn sim_store_options(keep_epochs: usize, segment_bytes: u64) -> statelog::StoreOptions {
+    use statelog::epoch::{CompactionPolicy, Options, Retention};
+    statelog::StoreOptions {
+        log: Options {
+            block_size: 1024,
+            segment_bytes,
+            retention: Retention {
+                keep_epochs,
+                keep_for: None,
+            },
+            compaction: CompactionPolicy {
+                update_ratio: 2.0,
+                min_update_bytes: 1024,
+            },
+            ..Options::default()
+        },
+        ..statelog::StoreOptions::default()
+    }
+}
