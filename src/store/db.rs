@@ -196,6 +196,8 @@ impl Store {
         let report = restored.report.clone();
         let (mut state, lost) = replay(dir, restored)?;
         state.generation = 1;
+        // After replaying many transactions, reads are faster from a base than from the tree.
+        state.fold_large_deltas();
         if let Some(view) = &options.view {
             let snap = Snapshot {
                 state: Arc::new(state.clone()),
@@ -581,6 +583,10 @@ impl Store {
             t.stored.clear();
         }
         indexes.rebuild(&mut work)?;
+        if let Some(t) = work.tables.get(&id).filter(|t| t.delta_is_large()) {
+            let t = t.compacted();
+            work.tables.insert(id, t);
+        }
         {
             let mut registered = self.shared.indexes.lock();
             registered.retain(|i| i.table != id);

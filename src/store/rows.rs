@@ -59,6 +59,16 @@ struct Slot {
 pub struct Base {
     data: Arc<Vec<u8>>,
     slots: Vec<Slot>,
+    /// The key prefix of every `FENCE`-th slot: a search narrows to one stretch of slots in
+    /// this small array (it stays in cache) before it touches the slots.
+    fences: Vec<u64>,
+}
+
+/// Slots between fences.
+const FENCE: usize = 32;
+
+fn fences_of(slots: &[Slot]) -> Vec<u64> {
+    slots.iter().step_by(FENCE).map(|s| s.prefix).collect()
 }
 
 #[allow(
@@ -101,7 +111,7 @@ impl Base {
             ranges.push((key_at, r.key.len(), value_at, r.value.len(), r.version));
         }
         let data = Arc::new(data);
-        let slots = ranges
+        let slots: Vec<Slot> = ranges
             .into_iter()
             .map(|(key_at, key_len, value_at, value_len, version)| Slot {
                 prefix: prefix_of(data.get(key_at..key_at + key_len).unwrap_or_default()),
@@ -112,7 +122,11 @@ impl Base {
                 version,
             })
             .collect();
-        Base { data, slots }
+        Base {
+            data,
+            fences: fences_of(&slots),
+            slots,
+        }
     }
 
     fn len(&self) -> usize {
@@ -149,7 +163,16 @@ impl Base {
     /// The index of `key`, or where it would go.
     fn find(&self, key: &[u8]) -> Result<usize, usize> {
         let prefix = prefix_of(key);
-        let (mut lo, mut hi) = (0, self.slots.len());
+        // Stretches that start below the prefix come before the key, except the last of
+        // them; those that start above it come after.
+        let first = self.fences.partition_point(|f| *f < prefix);
+        let past = self.fences.partition_point(|f| *f <= prefix);
+        let mut lo = first.saturating_sub(1) * FENCE;
+        let mut hi = if past >= self.fences.len() {
+            self.slots.len()
+        } else {
+            past * FENCE
+        };
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.compare(mid, key, prefix) {
@@ -241,6 +264,7 @@ impl BaseBuilder {
     pub fn finish(self) -> Base {
         Base {
             data: self.data,
+            fences: fences_of(&self.slots),
             slots: self.slots,
         }
     }
@@ -253,6 +277,45 @@ pub struct Rows {
     base: Arc<Base>,
     delta: OrdMap<Bytes, Option<Row>>,
     len: usize,
+    /// A bit per hash of every key ever put in the delta: a get whose bit is clear skips the
+    /// delta's tree (most gets, while the delta is small next to the base).
+    seen: Arc<DeltaKeys>,
+}
+
+/// Bits of the delta's key filter.
+const FILTER_WORDS: usize = 1024;
+
+/// The key filter of a delta (64 Ki bits; never has false negatives).
+#[derive(Debug, Clone)]
+struct DeltaKeys([u64; FILTER_WORDS]);
+
+impl Default for DeltaKeys {
+    fn default() -> Self {
+        DeltaKeys([0; FILTER_WORDS])
+    }
+}
+
+/// The filter word and bit of `key` (FNV-1a).
+fn filter_bit(key: &[u8]) -> (usize, u64) {
+    let h = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let bit = (h ^ (h >> 29)) as usize % (FILTER_WORDS * 64);
+    (bit / 64, 1u64 << (bit % 64))
+}
+
+impl DeltaKeys {
+    fn may_hold(&self, key: &[u8]) -> bool {
+        let (w, m) = filter_bit(key);
+        self.0.get(w).is_some_and(|x| x & m != 0)
+    }
+
+    fn add(&mut self, key: &[u8]) {
+        let (w, m) = filter_bit(key);
+        if let Some(x) = self.0.get_mut(w) {
+            *x |= m;
+        }
+    }
 }
 
 impl Rows {
@@ -262,6 +325,7 @@ impl Rows {
             len: base.len(),
             base: Arc::new(base),
             delta: OrdMap::new(),
+            seen: Arc::default(),
         }
     }
 
@@ -282,6 +346,9 @@ impl Rows {
 
     /// The row under `key`.
     pub fn get(&self, key: &[u8]) -> Option<RowRef<'_>> {
+        if self.delta.is_empty() || !self.seen.may_hold(key) {
+            return self.base.find(key).ok().and_then(|i| self.base.row(i));
+        }
         match self.delta.get_key_value(key) {
             Some((k, Some(r))) => Some(RowRef {
                 key: k,
@@ -300,6 +367,9 @@ impl Rows {
 
     /// Puts `row` under `key`; returns whether a row was there.
     pub fn insert(&mut self, key: Bytes, row: Row) -> bool {
+        if !self.seen.may_hold(&key) {
+            Arc::make_mut(&mut self.seen).add(&key);
+        }
         let existed = match self.delta.insert(key.clone(), Some(row)) {
             Some(Some(_)) => true,
             Some(None) => false,
@@ -316,6 +386,9 @@ impl Rows {
         let in_base = self.base.len() > 0 && self.base.find(key).is_ok();
         let existed = if in_base {
             // A tombstone hides the base row.
+            if !self.seen.may_hold(key) {
+                Arc::make_mut(&mut self.seen).add(key);
+            }
             !matches!(self.delta.insert(Bytes::new(key), None), Some(None))
         } else {
             matches!(self.delta.remove(key), Some(Some(_)))
@@ -518,6 +591,60 @@ mod tests {
                     prop_assert_eq!(got, want);
                 }
             }
+        }
+    }
+
+    /// Many rows, with runs of equal 8-byte prefixes that cross fences: every key is found, and
+    /// every absent key's place is the one a plain search gives.
+    #[test]
+    fn fenced_search_finds_every_key_and_place() {
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for run in 0u8..40 {
+            let len = [1usize, 3, 31, 32, 33, 70][run as usize % 6];
+            for i in 0..len {
+                let mut k = vec![0u8, 0, 0, 0, 0, 0, run, 7];
+                let n = i as u32 * 2;
+                k.extend_from_slice(&[(n >> 8) as u8, n as u8]);
+                keys.push(k);
+            }
+            keys.push(vec![0, 0, 0, 0, 0, 0, run, 9]);
+        }
+        keys.sort();
+        keys.dedup();
+        let mut data = Vec::new();
+        let mut ranges = Vec::new();
+        for k in &keys {
+            ranges.push((data.len(), k.len(), 0, 0, 1));
+            data.extend_from_slice(k);
+        }
+        let base = Base::from_ranges(Arc::new(data), ranges).unwrap();
+        assert!(base.fences.len() > 10);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(base.find(k), Ok(i), "{k:?}");
+            let mut absent = k.clone();
+            absent.push(0); // just after k
+            assert_eq!(
+                base.find(&absent),
+                keys.binary_search(&absent),
+                "{absent:?}"
+            );
+            let mut before = k.clone();
+            if let Some(last) = before.last_mut().filter(|b| **b > 0) {
+                *last -= 1;
+                assert_eq!(
+                    base.find(&before),
+                    keys.binary_search(&before),
+                    "{before:?}"
+                );
+            }
+        }
+        for probe in [
+            vec![],
+            vec![0u8],
+            vec![255u8; 12],
+            vec![0, 0, 0, 0, 0, 0, 39, 8],
+        ] {
+            assert_eq!(base.find(&probe), keys.binary_search(&probe), "{probe:?}");
         }
     }
 

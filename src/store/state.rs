@@ -38,6 +38,26 @@ pub struct TableState {
     pub stored: Vec<IndexState>,
 }
 
+impl TableState {
+    /// The same table with its changes, and its indexes' changes, folded into new bases.
+    pub fn compacted(&self) -> TableState {
+        let mut t = self.clone();
+        if t.rows.delta_len() > 0 {
+            t.stored.clear(); // they describe the old base
+        }
+        t.rows = t.rows.compacted();
+        for ix in &mut t.indexes {
+            ix.map = ix.map.compacted();
+        }
+        t
+    }
+
+    /// Whether the changes on top of the base are many enough to fold them in.
+    pub fn delta_is_large(&self) -> bool {
+        self.rows.delta_len() > self.rows.base_len() / 8 + 4096
+    }
+}
+
 /// A value derived from a state by the program (see `DerivedView`), published with it.
 pub type ViewValue = std::sync::Arc<dyn std::any::Any + Send + Sync>;
 
@@ -145,17 +165,25 @@ impl State {
             if t.rows.delta_len() == 0 && t.indexes.iter().all(|ix| ix.map.delta_len() == 0) {
                 continue;
             }
-            let mut t = t.clone();
-            if t.rows.delta_len() > 0 {
-                t.stored.clear(); // they describe the old base
-            }
-            t.rows = t.rows.compacted();
-            for ix in &mut t.indexes {
-                ix.map = ix.map.compacted();
-            }
-            out.tables.insert(*id, t);
+            out.tables.insert(*id, t.compacted());
         }
         out
+    }
+
+    /// Folds the tables whose changes outnumber an eighth of their base (after replaying many
+    /// transactions) into new bases, unless they hold stored indexes still to be claimed.
+    pub fn fold_large_deltas(&mut self) {
+        let large: Vec<u32> = self
+            .tables
+            .iter()
+            .filter(|(_, t)| t.delta_is_large() && t.stored.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in large {
+            if let Some(t) = self.tables.get(&id).map(TableState::compacted) {
+                self.tables.insert(id, t);
+            }
+        }
     }
 
     /// Encodes the whole state as a snapshot payload: image format 3, the format 2 body in
