@@ -452,3 +452,23 @@ fn follower_of_a_writer_in_another_process() {
     let store = Store::open(dir.path(), churning()).unwrap();
     same_rows(&snap, &store.read(), &pairs(&store));
 }
+
+/// `poll_changes` returns exactly what `changes_since` reads from the log, read once.
+#[test]
+fn poll_changes_returns_what_it_applied() {
+    let (_dir, store, t, f) = start(StoreOptions::default(), 1);
+    let from = f.read().position();
+    for i in 2..=4 {
+        commit_pair(&store, &t, i);
+    }
+    let (report, changes) = f.poll_changes().unwrap();
+    assert_eq!(report.applied, 3);
+    assert!(!report.reloaded);
+    assert_eq!(
+        Changes::Since(changes),
+        store.changes_since(from, 10).unwrap()
+    );
+    let (report, changes) = f.poll_changes().unwrap();
+    assert_eq!(report.applied, 0);
+    assert!(changes.is_empty());
+}

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use statelog::backend::{Backend, FsBackend};
 use statelog::epoch::{EpochLog, EpochReader, Options, RecoveryMode, Retention};
 use statelog::{
-    BytesTable, ChangeOp, Changes, Durability, Error, Follower, FollowerOptions, Readable, Store,
+    BytesTable, ChangeOp, Durability, Error, Follower, FollowerOptions, Readable, Store,
     StoreOptions, read_only_snapshot, tools,
 };
 
@@ -238,7 +238,7 @@ fn run(command: Command) -> Result<i32, Fail> {
 fn follow(dir: &Path, count: Option<u64>, interval_ms: u64) -> Result<i32, Fail> {
     require_store(dir)?;
     let f = Follower::open_with(backend(), dir, FollowerOptions::default())?;
-    let mut pos = f.read().position();
+    let pos = f.read().position();
     eprintln!(
         "following {} from epoch {} seq {}",
         dir.display(),
@@ -247,20 +247,27 @@ fn follow(dir: &Path, count: Option<u64>, interval_ms: u64) -> Result<i32, Fail>
     );
     let mut printed = 0u64;
     let mut out = std::io::stdout().lock();
+    let write = |out: &mut std::io::StdoutLock<'_>, line: Value| {
+        writeln!(out, "{line}").map_err(|e| Fail(format!("writing the output: {e}"), 2))
+    };
     loop {
         if count.is_some_and(|n| printed >= n) {
+            out.flush()
+                .map_err(|e| Fail(format!("writing the output: {e}"), 2))?;
             return Ok(0);
         }
-        f.poll()?;
-        let changes = match f.changes_since(pos, 1_000)? {
-            Changes::Since(list) => list,
-            Changes::Reset => {
-                pos = f.read().position();
-                let line = json!({"reset": {"epoch": pos.epoch, "seq": pos.seq}});
-                writeln!(out, "{line}").map_err(|e| Fail(format!("writing the output: {e}"), 2))?;
-                continue;
-            }
-        };
+        // Each poll reads only what was appended since the last one.
+        let (report, changes) = f.poll_changes()?;
+        if report.reloaded {
+            let at = changes.first().map_or(report.pos, |c| statelog::CommitPos {
+                epoch: c.pos.epoch,
+                seq: c.pos.seq.saturating_sub(1),
+            });
+            write(
+                &mut out,
+                json!({"reset": {"epoch": at.epoch, "seq": at.seq}}),
+            )?;
+        }
         if changes.is_empty() {
             out.flush()
                 .map_err(|e| Fail(format!("writing the output: {e}"), 2))?;
@@ -268,6 +275,9 @@ fn follow(dir: &Path, count: Option<u64>, interval_ms: u64) -> Result<i32, Fail>
             continue;
         }
         for c in changes {
+            if count.is_some_and(|n| printed >= n) {
+                break;
+            }
             let ops: Vec<Value> = c
                 .ops
                 .iter()
@@ -280,16 +290,12 @@ fn follow(dir: &Path, count: Option<u64>, interval_ms: u64) -> Result<i32, Fail>
                     }
                 })
                 .collect();
-            let line = json!({"epoch": c.pos.epoch, "seq": c.pos.seq, "ops": ops});
-            writeln!(out, "{line}").map_err(|e| Fail(format!("writing the output: {e}"), 2))?;
-            pos = c.pos;
+            write(
+                &mut out,
+                json!({"epoch": c.pos.epoch, "seq": c.pos.seq, "ops": ops}),
+            )?;
             printed += 1;
-            if count.is_some_and(|n| printed >= n) {
-                break;
-            }
         }
-        out.flush()
-            .map_err(|e| Fail(format!("writing the output: {e}"), 2))?;
     }
 }
 

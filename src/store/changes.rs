@@ -221,6 +221,26 @@ pub(crate) fn changes_since(
     Ok(Changes::Since(out))
 }
 
+/// The change one transaction (`ops`) made, for a state `after` it (table names are looked
+/// up there).
+pub(crate) fn change_in(pos: CommitPos, ops: Vec<Op>, after: &State) -> Change {
+    let names: HashMap<u32, String> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Put { table, .. } | Op::Delete { table, .. } => Some(*table),
+            _ => None,
+        })
+        .filter_map(|id| after.tables.get(&id).map(|t| (id, t.meta.name.clone())))
+        .collect();
+    Change {
+        pos,
+        ops: ops
+            .into_iter()
+            .filter_map(|op| change_op(op, &names))
+            .collect(),
+    }
+}
+
 fn change_op(op: Op, names: &HashMap<u32, String>) -> Option<ChangeOp> {
     let name = |id: u32| names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
     match op {

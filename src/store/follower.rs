@@ -12,7 +12,7 @@ use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::changes::{Changes, CommitPos, changes_since};
+use super::changes::{Change, Changes, CommitPos, change_in, changes_since};
 use super::codec::{Op, decode_tx};
 use super::db::DerivedView;
 use super::read::{Readable, Snapshot};
@@ -125,6 +125,20 @@ impl Follower {
     /// poll. Damage in the log, or a transaction that does not fit the state, is an error;
     /// the transactions before it stay applied, and every later poll returns the error.
     pub fn poll(&self) -> Result<PollReport> {
+        self.poll_into(None)
+    }
+
+    /// Like [`poll`](Self::poll), and also returns the changes of the transactions applied,
+    /// oldest first, read once as they are applied (no second pass over the log, unlike
+    /// [`changes_since`](Self::changes_since)). If the report says `reloaded`, they are the
+    /// changes after the last reload, whose state is the one before the first of them.
+    pub fn poll_changes(&self) -> Result<(PollReport, Vec<Change>)> {
+        let mut changes = Vec::new();
+        let report = self.poll_into(Some(&mut changes))?;
+        Ok((report, changes))
+    }
+
+    fn poll_into(&self, mut sink: Option<&mut Vec<Change>>) -> Result<PollReport> {
         let mut c = self.shared.cursor.lock();
         if let Some(cause) = &c.broken {
             return Err(Error::Poisoned {
@@ -137,14 +151,30 @@ impl Follower {
         let result = loop {
             let step = match c.tail.next() {
                 Ok(None) => break Ok(()),
-                Ok(Some(TailEvent::Update(bytes))) => c.apply(&bytes).map(|()| applied += 1),
+                Ok(Some(TailEvent::Update(bytes))) => c.apply(&bytes).map(|ops| {
+                    applied += 1;
+                    if let Some(sink) = sink.as_deref_mut() {
+                        let pos = CommitPos {
+                            epoch: c.head.epoch,
+                            seq: c.head.seq,
+                        };
+                        sink.push(change_in(pos, ops, &c.head));
+                    }
+                }),
                 Ok(Some(TailEvent::Epoch {
                     info,
                     snapshot,
                     continues,
                 })) => c
                     .start_epoch(info.id, info.segment, snapshot, continues, &self.shared.dir)
-                    .map(|reload| reloaded |= reload),
+                    .map(|reload| {
+                        if reload {
+                            reloaded = true;
+                            if let Some(sink) = sink.as_deref_mut() {
+                                sink.clear(); // superseded by the reloaded state
+                            }
+                        }
+                    }),
                 Err(e) => break Err(e),
             };
             if let Err(e) = step {
@@ -267,8 +297,8 @@ impl Follower {
 }
 
 impl Cursor {
-    /// Applies one logged transaction, all of it or nothing.
-    fn apply(&mut self, bytes: &[u8]) -> Result<()> {
+    /// Applies one logged transaction, all of it or nothing; returns its operations.
+    fn apply(&mut self, bytes: &[u8]) -> Result<Vec<Op>> {
         let bad = |tail: &LogTail| match tail.last_location() {
             Some((file, offset)) => Error::corrupt(file, offset, CorruptKind::Payload),
             None => Error::InvalidArgument("a transaction does not fit the state".into()),
@@ -280,7 +310,7 @@ impl Cursor {
         }
         work.seq += 1;
         self.head = work;
-        Ok(())
+        Ok(ops)
     }
 
     /// Applies one change, keeping the unique indexes the follower maintains.
