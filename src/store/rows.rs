@@ -448,6 +448,14 @@ impl Rows {
     /// The rows with keys in `bounds`, in key order.
     pub fn range(&self, bounds: (Bound<Bytes>, Bound<Bytes>)) -> Merge<'_> {
         let (lo, hi) = (as_slice(&bounds.0), as_slice(&bounds.1));
+        if is_empty_range(lo, hi) {
+            return Merge {
+                base: &self.base,
+                next: 0,
+                end: 0,
+                delta: (Box::new(std::iter::empty()) as DeltaIter<'_>).peekable(),
+            };
+        }
         let start = self.base.start(lo);
         let end = self.base.end(hi).max(start);
         let delta: DeltaIter<'_> = if self.delta.is_empty() {
@@ -469,6 +477,16 @@ impl Rows {
             return self.clone();
         }
         Rows::from_base(Base::collect(self.iter()))
+    }
+}
+
+/// Whether no key lies between the bounds (the start is after the end).
+fn is_empty_range(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
+    match (lo, hi) {
+        (Bound::Included(a), Bound::Included(b)) => a > b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+        | (Bound::Excluded(a), Bound::Included(b)) => a >= b,
+        _ => false,
     }
 }
 
@@ -581,6 +599,9 @@ mod tests {
                     prop_assert_eq!(rows.get(k).map(|r| r.value[0]), model.get(k).map(|m| m.0));
                 }
                 prop_assert!(rows.get(&[9, 9]).is_none());
+                // A range whose start is after its end is empty.
+                let inverted = (Bound::Included(Bytes::new(&[3, 3])), Bound::Excluded(Bytes::new(&[1])));
+                prop_assert_eq!(rows.range(inverted).count(), 0);
                 let bounds = (Bound::Included(Bytes::new(&lo)), Bound::Excluded(Bytes::new(&hi)));
                 if lo <= hi {
                     let got: Vec<Vec<u8>> = rows.range(bounds).map(|r| r.key.to_vec()).collect();
