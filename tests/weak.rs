@@ -69,6 +69,21 @@ fn open(dir: &Path) -> (Persistence, Tables, Rules) {
     (p, t, r)
 }
 
+/// Waits until the weak store holds `n` static nodes: the marks are drained when a flush
+/// starts and the rows visible when it commits, so waiting for an empty dirty set would race
+/// with the commit.
+fn wait_for_rows(p: &Persistence, t: &Tables, n: usize) {
+    assert!(
+        wait_until(Duration::from_millis(5000), || p
+            .weak
+            .read()
+            .count(&t.nodes_static)
+            .unwrap()
+            == n),
+        "the flush did not commit {n} rows"
+    );
+}
+
 fn wait_until(limit: Duration, f: impl Fn() -> bool) -> bool {
     let t = Instant::now();
     while t.elapsed() < limit {
@@ -92,14 +107,7 @@ fn worker_flushes_at_the_threshold() {
     let policy = FlushPolicy::fixed(Duration::from_millis(50), 2, Duration::from_secs(3600));
     p.start_flush_worker(app.flusher(&p.weak, &t), policy)
         .unwrap();
-    // The marks are drained when a flush starts and the rows visible when it commits: wait
-    // for the rows (waiting for an empty dirty set raced with the commit).
-    assert!(wait_until(Duration::from_millis(5000), || p
-        .weak
-        .read()
-        .count(&t.nodes_static)
-        .unwrap()
-        == 3));
+    wait_for_rows(&p, &t, 3);
     assert!(app.dirty.is_empty());
     p.close().unwrap();
 }
@@ -138,12 +146,7 @@ fn worker_flushes_by_interval_and_skips_empty_ticks() {
         "nothing written for an empty dirty set"
     );
     app.put("only", 1);
-    assert!(wait_until(Duration::from_millis(5000), || p
-        .weak
-        .read()
-        .count(&t.nodes_static)
-        .unwrap()
-        == 1));
+    wait_for_rows(&p, &t, 1);
     assert!(app.dirty.is_empty());
     p.close().unwrap();
 }

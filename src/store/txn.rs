@@ -234,16 +234,18 @@ impl WriteTx {
         let vb = Bytes::from(encode_value(value)?);
         let t = self.work.table_mut(table.id).map_err(Error::NotFound)?;
         // An index key the write does not change is left alone (it already names this row).
-        let unchanged = |slot: usize, uk: &Bytes| old_keys.contains(&(slot, uk.clone()));
+        let holds = |keys: &[(usize, Bytes)], slot: usize, uk: &Bytes| {
+            keys.iter().any(|(s, k)| *s == slot && k == uk)
+        };
         for (slot, uk) in &old_keys {
-            if !new_keys.contains(&(*slot, uk.clone())) {
+            if !holds(&new_keys, *slot, uk) {
                 if let Some(ix) = t.indexes.get_mut(*slot) {
                     ix.map.remove(uk);
                 }
             }
         }
         for (slot, uk) in new_keys {
-            if unchanged(slot, &uk) {
+            if holds(&old_keys, slot, &uk) {
                 continue;
             }
             if let Some(ix) = t.indexes.get_mut(slot) {
