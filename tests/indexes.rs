@@ -244,3 +244,78 @@ fn a_migration_rebuilds_stored_indexes() {
     let (id, _) = store.read().get_by(&t, "name", &"m7@example.org").unwrap();
     assert_eq!(id, 7);
 }
+
+/// Two unique indexes on one table (the name, and `n`): a write that keeps one key and
+/// changes the other moves only the changed one; a conflict on either changes nothing; random
+/// writes, deletes, compactions and reopens keep both indexes equal to the rows.
+#[test]
+fn two_indexes_follow_writes_that_change_either_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let def = || {
+        TableDef::<u32, User>::new("pairs")
+            .unique("name", |u: &User| u.name.clone())
+            .unique("n", |u: &User| u.n)
+    };
+    let mut store = Store::open(dir.path(), options()).unwrap();
+    let mut t = store.table(def()).unwrap();
+    let mut model: BTreeMap<u32, User> = BTreeMap::new();
+    let mut rng = Rng(7);
+    for step in 0..3000u32 {
+        let id = rng.below(40) as u32;
+        let current = model.get(&id).cloned();
+        let candidate = match (rng.below(4), &current) {
+            // Keep the name, change n; keep n, change the name; change both.
+            (0, Some(u)) => user(&u.name, rng.below(60) as u32),
+            (1, Some(u)) => user(&format!("u{}", rng.below(60)), u.n),
+            (2, Some(u)) => u.clone(),
+            _ => user(&format!("u{}", rng.below(60)), rng.below(60) as u32),
+        };
+        if rng.below(10) == 0 {
+            let got = store.write(|tx| tx.delete(&t, &id));
+            assert_eq!(got.is_ok(), model.remove(&id).is_some());
+        } else {
+            let taken = model
+                .iter()
+                .any(|(k, u)| *k != id && (u.name == candidate.name || u.n == candidate.n));
+            let got = store.write(|tx| tx.insert(&t, &id, &candidate));
+            if taken {
+                assert!(matches!(got, Err(Error::Conflict { .. })), "{got:?}");
+            } else {
+                assert_eq!(got.unwrap(), current.is_none());
+                model.insert(id, candidate);
+            }
+        }
+        if step % 500 == 499 {
+            store.compact().unwrap();
+        }
+        if step % 1000 == 999 {
+            drop(t);
+            store.close().unwrap();
+            drop(store);
+            store = Store::open(dir.path(), options()).unwrap();
+            t = store.table(def()).unwrap();
+        }
+        if step % 100 == 0 || step == 2999 {
+            let snap = store.read();
+            assert_eq!(snap.count(&t).unwrap(), model.len());
+            for (id, u) in &model {
+                assert_eq!(snap.get_by(&t, "name", &u.name).unwrap(), (*id, u.clone()));
+                assert_eq!(snap.get_by(&t, "n", &u.n).unwrap(), (*id, u.clone()));
+            }
+            for i in 0..60u32 {
+                let by_name = snap.get_by(&t, "name", &format!("u{i}")).ok().map(|r| r.0);
+                let want = model
+                    .iter()
+                    .find(|(_, u)| u.name == format!("u{i}"))
+                    .map(|r| *r.0);
+                assert_eq!(by_name, want, "name u{i}");
+                let by_n = snap.get_by(&t, "n", &i).ok().map(|r| r.0);
+                assert_eq!(
+                    by_n,
+                    model.iter().find(|(_, u)| u.n == i).map(|r| *r.0),
+                    "n {i}"
+                );
+            }
+        }
+    }
+}

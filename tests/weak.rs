@@ -278,6 +278,104 @@ fn a_failed_flush_writes_nothing_and_merges_back() {
     );
 }
 
+/// A value that cannot be encoded fails the flush before anything is written: every drained
+/// mark, of every table, is merged back.
+#[test]
+fn a_value_that_cannot_be_encoded_fails_the_flush_and_merges_back() {
+    #[derive(serde::Deserialize)]
+    struct Refuses(#[allow(dead_code)] u8);
+    impl serde::Serialize for Refuses {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("refused"))
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let weak = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let plain = weak
+        .table(statelog::TableDef::<u64, u64>::new("plain"))
+        .unwrap();
+    let bad = weak
+        .table(statelog::TableDef::<u64, Refuses>::new("bad"))
+        .unwrap();
+    let (plain_dirty, bad_dirty) = (Arc::new(DirtySet::new()), Arc::new(DirtySet::new()));
+    let flusher = Flusher::new(weak.clone())
+        .source(&plain, plain_dirty.clone(), |k| Some(*k))
+        .source_borrowed(&bad, bad_dirty.clone(), |k, lend| lend(&Refuses(*k as u8)));
+    plain_dirty.mark_upsert(1);
+    bad_dirty.mark_upsert(2);
+    let before = weak.read().seq();
+    let err = flusher.flush().unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    assert_eq!(weak.read().seq(), before, "nothing written");
+    assert_eq!(flusher.dirty_count(), 2, "merged back");
+    bad_dirty.mark_delete(2);
+    flusher.flush().unwrap();
+    assert_eq!(weak.read().get(&plain, &1).unwrap(), 1);
+}
+
+/// `source_borrowed`: the value is lent, not copied; a key the callback does not lend is gone
+/// and its row is deleted; marked deletes delete; rows come back after a restart.
+#[test]
+fn borrowed_sources_write_lent_values_and_delete_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let values: Memory<u64, String> = Arc::new(Mutex::new(HashMap::new()));
+    let dirty = Arc::new(DirtySet::new());
+    {
+        let weak = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let t = weak
+            .table(statelog::TableDef::<u64, String>::new("t").unique("v", |v: &String| v.clone()))
+            .unwrap();
+        let v = values.clone();
+        let flusher =
+            Flusher::new(weak.clone()).source_borrowed(&t, dirty.clone(), move |k, lend| {
+                if let Some(s) = v.lock().get(k) {
+                    lend(s);
+                }
+            });
+        for i in 0..100u64 {
+            values.lock().insert(i, format!("v{i}"));
+            dirty.mark_upsert(i);
+        }
+        let r = flusher.flush().unwrap();
+        assert_eq!(r.upserts.get("t"), Some(&100));
+        // Renames keep the unique index right; 10..20 vanish from memory; 20..30 are deleted.
+        for i in 0..10u64 {
+            values.lock().insert(i, format!("w{i}"));
+            dirty.mark_upsert(i);
+        }
+        for i in 10..20u64 {
+            values.lock().remove(&i);
+            dirty.mark_upsert(i);
+        }
+        for i in 20..30u64 {
+            values.lock().remove(&i);
+            dirty.mark_delete(i);
+        }
+        let r = flusher.flush().unwrap();
+        assert_eq!(
+            (r.upserts.get("t"), r.deletes.get("t")),
+            (Some(&10), Some(&20))
+        );
+        weak.close().unwrap();
+    }
+    let weak = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let t = weak
+        .table(statelog::TableDef::<u64, String>::new("t").unique("v", |v: &String| v.clone()))
+        .unwrap();
+    let snap = weak.read();
+    let stored: HashMap<u64, String> = snap.list(&t).unwrap().into_iter().collect();
+    assert_eq!(stored, *values.lock());
+    assert_eq!(snap.get_by(&t, "v", &"w3".to_string()).unwrap().0, 3);
+    assert!(matches!(
+        snap.get_by(&t, "v", &"v3".to_string()),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        snap.get_by(&t, "v", &"v15".to_string()),
+        Err(Error::NotFound(_))
+    ));
+}
+
 /// TestEngine_ConcurrentMarkAndFlush, strengthened to check values; and the hazard of the
 /// original (two concurrent flushes could persist an older value while the key was no longer
 /// dirty): flushes here never run concurrently, so after a final flush every stored value is

@@ -51,6 +51,64 @@ pub fn encode_key<K: Serialize>(k: &K) -> Result<Vec<u8>> {
     memcomparable::to_vec(k).map_err(|e| Error::InvalidArgument(format!("cannot encode key: {e}")))
 }
 
+thread_local! {
+    /// A buffer the encoders below reuse, so a row costs one allocation (its shared bytes) or
+    /// none (inline), not a growing `Vec` and a copy of it.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `fill` on the thread's scratch buffer, cleared (a fresh one if it is in use: a
+/// `Serialize` implementation may itself encode), then `then` on what it wrote.
+fn with_scratch<R>(
+    fill: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    then: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let out = fill(&mut buf).map(|()| then(&buf));
+            // A very large value does not keep its buffer for the rest of the thread's life.
+            if buf.capacity() > 1 << 20 {
+                *buf = Vec::new();
+            }
+            out
+        }
+        Err(_) => {
+            let mut buf = Vec::new();
+            fill(&mut buf)?;
+            Ok(then(&buf))
+        }
+    })
+}
+
+fn fill_key<K: Serialize + ?Sized>(k: &K) -> impl FnOnce(&mut Vec<u8>) -> Result<()> {
+    move |buf| {
+        let mut s = memcomparable::Serializer::new(buf);
+        k.serialize(&mut s)
+            .map_err(|e| Error::InvalidArgument(format!("cannot encode key: {e}")))
+    }
+}
+
+/// [`encode_key`] into [`Bytes`].
+pub fn encode_key_bytes<K: Serialize + ?Sized>(k: &K) -> Result<Bytes> {
+    with_scratch(fill_key(k), Bytes::new)
+}
+
+/// Runs `f` on the encoded key without allocating it (lookups).
+pub fn with_encoded_key<K: Serialize + ?Sized, R>(k: &K, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+    with_scratch(fill_key(k), f)
+}
+
+/// [`encode_value`] into [`Bytes`].
+pub fn encode_value_bytes<V: Serialize + ?Sized>(v: &V) -> Result<Bytes> {
+    let fill = |buf: &mut Vec<u8>| {
+        bincode::serde::encode_into_std_write(v, buf, config())
+            .map(|_| ())
+            .map_err(|e| Error::InvalidArgument(format!("cannot encode value: {e}")))
+    };
+    with_scratch(fill, Bytes::new)
+}
+
 /// Decodes a key encoded by [`encode_key`].
 pub fn decode_key<K: DeserializeOwned>(b: &[u8]) -> std::result::Result<K, String> {
     memcomparable::from_slice(b).map_err(|e| e.to_string())
@@ -271,7 +329,16 @@ pub enum Op {
 
 /// Encodes a transaction: the format byte, then the ops.
 pub fn encode_tx(ops: &[Op]) -> Result<Vec<u8>> {
-    let mut out = vec![STORE_FORMAT];
+    // Sized up front: a large transaction is not copied again each time the buffer grows.
+    let size: usize = ops
+        .iter()
+        .map(|op| match op {
+            Op::Put { key, value, .. } => key.len() + value.len() + 24,
+            _ => 32,
+        })
+        .sum();
+    let mut out = Vec::with_capacity(size + 16);
+    out.push(STORE_FORMAT);
     bincode::serde::encode_into_std_write(ops, &mut out, config())
         .map_err(|e| Error::InvalidArgument(format!("cannot encode transaction: {e}")))?;
     Ok(out)

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::backup::BackupReport;
 use super::changes::{Changes, CommitPos, changes_since};
-use super::codec::{Bytes, Op, TableKind, TableMeta, decode_tx, encode_tx, encode_value};
+use super::codec::{Bytes, Op, TableKind, TableMeta, decode_tx, encode_tx, encode_value_bytes};
 use super::named_lock::{self, NamedLock};
 use super::read::{Snapshot, schema_error};
 use super::state::{State, ViewValue};
@@ -551,7 +551,7 @@ impl Store {
                         ops.push(Op::Put {
                             table: meta.id,
                             key: Bytes::new(row.key),
-                            value: Bytes::from(encode_value(&value)?),
+                            value: encode_value_bytes(&value)?,
                             version: row.version.saturating_add(1),
                         });
                     }

@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 
 use super::backup::BackupReport;
 use super::changes::CommitPos;
-use super::codec::{Bytes, TableKind, decode_key, decode_value, encode_key};
+use super::codec::{
+    Bytes, TableKind, decode_key, decode_value, encode_key_bytes, with_encoded_key,
+};
 use super::rows::RowRef;
 use super::state::{State, TableState};
 use super::table::{AnyTable, BytesTable, Table, type_label};
@@ -66,8 +68,8 @@ fn decode_row<K: DeserializeOwned, V: DeserializeOwned>(
 
 fn key_bound<K: Serialize>(b: Bound<&K>) -> Result<Bound<Bytes>> {
     Ok(match b {
-        Bound::Included(k) => Bound::Included(Bytes::from(encode_key(k)?)),
-        Bound::Excluded(k) => Bound::Excluded(Bytes::from(encode_key(k)?)),
+        Bound::Included(k) => Bound::Included(encode_key_bytes(k)?),
+        Bound::Excluded(k) => Bound::Excluded(encode_key_bytes(k)?),
         Bound::Unbounded => Bound::Unbounded,
     })
 }
@@ -98,10 +100,8 @@ pub trait Readable {
         key: &K,
     ) -> Result<(V, u64)> {
         let t = table_state(self.state(), table.id, &table.name)?;
-        let row = t
-            .rows
-            .get(&Bytes::from(encode_key(key)?))
-            .ok_or_else(|| not_found(&table.name))?;
+        let row =
+            with_encoded_key(key, |k| t.rows.get(k))?.ok_or_else(|| not_found(&table.name))?;
         let v = decode_value(row.value).map_err(|e| schema_error(&table.name, e))?;
         Ok((v, row.version))
     }
@@ -109,9 +109,7 @@ pub trait Readable {
     /// The version of the row under `key`; 0 if there is none.
     fn version<K: Serialize, V>(&self, table: &Table<K, V>, key: &K) -> Result<u64> {
         let t = table_state(self.state(), table.id, &table.name)?;
-        Ok(t.rows
-            .get(&Bytes::from(encode_key(key)?))
-            .map_or(0, |r| r.version))
+        with_encoded_key(key, |k| t.rows.get(k).map_or(0, |r| r.version))
     }
 
     /// Whether a row exists under `key`.
@@ -132,11 +130,8 @@ pub trait Readable {
             .iter()
             .find(|ix| ix.name == index)
             .ok_or_else(|| Error::NotFound(format!("index {}.{index}", table.name)))?;
-        let pk = ix
-            .map
-            .get(&encode_key(value)?)
-            .ok_or_else(|| not_found(&table.name))?
-            .value;
+        let pk = with_encoded_key(value, |k| ix.map.get(k).map(|r| r.value))?
+            .ok_or_else(|| not_found(&table.name))?;
         let row = t.rows.get(pk).ok_or_else(|| not_found(&table.name))?;
         decode_row(&table.name, pk, row.value)
     }

@@ -367,13 +367,24 @@ impl Rows {
 
     /// Puts `row` under `key`; returns whether a row was there.
     pub fn insert(&mut self, key: Bytes, row: Row) -> bool {
+        self.insert_with(key, row, None)
+    }
+
+    /// [`insert`](Self::insert) when the caller has just looked the key up: `existed` says
+    /// whether a row was there, which spares a second search of the base.
+    pub fn insert_known(&mut self, key: Bytes, row: Row, existed: bool) {
+        self.insert_with(key, row, Some(existed));
+    }
+
+    fn insert_with(&mut self, key: Bytes, row: Row, known: Option<bool>) -> bool {
         if !self.seen.may_hold(&key) {
             Arc::make_mut(&mut self.seen).add(&key);
         }
-        let existed = match self.delta.insert(key.clone(), Some(row)) {
-            Some(Some(_)) => true,
-            Some(None) => false,
-            None => self.base.len() > 0 && self.base.find(&key).is_ok(),
+        let existed = match (self.delta.insert(key.clone(), Some(row)), known) {
+            (Some(Some(_)), _) => true,
+            (Some(None), _) => false,
+            (None, Some(existed)) => existed,
+            (None, None) => self.base.len() > 0 && self.base.find(&key).is_ok(),
         };
         if !existed {
             self.len += 1;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::codec::{decode_value, encode_key};
+use super::codec::{Bytes, decode_value, encode_key_bytes};
 use crate::error::Result;
 
-type UniqueFn<V> = Arc<dyn Fn(&V) -> Result<Vec<u8>> + Send + Sync>;
+type UniqueFn<V> = Arc<dyn Fn(&V) -> Result<Bytes> + Send + Sync>;
 type MigrateFn<V> = Arc<dyn Fn(&[u8]) -> std::result::Result<V, String> + Send + Sync>;
 
 /// A unique index: a name and the function that derives its key from a row's value.
@@ -78,7 +78,7 @@ where
     ) -> Self {
         self.uniques.push(Unique {
             name: name.into(),
-            key: Arc::new(move |v| encode_key(&key(v))),
+            key: Arc::new(move |v| encode_key_bytes(&key(v))),
         });
         self
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::codec::{Bytes, Op, decode_value, encode_key, encode_value};
+use super::codec::{Bytes, Op, decode_value, encode_key_bytes, encode_value_bytes};
 use super::read::{Readable, not_found, schema_error, table_state};
 use super::rows::{Base, Change, Row, RowRef, Rows};
 use super::state::{IndexState, State, TableState};
@@ -109,7 +109,15 @@ impl WriteTx {
         table: &Table<K, V>,
         key: &K,
     ) -> Result<V> {
-        let kb = Bytes::from(encode_key(key)?);
+        self.delete_encoded(table, encode_key_bytes(key)?)
+    }
+
+    /// [`delete`](Self::delete) by an encoded key.
+    pub(crate) fn delete_encoded<K, V: DeserializeOwned>(
+        &mut self,
+        table: &Table<K, V>,
+        kb: Bytes,
+    ) -> Result<V> {
         let t = table_state(&self.work, table.id, &table.name)?;
         let old = t.rows.get(&kb).ok_or_else(|| not_found(&table.name))?;
         let value: V = decode_value(old.value).map_err(|e| schema_error(&table.name, e))?;
@@ -154,8 +162,17 @@ impl WriteTx {
             .table_mut(table.id)
             .map_err(|_| Error::NotFound(format!("table {}", table.name)))?;
         let kb = Bytes::new(key);
-        let version = next_version(t.rows.get(&kb).map(|r| r.version), &table.name)?;
-        put_row(t, &mut self.ops, table.id, kb, Bytes::new(value), version);
+        let old = t.rows.get(&kb).map(|r| r.version);
+        let version = next_version(old, &table.name)?;
+        put_row(
+            t,
+            &mut self.ops,
+            table.id,
+            kb,
+            Bytes::new(value),
+            version,
+            old.is_some(),
+        );
         Ok(())
     }
 
@@ -182,82 +199,109 @@ impl WriteTx {
         value: &V,
         mode: Mode<'_, V>,
     ) -> Result<(bool, u64)> {
-        let kb = Bytes::from(encode_key(key)?);
+        let kb = encode_key_bytes(key)?;
+        let mut old_value = None;
+        let preserved;
+        let value = match mode {
+            Mode::Upsert => value,
+            Mode::IfAbsent | Mode::Expect(_) | Mode::Preserve(_) => {
+                let t = table_state(&self.work, table.id, &table.name)?;
+                let old_row = t.rows.get(&kb);
+                let found = old_row.map_or(0, |r| r.version);
+                match (mode, old_row) {
+                    (Mode::IfAbsent, Some(_)) => return Ok((false, found)),
+                    (Mode::Expect(expected), _) if expected != found => {
+                        return Err(Error::VersionMismatch { expected, found });
+                    }
+                    (Mode::Preserve(merge), Some(r)) => {
+                        let old: V =
+                            decode_value(r.value).map_err(|e| schema_error(&table.name, e))?;
+                        preserved = merge(&old);
+                        old_value = Some(old);
+                        &preserved
+                    }
+                    _ => value,
+                }
+            }
+        };
+        let new_keys = index_keys(table, value)?;
+        let vb = encode_value_bytes(value)?;
+        self.put_encoded(table, kb, vb, new_keys, old_value.as_ref())
+    }
+
+    /// Inserts or replaces a row given encoded: its key, its value and its unique-index keys
+    /// (`old`: the current row's value, if the caller decoded it already). Returns whether it
+    /// created the row, and the row's new version.
+    pub(crate) fn put_encoded<K, V: DeserializeOwned>(
+        &mut self,
+        table: &Table<K, V>,
+        kb: Bytes,
+        vb: Bytes,
+        new_keys: Vec<(usize, Bytes)>,
+        old: Option<&V>,
+    ) -> Result<(bool, u64)> {
         let t = table_state(&self.work, table.id, &table.name)?;
         let old_row = t.rows.get(&kb);
-        let old = old_row.map(|r| r.version);
-        let found = old.unwrap_or(0);
-        let old_value: Option<V> = match old_row {
-            Some(r) if !table.uniques.is_empty() || matches!(mode, Mode::Preserve(_)) => {
-                Some(decode_value(r.value).map_err(|e| schema_error(&table.name, e))?)
-            }
-            _ => None,
-        };
-        let preserved;
-        let value = match (&mode, &old_value) {
-            (Mode::IfAbsent, _) if old.is_some() => return Ok((false, found)),
-            (Mode::Expect(expected), _) => {
-                if *expected != found {
-                    return Err(Error::VersionMismatch {
-                        expected: *expected,
-                        found,
+        let version = next_version(old_row.map(|r| r.version), &table.name)?;
+        // Unique indexes: the new keys must not belong to another row. When every one already
+        // names this row, they are the old row's keys too (an index holds one key per row), so
+        // the old value need not be decoded and the indexes stay as they are.
+        let mut unchanged = old_row.is_some();
+        for (slot, uk) in &new_keys {
+            match t.indexes.get(*slot).and_then(|ix| ix.map.primary_key(uk)) {
+                Some(pk) if pk == kb.as_slice() => {}
+                Some(_) => {
+                    let index = t
+                        .indexes
+                        .get(*slot)
+                        .map_or_else(String::new, |ix| ix.name.clone());
+                    return Err(Error::Conflict {
+                        table: table.name.to_string(),
+                        index,
                     });
                 }
-                value
-            }
-            (Mode::Preserve(merge), Some(o)) => {
-                preserved = merge(o);
-                &preserved
-            }
-            _ => value,
-        };
-        let version = next_version(old, &table.name)?;
-        // Unique indexes: the new keys must not belong to another row.
-        let new_keys = index_keys(table, value)?;
-        for (slot, uk) in &new_keys {
-            let owner = t.indexes.get(*slot).and_then(|ix| ix.map.primary_key(uk));
-            if owner.is_some_and(|pk| pk != kb.as_slice()) {
-                let index = t
-                    .indexes
-                    .get(*slot)
-                    .map_or_else(String::new, |ix| ix.name.clone());
-                return Err(Error::Conflict {
-                    table: table.name.to_string(),
-                    index,
-                });
+                None => unchanged = false,
             }
         }
-        let old_keys = match &old_value {
-            Some(o) if !table.uniques.is_empty() => index_keys(table, o)?,
-            _ => Vec::new(),
+        let old_keys = match (old_row, old) {
+            _ if unchanged || table.uniques.is_empty() => Vec::new(),
+            (Some(_), Some(o)) => index_keys(table, o)?,
+            (Some(r), None) => {
+                let o: V = decode_value(r.value).map_err(|e| schema_error(&table.name, e))?;
+                index_keys(table, &o)?
+            }
+            (None, _) => Vec::new(),
         };
-        let vb = Bytes::from(encode_value(value)?);
+        let created = old_row.is_none();
         let t = self.work.table_mut(table.id).map_err(Error::NotFound)?;
-        // An index key the write does not change is left alone (it already names this row).
-        let holds = |keys: &[(usize, Bytes)], slot: usize, uk: &Bytes| {
-            keys.iter().any(|(s, k)| *s == slot && k == uk)
-        };
-        for (slot, uk) in &old_keys {
-            if !holds(&new_keys, *slot, uk) {
-                if let Some(ix) = t.indexes.get_mut(*slot) {
-                    ix.map.remove(uk);
+        if !unchanged {
+            // An index key the write does not change is left alone (it already names this row).
+            let holds = |keys: &[(usize, Bytes)], slot: usize, uk: &Bytes| {
+                keys.iter().any(|(s, k)| *s == slot && k == uk)
+            };
+            for (slot, uk) in &old_keys {
+                if !holds(&new_keys, *slot, uk) {
+                    if let Some(ix) = t.indexes.get_mut(*slot) {
+                        ix.map.remove(uk);
+                    }
+                }
+            }
+            for (slot, uk) in new_keys {
+                if holds(&old_keys, slot, &uk) {
+                    continue;
+                }
+                if let Some(ix) = t.indexes.get_mut(slot) {
+                    ix.map.insert_primary_key(uk, kb.clone());
                 }
             }
         }
-        for (slot, uk) in new_keys {
-            if holds(&old_keys, slot, &uk) {
-                continue;
-            }
-            if let Some(ix) = t.indexes.get_mut(slot) {
-                ix.map.insert_primary_key(uk, kb.clone());
-            }
-        }
-        put_row(t, &mut self.ops, table.id, kb, vb, version);
-        Ok((old.is_none(), version))
+        put_row(t, &mut self.ops, table.id, kb, vb, version, !created);
+        Ok((created, version))
     }
 }
 
-/// Inserts or replaces a row in the working state and logs the same change.
+/// Inserts or replaces a row in the working state and logs the same change (`existed`:
+/// whether the state has a row under `key`).
 fn put_row(
     t: &mut TableState,
     ops: &mut Vec<Op>,
@@ -265,14 +309,13 @@ fn put_row(
     key: Bytes,
     value: Bytes,
     version: u64,
+    existed: bool,
 ) {
-    t.rows.insert(
-        key.clone(),
-        Row {
-            value: value.clone(),
-            version,
-        },
-    );
+    let row = Row {
+        value: value.clone(),
+        version,
+    };
+    t.rows.insert_known(key.clone(), row, existed);
     ops.push(Op::Put {
         table,
         key,
@@ -297,7 +340,7 @@ pub(crate) fn index_keys<K, V>(table: &Table<K, V>, value: &V) -> Result<Vec<(us
         .uniques
         .iter()
         .enumerate()
-        .map(|(slot, u)| Ok((slot, Bytes::from((u.key)(value)?))))
+        .map(|(slot, u)| Ok((slot, (u.key)(value)?)))
         .collect()
 }
 
@@ -313,7 +356,7 @@ pub(crate) fn row_indexer<K, V: DeserializeOwned + 'static>(table: &Table<K, V>)
         uniques
             .iter()
             .enumerate()
-            .map(|(slot, u)| Ok((slot, Bytes::from((u.key)(&value)?))))
+            .map(|(slot, u)| Ok((slot, (u.key)(&value)?)))
             .collect()
     })
 }
@@ -562,8 +605,8 @@ mod tests {
             version: 1,
         };
         state.apply(&Op::CreateTable(meta)).unwrap();
-        let key = Bytes::from(encode_key(&1u32).unwrap());
-        let value = Bytes::from(encode_value(&7u32).unwrap());
+        let key = encode_key_bytes(&1u32).unwrap();
+        let value = encode_value_bytes(&7u32).unwrap();
         state
             .apply(&Op::Put {
                 table: 0,

@@ -11,10 +11,13 @@ use serde::de::DeserializeOwned;
 
 use super::dirty::{DirtySet, Mark};
 use crate::error::{Error, Result};
-use crate::store::{Store, Table, WriteTx};
+use crate::store::{
+    Bytes, Store, Table, WriteTx, encode_key_bytes, encode_value_bytes, index_keys,
+};
 
-/// Reads a key's current value from the application's memory; `None` if it is gone.
-type ReadFn<K, V> = Arc<dyn Fn(&K) -> Option<V> + Send + Sync>;
+/// Lends a key's current value from the application's memory to the callback it is given
+/// (not called if the key is gone).
+type VisitFn<K, V> = Arc<dyn Fn(&K, &mut dyn FnMut(&V)) + Send + Sync>;
 
 /// What one flush wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,28 +42,32 @@ trait Source: Send + Sync {
     fn drain(&self) -> Box<dyn Batch>;
 }
 
-/// The drained marks of one source, with the values read for them.
+/// The drained marks of one source, with the rows read for them.
 trait Batch {
     fn is_empty(&self) -> bool;
-    fn read_values(&mut self);
-    fn write_upserts(&self, tx: &mut WriteTx) -> Result<usize>;
-    fn write_deletes(&self, tx: &mut WriteTx) -> Result<usize>;
+    fn read_values(&mut self) -> Result<()>;
+    fn write_upserts(&mut self, tx: &mut WriteTx) -> Result<usize>;
+    fn write_deletes(&mut self, tx: &mut WriteTx) -> Result<usize>;
     fn merge_back(self: Box<Self>);
 }
 
 struct TypedSource<K, V> {
     table: Table<K, V>,
     dirty: Arc<DirtySet<K>>,
-    read: ReadFn<K, V>,
+    read: VisitFn<K, V>,
 }
+
+/// A row read for a flush, encoded as it was read (outside the store's write lock, and
+/// without keeping a copy of the application's value): key, value, unique-index keys.
+type EncodedRow = (Bytes, Bytes, Vec<(usize, Bytes)>);
 
 struct TypedBatch<K, V> {
     table: Table<K, V>,
     dirty: Arc<DirtySet<K>>,
-    read: ReadFn<K, V>,
+    read: VisitFn<K, V>,
     marks: HashMap<K, Mark>,
-    upserts: Vec<(K, V)>,
-    deletes: Vec<K>,
+    upserts: Vec<EncodedRow>,
+    deletes: Vec<Bytes>,
 }
 
 impl<K, V> Source for TypedSource<K, V>
@@ -97,38 +104,48 @@ where
         self.marks.is_empty()
     }
 
-    fn read_values(&mut self) {
+    fn read_values(&mut self) -> Result<()> {
+        let table = &self.table;
+        // In key order: the writes then walk the table's tree along one path after another
+        // instead of jumping around it, and the application's values are read in the order it
+        // most likely made them in (the marks come in hash order).
+        let mut keyed = Vec::with_capacity(self.marks.len());
         for (k, m) in &self.marks {
-            match m {
-                Mark::Upsert => match (self.read)(k) {
-                    Some(v) => self.upserts.push((k.clone(), v)),
-                    // Removed between the mark and the flush.
-                    None => self.deletes.push(k.clone()),
-                },
-                Mark::Delete => self.deletes.push(k.clone()),
+            keyed.push((encode_key_bytes(k)?, k, *m));
+        }
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (kb, k, m) in keyed {
+            let mut row = None;
+            if m == Mark::Upsert {
+                (self.read)(k, &mut |v: &V| {
+                    row =
+                        Some(encode_value_bytes(v).and_then(|vb| Ok((vb, index_keys(table, v)?))));
+                });
+            }
+            match row {
+                Some(r) => {
+                    let (vb, keys) = r?;
+                    self.upserts.push((kb, vb, keys));
+                }
+                // Marked deleted, or removed between the mark and the flush.
+                None => self.deletes.push(kb),
             }
         }
-        // In key order, the writes walk the table's tree along one path after another instead
-        // of jumping around it (the marks come in hash order).
-        let mut keyed: Vec<(Vec<u8>, (K, V))> = std::mem::take(&mut self.upserts)
-            .into_iter()
-            .map(|(k, v)| (crate::store::encode_key(&k).unwrap_or_default(), (k, v)))
-            .collect();
-        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        self.upserts = keyed.into_iter().map(|(_, kv)| kv).collect();
+        Ok(())
     }
 
-    fn write_upserts(&self, tx: &mut WriteTx) -> Result<usize> {
-        for (k, v) in &self.upserts {
-            tx.insert(&self.table, k, v)?;
+    fn write_upserts(&mut self, tx: &mut WriteTx) -> Result<usize> {
+        let n = self.upserts.len();
+        for (kb, vb, keys) in std::mem::take(&mut self.upserts) {
+            tx.put_encoded(&self.table, kb, vb, keys, None)?;
         }
-        Ok(self.upserts.len())
+        Ok(n)
     }
 
-    fn write_deletes(&self, tx: &mut WriteTx) -> Result<usize> {
+    fn write_deletes(&mut self, tx: &mut WriteTx) -> Result<usize> {
         let mut n = 0;
-        for k in &self.deletes {
-            match tx.delete(&self.table, k) {
+        for kb in std::mem::take(&mut self.deletes) {
+            match tx.delete_encoded(&self.table, kb) {
                 Ok(_) => n += 1,
                 Err(Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
@@ -175,10 +192,50 @@ impl Flusher {
     /// Adds a weak table: its dirty set, and `read`, which returns a key's current value from
     /// the application's memory (`None` if it was removed).
     pub fn source<K, V>(
-        mut self,
+        self,
         table: &Table<K, V>,
         dirty: Arc<DirtySet<K>>,
         read: impl Fn(&K) -> Option<V> + Send + Sync + 'static,
+    ) -> Self
+    where
+        K: Serialize + DeserializeOwned + Eq + Hash + Clone + Send + Sync + 'static,
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.source_borrowed(table, dirty, move |k, lend| {
+            if let Some(v) = read(k) {
+                lend(&v);
+            }
+        })
+    }
+
+    /// Like [`source`](Self::source), but `read(key, lend)` lends the current value instead of
+    /// returning a copy: it calls `lend(&value)` while it holds the value (not at all if the key
+    /// is gone), and the flush encodes the row there and then.
+    ///
+    /// ```
+    /// # use std::collections::HashMap;
+    /// # use std::sync::{Arc, Mutex};
+    /// # use statelog::{Store, StoreOptions, TableDef};
+    /// # use statelog::weak::{DirtySet, Flusher};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    /// let leases = store.table(TableDef::<u64, String>::new("leases")).unwrap();
+    /// let memory = Arc::new(Mutex::new(HashMap::from([(1u64, "node-a".to_string())])));
+    /// let dirty = Arc::new(DirtySet::new());
+    /// let m = memory.clone();
+    /// let flusher = Flusher::new(store.clone()).source_borrowed(&leases, dirty.clone(), move |k, lend| {
+    ///     if let Some(v) = m.lock().unwrap().get(k) {
+    ///         lend(v);
+    ///     }
+    /// });
+    /// dirty.mark_upsert(1);
+    /// assert_eq!(flusher.flush().unwrap().rows(), 1);
+    /// ```
+    pub fn source_borrowed<K, V>(
+        mut self,
+        table: &Table<K, V>,
+        dirty: Arc<DirtySet<K>>,
+        read: impl Fn(&K, &mut dyn FnMut(&V)) + Send + Sync + 'static,
     ) -> Self
     where
         K: Serialize + DeserializeOwned + Eq + Hash + Clone + Send + Sync + 'static,
@@ -225,8 +282,11 @@ impl Flusher {
         }
         // Values are read before the store's write lock is taken, so a reader callback that
         // takes the application's own locks cannot deadlock with a writer.
-        for b in &mut batches {
-            b.read_values();
+        if let Err(e) = batches.iter_mut().try_for_each(|b| b.read_values()) {
+            for b in batches {
+                b.merge_back();
+            }
+            return Err(e);
         }
         let names: Vec<String> = self
             .sources
@@ -234,13 +294,13 @@ impl Flusher {
             .map(|s| s.table_name().to_string())
             .collect();
         let written = self.store.write(|tx| {
-            for (b, name) in batches.iter().zip(&names) {
+            for (b, name) in batches.iter_mut().zip(&names) {
                 let n = b.write_upserts(tx)?;
                 if n > 0 {
                     report.upserts.insert(name.clone(), n);
                 }
             }
-            for (b, name) in batches.iter().zip(&names).rev() {
+            for (b, name) in batches.iter_mut().zip(&names).rev() {
                 let n = b.write_deletes(tx)?;
                 if n > 0 {
                     report.deletes.insert(name.clone(), n);
