@@ -1320,9 +1320,13 @@ fn main() {
             Arc::new(Mutex::new((0..WEAK_ROWS).map(|i| (i, row(i))).collect()));
         let dirty = Arc::new(DirtySet::<u64>::new());
         let m = memory.clone();
-        let flusher = Flusher::new(weak.clone()).source(&t, dirty.clone(), move |k| {
-            m.lock().unwrap().get(k).cloned()
-        });
+        // The flush borrows each value under the application's lock (no copy of the row).
+        let flusher =
+            Flusher::new(weak.clone()).source_borrowed(&t, dirty.clone(), move |k, lend| {
+                if let Some(v) = m.lock().unwrap().get(k) {
+                    lend(v);
+                }
+            });
         // A first flush fills the table; the measured one rewrites every row, changed.
         for i in 0..WEAK_ROWS {
             dirty.mark_upsert(i);

@@ -74,8 +74,13 @@ fn main() {
     let memory: Arc<Mutex<HashMap<u64, NodeDynamic>>> =
         Arc::new(Mutex::new((0..ROWS).map(|i| (i, row(i))).collect()));
     let m = memory.clone();
+    // The flush borrows each value under the application's lock (no copy of the row).
     let flusher =
-        Flusher::new(weak.clone()).source(&table, dirty.clone(), move |k| m.lock().get(k).cloned());
+        Flusher::new(weak.clone()).source_borrowed(&table, dirty.clone(), move |k, lend| {
+            if let Some(v) = m.lock().get(k) {
+                lend(v);
+            }
+        });
     // A first flush fills the table; the measured one rewrites every row.
     flusher.flush().unwrap();
     for i in 0..ROWS {
