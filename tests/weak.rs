@@ -332,30 +332,37 @@ fn borrowed_sources_write_lent_values_and_delete_the_rest() {
                     lend(s);
                 }
             });
-        for i in 0..100u64 {
+        for i in 0..3000u64 {
             values.lock().insert(i, format!("v{i}"));
             dirty.mark_upsert(i);
         }
         let r = flusher.flush().unwrap();
-        assert_eq!(r.upserts.get("t"), Some(&100));
-        // Renames keep the unique index right; 10..20 vanish from memory; 20..30 are deleted.
-        for i in 0..10u64 {
+        assert_eq!(r.upserts.get("t"), Some(&3000));
+        // Renames keep the unique index right (enough rows for the flush to merge them into the
+        // table's base); 1500..1600 vanish from memory; 1600..1700 are deleted.
+        for i in 0..1500u64 {
             values.lock().insert(i, format!("w{i}"));
             dirty.mark_upsert(i);
         }
-        for i in 10..20u64 {
+        for i in 1500..1600u64 {
             values.lock().remove(&i);
             dirty.mark_upsert(i);
         }
-        for i in 20..30u64 {
+        for i in 1600..1700u64 {
             values.lock().remove(&i);
             dirty.mark_delete(i);
         }
         let r = flusher.flush().unwrap();
         assert_eq!(
             (r.upserts.get("t"), r.deletes.get("t")),
-            (Some(&10), Some(&20))
+            (Some(&1500), Some(&200))
         );
+        // Read back before the restart too.
+        let snap = weak.read();
+        let stored: HashMap<u64, String> = snap.list(&t).unwrap().into_iter().collect();
+        assert_eq!(stored, *values.lock());
+        assert_eq!(snap.get_by(&t, "v", &"w3".to_string()).unwrap().0, 3);
+        assert!(snap.get_by(&t, "v", &"v3".to_string()).is_err());
         weak.close().unwrap();
     }
     let weak = Store::open(dir.path(), StoreOptions::default()).unwrap();
@@ -371,9 +378,10 @@ fn borrowed_sources_write_lent_values_and_delete_the_rest() {
         Err(Error::NotFound(_))
     ));
     assert!(matches!(
-        snap.get_by(&t, "v", &"v15".to_string()),
+        snap.get_by(&t, "v", &"v1550".to_string()),
         Err(Error::NotFound(_))
     ));
+    assert_eq!(snap.get_by(&t, "v", &"v2000".to_string()).unwrap().0, 2000);
 }
 
 /// TestEngine_ConcurrentMarkAndFlush, strengthened to check values; and the hazard of the

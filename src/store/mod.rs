@@ -16,7 +16,7 @@ mod table;
 mod txn;
 
 pub(crate) use codec::{Bytes, encode_key, encode_key_bytes, encode_value_bytes};
-pub(crate) use txn::index_keys;
+pub(crate) use txn::{EncodedRow, index_keys};
 
 /// Whether `b` decodes as a store transaction (for verification).
 pub(crate) fn decode_transaction(b: &[u8]) -> Result<(), String> {

@@ -282,6 +282,9 @@ pub struct Rows {
     seen: Arc<DeltaKeys>,
 }
 
+/// Rows a sorted run needs before [`Rows::put_sorted`] merges it into a new base.
+const MERGE_RUN_MIN: usize = 1024;
+
 /// Bits of the delta's key filter.
 const FILTER_WORDS: usize = 1024;
 
@@ -482,6 +485,47 @@ impl Rows {
         }
     }
 
+    /// Puts `run`, rows in strictly increasing key order. A run that is large next to the
+    /// table is merged with the table's rows into a new base (one copy of every row instead of
+    /// a tree insert per row); any other goes into the delta row by row.
+    pub fn put_sorted(&mut self, run: Vec<(Bytes, Row)>) {
+        self.put_sorted_from(run, MERGE_RUN_MIN);
+    }
+
+    /// [`put_sorted`](Self::put_sorted), merging runs of at least `min` rows.
+    fn put_sorted_from(&mut self, run: Vec<(Bytes, Row)>, min: usize) {
+        let sorted = run.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0));
+        if !sorted || run.len() < min || run.len().saturating_mul(4) < self.len {
+            for (key, row) in run {
+                self.insert(key, row);
+            }
+            return;
+        }
+        let mut table = self.iter().peekable();
+        let mut run = run.iter().peekable();
+        let merged = std::iter::from_fn(move || {
+            let order = match (table.peek(), run.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(t), Some((k, _))) => t.key.cmp(k.as_slice()),
+            };
+            if order == Ordering::Less {
+                return table.next();
+            }
+            if order == Ordering::Equal {
+                table.next(); // replaced by the run's row
+            }
+            run.next().map(|(k, r)| RowRef {
+                key: k,
+                value: &r.value,
+                version: r.version,
+            })
+        });
+        let base = Base::collect(merged);
+        *self = Rows::from_base(base);
+    }
+
     /// The same rows with the delta folded into a new base (one copy of every row).
     pub fn compacted(&self) -> Rows {
         if self.delta.is_empty() {
@@ -622,6 +666,59 @@ mod tests {
                         .collect();
                     prop_assert_eq!(got, want);
                 }
+            }
+        }
+    }
+
+    proptest! {
+        /// A sorted run put on any base and delta, merged into a new base or (small, or not
+        /// sorted) inserted row by row, gives the rows an insert of each would.
+        #[test]
+        fn sorted_runs_put_like_inserts(
+            base in proptest::collection::btree_map(proptest::collection::vec(0u8..4, 0..4), 0u8..9, 0..24),
+            ops in proptest::collection::vec((proptest::collection::vec(0u8..4, 0..4), proptest::option::of(0u8..9)), 0..20),
+            run in proptest::collection::btree_map(proptest::collection::vec(0u8..4, 0..4), 0u8..9, 0..24),
+            min in 0usize..30,
+            shuffle in any::<bool>(),
+        ) {
+            let mut data = Vec::new();
+            let mut ranges = Vec::new();
+            for (k, v) in &base {
+                let ka = data.len();
+                data.extend_from_slice(k);
+                let va = data.len();
+                data.push(*v);
+                ranges.push((ka, k.len(), va, 1, 1));
+            }
+            let mut rows = Rows::from_base(Base::from_ranges(data.into(), ranges).unwrap());
+            for (k, v) in &ops {
+                match v {
+                    Some(v) => {
+                        rows.insert(Bytes::new(k), row(*v, 2));
+                    }
+                    None => {
+                        rows.remove(k);
+                    }
+                }
+            }
+            let mut want = rows.clone();
+            let mut items: Vec<(Bytes, Row)> =
+                run.iter().map(|(k, v)| (Bytes::new(k), row(*v, 3))).collect();
+            if shuffle {
+                items.reverse();
+            }
+            for (k, r) in &items {
+                want.insert(k.clone(), r.clone());
+            }
+            rows.put_sorted_from(items, min);
+            prop_assert_eq!(rows.len(), want.len());
+            let got: Vec<(Vec<u8>, u8, u64)> =
+                rows.iter().map(|r| (r.key.to_vec(), r.value[0], r.version)).collect();
+            let expected: Vec<(Vec<u8>, u8, u64)> =
+                want.iter().map(|r| (r.key.to_vec(), r.value[0], r.version)).collect();
+            prop_assert_eq!(got, expected);
+            for k in run.keys().chain(base.keys()) {
+                prop_assert_eq!(rows.get(k).map(|r| r.value[0]), want.get(k).map(|r| r.value[0]));
             }
         }
     }

@@ -27,6 +27,9 @@ impl Readable for WriteTx {
     }
 }
 
+/// A row encoded for a write: key, value, and its unique-index keys with their slots.
+pub(crate) type EncodedRow = (Bytes, Bytes, Vec<(usize, Bytes)>);
+
 /// How a write treats an existing row.
 enum Mode<'a, V> {
     /// Replace it.
@@ -240,6 +243,38 @@ impl WriteTx {
         new_keys: Vec<(usize, Bytes)>,
         old: Option<&V>,
     ) -> Result<(bool, u64)> {
+        self.put_encoded_into(table, kb, vb, new_keys, old, None)
+    }
+
+    /// Puts encoded rows (key, value, unique-index keys) in strictly increasing key order,
+    /// each as [`put_encoded`](Self::put_encoded) would, with the rows themselves put at the
+    /// end in one sorted run (merged into a new base when large). On an error the rows
+    /// before it are partly applied: the transaction must not commit.
+    pub(crate) fn put_encoded_sorted<K, V: DeserializeOwned>(
+        &mut self,
+        table: &Table<K, V>,
+        rows: Vec<EncodedRow>,
+    ) -> Result<()> {
+        let mut run = Vec::with_capacity(rows.len());
+        for (kb, vb, keys) in rows {
+            self.put_encoded_into(table, kb, vb, keys, None, Some(&mut run))?;
+        }
+        let t = self.work.table_mut(table.id).map_err(Error::NotFound)?;
+        t.rows.put_sorted(run);
+        Ok(())
+    }
+
+    /// [`put_encoded`](Self::put_encoded); with `run`, the row goes there instead of into
+    /// the table (the caller puts the run).
+    fn put_encoded_into<K, V: DeserializeOwned>(
+        &mut self,
+        table: &Table<K, V>,
+        kb: Bytes,
+        vb: Bytes,
+        new_keys: Vec<(usize, Bytes)>,
+        old: Option<&V>,
+        run: Option<&mut Vec<(Bytes, Row)>>,
+    ) -> Result<(bool, u64)> {
         let t = table_state(&self.work, table.id, &table.name)?;
         let old_row = t.rows.get(&kb);
         let version = next_version(old_row.map(|r| r.version), &table.name)?;
@@ -295,7 +330,22 @@ impl WriteTx {
                 }
             }
         }
-        put_row(t, &mut self.ops, table.id, kb, vb, version, !created);
+        match run {
+            Some(run) => {
+                let row = Row {
+                    value: vb.clone(),
+                    version,
+                };
+                run.push((kb.clone(), row));
+                self.ops.push(Op::Put {
+                    table: table.id,
+                    key: kb,
+                    value: vb,
+                    version,
+                });
+            }
+            None => put_row(t, &mut self.ops, table.id, kb, vb, version, !created),
+        }
         Ok((created, version))
     }
 }

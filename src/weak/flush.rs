@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use super::dirty::{DirtySet, Mark};
 use crate::error::{Error, Result};
 use crate::store::{
-    Bytes, Store, Table, WriteTx, encode_key_bytes, encode_value_bytes, index_keys,
+    Bytes, EncodedRow, Store, Table, WriteTx, encode_key_bytes, encode_value_bytes, index_keys,
 };
 
 /// Lends a key's current value from the application's memory to the callback it is given
@@ -56,10 +56,6 @@ struct TypedSource<K, V> {
     dirty: Arc<DirtySet<K>>,
     read: VisitFn<K, V>,
 }
-
-/// A row read for a flush, encoded as it was read (outside the store's write lock, and
-/// without keeping a copy of the application's value): key, value, unique-index keys.
-type EncodedRow = (Bytes, Bytes, Vec<(usize, Bytes)>);
 
 struct TypedBatch<K, V> {
     table: Table<K, V>,
@@ -136,9 +132,7 @@ where
 
     fn write_upserts(&mut self, tx: &mut WriteTx) -> Result<usize> {
         let n = self.upserts.len();
-        for (kb, vb, keys) in std::mem::take(&mut self.upserts) {
-            tx.put_encoded(&self.table, kb, vb, keys, None)?;
-        }
+        tx.put_encoded_sorted(&self.table, std::mem::take(&mut self.upserts))?;
         Ok(n)
     }
 
