@@ -61,6 +61,19 @@ fn median_of(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// The median time in ms of `f(1)` ... `f(runs)`.
+fn median_ms(runs: u64, mut f: impl FnMut(u64)) -> f64 {
+    median_of(
+        (1..=runs)
+            .map(|v| {
+                let t0 = Instant::now();
+                f(v);
+                t0.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    )
+}
+
 struct Rng(u64);
 impl Rng {
     fn below(&mut self, n: u64) -> u64 {
@@ -1361,15 +1374,7 @@ fn main() {
             let db = wp.join(format!("weak-{sync}.sqlite"));
             let c = open_sqlite(&db, sync);
             sqlite_bulk(&c, 0..WEAK_ROWS, WEAK_ROWS, 0);
-            sqlite[k] = median_of(
-                (1..=WEAK_RUNS)
-                    .map(|v| {
-                        let t0 = Instant::now();
-                        sqlite_bulk(&c, 0..WEAK_ROWS, WEAK_ROWS, v);
-                        t0.elapsed().as_secs_f64() * 1e3
-                    })
-                    .collect(),
-            );
+            sqlite[k] = median_ms(WEAK_RUNS, |v| sqlite_bulk(&c, 0..WEAK_ROWS, WEAK_ROWS, v));
             drop(c);
             remove_sqlite(&db);
         }
@@ -1377,15 +1382,7 @@ fn main() {
         let path = wp.join("weak.redb");
         let db = open_redb(&path);
         redb_bulk(&db, 0..WEAK_ROWS, WEAK_ROWS, 0);
-        let redb_ms = median_of(
-            (1..=WEAK_RUNS)
-                .map(|v| {
-                    let t0 = Instant::now();
-                    redb_bulk(&db, 0..WEAK_ROWS, WEAK_ROWS, v);
-                    t0.elapsed().as_secs_f64() * 1e3
-                })
-                .collect(),
-        );
+        let redb_ms = median_ms(WEAK_RUNS, |v| redb_bulk(&db, 0..WEAK_ROWS, WEAK_ROWS, v));
         drop(db);
         let _ = std::fs::remove_file(&path);
         report.add(

@@ -229,25 +229,11 @@ impl WriteTx {
         };
         let new_keys = index_keys(table, value)?;
         let vb = encode_value_bytes(value)?;
-        self.put_encoded(table, kb, vb, new_keys, old_value.as_ref())
-    }
-
-    /// Inserts or replaces a row given encoded: its key, its value and its unique-index keys
-    /// (`old`: the current row's value, if the caller decoded it already). Returns whether it
-    /// created the row, and the row's new version.
-    pub(crate) fn put_encoded<K, V: DeserializeOwned>(
-        &mut self,
-        table: &Table<K, V>,
-        kb: Bytes,
-        vb: Bytes,
-        new_keys: Vec<(usize, Bytes)>,
-        old: Option<&V>,
-    ) -> Result<(bool, u64)> {
-        self.put_encoded_into(table, kb, vb, new_keys, old, None)
+        self.put_encoded(table, kb, vb, new_keys, old_value.as_ref(), None)
     }
 
     /// Puts encoded rows (key, value, unique-index keys) in strictly increasing key order,
-    /// each as [`put_encoded`](Self::put_encoded) would, with the rows themselves put at the
+    /// each as a single write would, with the rows themselves put at the
     /// end in one sorted run (merged into a new base when large). On an error the rows
     /// before it are partly applied: the transaction must not commit.
     pub(crate) fn put_encoded_sorted<K, V: DeserializeOwned>(
@@ -257,16 +243,18 @@ impl WriteTx {
     ) -> Result<()> {
         let mut run = Vec::with_capacity(rows.len());
         for (kb, vb, keys) in rows {
-            self.put_encoded_into(table, kb, vb, keys, None, Some(&mut run))?;
+            self.put_encoded(table, kb, vb, keys, None, Some(&mut run))?;
         }
         let t = self.work.table_mut(table.id).map_err(Error::NotFound)?;
         t.rows.put_sorted(run);
         Ok(())
     }
 
-    /// [`put_encoded`](Self::put_encoded); with `run`, the row goes there instead of into
-    /// the table (the caller puts the run).
-    fn put_encoded_into<K, V: DeserializeOwned>(
+    /// Inserts or replaces a row given encoded: its key, its value and its unique-index keys
+    /// (`old`: the current row's value, if the caller decoded it already). Returns whether it
+    /// created the row, and the row's new version. With `run`, the row goes there instead of
+    /// into the table (the caller puts the run).
+    fn put_encoded<K, V: DeserializeOwned>(
         &mut self,
         table: &Table<K, V>,
         kb: Bytes,
