@@ -6,6 +6,7 @@
 use std::cmp::Ordering;
 use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as MemoryOrder};
 
 use imbl::OrdMap;
 
@@ -278,45 +279,74 @@ pub struct Rows {
     delta: OrdMap<Bytes, Option<Row>>,
     len: usize,
     /// A bit per hash of every key ever put in the delta: a get whose bit is clear skips the
-    /// delta's tree (most gets, while the delta is small next to the base).
+    /// delta's tree (most gets, while the delta is small next to the base). Shared by every
+    /// state built on this base (see [`DeltaKeys`]).
     seen: Arc<DeltaKeys>,
 }
 
 /// Rows a sorted run needs before [`Rows::put_sorted`] merges it into a new base.
 const MERGE_RUN_MIN: usize = 1024;
 
-/// Bits of the delta's key filter.
-const FILTER_WORDS: usize = 1024;
+/// Keys a delta's filter is sized for, over a base of `base_len` rows: half the base, and
+/// 4,096 more. A delta is folded into a new base at the next compaction (and on open, once
+/// larger than an eighth of the base); under the default compaction policy (a snapshot once
+/// the updates outweigh the last one) an epoch's updates rarely change more keys than that.
+fn filter_keys(base_len: usize) -> usize {
+    base_len / 2 + 4096
+}
 
-/// The key filter of a delta (64 Ki bits; never has false negatives).
-#[derive(Debug, Clone)]
-struct DeltaKeys([u64; FILTER_WORDS]);
+/// Filter bits per key at the filter's capacity (one hash: at that many keys, a get on a key
+/// outside the delta looks in the tree for nothing about once in 16; fewer keys, less often).
+const FILTER_BITS_PER_KEY: usize = 16;
+
+/// The key filter of a delta: never a false negative. Bits are only ever set, never cleared,
+/// so every state built on one base shares one filter: a state sees at most bits of keys
+/// that later (or abandoned) transactions added, which only cost a look in the tree. The
+/// writer sets a key's bit before the state holding the key is published, and publication
+/// orders the two for readers.
+#[derive(Debug)]
+struct DeltaKeys(Box<[AtomicU64]>);
 
 impl Default for DeltaKeys {
     fn default() -> Self {
-        DeltaKeys([0; FILTER_WORDS])
+        DeltaKeys::for_base(0)
     }
-}
-
-/// The filter word and bit of `key` (FNV-1a).
-fn filter_bit(key: &[u8]) -> (usize, u64) {
-    let h = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let bit = (h ^ (h >> 29)) as usize % (FILTER_WORDS * 64);
-    (bit / 64, 1u64 << (bit % 64))
 }
 
 impl DeltaKeys {
-    fn may_hold(&self, key: &[u8]) -> bool {
-        let (w, m) = filter_bit(key);
-        self.0.get(w).is_some_and(|x| x & m != 0)
+    /// A filter for the delta over a base of `base_len` rows.
+    fn for_base(base_len: usize) -> DeltaKeys {
+        let words = filter_keys(base_len).saturating_mul(FILTER_BITS_PER_KEY) / 64;
+        DeltaKeys((0..words.max(1)).map(|_| AtomicU64::new(0)).collect())
     }
 
-    fn add(&mut self, key: &[u8]) {
-        let (w, m) = filter_bit(key);
-        if let Some(x) = self.0.get_mut(w) {
-            *x |= m;
+    /// The word and bit of `key`: FNV-1a, finished with a multiply-xorshift so every bit
+    /// depends on every byte, then mapped onto the bits by a multiply (no modulo).
+    fn bit(&self, key: &[u8]) -> (usize, u64) {
+        let mut h = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        let bits = self.0.len() as u64 * 64;
+        let bit = ((u128::from(h) * u128::from(bits)) >> 64) as usize;
+        (bit / 64, 1u64 << (bit % 64))
+    }
+
+    fn may_hold(&self, key: &[u8]) -> bool {
+        let (w, m) = self.bit(key);
+        self.0
+            .get(w)
+            .is_some_and(|x| x.load(MemoryOrder::Relaxed) & m != 0)
+    }
+
+    fn add(&self, key: &[u8]) {
+        let (w, m) = self.bit(key);
+        if let Some(x) = self.0.get(w)
+            && x.load(MemoryOrder::Relaxed) & m == 0
+        {
+            x.fetch_or(m, MemoryOrder::Relaxed);
         }
     }
 }
@@ -326,9 +356,9 @@ impl Rows {
     pub fn from_base(base: Base) -> Rows {
         Rows {
             len: base.len(),
+            seen: Arc::new(DeltaKeys::for_base(base.len())),
             base: Arc::new(base),
             delta: OrdMap::new(),
-            seen: Arc::default(),
         }
     }
 
@@ -380,9 +410,7 @@ impl Rows {
     }
 
     fn insert_with(&mut self, key: Bytes, row: Row, known: Option<bool>) -> bool {
-        if !self.seen.may_hold(&key) {
-            Arc::make_mut(&mut self.seen).add(&key);
-        }
+        self.seen.add(&key);
         let existed = match (self.delta.insert(key.clone(), Some(row)), known) {
             (Some(Some(_)), _) => true,
             (Some(None), _) => false,
@@ -400,9 +428,7 @@ impl Rows {
         let in_base = self.base.len() > 0 && self.base.find(key).is_ok();
         let existed = if in_base {
             // A tombstone hides the base row.
-            if !self.seen.may_hold(key) {
-                Arc::make_mut(&mut self.seen).add(key);
-            }
+            self.seen.add(key);
             !matches!(self.delta.insert(Bytes::new(key), None), Some(None))
         } else {
             matches!(self.delta.remove(key), Some(Some(_)))
