@@ -495,6 +495,43 @@ fn restore3_cold(engine: &str, path: &Path, keep: usize, rows: usize) -> Option<
     runs.get(1).copied()
 }
 
+/// `gets` point gets of uniform random ids below `n`, decoded into rows, from statelog (one
+/// snapshot), SQLite (one connection, a prepared statement) and redb (one read transaction):
+/// each engine's gets per second.
+fn point_gets(
+    n: u64,
+    gets: usize,
+    store: &Store,
+    t: &Table<u64, Row>,
+    conn: &Connection,
+    rdb: &Database,
+) -> (f64, f64, f64) {
+    let snap = store.read();
+    let mut rng = Rng(1);
+    let t0 = Instant::now();
+    for _ in 0..gets {
+        let id = rng.below(n);
+        black_box(snap.get(t, &id).unwrap());
+    }
+    let ours = per_sec(gets, t0.elapsed());
+    let mut rng = Rng(1);
+    let t0 = Instant::now();
+    for _ in 0..gets {
+        black_box(sqlite_get(conn, rng.below(n)));
+    }
+    let theirs = per_sec(gets, t0.elapsed());
+    let rtx = rdb.begin_read().unwrap();
+    let rt = rtx.open_table(REDB_ROWS).unwrap();
+    let mut rng = Rng(1);
+    let t0 = Instant::now();
+    for _ in 0..gets {
+        let v = rt.get(rng.below(n)).unwrap().unwrap();
+        black_box(decode(v.value()));
+    }
+    let redb_gets = per_sec(gets, t0.elapsed());
+    (ours, theirs, redb_gets)
+}
+
 fn percentile(sorted: &[Duration], p: usize) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -894,7 +931,7 @@ fn main() {
     // SQLite WAL synchronous FULL and NORMAL (NORMAL: the WAL is fsynced only at
     // checkpoints, so commits are not durable when they return) and redb Immediate.
     for threads in [1u64, 8] {
-        let per: u64 = if threads == 1 { 2000 } else { 500 };
+        let per: u64 = 2000;
         let total = (threads * per) as usize;
         progress(&format!("strong commits, {threads} thread(s): statelog"));
         let d = wp.join(format!("strong{threads}"));
@@ -1032,29 +1069,7 @@ fn main() {
     let mut rdb = Database::create(&redb_path).unwrap();
     let gets = 500_000;
     progress("point gets");
-    let snap = store.read();
-    let mut rng = Rng(1);
-    let t0 = Instant::now();
-    for _ in 0..gets {
-        let id = rng.below(n);
-        black_box(snap.get(&t, &id).unwrap());
-    }
-    let ours = per_sec(gets, t0.elapsed());
-    let mut rng = Rng(1);
-    let t0 = Instant::now();
-    for _ in 0..gets {
-        black_box(sqlite_get(&conn, rng.below(n)));
-    }
-    let theirs = per_sec(gets, t0.elapsed());
-    let rtx = rdb.begin_read().unwrap();
-    let rt = rtx.open_table(REDB_ROWS).unwrap();
-    let mut rng = Rng(1);
-    let t0 = Instant::now();
-    for _ in 0..gets {
-        let v = rt.get(rng.below(n)).unwrap().unwrap();
-        black_box(decode(v.value()));
-    }
-    let redb_gets = per_sec(gets, t0.elapsed());
+    let (ours, theirs, redb_gets) = point_gets(n, gets, &store, &t, &conn, &rdb);
     report.add(
         "point gets (uniform random ids, decoded), /s",
         0,
@@ -1066,6 +1081,9 @@ fn main() {
     // Range scans of 100 rows.
     progress("range scans");
     let scans = 20_000;
+    let snap = store.read();
+    let rtx = rdb.begin_read().unwrap();
+    let rt = rtx.open_table(REDB_ROWS).unwrap();
     let mut rng = Rng(2);
     let t0 = Instant::now();
     for _ in 0..scans {
@@ -1184,6 +1202,23 @@ fn main() {
         };
         let (alone, _) = mixed_phase(mixed_secs, &reader, None::<&NoWriter>);
         let ours = mixed_phase(mixed_secs, &reader, Some(&writer));
+        // The machine's floor: the same readers beside a loop of 100-byte appends, each
+        // fdatasynced, with no store at all (the cost of a thread that only syncs).
+        progress("mixed: statelog readers beside a raw fdatasync loop");
+        let raw_path = wp.join("mixed-fdatasync.bin");
+        let raw = |ready: &Barrier, stop: &AtomicBool| {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&raw_path)
+                .unwrap();
+            write_until(n, ready, stop, |_, _| {
+                f.write_all(&[0x5a; 100]).unwrap();
+                f.sync_data().unwrap();
+            })
+        };
+        let floor = mixed_phase(mixed_secs, &reader, Some(&raw));
+        std::fs::remove_file(&raw_path).unwrap();
 
         progress("mixed: SQLite");
         let reader = |i: u64, ready: &Barrier, stop: &AtomicBool| {
@@ -1220,7 +1255,33 @@ fn main() {
             [Some(ours), Some(full), Some(normal), Some(redb_with)],
             &mut report,
         );
+        report.add(
+            "  statelog's readers beside a raw fdatasync loop, fraction of alone",
+            2,
+            Better::Neither,
+            cn(
+                floor.0 / alone,
+                &format!(
+                    "{} fdatasyncs/s",
+                    fmt_num(floor.1.len() as f64 / mixed_secs, 0)
+                ),
+            ),
+            [na(), na(), na()],
+        );
     }
+
+    // The same point gets after the mixed workload's updates: statelog's changes since the
+    // last compaction are a tree over the base (a key filter spares most gets the tree);
+    // SQLite's are pages in its WAL (checkpointed every 1,000 pages); redb's are in place.
+    progress("point gets after the mixed workload's updates");
+    let (ours, theirs, redb_gets) = point_gets(n, gets, &store, &t, &conn, &rdb);
+    report.add(
+        "point gets after the mixed workload's updates (not compacted), /s",
+        0,
+        Better::Higher,
+        c(ours),
+        [na(), c(theirs), c(redb_gets)],
+    );
 
     // Compact, then open + restore in a child process (time and memory, issue 8 workload 7):
     // statelog's open; SQLite's and redb's open + every row read into a Vec<Row>.
