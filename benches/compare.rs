@@ -1283,6 +1283,34 @@ fn main() {
         [na(), c(theirs), c(redb_gets)],
     );
 
+    // Gets as changes pile up between compactions (statelog only): 250,000 more single-row
+    // updates of random ids, buffered, then the same point gets.
+    progress("statelog: 250,000 single-row updates, then point gets");
+    let mut rng = Rng(3);
+    for i in 0..250_000u64 {
+        let id = rng.below(n);
+        store
+            .write_with(Durability::Buffered, |tx| {
+                tx.insert(&t, &id, &row_v(id, i + 2))
+            })
+            .unwrap();
+    }
+    let snap = store.read();
+    let mut rng = Rng(1);
+    let t0 = Instant::now();
+    for _ in 0..gets {
+        black_box(snap.get(&t, &rng.below(n)).unwrap());
+    }
+    let ours = per_sec(gets, t0.elapsed());
+    drop(snap);
+    report.add(
+        "  statelog after 250,000 more single-row updates (not compacted), /s",
+        0,
+        Better::Neither,
+        c(ours),
+        [na(), na(), na()],
+    );
+
     // Compact, then open + restore in a child process (time and memory, issue 8 workload 7):
     // statelog's open; SQLite's and redb's open + every row read into a Vec<Row>.
     progress("compacting");
