@@ -238,7 +238,13 @@ fn salvage_skips_a_damaged_update() {
 fn torn_tail_is_cut_by_default_and_refused_when_strict() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (log, _) = EpochLog::open(fs(), dir.path(), Options::default()).unwrap();
+        // No space reserved ahead of the data, so the file ends where the data does and
+        // cutting its last bytes tears the last entry.
+        let unreserved = Options {
+            reserve_bytes: 0,
+            ..Options::default()
+        };
+        let (log, _) = EpochLog::open(fs(), dir.path(), unreserved).unwrap();
         log.append(b"kept", Durability::Strong).unwrap();
         log.append(&[7u8; 3000], Durability::Strong).unwrap();
     }
@@ -862,4 +868,64 @@ fn retention_keeps_young_epochs_by_age() {
     log.snapshot(b"s").unwrap();
     let ids: Vec<u64> = log.epochs().unwrap().iter().map(|e| e.id).collect();
     assert_eq!(ids, vec![7]);
+}
+
+/// The end of the data of a log file (the end of its last complete entry) and its length.
+fn data_end_and_len(path: &Path) -> (u64, u64) {
+    let len = std::fs::metadata(path).unwrap().len();
+    let mut r = statelog::frame::LogReader::open(&FsBackend::new(), path, false).unwrap();
+    let end = r.last_entry_before(len).unwrap().map_or(0, |e| e.end);
+    (end, len)
+}
+
+/// Space reserved ahead of the active segment's data is given back before the SEAL (a sealed
+/// segment, which readers may map, ends at its data) and on close; a log dropped without
+/// closing keeps it until the next open cuts the zeros (nothing set aside, nothing lost).
+#[test]
+fn reserved_space_is_given_back_at_seal_and_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || Options {
+        segment_bytes: 16 << 10,
+        ..Options::default()
+    };
+    let mut want = Vec::new();
+    {
+        let (log, _) = EpochLog::open(fs(), dir.path(), opts()).unwrap();
+        for i in 0..100u32 {
+            let p = vec![(i % 251) as u8; 400];
+            log.append(&p, Durability::Strong).unwrap();
+            want.push(p);
+        }
+    }
+    let segs = names(dir.path(), ".seg");
+    assert!(segs.len() >= 3, "{segs:?}");
+    for (i, name) in segs.iter().enumerate() {
+        let (end, len) = data_end_and_len(&dir.path().join(name));
+        if i + 1 < segs.len() {
+            assert_eq!(end, len, "sealed segment {name}");
+        } else {
+            assert!(
+                len > end,
+                "the active segment keeps its reserve: {len} > {end}"
+            );
+        }
+    }
+    let (log, r) = EpochLog::open(fs(), dir.path(), opts()).unwrap();
+    let cut = r
+        .report
+        .torn_tail
+        .clone()
+        .expect("the reserved zeros are cut");
+    assert!(cut.zeroed && cut.saved_to.is_none());
+    assert_eq!(updates(r), want);
+    log.append(b"more", Durability::Strong).unwrap();
+    want.push(b"more".to_vec());
+    log.close().unwrap();
+    drop(log);
+    let last = dir.path().join(names(dir.path(), ".seg").last().unwrap());
+    let (end, len) = data_end_and_len(&last);
+    assert_eq!(end, len, "closed: the active segment ends at its data");
+    let (_, r) = EpochLog::open(fs(), dir.path(), opts()).unwrap();
+    assert!(r.report.torn_tail.is_none());
+    assert_eq!(updates(r), want);
 }

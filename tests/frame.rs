@@ -291,6 +291,96 @@ fn end_is_sticky_and_tailing_sees_each_entry_once() {
     assert!(r.next_entry().unwrap().is_none());
 }
 
+/// Space reserved ahead of the data: the file is longer than the data, a reader following
+/// the file sees each entry once as it fills the space (and half an entry never), a torn
+/// entry inside the space is cut on reopen like any torn tail while the zeros after the data
+/// are cut without a side file, and `trim` gives the space back.
+#[test]
+fn reserved_space_reads_as_the_end_and_is_given_back() {
+    let dir = tmp();
+    let be = FsBackend::new();
+    let path = dir.path().join("a.log");
+    let mut w = LogWriter::create(&be, &path, &opts(1024)).unwrap();
+    w.set_write_buffer(0);
+    w.set_reserve_step(8192);
+    let mut r = LogReader::open(&be, &path, false).unwrap();
+    let mut want = Vec::new();
+    for i in 0..40u8 {
+        let p = payload(usize::from(i), 50 + usize::from(i) * 10);
+        w.append(&p).unwrap();
+        want.push(p);
+        // The file was extended a step at a time, past the data.
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(
+            len >= w.end() && len % 8192 == 0,
+            "{len} for data ending at {}",
+            w.end()
+        );
+        assert_eq!(
+            r.next_entry().unwrap().unwrap().payload,
+            want.last().unwrap().as_slice()
+        );
+        assert!(r.next_entry().unwrap().is_none());
+        assert!(r.tail().is_none());
+    }
+    // Half an entry written into the reserved space is not returned; the whole one is.
+    let big = payload(99, 2500);
+    w.set_write_buffer(usize::MAX);
+    let pos = w.append(&big).unwrap();
+    let img = {
+        let mut w2 = LogWriter::create(&be, &dir.path().join("img.log"), &opts(1024)).unwrap();
+        for p in &want {
+            w2.append(p).unwrap();
+        }
+        w2.append(&big).unwrap();
+        w2.sync().unwrap();
+        std::fs::read(dir.path().join("img.log")).unwrap()
+    };
+    let handle = w.handle();
+    let mid = (pos.start + pos.end) / 2;
+    handle
+        .write_at(&img[pos.start as usize..mid as usize], pos.start)
+        .unwrap();
+    assert!(r.next_entry().unwrap().is_none(), "half an entry");
+    // A crash now: the half entry is a torn tail, cut (and saved) on reopen; the entries
+    // before it and nothing else survive.
+    let copy = dir.path().join("crashed.log");
+    std::fs::copy(&path, &copy).unwrap();
+    let (cw, cut) = LogWriter::open(&be, &copy, TailPolicy::TolerateTorn).unwrap();
+    let cut = cut.unwrap();
+    assert_eq!(cut.offset, pos.start);
+    assert!(!cut.zeroed && cut.saved_to.is_some());
+    assert_eq!(std::fs::metadata(&copy).unwrap().len(), pos.start);
+    drop(cw);
+    handle
+        .write_at(&img[mid as usize..pos.end as usize], mid)
+        .unwrap();
+    assert_eq!(r.next_entry().unwrap().unwrap().payload, big.as_slice());
+    want.push(big);
+    w.sync().unwrap();
+    drop(w);
+    // Reopened: only zeros follow the data; they are cut without a side file.
+    let (mut w, cut) = LogWriter::open(&be, &path, TailPolicy::Strict).unwrap();
+    let cut = cut.unwrap();
+    assert!(cut.zeroed && cut.saved_to.is_none() && cut.offset == pos.end);
+    w.set_reserve_step(8192);
+    w.append(b"after").unwrap();
+    w.sync().unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() > w.end());
+    w.trim().unwrap();
+    w.append(b"last").unwrap();
+    w.sync().unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), w.end());
+    want.push(b"after".to_vec());
+    want.push(b"last".to_vec());
+    drop(w);
+    let mut r = LogReader::open(&be, &path, true).unwrap();
+    let out = drain(&mut r);
+    assert!(out.error.is_none() && out.tail.is_none());
+    let got: Vec<_> = out.entries.into_iter().map(|(_, p)| p).collect();
+    assert_eq!(got, want);
+}
+
 fn cut_file(path: &Path, len: u64) {
     std::fs::OpenOptions::new()
         .write(true)

@@ -115,6 +115,9 @@ impl fmt::Debug for Clock {
     }
 }
 
+/// Default of [`Options::reserve_bytes`].
+const DEFAULT_RESERVE_BYTES: u64 = 1 << 20;
+
 /// Settings of an epoch log.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -134,6 +137,11 @@ pub struct Options {
     pub block_size: u32,
     /// Bytes buffered before a write (buffered appends).
     pub write_buffer: usize,
+    /// File space the active segment reserves at a time ahead of its data (0: none). Syncs
+    /// of data written into reserved space need not make a new file length durable each
+    /// time; on ext4 that makes a small strong commit's fdatasync about 1.5x faster. The
+    /// space is given back when the segment is sealed or the log closed.
+    pub reserve_bytes: u64,
     /// The time source for epoch creation times and retention.
     pub clock: Clock,
 }
@@ -148,6 +156,7 @@ impl Default for Options {
             segment_bytes: 64 << 20,
             block_size: DEFAULT_BLOCK_SIZE,
             write_buffer: DEFAULT_WRITE_BUFFER,
+            reserve_bytes: DEFAULT_RESERVE_BYTES,
             clock: Clock::default(),
         }
     }
@@ -329,6 +338,7 @@ impl EpochLog {
         let newest_path = segs.seg(current.newest);
         let (mut writer, cut) = LogWriter::open(&*backend, &newest_path, policy)?;
         writer.set_write_buffer(options.write_buffer);
+        writer.set_reserve_step(options.reserve_bytes);
         report.torn_tail = cut;
         let (high_epoch, high_segment) = current.newest_head.high_marks();
         // Segments given up by a fallback may have started epochs (at most one each) and used
@@ -712,8 +722,11 @@ impl EpochLog {
             return Ok(()); // already sealed
         }
         let epoch = g.epoch;
-        // Sync first, so the seal's sync mark proves everything before it was durable.
+        // Sync first, so the seal's sync mark proves everything before it was durable. The
+        // reserved space goes first: once the SEAL is there, readers may map the file, and
+        // a mapped file must never shrink.
         g.writer.sync()?;
+        g.writer.trim()?;
         g.writer.append(&encode_seal(epoch))?;
         g.writer.sync()?;
         g.durable = g.durable.max(g.end());
@@ -874,8 +887,10 @@ impl EpochLog {
             return Ok(()); // sealed and synced; nothing may follow the seal
         }
         let epoch = g.epoch;
-        // Sync first, so the close entry's sync mark proves the last batch was durable.
+        // Sync first, so the close entry's sync mark proves the last batch was durable; the
+        // reserved space is given back, so a closed store's files end at their data.
         g.writer.sync()?;
+        g.writer.trim()?;
         g.writer.append(&encode_close(epoch))?;
         g.writer.sync()?;
         Ok(())
@@ -956,6 +971,7 @@ fn start_segment(dir: &SegmentDir, options: &Options, seq: u64, first: &[u8]) ->
     writer.sync()?;
     dir.backend.rename(&tmp, &path).map_err(io_at(&tmp))?;
     writer.set_path(&path);
+    writer.set_reserve_step(options.reserve_bytes);
     Ok(writer)
 }
 

@@ -34,7 +34,8 @@ pub struct EpochInfo {
     pub segment: u64,
     /// The epoch this one was started from (its snapshot's back-pointer), if any.
     pub prev: Option<u64>,
-    /// Bytes of the epoch's segments on disk.
+    /// Bytes of the epoch's segments on disk (for a live log's active segment, with the
+    /// space reserved ahead of its data).
     pub size: u64,
 }
 

@@ -47,8 +47,9 @@ struct Stuck {
     resume: Option<u64>,
 }
 
-/// Reads entries forward. The end of the file is sticky: after `Ok(None)`, `next_entry` returns
-/// `None` again until the file grows, and then returns each new entry exactly once.
+/// Reads entries forward. The end of the data is sticky: after `Ok(None)`, `next_entry` returns
+/// `None` again until more is written (the file grows, or entries fill space a writer reserved
+/// ahead of its data), and then returns each new entry exactly once.
 ///
 /// Damage with no later proof of a sync (a torn tail) ends reading quietly and is reported by
 /// [`tail`](Self::tail), or is an error in [strict](Self::set_strict) mode. Damage that a later
@@ -66,6 +67,11 @@ pub struct LogReader {
     stuck: Option<Stuck>,
     /// (entry start, file length) whose tail was already classified as not corrupt.
     quiet_tail: Option<(u64, u64)>,
+    /// (offset, file length): everything from the offset to that length was zero when last
+    /// looked at. While the length stays, a reader past the offset that finds no complete
+    /// entry has met a writer at work in that space, not damage, and does not read the rest
+    /// of the space again (a writer reserves space ahead of its data).
+    zero_tail: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for LogReader {
@@ -95,6 +101,7 @@ impl LogReader {
             tail: None,
             stuck: None,
             quiet_tail: None,
+            zero_tail: None,
         })
     }
 
@@ -171,7 +178,10 @@ impl LogReader {
         let len = self.scan.file_len().map_err(|e| self.io(e))?;
         // An entry that seems to run past the end may only have a damaged length field, so
         // incomplete entries are classified like bad ones.
-        let class = if self.quiet_tail == Some((start, len)) {
+        let known_zero = self
+            .zero_tail
+            .is_some_and(|(from, zero_len)| zero_len == len && from <= start);
+        let class = if known_zero || self.quiet_tail == Some((start, len)) {
             None
         } else {
             let class = self
@@ -191,6 +201,7 @@ impl LogReader {
             Some(TailClass::Zero) => {
                 self.tail = None;
                 self.quiet_tail = Some((start, len));
+                self.zero_tail = Some((start, len));
             }
             Some(TailClass::Torn { entries_after }) => {
                 self.tail = (len > start).then(|| TailDamage {
