@@ -77,6 +77,9 @@ pub struct CutTail {
     pub saved_to: Option<PathBuf>,
 }
 
+/// The least a writer reserves at a time ahead of its data (or its whole step, if smaller).
+const MIN_RESERVE: u64 = 64 * 1024;
+
 /// Default bytes buffered in memory before they are written to the file.
 pub const DEFAULT_WRITE_BUFFER: usize = 256 * 1024;
 
@@ -220,7 +223,8 @@ impl LogWriter {
         self.buffer_limit = bytes;
     }
 
-    /// Reserves file space `step` bytes at a time ahead of the data (0: never). A sync of
+    /// Reserves file space ahead of the data, up to `step` bytes at a time (0: never): as
+    /// much as the file holds, at least 64 KiB, at most `step`. A sync of
     /// data written into reserved space need not make a new file length durable each time,
     /// which makes it faster on common file systems. The reserved bytes read as zeros, which
     /// readers take for the end of the data (FORMAT.md §5.3); [`trim`](Self::trim) gives them
@@ -350,9 +354,13 @@ impl LogWriter {
         }
         let upto = self.flushed + self.buf.len() as u64;
         if self.reserve_step > 0 && upto > self.reserved {
+            // A small file reserves little (as much as it holds, at least 64 KiB), a large
+            // one up to a whole step: short-lived files cost little, busy ones extend rarely.
+            let step = self.reserve_step.min(upto.max(MIN_RESERVE));
             let want = upto
-                .div_ceil(self.reserve_step)
-                .saturating_mul(self.reserve_step);
+                .saturating_add(step)
+                .div_ceil(4096)
+                .saturating_mul(4096);
             match self.handle.preallocate(want) {
                 Ok(()) => self.reserved = want,
                 // Reserving is an optimization: the write below decides whether data is lost.
