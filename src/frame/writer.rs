@@ -238,12 +238,18 @@ impl LogWriter {
     pub fn trim(&mut self) -> Result<()> {
         self.flush()?;
         self.reserve_step = 0;
-        if self.reserved > self.end {
+        // The file's own length, not only what this writer reserved: a reservation that
+        // failed may still have extended it.
+        let len = match self.handle.len() {
+            Ok(len) => len,
+            Err(e) => return Err(self.poison(e)),
+        };
+        if len > self.end {
             if let Err(e) = self.handle.set_len(self.end) {
                 return Err(self.poison(e));
             }
-            self.reserved = self.end;
         }
+        self.reserved = self.end;
         Ok(())
     }
 
