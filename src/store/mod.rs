@@ -7,6 +7,7 @@ mod checkpoint;
 mod codec;
 mod compress;
 mod db;
+mod directory;
 mod follower;
 mod named_lock;
 mod read;

@@ -5,12 +5,13 @@
 
 use std::cmp::Ordering;
 use std::ops::Bound;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as MemoryOrder};
+use std::sync::{Arc, OnceLock};
 
 use imbl::OrdMap;
 
 use super::codec::Bytes;
+use super::directory::{Directory, key_hash};
 
 /// A row: its encoded value and its version (bumped by one on every write).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +64,14 @@ pub struct Base {
     /// The key prefix of every `FENCE`-th slot: a search narrows to one stretch of slots in
     /// this small array (it stays in cache) before it touches the slots.
     fences: Vec<u64>,
+    /// Exact-key lookups by hash: set once built (inline for a small base, on a background
+    /// thread for a large one, so an open or a compaction does not wait for it); until then
+    /// lookups search the slots. Holds `None` for a base too small to need one.
+    directory: OnceLock<Option<Directory>>,
 }
+
+/// Bases of at least this many rows build their directory on a background thread.
+const BACKGROUND_DIRECTORY_ROWS: usize = 1 << 16;
 
 /// Slots between fences.
 const FENCE: usize = 32;
@@ -86,6 +94,46 @@ fn prefix_of(key: &[u8]) -> u64 {
 }
 
 impl Base {
+    /// A base of `slots` over `data`, with its fences; its directory is built by
+    /// [`Base::shared`].
+    fn new(data: Arc<Vec<u8>>, slots: Vec<Slot>) -> Base {
+        Base {
+            fences: fences_of(&slots),
+            directory: OnceLock::new(),
+            data,
+            slots,
+        }
+    }
+
+    /// The base, shared, with its directory built: inline when small, else on a background
+    /// thread (lookups search the slots until it is set; if no thread can be started, they
+    /// always do).
+    fn shared(self) -> Arc<Base> {
+        let base = Arc::new(self);
+        if base.len() < BACKGROUND_DIRECTORY_ROWS {
+            base.build_directory();
+        } else {
+            let b = Arc::clone(&base);
+            let _ = std::thread::Builder::new()
+                .name("statelog-directory".into())
+                .spawn(move || b.build_directory());
+        }
+        base
+    }
+
+    fn build_directory(&self) {
+        let hash = |i: usize| {
+            self.slots.get(i).map_or(0, |s| {
+                let key = self
+                    .data
+                    .get(s.key_at..s.key_at + s.key_len as usize)
+                    .unwrap_or_default();
+                key_hash(s.prefix, key)
+            })
+        };
+        let _ = self.directory.set(Directory::build(self.slots.len(), hash));
+    }
+
     /// Rows whose keys and values are ranges of `data`; `rows` holds (key start, key length,
     /// value start, value length, version) in strictly increasing key order. Ranges outside
     /// `data` or out of order are refused.
@@ -123,11 +171,7 @@ impl Base {
                 version,
             })
             .collect();
-        Base {
-            data,
-            fences: fences_of(&slots),
-            slots,
-        }
+        Base::new(data, slots)
     }
 
     fn len(&self) -> usize {
@@ -159,6 +203,25 @@ impl Base {
             Some(_) => self.key(i).cmp(key),
             None => Ordering::Greater,
         }
+    }
+
+    /// The index of `key`, if the base holds it: by the directory when there is one.
+    fn lookup(&self, key: &[u8]) -> Option<usize> {
+        let Some(Some(directory)) = self.directory.get() else {
+            return self.find(key).ok();
+        };
+        let prefix = prefix_of(key);
+        directory.find(key_hash(prefix, key), |i| self.holds_at(i, key, prefix))
+    }
+
+    /// Whether slot `i` holds `key` (whose prefix is `prefix`): a key of up to 8 bytes is
+    /// its prefix and length, a longer one is compared byte by byte.
+    fn holds_at(&self, i: usize, key: &[u8], prefix: u64) -> bool {
+        self.slots.get(i).is_some_and(|s| {
+            s.prefix == prefix
+                && s.key_len as usize == key.len()
+                && (key.len() <= 8 || self.key(i) == key)
+        })
     }
 
     /// The index of `key`, or where it would go.
@@ -263,11 +326,7 @@ impl BaseBuilder {
 
     /// The base.
     pub fn finish(self) -> Base {
-        Base {
-            data: self.data,
-            fences: fences_of(&self.slots),
-            slots: self.slots,
-        }
+        Base::new(self.data, self.slots)
     }
 }
 
@@ -357,7 +416,7 @@ impl Rows {
         Rows {
             len: base.len(),
             seen: Arc::new(DeltaKeys::for_base(base.len())),
-            base: Arc::new(base),
+            base: base.shared(),
             delta: OrdMap::new(),
         }
     }
@@ -380,7 +439,7 @@ impl Rows {
     /// The row under `key`.
     pub fn get(&self, key: &[u8]) -> Option<RowRef<'_>> {
         if self.delta.is_empty() || !self.seen.may_hold(key) {
-            return self.base.find(key).ok().and_then(|i| self.base.row(i));
+            return self.base.lookup(key).and_then(|i| self.base.row(i));
         }
         match self.delta.get_key_value(key) {
             Some((k, Some(r))) => Some(RowRef {
@@ -389,7 +448,7 @@ impl Rows {
                 version: r.version,
             }),
             Some((_, None)) => None,
-            None => self.base.find(key).ok().and_then(|i| self.base.row(i)),
+            None => self.base.lookup(key).and_then(|i| self.base.row(i)),
         }
     }
 
@@ -415,7 +474,7 @@ impl Rows {
             (Some(Some(_)), _) => true,
             (Some(None), _) => false,
             (None, Some(existed)) => existed,
-            (None, None) => self.base.len() > 0 && self.base.find(&key).is_ok(),
+            (None, None) => self.base.len() > 0 && self.base.lookup(&key).is_some(),
         };
         if !existed {
             self.len += 1;
@@ -425,7 +484,7 @@ impl Rows {
 
     /// Removes the row under `key`; returns whether there was one.
     pub fn remove(&mut self, key: &[u8]) -> bool {
-        let in_base = self.base.len() > 0 && self.base.find(key).is_ok();
+        let in_base = self.base.len() > 0 && self.base.lookup(key).is_some();
         let existed = if in_base {
             // A tombstone hides the base row.
             self.seen.add(key);
@@ -471,7 +530,7 @@ impl Rows {
     pub fn changes(&self) -> impl Iterator<Item = Change<'_>> + '_ {
         self.delta.iter().map(|(k, now)| Change {
             key: k,
-            before: self.base.find(k).ok().and_then(|i| self.base.row(i)),
+            before: self.base.lookup(k).and_then(|i| self.base.row(i)),
             now: now.as_ref().map(|r| RowRef {
                 key: k,
                 value: &r.value,
@@ -772,12 +831,15 @@ mod tests {
             ranges.push((data.len(), k.len(), 0, 0, 1));
             data.extend_from_slice(k);
         }
-        let base = Base::from_ranges(Arc::new(data), ranges).unwrap();
+        let base = Base::from_ranges(Arc::new(data), ranges).unwrap().shared();
         assert!(base.fences.len() > 10);
+        assert!(matches!(base.directory.get(), Some(Some(_))));
         for (i, k) in keys.iter().enumerate() {
             assert_eq!(base.find(k), Ok(i), "{k:?}");
+            assert_eq!(base.lookup(k), Some(i), "{k:?}");
             let mut absent = k.clone();
             absent.push(0); // just after k
+            assert_eq!(base.lookup(&absent), None, "{absent:?}");
             assert_eq!(
                 base.find(&absent),
                 keys.binary_search(&absent),
@@ -801,6 +863,69 @@ mod tests {
         ] {
             assert_eq!(base.find(&probe), keys.binary_search(&probe), "{probe:?}");
         }
+    }
+
+    proptest! {
+        /// A base large enough to have a directory: exact lookups find every key (short keys
+        /// compared by prefix and length, long ones by their bytes) and nothing else.
+        #[test]
+        fn directory_lookups_match_a_search(
+            keys in proptest::collection::btree_set(proptest::collection::vec(0u8..3, 0..20), 64..400),
+            probes in proptest::collection::vec(proptest::collection::vec(0u8..3, 0..20), 0..200),
+        ) {
+            let keys: Vec<Vec<u8>> = keys.into_iter().collect();
+            let mut data = Vec::new();
+            let mut ranges = Vec::new();
+            for k in &keys {
+                ranges.push((data.len(), k.len(), 0, 0, 1));
+                data.extend_from_slice(k);
+            }
+            let base = Base::from_ranges(Arc::new(data), ranges).unwrap().shared();
+            prop_assert!(matches!(base.directory.get(), Some(Some(_))));
+            for (i, k) in keys.iter().enumerate() {
+                prop_assert_eq!(base.lookup(k), Some(i));
+            }
+            for p in &probes {
+                prop_assert_eq!(base.lookup(p), keys.binary_search(p).ok());
+            }
+        }
+    }
+
+    /// A large base builds its directory on a background thread: lookups give the same
+    /// answers while it is being built (by searching) and once it is set.
+    #[test]
+    #[allow(clippy::big_endian_bytes, reason = "keys must sort as the numbers do")]
+    fn large_bases_answer_alike_before_and_after_their_directory() {
+        let n = BACKGROUND_DIRECTORY_ROWS + 4000;
+        let mut data = Vec::new();
+        let mut ranges = Vec::new();
+        for i in 0..n as u64 {
+            // 12-byte keys: the bytes past the prefix decide.
+            let k = [&[0u8; 4][..], &(i * 2).to_be_bytes()].concat();
+            ranges.push((data.len(), k.len(), 0, 0, 1));
+            data.extend_from_slice(&k);
+        }
+        let key = |i: u64| [&[0u8; 4][..], &i.to_be_bytes()].concat();
+        let base = Base::from_ranges(Arc::new(data), ranges).unwrap().shared();
+        let check = |base: &Base| {
+            for i in (0..n as u64).step_by(997) {
+                assert_eq!(base.lookup(&key(i * 2)), Some(i as usize));
+                assert_eq!(base.lookup(&key(i * 2 + 1)), None);
+                // A slot holds only its own key, also among keys of one prefix and length.
+                let (own, other) = (key(i * 2), key(i * 2 + 1));
+                assert!(base.holds_at(i as usize, &own, prefix_of(&own)));
+                assert!(!base.holds_at(i as usize, &other, prefix_of(&other)));
+                assert!(!base.holds_at(i as usize, &own[..8], prefix_of(&own)));
+            }
+        };
+        check(&base);
+        let t0 = std::time::Instant::now();
+        while base.directory.get().is_none() {
+            assert!(t0.elapsed().as_secs() < 60, "directory never built");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(matches!(base.directory.get(), Some(Some(_))));
+        check(&base);
     }
 
     #[test]
