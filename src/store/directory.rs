@@ -5,7 +5,7 @@
 /// Open addressing with linear probing, at most half full. Each entry holds a slot index + 1
 /// (0: empty) in its low bits and, in the bits the index does not need, a tag of the key's
 /// hash, so a probe seldom reads a slot of another key.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Directory {
     entries: Box<[u32]>,
     /// Bits of an entry that hold the slot index + 1.

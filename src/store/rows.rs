@@ -808,6 +808,17 @@ mod tests {
         }
     }
 
+    /// A shared base of `keys` (sorted, distinct) with empty values.
+    fn base_of(keys: &[Vec<u8>]) -> Arc<Base> {
+        let mut data = Vec::new();
+        let mut ranges = Vec::new();
+        for k in keys {
+            ranges.push((data.len(), k.len(), 0, 0, 1));
+            data.extend_from_slice(k);
+        }
+        Base::from_ranges(Arc::new(data), ranges).unwrap().shared()
+    }
+
     /// Many rows, with runs of equal 8-byte prefixes that cross fences: every key is found, and
     /// every absent key's place is the one a plain search gives.
     #[test]
@@ -825,13 +836,7 @@ mod tests {
         }
         keys.sort();
         keys.dedup();
-        let mut data = Vec::new();
-        let mut ranges = Vec::new();
-        for k in &keys {
-            ranges.push((data.len(), k.len(), 0, 0, 1));
-            data.extend_from_slice(k);
-        }
-        let base = Base::from_ranges(Arc::new(data), ranges).unwrap().shared();
+        let base = base_of(&keys);
         assert!(base.fences.len() > 10);
         assert!(matches!(base.directory.get(), Some(Some(_))));
         for (i, k) in keys.iter().enumerate() {
@@ -874,13 +879,7 @@ mod tests {
             probes in proptest::collection::vec(proptest::collection::vec(0u8..3, 0..20), 0..200),
         ) {
             let keys: Vec<Vec<u8>> = keys.into_iter().collect();
-            let mut data = Vec::new();
-            let mut ranges = Vec::new();
-            for k in &keys {
-                ranges.push((data.len(), k.len(), 0, 0, 1));
-                data.extend_from_slice(k);
-            }
-            let base = Base::from_ranges(Arc::new(data), ranges).unwrap().shared();
+            let base = base_of(&keys);
             prop_assert!(matches!(base.directory.get(), Some(Some(_))));
             for (i, k) in keys.iter().enumerate() {
                 prop_assert_eq!(base.lookup(k), Some(i));
@@ -897,16 +896,10 @@ mod tests {
     #[allow(clippy::big_endian_bytes, reason = "keys must sort as the numbers do")]
     fn large_bases_answer_alike_before_and_after_their_directory() {
         let n = BACKGROUND_DIRECTORY_ROWS + 4000;
-        let mut data = Vec::new();
-        let mut ranges = Vec::new();
-        for i in 0..n as u64 {
-            // 12-byte keys: the bytes past the prefix decide.
-            let k = [&[0u8; 4][..], &(i * 2).to_be_bytes()].concat();
-            ranges.push((data.len(), k.len(), 0, 0, 1));
-            data.extend_from_slice(&k);
-        }
+        // 12-byte keys: the bytes past the prefix decide.
         let key = |i: u64| [&[0u8; 4][..], &i.to_be_bytes()].concat();
-        let base = Base::from_ranges(Arc::new(data), ranges).unwrap().shared();
+        let keys: Vec<Vec<u8>> = (0..n as u64).map(|i| key(i * 2)).collect();
+        let base = base_of(&keys);
         let check = |base: &Base| {
             for i in (0..n as u64).step_by(997) {
                 assert_eq!(base.lookup(&key(i * 2)), Some(i as usize));
