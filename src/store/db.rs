@@ -151,6 +151,7 @@ pub(super) fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostR
         for op in &ops {
             state.apply(op).map_err(|_| bad(&updates))?;
         }
+        state.seal();
         state.seq += 1;
     }
     Ok((state, updates.lost().to_vec()))
@@ -301,6 +302,7 @@ impl Store {
     ) -> Result<Position> {
         let bytes = encode_tx(ops)?;
         let pos = self.shared.log.append(&bytes, Durability::Buffered)?;
+        work.seal();
         work.seq = w.head.seq + 1;
         work.generation = w.head.generation + 1;
         let state = Arc::new(work);
@@ -592,6 +594,7 @@ impl Store {
             registered.retain(|i| i.table != id);
             registered.push(indexes);
         }
+        work.seal();
         work.generation = w.head.generation + 1;
         let state = Arc::new(work);
         w.head = state.clone();

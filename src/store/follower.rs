@@ -200,6 +200,7 @@ impl Follower {
     /// Publishes the head state, with its derived view; if the view fails, the previous state
     /// stays published and the error is kept for [`view_error`](Self::view_error).
     fn publish(&self, c: &mut Cursor) {
+        c.head.seal();
         c.head.generation += 1;
         let mut state = c.head.clone();
         if let Some(view) = &self.shared.view {

@@ -2,6 +2,7 @@
 //! written by compaction (FORMAT.md §12).
 
 mod backup;
+mod base;
 mod changes;
 mod checkpoint;
 mod codec;
@@ -14,6 +15,7 @@ mod read;
 mod rows;
 mod state;
 mod table;
+mod tail;
 mod txn;
 
 pub(crate) use codec::{Bytes, encode_key, encode_key_bytes, encode_value_bytes};

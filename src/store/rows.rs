@@ -5,13 +5,14 @@
 
 use std::cmp::Ordering;
 use std::ops::Bound;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as MemoryOrder};
-use std::sync::{Arc, OnceLock};
 
 use imbl::OrdMap;
 
+use super::base::Base;
 use super::codec::Bytes;
-use super::directory::{Directory, key_hash};
+use super::tail::Tail;
 
 /// A row: its encoded value and its version (bumped by one on every write).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,297 +45,21 @@ pub struct Change<'a> {
     pub now: Option<RowRef<'a>>,
 }
 
-/// Where one base row's bytes are.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    /// The key's first 8 bytes, big-endian, zero-padded: most comparisons end here.
-    prefix: u64,
-    key_at: usize,
-    value_at: usize,
-    key_len: u32,
-    value_len: u32,
-    version: u64,
-}
-
-/// Sorted rows in one shared buffer.
-#[derive(Debug, Default)]
-pub struct Base {
-    data: Arc<Vec<u8>>,
-    slots: Vec<Slot>,
-    /// The key prefix of every `FENCE`-th slot: a search narrows to one stretch of slots in
-    /// this small array (it stays in cache) before it touches the slots.
-    fences: Vec<u64>,
-    /// Exact-key lookups by hash: set once built (inline for a small base, on a background
-    /// thread for a large one, so an open or a compaction does not wait for it); until then
-    /// lookups search the slots. Holds `None` for a base too small to need one.
-    directory: OnceLock<Option<Directory>>,
-}
-
-/// Bases of at least this many rows build their directory on a background thread.
-const BACKGROUND_DIRECTORY_ROWS: usize = 1 << 16;
-
-/// Slots between fences.
-const FENCE: usize = 32;
-
-fn fences_of(slots: &[Slot]) -> Vec<u64> {
-    slots.iter().step_by(FENCE).map(|s| s.prefix).collect()
-}
-
-#[allow(
-    clippy::big_endian_bytes,
-    reason = "key order is byte order: the prefix must compare as the bytes do"
-)]
-fn prefix_of(key: &[u8]) -> u64 {
-    let mut p = [0u8; 8];
-    let n = key.len().min(8);
-    if let (Some(dst), Some(src)) = (p.get_mut(..n), key.get(..n)) {
-        dst.copy_from_slice(src);
-    }
-    u64::from_be_bytes(p)
-}
-
-impl Base {
-    /// A base of `slots` over `data`, with its fences; its directory is built by
-    /// [`Base::shared`].
-    fn new(data: Arc<Vec<u8>>, slots: Vec<Slot>) -> Base {
-        Base {
-            fences: fences_of(&slots),
-            directory: OnceLock::new(),
-            data,
-            slots,
-        }
-    }
-
-    /// The base, shared, with its directory built: inline when small, else on a background
-    /// thread (lookups search the slots until it is set; if no thread can be started, they
-    /// always do).
-    fn shared(self) -> Arc<Base> {
-        let base = Arc::new(self);
-        if base.len() < BACKGROUND_DIRECTORY_ROWS {
-            base.build_directory();
-        } else {
-            let b = Arc::clone(&base);
-            let _ = std::thread::Builder::new()
-                .name("statelog-directory".into())
-                .spawn(move || b.build_directory());
-        }
-        base
-    }
-
-    fn build_directory(&self) {
-        let hash = |i: usize| {
-            self.slots.get(i).map_or(0, |s| {
-                let key = self
-                    .data
-                    .get(s.key_at..s.key_at + s.key_len as usize)
-                    .unwrap_or_default();
-                key_hash(s.prefix, key)
-            })
-        };
-        let _ = self.directory.set(Directory::build(self.slots.len(), hash));
-    }
-
-    /// Rows whose keys and values are ranges of `data`; `rows` holds (key start, key length,
-    /// value start, value length, version) in strictly increasing key order. Ranges outside
-    /// `data` or out of order are refused.
-    pub fn from_ranges(
-        data: Arc<Vec<u8>>,
-        rows: impl IntoIterator<Item = (usize, usize, usize, usize, u64)>,
-    ) -> Result<Base, String> {
-        let mut b = BaseBuilder::new(data, 0);
-        for (key_at, key_len, value_at, value_len, version) in rows {
-            b.push(key_at, key_len, value_at, value_len, version)?;
-        }
-        Ok(b.finish())
-    }
-
-    /// Rows copied from an ordered iterator into a new buffer.
-    fn collect<'a>(rows: impl Iterator<Item = RowRef<'a>>) -> Base {
-        let mut data = Vec::new();
-        let mut ranges = Vec::new();
-        for r in rows {
-            let key_at = data.len();
-            data.extend_from_slice(r.key);
-            let value_at = data.len();
-            data.extend_from_slice(r.value);
-            ranges.push((key_at, r.key.len(), value_at, r.value.len(), r.version));
-        }
-        let data = Arc::new(data);
-        let slots: Vec<Slot> = ranges
-            .into_iter()
-            .map(|(key_at, key_len, value_at, value_len, version)| Slot {
-                prefix: prefix_of(data.get(key_at..key_at + key_len).unwrap_or_default()),
-                key_at,
-                value_at,
-                key_len: key_len as u32,
-                value_len: value_len as u32,
-                version,
-            })
-            .collect();
-        Base::new(data, slots)
-    }
-
-    fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    fn row(&self, i: usize) -> Option<RowRef<'_>> {
-        let s = self.slots.get(i)?;
-        Some(RowRef {
-            key: self
-                .data
-                .get(s.key_at..s.key_at + s.key_len as usize)
-                .unwrap_or_default(),
-            value: self
-                .data
-                .get(s.value_at..s.value_at + s.value_len as usize)
-                .unwrap_or_default(),
-            version: s.version,
-        })
-    }
-
-    fn key(&self, i: usize) -> &[u8] {
-        self.row(i).map_or(&[], |r| r.key)
-    }
-
-    fn compare(&self, i: usize, key: &[u8], prefix: u64) -> Ordering {
-        match self.slots.get(i) {
-            Some(s) if s.prefix != prefix => s.prefix.cmp(&prefix),
-            Some(_) => self.key(i).cmp(key),
-            None => Ordering::Greater,
-        }
-    }
-
-    /// The index of `key`, if the base holds it: by the directory when there is one.
-    fn lookup(&self, key: &[u8]) -> Option<usize> {
-        let Some(Some(directory)) = self.directory.get() else {
-            return self.find(key).ok();
-        };
-        let prefix = prefix_of(key);
-        directory.find(key_hash(prefix, key), |i| self.holds_at(i, key, prefix))
-    }
-
-    /// Whether slot `i` holds `key` (whose prefix is `prefix`): a key of up to 8 bytes is
-    /// its prefix and length, a longer one is compared byte by byte.
-    fn holds_at(&self, i: usize, key: &[u8], prefix: u64) -> bool {
-        self.slots.get(i).is_some_and(|s| {
-            s.prefix == prefix
-                && s.key_len as usize == key.len()
-                && (key.len() <= 8 || self.key(i) == key)
-        })
-    }
-
-    /// The index of `key`, or where it would go.
-    fn find(&self, key: &[u8]) -> Result<usize, usize> {
-        let prefix = prefix_of(key);
-        // Stretches that start below the prefix come before the key, except the last of
-        // them; those that start above it come after.
-        let first = self.fences.partition_point(|f| *f < prefix);
-        let past = self.fences.partition_point(|f| *f <= prefix);
-        let mut lo = first.saturating_sub(1) * FENCE;
-        let mut hi = if past >= self.fences.len() {
-            self.slots.len()
-        } else {
-            past * FENCE
-        };
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match self.compare(mid, key, prefix) {
-                Ordering::Less => lo = mid + 1,
-                Ordering::Greater => hi = mid,
-                Ordering::Equal => return Ok(mid),
-            }
-        }
-        Err(lo)
-    }
-
-    /// The first index inside a lower bound.
-    fn start(&self, b: Bound<&[u8]>) -> usize {
-        match b {
-            Bound::Unbounded => 0,
-            Bound::Included(k) => self.find(k).unwrap_or_else(|i| i),
-            Bound::Excluded(k) => self.find(k).map_or_else(|i| i, |i| i + 1),
-        }
-    }
-
-    /// The first index past an upper bound.
-    fn end(&self, b: Bound<&[u8]>) -> usize {
-        match b {
-            Bound::Unbounded => self.slots.len(),
-            Bound::Included(k) => self.find(k).map_or_else(|i| i, |i| i + 1),
-            Bound::Excluded(k) => self.find(k).unwrap_or_else(|i| i),
-        }
-    }
-}
-
-/// Builds a [`Base`] row by row, checking each as it comes.
-pub struct BaseBuilder {
-    data: Arc<Vec<u8>>,
-    slots: Vec<Slot>,
-}
-
-impl BaseBuilder {
-    /// A builder over `data`, with room for `rows` rows.
-    pub fn new(data: Arc<Vec<u8>>, rows: usize) -> Self {
-        BaseBuilder {
-            data,
-            slots: Vec::with_capacity(rows),
-        }
-    }
-
-    /// Adds the next row: its key and value are ranges of the data, and its key must be
-    /// greater than the previous one's.
-    pub fn push(
-        &mut self,
-        key_at: usize,
-        key_len: usize,
-        value_at: usize,
-        value_len: usize,
-        version: u64,
-    ) -> Result<(), String> {
-        let key = self
-            .data
-            .get(key_at..key_at.saturating_add(key_len))
-            .ok_or("a key lies outside the data")?;
-        if value_at.saturating_add(value_len) > self.data.len() {
-            return Err("a value lies outside the data".into());
-        }
-        let prefix = prefix_of(key);
-        if let Some(last) = self.slots.last() {
-            let ordered = match last.prefix.cmp(&prefix) {
-                Ordering::Less => true,
-                Ordering::Greater => false,
-                Ordering::Equal => self
-                    .data
-                    .get(last.key_at..last.key_at + last.key_len as usize)
-                    .is_some_and(|prev| prev < key),
-            };
-            if !ordered {
-                return Err("rows out of key order".into());
-            }
-        }
-        self.slots.push(Slot {
-            prefix,
-            key_at,
-            value_at,
-            key_len: u32::try_from(key_len).map_err(|_| "key too long")?,
-            value_len: u32::try_from(value_len).map_err(|_| "value too long")?,
-            version,
-        });
-        Ok(())
-    }
-
-    /// The base.
-    pub fn finish(self) -> Base {
-        Base::new(self.data, self.slots)
-    }
-}
-
-/// Rows by encoded key, in key order: a shared base and the changes since (`None`: deleted
-/// from the base).
+/// Rows by encoded key, in key order: a shared base, the rows appended after it in key order
+/// (sorted chunks, and the rows of the transaction at work not yet made a chunk), and a
+/// persistent delta of the other changes (`None`: deleted), which wins over the rest.
 #[derive(Debug, Clone, Default)]
 pub struct Rows {
     base: Arc<Base>,
+    /// Chunks of rows appended after the base, each key greater than the base's and the
+    /// chunk before's.
+    tail: Tail,
+    /// Rows appended after the tail, in key order, not yet made a chunk (see
+    /// [`Rows::seal`]).
+    pending: Vec<(Bytes, Row)>,
+    /// At least every key the rows have held since the base was laid out: a key above it is
+    /// new, and is appended without a search.
+    bound: Option<Bytes>,
     delta: OrdMap<Bytes, Option<Row>>,
     len: usize,
     /// A bit per hash of every key ever put in the delta: a get whose bit is clear skips the
@@ -345,6 +70,14 @@ pub struct Rows {
 
 /// Rows a sorted run needs before [`Rows::put_sorted`] merges it into a new base.
 const MERGE_RUN_MIN: usize = 1024;
+
+/// Appended rows a chunk needs: when sealed, fewer go into the delta (single-row commits of
+/// new keys must not copy a chunk each). Small in unit tests, so that they make chunks.
+const CHUNK_MIN: usize = if cfg!(test) { 3 } else { 256 };
+
+/// Appended rows made a chunk while a transaction is still adding more (so rows waiting to be
+/// sealed stay few).
+const PENDING_MAX: usize = if cfg!(test) { 11 } else { 1 << 14 };
 
 /// Keys a delta's filter is sized for, over a base of `base_len` rows: half the base, and
 /// 4,096 more. A delta is folded into a new base at the next compaction (and on open, once
@@ -416,7 +149,10 @@ impl Rows {
         Rows {
             len: base.len(),
             seen: Arc::new(DeltaKeys::for_base(base.len())),
+            bound: base.last_key().map(Bytes::new),
             base: base.shared(),
+            tail: Tail::default(),
+            pending: Vec::new(),
             delta: OrdMap::new(),
         }
     }
@@ -431,15 +167,15 @@ impl Rows {
         self.len == 0
     }
 
-    /// Changes held on top of the base.
+    /// Changes held on top of the base (appended rows included).
     pub fn delta_len(&self) -> usize {
-        self.delta.len()
+        self.delta.len() + self.tail.len() + self.pending.len()
     }
 
     /// The row under `key`.
     pub fn get(&self, key: &[u8]) -> Option<RowRef<'_>> {
         if self.delta.is_empty() || !self.seen.may_hold(key) {
-            return self.base.lookup(key).and_then(|i| self.base.row(i));
+            return self.laid_out(key);
         }
         match self.delta.get_key_value(key) {
             Some((k, Some(r))) => Some(RowRef {
@@ -448,7 +184,32 @@ impl Rows {
                 version: r.version,
             }),
             Some((_, None)) => None,
-            None => self.base.lookup(key).and_then(|i| self.base.row(i)),
+            None => self.laid_out(key),
+        }
+    }
+
+    /// The row under `key` in the base or the appended rows (whatever the delta says).
+    fn laid_out(&self, key: &[u8]) -> Option<RowRef<'_>> {
+        if self.tail.is_empty() && self.pending.is_empty() {
+            return self.base.lookup(key).and_then(|i| self.base.row(i));
+        }
+        if self.bound.as_ref().is_none_or(|b| key > b.as_slice()) {
+            return None;
+        }
+        if self.base.last_key().is_some_and(|k| key <= k) {
+            self.base.lookup(key).and_then(|i| self.base.row(i))
+        } else if self.tail.last_key().is_some_and(|k| key <= k) {
+            self.tail.get(key)
+        } else {
+            let i = self
+                .pending
+                .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+                .ok()?;
+            self.pending.get(i).map(|(k, r)| RowRef {
+                key: k,
+                value: &r.value,
+                version: r.version,
+            })
         }
     }
 
@@ -469,12 +230,22 @@ impl Rows {
     }
 
     fn insert_with(&mut self, key: Bytes, row: Row, known: Option<bool>) -> bool {
+        if self.bound.as_ref().is_none_or(|b| key > *b) {
+            // A new key above every key held: appended, no search.
+            self.bound = Some(key.clone());
+            self.pending.push((key, row));
+            self.len += 1;
+            if self.pending.len() >= PENDING_MAX {
+                self.seal();
+            }
+            return false;
+        }
         self.seen.add(&key);
         let existed = match (self.delta.insert(key.clone(), Some(row)), known) {
             (Some(Some(_)), _) => true,
             (Some(None), _) => false,
             (None, Some(existed)) => existed,
-            (None, None) => self.base.len() > 0 && self.base.lookup(&key).is_some(),
+            (None, None) => self.laid_out(&key).is_some(),
         };
         if !existed {
             self.len += 1;
@@ -484,9 +255,9 @@ impl Rows {
 
     /// Removes the row under `key`; returns whether there was one.
     pub fn remove(&mut self, key: &[u8]) -> bool {
-        let in_base = self.base.len() > 0 && self.base.lookup(key).is_some();
+        let in_base = self.laid_out(key).is_some();
         let existed = if in_base {
-            // A tombstone hides the base row.
+            // A tombstone hides the base (or appended) row.
             self.seen.add(key);
             !matches!(self.delta.insert(Bytes::new(key), None), Some(None))
         } else {
@@ -528,15 +299,59 @@ impl Rows {
     /// The changes on top of the base, in key order: each key with its base row (if it had
     /// one) and its row now (`None`: deleted).
     pub fn changes(&self) -> impl Iterator<Item = Change<'_>> + '_ {
-        self.delta.iter().map(|(k, now)| Change {
-            key: k,
-            before: self.base.lookup(k).and_then(|i| self.base.row(i)),
-            now: now.as_ref().map(|r| RowRef {
+        // Appended rows are all new keys (above the base's), changed again only in the delta.
+        let mut appended = self.appended(Bound::Unbounded, Bound::Unbounded).peekable();
+        let mut delta = self.delta.iter().peekable();
+        std::iter::from_fn(move || {
+            let order = match (appended.peek(), delta.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(a), Some((k, _))) => a.key.cmp(k.as_slice()),
+            };
+            if order == Ordering::Less {
+                return appended.next().map(|a| Change {
+                    key: a.key,
+                    before: None,
+                    now: Some(a),
+                });
+            }
+            if order == Ordering::Equal {
+                appended.next();
+            }
+            delta.next().map(|(k, now)| Change {
                 key: k,
-                value: &r.value,
-                version: r.version,
-            }),
+                before: self.base.lookup(k).and_then(|i| self.base.row(i)),
+                now: now.as_ref().map(|r| RowRef {
+                    key: k,
+                    value: &r.value,
+                    version: r.version,
+                }),
+            })
         })
+    }
+
+    /// The appended rows (chunks, then pending) with keys in `lo`..`hi`, in key order.
+    fn appended(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Sorted<'_> {
+        let first = match lo {
+            Bound::Included(k) => self.pending.partition_point(|(p, _)| p.as_slice() < k),
+            Bound::Excluded(k) => self.pending.partition_point(|(p, _)| p.as_slice() <= k),
+            Bound::Unbounded => 0,
+        };
+        let past = match hi {
+            Bound::Included(k) => self.pending.partition_point(|(p, _)| p.as_slice() <= k),
+            Bound::Excluded(k) => self.pending.partition_point(|(p, _)| p.as_slice() < k),
+            Bound::Unbounded => self.pending.len(),
+        };
+        Sorted {
+            parts: self.tail.parts(lo, hi),
+            at: 0,
+            pending: self
+                .pending
+                .get(first..past.max(first))
+                .unwrap_or_default()
+                .iter(),
+        }
     }
 
     /// Every row, in key order.
@@ -549,25 +364,50 @@ impl Rows {
         let (lo, hi) = (as_slice(&bounds.0), as_slice(&bounds.1));
         if is_empty_range(lo, hi) {
             return Merge {
-                base: &self.base,
-                next: 0,
-                end: 0,
+                sorted: Sorted::default().peekable(),
                 delta: (Box::new(std::iter::empty()) as DeltaIter<'_>).peekable(),
             };
         }
         let start = self.base.start(lo);
         let end = self.base.end(hi).max(start);
+        let mut sorted = self.appended(lo, hi);
+        sorted.parts.insert(0, (&self.base, start, end));
         let delta: DeltaIter<'_> = if self.delta.is_empty() {
             Box::new(std::iter::empty())
         } else {
             Box::new(self.delta.range(bounds))
         };
         Merge {
-            base: &self.base,
-            next: start,
-            end,
+            sorted: sorted.peekable(),
             delta: delta.peekable(),
         }
+    }
+
+    /// Makes the rows appended since the last seal a chunk of the tail, or, when they are
+    /// few, moves them into the delta. Called when a transaction commits (so states that are
+    /// shared hold no pending rows, and cloning one copies none) and as pending rows reach
+    /// [`PENDING_MAX`]; the rows read the same before and after.
+    pub fn seal(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        if pending.len() < CHUNK_MIN {
+            for (key, row) in pending {
+                // A later write to the key, in the delta already, is newer.
+                if !self.delta.contains_key(&key) {
+                    self.seen.add(&key);
+                    self.delta.insert(key, Some(row));
+                }
+            }
+            return;
+        }
+        self.tail.push(chunk_of(&pending));
+    }
+
+    /// Whether rows appended by the transaction at work wait for [`seal`](Self::seal).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Puts `run`, rows in strictly increasing key order. A run that is large next to the
@@ -580,6 +420,19 @@ impl Rows {
     /// [`put_sorted`](Self::put_sorted), merging runs of at least `min` rows.
     fn put_sorted_from(&mut self, run: Vec<(Bytes, Row)>, min: usize) {
         let sorted = run.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0));
+        let above = match (run.first(), &self.bound) {
+            (Some((first, _)), Some(bound)) => first > bound,
+            (Some(_), None) => true,
+            (None, _) => return,
+        };
+        if sorted && above && run.len() >= CHUNK_MIN {
+            // New keys above every key held: a chunk of the tail, the table not copied.
+            self.seal();
+            self.len += run.len();
+            self.bound = run.last().map(|(k, _)| k.clone());
+            self.tail.push(chunk_of(&run));
+            return;
+        }
         if !sorted || run.len() < min || run.len().saturating_mul(4) < self.len {
             for (key, row) in run {
                 self.insert(key, row);
@@ -613,11 +466,22 @@ impl Rows {
 
     /// The same rows with the delta folded into a new base (one copy of every row).
     pub fn compacted(&self) -> Rows {
-        if self.delta.is_empty() {
+        if self.delta_len() == 0 {
             return self.clone();
         }
         Rows::from_base(Base::collect(self.iter()))
     }
+}
+
+/// A chunk of `rows` (in strictly increasing key order).
+fn chunk_of(rows: &[(Bytes, Row)]) -> Base {
+    let bytes = rows.iter().map(|(k, r)| k.len() + r.value.len()).sum();
+    let refs = rows.iter().map(|(k, r)| RowRef {
+        key: k,
+        value: &r.value,
+        version: r.version,
+    });
+    Base::collect_sized(refs, rows.len(), bytes)
 }
 
 /// Whether no key lies between the bounds (the start is after the end).
@@ -640,11 +504,39 @@ fn as_slice(b: &Bound<Bytes>) -> Bound<&[u8]> {
 
 type DeltaIter<'a> = Box<dyn Iterator<Item = (&'a Bytes, &'a Option<Row>)> + 'a>;
 
-/// Rows of the base and the delta merged in key order (the delta wins on equal keys).
+/// Rows of sorted parts (the base's, then the tail's chunks'), then of a sorted slice (the
+/// pending rows), each part's keys above the part before's.
+#[derive(Default)]
+struct Sorted<'a> {
+    parts: Vec<(&'a Base, usize, usize)>,
+    at: usize,
+    pending: std::slice::Iter<'a, (Bytes, Row)>,
+}
+
+impl<'a> Iterator for Sorted<'a> {
+    type Item = RowRef<'a>;
+
+    fn next(&mut self) -> Option<RowRef<'a>> {
+        while let Some((base, next, end)) = self.parts.get_mut(self.at) {
+            if *next < *end {
+                let row = base.row(*next);
+                *next += 1;
+                return row;
+            }
+            self.at += 1;
+        }
+        self.pending.next().map(|(k, r)| RowRef {
+            key: k,
+            value: &r.value,
+            version: r.version,
+        })
+    }
+}
+
+/// Rows laid out (base, tail, pending) and the delta merged in key order (the delta wins on
+/// equal keys).
 pub struct Merge<'a> {
-    base: &'a Base,
-    next: usize,
-    end: usize,
+    sorted: std::iter::Peekable<Sorted<'a>>,
     delta: std::iter::Peekable<DeltaIter<'a>>,
 }
 
@@ -653,21 +545,17 @@ impl<'a> Iterator for Merge<'a> {
 
     fn next(&mut self) -> Option<RowRef<'a>> {
         loop {
-            let base = (self.next < self.end)
-                .then(|| self.base.row(self.next))
-                .flatten();
-            let order = match (base, self.delta.peek()) {
+            let order = match (self.sorted.peek(), self.delta.peek()) {
                 (None, None) => return None,
                 (Some(_), None) => Ordering::Less,
                 (None, Some(_)) => Ordering::Greater,
                 (Some(b), Some((k, _))) => b.key.cmp(k.as_slice()),
             };
             if order == Ordering::Less {
-                self.next += 1;
-                return base;
+                return self.sorted.next();
             }
             if order == Ordering::Equal {
-                self.next += 1; // replaced or deleted by the delta
+                self.sorted.next(); // replaced or deleted by the delta
             }
             match self.delta.next() {
                 Some((k, Some(r))) => {
@@ -755,6 +643,185 @@ mod tests {
         }
     }
 
+    /// An operation on rows, for the model test of appends.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Put a key of the base's range (or near it).
+        Put(Vec<u8>, u8),
+        /// Remove a key of the base's range.
+        Remove(Vec<u8>),
+        /// Put the next key above every key so far (an append), or the `n`-th appended again.
+        Append(Option<u16>, u8),
+        /// Remove the `n`-th appended key.
+        RemoveAppended(u16),
+        /// Seal the appended rows.
+        Seal,
+        /// Go on with a clone (the original is dropped, as a replaced state is).
+        Clone,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let key = proptest::collection::vec(0u8..4, 0..4);
+        prop_oneof![
+            1 => (key.clone(), 0u8..9).prop_map(|(k, v)| Step::Put(k, v)),
+            1 => key.prop_map(Step::Remove),
+            4 => (proptest::option::weighted(0.2, 0u16..80), 0u8..9).prop_map(|(n, v)| Step::Append(n, v)),
+            1 => (0u16..80).prop_map(Step::RemoveAppended),
+            1 => Just(Step::Seal),
+            1 => Just(Step::Clone),
+        ]
+    }
+
+    #[allow(
+        clippy::big_endian_bytes,
+        reason = "appended keys must sort as the numbers do"
+    )]
+    fn appended_key(n: u16) -> Vec<u8> {
+        // Above every key of the base's range (those are at most [3, 3, 3]).
+        [&[4u8][..], &n.to_be_bytes()].concat()
+    }
+
+    proptest! {
+        /// Appends (keys above every key held), sealed into chunks or the delta, mixed with
+        /// other writes, removals of appended rows and clones: the rows read as one ordered map
+        /// at every step (gets, length, iteration, ranges), their changes on top of the base
+        /// are what differs from it, and compaction keeps them.
+        #[test]
+        fn appended_rows_behave_like_an_ordered_map(
+            base in proptest::collection::btree_map(proptest::collection::vec(0u8..4, 0..4), 0u8..9, 0..12),
+            steps in proptest::collection::vec(step(), 0..120),
+            lo in prop_oneof![proptest::collection::vec(0u8..4, 0..3), (0u16..90).prop_map(appended_key)],
+            hi in prop_oneof![proptest::collection::vec(0u8..4, 0..3), (0u16..90).prop_map(appended_key)],
+        ) {
+            let mut data = Vec::new();
+            let mut ranges = Vec::new();
+            let mut model: BTreeMap<Vec<u8>, (u8, u64)> = BTreeMap::new();
+            for (k, v) in &base {
+                let ka = data.len();
+                data.extend_from_slice(k);
+                let va = data.len();
+                data.push(*v);
+                ranges.push((ka, k.len(), va, 1, 1));
+                model.insert(k.clone(), (*v, 1));
+            }
+            let at_base = model.clone();
+            let mut rows = Rows::from_base(Base::from_ranges(data.into(), ranges).unwrap());
+            let mut appended = 0u16;
+            for (i, s) in steps.iter().enumerate() {
+                let version = i as u64 + 2;
+                match s {
+                    Step::Put(k, v) => {
+                        let existed = rows.insert(Bytes::new(k), row(*v, version));
+                        prop_assert_eq!(existed, model.insert(k.clone(), (*v, version)).is_some());
+                    }
+                    Step::Remove(k) => prop_assert_eq!(rows.remove(k), model.remove(k).is_some()),
+                    Step::Append(again, v) => {
+                        let k = match again {
+                            Some(n) if appended > 0 => appended_key(n % appended),
+                            _ => {
+                                appended += 1;
+                                appended_key(appended - 1)
+                            }
+                        };
+                        let existed = rows.insert(Bytes::new(&k), row(*v, version));
+                        prop_assert_eq!(existed, model.insert(k, (*v, version)).is_some());
+                    }
+                    Step::RemoveAppended(n) => {
+                        let k = appended_key(n % appended.max(1));
+                        prop_assert_eq!(rows.remove(&k), model.remove(&k).is_some());
+                    }
+                    Step::Seal => rows.seal(),
+                    Step::Clone => rows = rows.clone(),
+                }
+                prop_assert_eq!(rows.len(), model.len());
+                for k in model.keys() {
+                    prop_assert_eq!(rows.get(k).map(|r| (r.value[0], r.version)), model.get(k).copied());
+                }
+            }
+            // The changes on top of the base turn the base into the rows.
+            let mut rebuilt = at_base.clone();
+            for c in rows.changes() {
+                prop_assert_eq!(c.before.map(|r| (r.value[0], r.version)), at_base.get(c.key).copied());
+                match c.now {
+                    Some(r) => rebuilt.insert(c.key.to_vec(), (r.value[0], r.version)),
+                    None => rebuilt.remove(c.key),
+                };
+            }
+            prop_assert_eq!(&rebuilt, &model);
+            let mut sealed = rows.clone();
+            sealed.seal();
+            for rows in [rows.clone(), sealed, rows.compacted()] {
+                prop_assert_eq!(rows.len(), model.len());
+                let all: Vec<(Vec<u8>, u8, u64)> =
+                    rows.iter().map(|r| (r.key.to_vec(), r.value[0], r.version)).collect();
+                let want: Vec<(Vec<u8>, u8, u64)> =
+                    model.iter().map(|(k, (v, n))| (k.clone(), *v, *n)).collect();
+                prop_assert_eq!(all, want);
+                for n in 0..appended + 2 {
+                    let k = appended_key(n);
+                    prop_assert_eq!(rows.get(&k).map(|r| r.value[0]), model.get(&k).map(|m| m.0));
+                }
+                for bounds in [
+                    (Bound::Included(lo.clone()), Bound::Excluded(hi.clone())),
+                    (Bound::Excluded(lo.clone()), Bound::Included(hi.clone())),
+                ] {
+                    if lo > hi {
+                        continue;
+                    }
+                    let got: Vec<Vec<u8>> = rows
+                        .range((as_bytes(&bounds.0), as_bytes(&bounds.1)))
+                        .map(|r| r.key.to_vec())
+                        .collect();
+                    let want: Vec<Vec<u8>> = model
+                        .range::<Vec<u8>, _>(bounds.clone())
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    prop_assert_eq!(got, want);
+                }
+            }
+        }
+    }
+
+    fn as_bytes(b: &Bound<Vec<u8>>) -> Bound<Bytes> {
+        match b {
+            Bound::Included(k) => Bound::Included(Bytes::new(k)),
+            Bound::Excluded(k) => Bound::Excluded(Bytes::new(k)),
+            Bound::Unbounded => Bound::Unbounded,
+        }
+    }
+
+    /// A table filled by appends in transactions of 1 to 600 rows (sealed after each, as
+    /// commits do) keeps few chunks, reads every row, and new keys skip the searches.
+    #[allow(clippy::big_endian_bytes, reason = "keys must sort as the numbers do")]
+    #[test]
+    fn bulk_appends_make_few_chunks() {
+        let mut rows = Rows::default();
+        let mut next = 0u64;
+        for tx in 0..300u64 {
+            for _ in 0..(1 + tx * 7 % 600) {
+                assert!(!rows.insert(Bytes::new(&next.to_be_bytes()), row(1, next)));
+                next += 1;
+            }
+            rows.seal();
+            assert!(!rows.has_pending());
+        }
+        assert_eq!(rows.len(), next as usize);
+        assert!(rows.tail.len() + rows.delta.len() == next as usize);
+        assert!(
+            rows.tail.chunks().len() <= 7 * 4,
+            "{} chunks",
+            rows.tail.chunks().len()
+        );
+        for id in (0..next).step_by(101) {
+            assert_eq!(rows.get(&id.to_be_bytes()).map(|r| r.version), Some(id));
+        }
+        let keys: Vec<u64> = rows
+            .iter()
+            .map(|r| u64::from_be_bytes(r.key.try_into().unwrap()))
+            .collect();
+        assert_eq!(keys, (0..next).collect::<Vec<_>>());
+    }
+
     proptest! {
         /// A sorted run put on any base and delta, merged into a new base or (small, or not
         /// sorted) inserted row by row, gives the rows an insert of each would.
@@ -806,126 +873,5 @@ mod tests {
                 prop_assert_eq!(rows.get(k).map(|r| r.value[0]), want.get(k).map(|r| r.value[0]));
             }
         }
-    }
-
-    /// A shared base of `keys` (sorted, distinct) with empty values.
-    fn base_of(keys: &[Vec<u8>]) -> Arc<Base> {
-        let mut data = Vec::new();
-        let mut ranges = Vec::new();
-        for k in keys {
-            ranges.push((data.len(), k.len(), 0, 0, 1));
-            data.extend_from_slice(k);
-        }
-        Base::from_ranges(Arc::new(data), ranges).unwrap().shared()
-    }
-
-    /// Many rows, with runs of equal 8-byte prefixes that cross fences: every key is found, and
-    /// every absent key's place is the one a plain search gives.
-    #[test]
-    fn fenced_search_finds_every_key_and_place() {
-        let mut keys: Vec<Vec<u8>> = Vec::new();
-        for run in 0u8..40 {
-            let len = [1usize, 3, 31, 32, 33, 70][run as usize % 6];
-            for i in 0..len {
-                let mut k = vec![0u8, 0, 0, 0, 0, 0, run, 7];
-                let n = i as u32 * 2;
-                k.extend_from_slice(&[(n >> 8) as u8, n as u8]);
-                keys.push(k);
-            }
-            keys.push(vec![0, 0, 0, 0, 0, 0, run, 9]);
-        }
-        keys.sort();
-        keys.dedup();
-        let base = base_of(&keys);
-        assert!(base.fences.len() > 10);
-        assert!(matches!(base.directory.get(), Some(Some(_))));
-        for (i, k) in keys.iter().enumerate() {
-            assert_eq!(base.find(k), Ok(i), "{k:?}");
-            assert_eq!(base.lookup(k), Some(i), "{k:?}");
-            let mut absent = k.clone();
-            absent.push(0); // just after k
-            assert_eq!(base.lookup(&absent), None, "{absent:?}");
-            assert_eq!(
-                base.find(&absent),
-                keys.binary_search(&absent),
-                "{absent:?}"
-            );
-            let mut before = k.clone();
-            if let Some(last) = before.last_mut().filter(|b| **b > 0) {
-                *last -= 1;
-                assert_eq!(
-                    base.find(&before),
-                    keys.binary_search(&before),
-                    "{before:?}"
-                );
-            }
-        }
-        for probe in [
-            vec![],
-            vec![0u8],
-            vec![255u8; 12],
-            vec![0, 0, 0, 0, 0, 0, 39, 8],
-        ] {
-            assert_eq!(base.find(&probe), keys.binary_search(&probe), "{probe:?}");
-        }
-    }
-
-    proptest! {
-        /// A base large enough to have a directory: exact lookups find every key (short keys
-        /// compared by prefix and length, long ones by their bytes) and nothing else.
-        #[test]
-        fn directory_lookups_match_a_search(
-            keys in proptest::collection::btree_set(proptest::collection::vec(0u8..3, 0..20), 64..400),
-            probes in proptest::collection::vec(proptest::collection::vec(0u8..3, 0..20), 0..200),
-        ) {
-            let keys: Vec<Vec<u8>> = keys.into_iter().collect();
-            let base = base_of(&keys);
-            prop_assert!(matches!(base.directory.get(), Some(Some(_))));
-            for (i, k) in keys.iter().enumerate() {
-                prop_assert_eq!(base.lookup(k), Some(i));
-            }
-            for p in &probes {
-                prop_assert_eq!(base.lookup(p), keys.binary_search(p).ok());
-            }
-        }
-    }
-
-    /// A large base builds its directory on a background thread: lookups give the same
-    /// answers while it is being built (by searching) and once it is set.
-    #[test]
-    #[allow(clippy::big_endian_bytes, reason = "keys must sort as the numbers do")]
-    fn large_bases_answer_alike_before_and_after_their_directory() {
-        let n = BACKGROUND_DIRECTORY_ROWS + 4000;
-        // 12-byte keys: the bytes past the prefix decide.
-        let key = |i: u64| [&[0u8; 4][..], &i.to_be_bytes()].concat();
-        let keys: Vec<Vec<u8>> = (0..n as u64).map(|i| key(i * 2)).collect();
-        let base = base_of(&keys);
-        let check = |base: &Base| {
-            for i in (0..n as u64).step_by(997) {
-                assert_eq!(base.lookup(&key(i * 2)), Some(i as usize));
-                assert_eq!(base.lookup(&key(i * 2 + 1)), None);
-                // A slot holds only its own key, also among keys of one prefix and length.
-                let (own, other) = (key(i * 2), key(i * 2 + 1));
-                assert!(base.holds_at(i as usize, &own, prefix_of(&own)));
-                assert!(!base.holds_at(i as usize, &other, prefix_of(&other)));
-                assert!(!base.holds_at(i as usize, &own[..8], prefix_of(&own)));
-            }
-        };
-        check(&base);
-        let t0 = std::time::Instant::now();
-        while base.directory.get().is_none() {
-            assert!(t0.elapsed().as_secs() < 60, "directory never built");
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        assert!(matches!(base.directory.get(), Some(Some(_))));
-        check(&base);
-    }
-
-    #[test]
-    fn out_of_order_or_outside_ranges_are_refused() {
-        let data = Arc::new(b"abc".to_vec());
-        assert!(Base::from_ranges(data.clone(), [(1, 1, 0, 1, 1), (0, 1, 0, 1, 1)]).is_err());
-        assert!(Base::from_ranges(data.clone(), [(2, 5, 0, 1, 1)]).is_err());
-        assert!(Base::from_ranges(data, [(0, 1, 1, 1, 1), (1, 1, 2, 1, 1)]).is_ok());
     }
 }

@@ -8,8 +8,9 @@ use imbl::OrdMap;
 use serde::Serialize;
 use serde::ser::Serializer;
 
+use super::base::BaseBuilder;
 use super::codec::{Op, TableMeta, decode_prefix, decode_prefix_len};
-use super::rows::{BaseBuilder, Row, Rows};
+use super::rows::{Row, Rows};
 use crate::error::Result;
 
 /// A unique index: encoded index key → primary key. Derived from the rows when a table is
@@ -50,6 +51,11 @@ impl TableState {
             ix.map = ix.map.compacted();
         }
         t
+    }
+
+    /// Whether rows appended by a transaction wait to be sealed (see [`Rows::seal`]).
+    fn has_pending(&self) -> bool {
+        self.rows.has_pending() || self.indexes.iter().any(|ix| ix.map.has_pending())
     }
 
     /// Whether the changes on top of the base are many enough to fold them in.
@@ -154,6 +160,25 @@ impl State {
         self.tables
             .get_mut(&id)
             .ok_or_else(|| format!("no table with id {id}"))
+    }
+
+    /// Seals the rows each table and index appended in the transaction just applied (see
+    /// [`Rows::seal`]): done before the state is shared.
+    pub fn seal(&mut self) {
+        let ids: Vec<u32> = self
+            .tables
+            .iter()
+            .filter(|(_, t)| t.has_pending())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(t) = self.tables.get_mut(&id) {
+                t.rows.seal();
+                for ix in &mut t.indexes {
+                    ix.map.seal();
+                }
+            }
+        }
     }
 
     /// The same state with every table's and index's changes folded into a new base (one

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::base::Base;
 use super::codec::{Bytes, Op, decode_value, encode_key_bytes, encode_value_bytes};
 use super::read::{Readable, not_found, schema_error, table_state};
-use super::rows::{Base, Change, Row, RowRef, Rows};
+use super::rows::{Change, Row, RowRef, Rows};
 use super::state::{IndexState, State, TableState};
 use super::table::{BytesTable, Table};
 use crate::error::{Error, Result};
