@@ -38,6 +38,9 @@ pub struct Base {
 /// Bases of at least this many rows build their directory on a background thread.
 const BACKGROUND_DIRECTORY_ROWS: usize = 1 << 16;
 
+/// Chunks (see [`Base::shared_as_chunk`]) of at least this many rows get a directory.
+const CHUNK_DIRECTORY_ROWS: usize = 1 << 13;
+
 /// Slots between fences.
 const FENCE: usize = 32;
 
@@ -78,25 +81,30 @@ impl Base {
         if base.len() < BACKGROUND_DIRECTORY_ROWS {
             base.build_directory();
         } else {
-            let b = Arc::clone(&base);
-            let _ = std::thread::Builder::new()
-                .name("statelog-directory".into())
-                .spawn(move || b.build_directory());
+            base.build_directory_in_background();
         }
         base
     }
 
     /// The base, shared, for a chunk appended after a table's base: small ones get no
-    /// directory (lookups search their slots, which the bulk load that appends them keeps in
-    /// cache), large ones (merged from small ones) build it on a background thread.
+    /// directory (lookups search their slots; a bulk load that appends them looks up no new
+    /// key), larger ones (merged from small ones, or a long transaction's) build it on a
+    /// background thread.
     pub(super) fn shared_as_chunk(self) -> Arc<Base> {
-        if self.len() < BACKGROUND_DIRECTORY_ROWS {
-            let base = Arc::new(self);
+        let base = Arc::new(self);
+        if base.len() < CHUNK_DIRECTORY_ROWS {
             let _ = base.directory.set(None);
-            base
         } else {
-            self.shared()
+            base.build_directory_in_background();
         }
+        base
+    }
+
+    fn build_directory_in_background(self: &Arc<Base>) {
+        let b = Arc::clone(self);
+        let _ = std::thread::Builder::new()
+            .name("statelog-directory".into())
+            .spawn(move || b.build_directory());
     }
 
     /// Bytes of keys and values its rows hold.
