@@ -909,6 +909,51 @@ fn machine_limits(dir: &Path) {
     );
 }
 
+/// What the workloads' own loops cost with no engine at all (an upper bound for every engine,
+/// measured on the same rows): building the rows (what each bulk loop does per row), encoding
+/// them with bincode (what a weak flush must do per row before any write), and a point get
+/// from the simplest in-memory layout there is (a `Vec` indexed by id: no search, no lock).
+fn engine_free_floors(rows: usize) {
+    progress("floors without an engine");
+    let n = rows as u64;
+    let t0 = Instant::now();
+    let built: Vec<Row> = (0..n).map(|id| black_box(row(id))).collect();
+    let build = per_sec(rows, t0.elapsed());
+    let t0 = Instant::now();
+    let encoded: Vec<Vec<u8>> = built.iter().map(|r| black_box(encode(r))).collect();
+    let took = t0.elapsed();
+    println!(
+        "building the bench's rows (every bulk loop does it), no engine: {} rows/s",
+        fmt_num(build, 0)
+    );
+    println!(
+        "encoding them with bincode, no engine: {} rows/s ({:.1} ms per 100,000 rows)",
+        fmt_num(per_sec(rows, took), 0),
+        took.as_secs_f64() * 1e3 * 100_000.0 / rows as f64
+    );
+    let gets = 2_000_000;
+    let mut rng = Rng(11);
+    let t0 = Instant::now();
+    for _ in 0..gets {
+        let id = rng.below(n) as usize;
+        black_box(encoded.get(id).map(|b| decode(b)));
+    }
+    println!(
+        "point get floor: decode a random row from a Vec<Vec<u8>> by id: {} /s",
+        fmt_num(per_sec(gets, t0.elapsed()), 0)
+    );
+    let mut rng = Rng(11);
+    let t0 = Instant::now();
+    for _ in 0..gets {
+        let id = rng.below(n) as usize;
+        black_box(built.get(id).cloned());
+    }
+    println!(
+        "point get floor: clone a random row from a Vec<Row> by id: {} /s",
+        fmt_num(per_sec(gets, t0.elapsed()), 0)
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 
 fn main() {
@@ -952,6 +997,9 @@ fn main() {
     println!();
     println!("Machine limits, measured in this run:");
     machine_limits(wp);
+    println!();
+    println!("Floors without an engine, measured in this run:");
+    engine_free_floors(rows);
     println!();
 
     // Strong single-row commits: statelog strong (concurrent commits share an fsync) vs
