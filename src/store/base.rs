@@ -6,7 +6,8 @@ use std::cmp::Ordering;
 use std::ops::Bound;
 use std::sync::{Arc, OnceLock};
 
-use super::directory::{Directory, key_hash};
+use super::codec::{read_varint, varint_bytes};
+use super::directory::{Directory, MAX_TARGET, key_hash};
 use super::rows::RowRef;
 
 /// Where one base row's bytes are.
@@ -33,6 +34,25 @@ pub struct Base {
     /// thread for a large one, so an open or a compaction does not wait for it); until then
     /// lookups search the slots. Holds `None` for a base too small to need one.
     directory: OnceLock<Option<Directory>>,
+    /// How `data` lays out each row around its key and value.
+    layout: Layout,
+    /// Whether `data` holds exactly the rows' records, in order (a base [`Base::collect`]
+    /// built): bases that all are can be joined by copying their bytes whole.
+    packed: bool,
+}
+
+/// How a base's bytes hold its rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Layout {
+    /// Keys and values are ranges of the bytes, nothing more is known: the directory leads
+    /// to slots.
+    #[default]
+    Ranges,
+    /// Each row is a record: the key's length (a [`varint_bytes`] integer) and the key, the
+    /// value's length and the value, then (`versioned`) the version, as snapshots and
+    /// [`Base::collect`] write rows. The directory leads to records, so an exact-key lookup
+    /// reads one entry and the row's own bytes, not its slot.
+    Records { versioned: bool },
 }
 
 /// Bases of at least this many rows build their directory on a background thread.
@@ -64,13 +84,48 @@ fn prefix_of(key: &[u8]) -> u64 {
 impl Base {
     /// A base of `slots` over `data`, with its fences; its directory is built by
     /// [`Base::shared`].
-    fn new(data: Arc<Vec<u8>>, slots: Vec<Slot>) -> Base {
+    fn new(data: Arc<Vec<u8>>, slots: Vec<Slot>, layout: Layout) -> Base {
+        // Record offsets must fit a directory entry.
+        let layout = if data.len() as u64 > MAX_TARGET {
+            Layout::Ranges
+        } else {
+            layout
+        };
         Base {
             fences: fences_of(&slots),
             directory: OnceLock::new(),
             data,
             slots,
+            layout,
+            packed: false,
         }
+    }
+
+    /// The rows of `parts`, whose keys each come after the part before's, in one base: their
+    /// bytes copied whole when all are packed (chunks of a tail are), else row by row.
+    pub(super) fn concat(parts: &[Arc<Base>]) -> Base {
+        let count = parts.iter().map(|p| p.len()).sum();
+        if !parts.iter().all(|p| p.packed) {
+            let bytes = parts.iter().map(|p| p.row_bytes()).sum();
+            let rows = parts
+                .iter()
+                .flat_map(|p| (0..p.len()).filter_map(|i| p.row(i)));
+            return Base::collect_sized(rows, count, bytes);
+        }
+        let mut data = Vec::with_capacity(parts.iter().map(|p| p.data.len()).sum());
+        let mut slots = Vec::with_capacity(count);
+        for p in parts {
+            let at = data.len();
+            data.extend_from_slice(&p.data);
+            slots.extend(p.slots.iter().map(|s| Slot {
+                key_at: s.key_at + at,
+                value_at: s.value_at + at,
+                ..*s
+            }));
+        }
+        let mut base = Base::new(Arc::new(data), slots, Layout::Records { versioned: true });
+        base.packed = true;
+        base
     }
 
     /// The base, shared, with its directory built: inline when small, else on a background
@@ -138,7 +193,41 @@ impl Base {
                 key_hash(s.prefix, key)
             })
         };
-        let _ = self.directory.set(Directory::build(self.slots.len(), hash));
+        let target = |i: usize| match self.layout {
+            Layout::Ranges => i as u64,
+            Layout::Records { .. } => self.slots.get(i).map_or(u64::MAX, |s| {
+                (s.key_at - varint_bytes(u64::from(s.key_len)).1) as u64
+            }),
+        };
+        let _ = self
+            .directory
+            .set(Directory::build(self.slots.len(), hash, target));
+    }
+
+    /// The row whose record starts at `at`, if it holds `key`.
+    fn record_holding(&self, at: u64, key: &[u8], versioned: bool) -> Option<RowRef<'_>> {
+        let at = usize::try_from(at).ok()?;
+        self.record_at(at, versioned).filter(|r| r.key == key)
+    }
+
+    /// The row whose record starts at `at` (see [`Layout::Records`]), if its bytes hold one.
+    fn record_at(&self, at: usize, versioned: bool) -> Option<RowRef<'_>> {
+        let b = self.data.get(at..)?;
+        let (key_len, n) = read_varint(b)?;
+        let key = b.get(n..n.checked_add(usize::try_from(key_len).ok()?)?)?;
+        let b = b.get(n + key.len()..)?;
+        let (value_len, n) = read_varint(b)?;
+        let value = b.get(n..n.checked_add(usize::try_from(value_len).ok()?)?)?;
+        let version = if versioned {
+            read_varint(b.get(n + value.len()..)?)?.0
+        } else {
+            0
+        };
+        Some(RowRef {
+            key,
+            value,
+            version,
+        })
     }
 
     /// Rows whose keys and values are ranges of `data`; `rows` holds (key start, key length,
@@ -167,13 +256,25 @@ impl Base {
         count: usize,
         bytes: usize,
     ) -> Base {
-        let mut data = Vec::with_capacity(bytes);
+        // Room for the records' lengths and versions too (most take a byte or two each).
+        let mut data = Vec::with_capacity(bytes + count * 4);
         let mut slots = Vec::with_capacity(count);
+        let varint = |data: &mut Vec<u8>, n: u64| {
+            if n <= 250 {
+                data.push(n as u8);
+            } else {
+                let (b, len) = varint_bytes(n);
+                data.extend_from_slice(b.get(..len).unwrap_or_default());
+            }
+        };
         for r in rows {
+            varint(&mut data, r.key.len() as u64);
             let key_at = data.len();
             data.extend_from_slice(r.key);
+            varint(&mut data, r.value.len() as u64);
             let value_at = data.len();
             data.extend_from_slice(r.value);
+            varint(&mut data, r.version);
             slots.push(Slot {
                 prefix: prefix_of(r.key),
                 key_at,
@@ -183,7 +284,9 @@ impl Base {
                 version: r.version,
             });
         }
-        Base::new(Arc::new(data), slots)
+        let mut base = Base::new(Arc::new(data), slots, Layout::Records { versioned: true });
+        base.packed = true;
+        base
     }
 
     pub(super) fn len(&self) -> usize {
@@ -217,13 +320,26 @@ impl Base {
         }
     }
 
-    /// The index of `key`, if the base holds it: by the directory when there is one.
-    pub(super) fn lookup(&self, key: &[u8]) -> Option<usize> {
+    /// The row under `key`, if the base holds it: by the directory when there is one.
+    pub(super) fn get(&self, key: &[u8]) -> Option<RowRef<'_>> {
         let Some(Some(directory)) = self.directory.get() else {
-            return self.find(key).ok();
+            return self.find(key).ok().and_then(|i| self.row(i));
         };
         let prefix = prefix_of(key);
-        directory.find(key_hash(prefix, key), |i| self.holds_at(i, key, prefix))
+        let hash = key_hash(prefix, key);
+        match self.layout {
+            Layout::Records { versioned } => {
+                let mut found = None;
+                directory.find(hash, |at| {
+                    found = self.record_holding(at, key, versioned);
+                    found.is_some()
+                });
+                found
+            }
+            Layout::Ranges => directory
+                .find(hash, |i| self.holds_at(i as usize, key, prefix))
+                .and_then(|i| self.row(i as usize)),
+        }
     }
 
     /// Whether slot `i` holds `key` (whose prefix is `prefix`): a key of up to 8 bytes is
@@ -283,6 +399,8 @@ impl Base {
 pub struct BaseBuilder {
     data: Arc<Vec<u8>>,
     slots: Vec<Slot>,
+    /// The layout the caller says the rows are in, while every row pushed so far is in it.
+    layout: Layout,
 }
 
 impl BaseBuilder {
@@ -291,7 +409,48 @@ impl BaseBuilder {
         BaseBuilder {
             data,
             slots: Vec::with_capacity(rows),
+            layout: Layout::Ranges,
         }
+    }
+
+    /// A builder over rows the data holds as records (a snapshot's rows, `versioned`, or its
+    /// index entries, not): each pushed row is checked to be one, and if any is not, lookups
+    /// go through slots instead (the rows are the same either way).
+    pub fn of_records(data: Arc<Vec<u8>>, rows: usize, versioned: bool) -> Self {
+        BaseBuilder {
+            layout: Layout::Records { versioned },
+            ..BaseBuilder::new(data, rows)
+        }
+    }
+
+    /// Whether the bytes around a row's key and value are its record.
+    fn is_record(
+        &self,
+        key_at: usize,
+        key_len: usize,
+        value_at: usize,
+        value_len: usize,
+        version: u64,
+        versioned: bool,
+    ) -> bool {
+        // Lengths and versions up to 250 take one byte: the common case, checked first.
+        let holds = |at: usize, n: u64| {
+            let Some(&first) = self.data.get(at) else {
+                return false;
+            };
+            if n <= 250 {
+                return u64::from(first) == n;
+            }
+            let (b, len) = varint_bytes(n);
+            self.data.get(at..at.saturating_add(len)) == b.get(..len)
+        };
+        let key_len_bytes = varint_bytes(key_len as u64).1;
+        let key_end = key_at.saturating_add(key_len);
+        key_at >= key_len_bytes
+            && holds(key_at - key_len_bytes, key_len as u64)
+            && holds(key_end, value_len as u64)
+            && value_at == key_end.saturating_add(varint_bytes(value_len as u64).1)
+            && (!versioned || holds(value_at.saturating_add(value_len), version))
     }
 
     /// Adds the next row: its key and value are ranges of the data, and its key must be
@@ -325,6 +484,11 @@ impl BaseBuilder {
                 return Err("rows out of key order".into());
             }
         }
+        if let Layout::Records { versioned } = self.layout
+            && !self.is_record(key_at, key_len, value_at, value_len, version, versioned)
+        {
+            self.layout = Layout::Ranges;
+        }
         self.slots.push(Slot {
             prefix,
             key_at,
@@ -338,7 +502,7 @@ impl BaseBuilder {
 
     /// The base.
     pub fn finish(self) -> Base {
-        Base::new(self.data, self.slots)
+        Base::new(self.data, self.slots, self.layout)
     }
 }
 
@@ -347,15 +511,121 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// A shared base of `keys` (sorted, distinct) with empty values.
-    fn base_of(keys: &[Vec<u8>]) -> Arc<Base> {
+    /// A shared base of `keys` (sorted, distinct) with empty values, row `i` at version
+    /// `i + 1`: laid out as ranges (`records` false) or as records.
+    fn base_of(keys: &[Vec<u8>], records: bool) -> Arc<Base> {
+        if records {
+            let rows = keys.iter().enumerate().map(|(i, k)| RowRef {
+                key: k,
+                value: &[],
+                version: i as u64 + 1,
+            });
+            let base = Base::collect(rows);
+            assert!(matches!(base.layout, Layout::Records { versioned: true }));
+            return base.shared();
+        }
         let mut data = Vec::new();
         let mut ranges = Vec::new();
-        for k in keys {
-            ranges.push((data.len(), k.len(), 0, 0, 1));
+        for (i, k) in keys.iter().enumerate() {
+            ranges.push((data.len(), k.len(), 0, 0, i as u64 + 1));
             data.extend_from_slice(k);
         }
-        Base::from_ranges(Arc::new(data), ranges).unwrap().shared()
+        let base = Base::from_ranges(Arc::new(data), ranges).unwrap();
+        assert_eq!(base.layout, Layout::Ranges);
+        base.shared()
+    }
+
+    /// The version of the row a lookup finds for `key` (row `i` of [`base_of`] is at `i + 1`).
+    fn found(base: &Base, key: &[u8]) -> Option<u64> {
+        base.get(key).map(|r| {
+            assert_eq!(r.key, key);
+            r.version
+        })
+    }
+
+    /// Rows written as a snapshot writes them (records: lengths, key, value, version), with
+    /// lengths of one and three bytes: the builder recognises them, lookups read the rows from
+    /// their records, and a buffer that is not records (a length byte changed) is searched
+    /// through its slots with the same answers.
+    #[test]
+    fn snapshot_records_are_read_in_place() {
+        let mut data = Vec::new();
+        let mut rows = Vec::new();
+        let put = |data: &mut Vec<u8>, n: usize| {
+            let (b, len) = varint_bytes(n as u64);
+            data.extend_from_slice(&b[..len]);
+        };
+        for i in 0..200u32 {
+            let key = format!("key-{i:05}").into_bytes();
+            let value = vec![i as u8; if i % 3 == 0 { 300 } else { 5 }];
+            put(&mut data, key.len());
+            let key_at = data.len();
+            data.extend_from_slice(&key);
+            put(&mut data, value.len());
+            let value_at = data.len();
+            data.extend_from_slice(&value);
+            put(&mut data, 1000 + i as usize);
+            rows.push((key, key_at, value_at, value.len(), 1000 + u64::from(i)));
+        }
+        for damaged in [false, true] {
+            let mut bytes = data.clone();
+            if damaged {
+                bytes[rows[150].2 - 1] ^= 1; // a value length no longer matches
+            }
+            let mut b = BaseBuilder::of_records(Arc::new(bytes), rows.len(), true);
+            for (key, key_at, value_at, value_len, version) in &rows {
+                b.push(*key_at, key.len(), *value_at, *value_len, *version)
+                    .unwrap();
+            }
+            let base = b.finish();
+            let want = if damaged {
+                Layout::Ranges
+            } else {
+                Layout::Records { versioned: true }
+            };
+            assert_eq!(base.layout, want);
+            let base = base.shared();
+            assert!(matches!(base.directory.get(), Some(Some(_))));
+            for (key, _, _, value_len, version) in &rows {
+                let r = base.get(key).unwrap();
+                assert_eq!(
+                    (r.key, r.value.len(), r.version),
+                    (&key[..], *value_len, *version)
+                );
+            }
+            assert!(base.get(b"key-00200").is_none());
+            assert!(base.get(b"key-0000").is_none());
+        }
+        // Index entries carry no version: records only when claimed without one.
+        let mut entries = Vec::new();
+        let mut at = Vec::new();
+        for (key, _, _, _, _) in &rows {
+            put(&mut entries, key.len());
+            at.push(entries.len());
+            entries.extend_from_slice(key);
+            put(&mut entries, 1);
+            entries.push(7);
+        }
+        let entries = Arc::new(entries);
+        for versioned in [true, false] {
+            let mut b = BaseBuilder::of_records(entries.clone(), rows.len(), versioned);
+            for ((key, ..), key_at) in rows.iter().zip(&at) {
+                b.push(*key_at, key.len(), key_at + key.len() + 1, 1, 0)
+                    .unwrap();
+            }
+            let base = b.finish();
+            let want = if versioned {
+                Layout::Ranges
+            } else {
+                Layout::Records { versioned: false }
+            };
+            assert_eq!(base.layout, want);
+            let base = base.shared();
+            for (key, ..) in &rows {
+                let r = base.get(key).unwrap();
+                assert_eq!((r.key, r.value, r.version), (&key[..], &[7u8][..], 0));
+            }
+        }
     }
 
     /// Many rows, with runs of equal 8-byte prefixes that cross fences: every key is found, and
@@ -375,15 +645,15 @@ mod tests {
         }
         keys.sort();
         keys.dedup();
-        let base = base_of(&keys);
+        let base = base_of(&keys, false);
         assert!(base.fences.len() > 10);
         assert!(matches!(base.directory.get(), Some(Some(_))));
         for (i, k) in keys.iter().enumerate() {
             assert_eq!(base.find(k), Ok(i), "{k:?}");
-            assert_eq!(base.lookup(k), Some(i), "{k:?}");
+            assert_eq!(found(&base, k), Some(i as u64 + 1), "{k:?}");
             let mut absent = k.clone();
             absent.push(0); // just after k
-            assert_eq!(base.lookup(&absent), None, "{absent:?}");
+            assert_eq!(found(&base, &absent), None, "{absent:?}");
             assert_eq!(
                 base.find(&absent),
                 keys.binary_search(&absent),
@@ -416,15 +686,17 @@ mod tests {
         fn directory_lookups_match_a_search(
             keys in proptest::collection::btree_set(proptest::collection::vec(0u8..3, 0..20), 64..400),
             probes in proptest::collection::vec(proptest::collection::vec(0u8..3, 0..20), 0..200),
+            records in any::<bool>(),
         ) {
             let keys: Vec<Vec<u8>> = keys.into_iter().collect();
-            let base = base_of(&keys);
+            let base = base_of(&keys, records);
             prop_assert!(matches!(base.directory.get(), Some(Some(_))));
             for (i, k) in keys.iter().enumerate() {
-                prop_assert_eq!(base.lookup(k), Some(i));
+                prop_assert_eq!(found(&base, k), Some(i as u64 + 1));
             }
             for p in &probes {
-                prop_assert_eq!(base.lookup(p), keys.binary_search(p).ok());
+                let want = keys.binary_search(p).ok().map(|i| i as u64 + 1);
+                prop_assert_eq!(found(&base, p), want);
             }
         }
     }
@@ -438,26 +710,37 @@ mod tests {
         // 12-byte keys: the bytes past the prefix decide.
         let key = |i: u64| [&[0u8; 4][..], &i.to_be_bytes()].concat();
         let keys: Vec<Vec<u8>> = (0..n as u64).map(|i| key(i * 2)).collect();
-        let base = base_of(&keys);
-        let check = |base: &Base| {
-            for i in (0..n as u64).step_by(997) {
-                assert_eq!(base.lookup(&key(i * 2)), Some(i as usize));
-                assert_eq!(base.lookup(&key(i * 2 + 1)), None);
-                // A slot holds only its own key, also among keys of one prefix and length.
-                let (own, other) = (key(i * 2), key(i * 2 + 1));
-                assert!(base.holds_at(i as usize, &own, prefix_of(&own)));
-                assert!(!base.holds_at(i as usize, &other, prefix_of(&other)));
-                assert!(!base.holds_at(i as usize, &own[..8], prefix_of(&own)));
+        for records in [false, true] {
+            let base = base_of(&keys, records);
+            let check = |base: &Base| {
+                for i in (0..n as u64).step_by(997) {
+                    assert_eq!(found(base, &key(i * 2)), Some(i + 1));
+                    assert_eq!(found(base, &key(i * 2 + 1)), None);
+                    assert_eq!(found(base, &key(i * 2)[..8]), None);
+                    // A slot holds only its own key, also among keys of one prefix and length.
+                    let (own, other) = (key(i * 2), key(i * 2 + 1));
+                    assert!(base.holds_at(i as usize, &own, prefix_of(&own)));
+                    assert!(!base.holds_at(i as usize, &other, prefix_of(&other)));
+                    assert!(!base.holds_at(i as usize, &own[..8], prefix_of(&own)));
+                    // So does a record.
+                    if records {
+                        let s = base.slots[i as usize];
+                        let at = (s.key_at - varint_bytes(u64::from(s.key_len)).1) as u64;
+                        assert!(base.record_holding(at, &own, true).is_some());
+                        assert!(base.record_holding(at, &other, true).is_none());
+                        assert!(base.record_holding(at, &own[..8], true).is_none());
+                    }
+                }
+            };
+            check(&base);
+            let t0 = std::time::Instant::now();
+            while base.directory.get().is_none() {
+                assert!(t0.elapsed().as_secs() < 60, "directory never built");
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
-        };
-        check(&base);
-        let t0 = std::time::Instant::now();
-        while base.directory.get().is_none() {
-            assert!(t0.elapsed().as_secs() < 60, "directory never built");
-            std::thread::sleep(std::time::Duration::from_millis(1));
+            assert!(matches!(base.directory.get(), Some(Some(_))));
+            check(&base);
         }
-        assert!(matches!(base.directory.get(), Some(Some(_))));
-        check(&base);
     }
 
     #[test]

@@ -114,6 +114,43 @@ pub fn decode_key<K: DeserializeOwned>(b: &[u8]) -> std::result::Result<K, Strin
     memcomparable::from_slice(b).map_err(|e| e.to_string())
 }
 
+/// A variable-length integer as bincode's standard configuration writes it (and snapshots
+/// hold lengths and versions): one byte up to 250, else a marker (251, 252, 253) and 2, 4 or
+/// 8 bytes little-endian. Returns the bytes and how many of them are used.
+pub fn varint_bytes(n: u64) -> ([u8; 9], usize) {
+    let mut b = [0u8; 9];
+    let (marker, width) = match n {
+        0..=250 => {
+            b[0] = n as u8;
+            return (b, 1);
+        }
+        251..=0xffff => (251, 2),
+        0x1_0000..=0xffff_ffff => (252, 4),
+        _ => (253, 8),
+    };
+    b[0] = marker;
+    if let Some(dst) = b.get_mut(1..1 + width) {
+        dst.copy_from_slice(n.to_le_bytes().get(..width).unwrap_or_default());
+    }
+    (b, 1 + width)
+}
+
+/// Reads a [`varint_bytes`] integer at the start of `b`: the value and its length, or `None`
+/// if `b` ends early or starts with an unknown marker.
+pub fn read_varint(b: &[u8]) -> Option<(u64, usize)> {
+    let first = *b.first()?;
+    let width = match first {
+        0..=250 => return Some((u64::from(first), 1)),
+        251 => 2,
+        252 => 4,
+        253 => 8,
+        _ => return None,
+    };
+    let mut w = [0u8; 8];
+    w.get_mut(..width)?.copy_from_slice(b.get(1..1 + width)?);
+    Some((u64::from_le_bytes(w), 1 + width))
+}
+
 /// Longest byte string kept inline (no allocation, compared without following a pointer).
 const INLINE: usize = 22;
 

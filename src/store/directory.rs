@@ -1,50 +1,59 @@
 //! A hash directory over a sorted base: exact-key lookups in one probe (usually) instead of
 //! a binary search, which on a large base costs a cache miss per step. The base keeps its
-//! sorted slots for ranges; the directory maps a key's hash to a slot index.
+//! sorted slots for ranges; the directory maps a key's hash to a target the base chooses:
+//! where the row's record starts in the base's bytes (a lookup then reads the row straight
+//! from there), or, for bases whose bytes are not laid out as records, a slot index.
 
-/// Open addressing with linear probing, at most half full. Each entry holds a slot index + 1
-/// (0: empty) in its low bits and, in the bits the index does not need, a tag of the key's
-/// hash, so a probe seldom reads a slot of another key.
+/// Open addressing with linear probing, at most half full. Each entry holds a target + 1
+/// (0: empty) in its low [`TARGET_BITS`] bits and a tag of the key's hash in the others, so
+/// a probe seldom reads the row of another key.
 #[derive(Debug)]
 pub struct Directory {
-    entries: Box<[u32]>,
-    /// Bits of an entry that hold the slot index + 1.
-    index_bits: u32,
+    entries: Box<[u64]>,
     /// log2 of the number of entries.
     table_bits: u32,
 }
 
+/// Bits of an entry that hold the target + 1.
+const TARGET_BITS: u32 = 40;
+
+/// Largest target an entry holds.
+pub const MAX_TARGET: u64 = (1 << TARGET_BITS) - 2;
+
 /// Bases smaller than this are searched without a directory (the search stays in cache).
 const MIN_ROWS: usize = 64;
 
-/// Largest base given a directory: indexes + 1 must fit in 31 bits, leaving a tag bit.
-const MAX_ROWS: usize = (1 << 31) - 1;
-
 impl Directory {
-    /// A directory of `rows` slots, where `hash(i)` is slot `i`'s key hash; `None` for a base
-    /// too small to need one or too large to index in 31 bits.
-    pub fn build(rows: usize, hash: impl Fn(usize) -> u64) -> Option<Directory> {
-        if !(MIN_ROWS..=MAX_ROWS).contains(&rows) {
+    /// A directory of `rows` rows, where `hash(i)` is row `i`'s key hash and `target(i)` what
+    /// its entry leads to; `None` for a base too small to need one, or if a target exceeds
+    /// [`MAX_TARGET`].
+    pub fn build(
+        rows: usize,
+        hash: impl Fn(usize) -> u64,
+        target: impl Fn(usize) -> u64,
+    ) -> Option<Directory> {
+        if rows < MIN_ROWS || rows as u64 > MAX_TARGET {
             return None;
         }
         let table_bits = (rows * 2).next_power_of_two().trailing_zeros();
-        let index_bits = usize::BITS - rows.leading_zeros();
         let mut d = Directory {
-            entries: vec![0u32; 1 << table_bits].into_boxed_slice(),
-            index_bits,
+            entries: vec![0u64; 1 << table_bits].into_boxed_slice(),
             table_bits,
         };
         let mask = d.entries.len() - 1;
         for i in 0..rows {
             let h = hash(i);
+            let t = target(i);
+            if t > MAX_TARGET {
+                return None;
+            }
             let mut pos = d.position(h);
             // At most half full: an empty entry is always found.
             while d.entries.get(pos).is_some_and(|e| *e != 0) {
                 pos = (pos + 1) & mask;
             }
-            let entry = d.tag(h) | (i as u32 + 1);
             if let Some(e) = d.entries.get_mut(pos) {
-                *e = entry;
+                *e = tag(h) | (t + 1);
             }
         }
         Some(d)
@@ -54,32 +63,32 @@ impl Directory {
         (h >> (64 - self.table_bits)) as usize
     }
 
-    fn tag(&self, h: u64) -> u32 {
-        let tag_bits = 32 - self.index_bits;
-        ((h as u32) & ((1u32 << tag_bits) - 1)) << self.index_bits
-    }
-
-    /// The slot whose key hashes to `h` and for which `is_key(slot)` holds, if any.
-    pub fn find(&self, h: u64, mut is_key: impl FnMut(usize) -> bool) -> Option<usize> {
+    /// The target of the key hashing to `h` for which `is_key(target)` holds, if any.
+    pub fn find(&self, h: u64, mut is_key: impl FnMut(u64) -> bool) -> Option<u64> {
         let mask = self.entries.len().checked_sub(1)?;
-        let index_mask = (1u32 << self.index_bits) - 1;
-        let tag = self.tag(h);
+        let target_mask = (1u64 << TARGET_BITS) - 1;
+        let tag = tag(h);
         let mut pos = self.position(h);
         for _ in 0..self.entries.len() {
             let e = *self.entries.get(pos)?;
             if e == 0 {
                 return None;
             }
-            if e & !index_mask == tag {
-                let slot = (e & index_mask) as usize - 1;
-                if is_key(slot) {
-                    return Some(slot);
+            if e & !target_mask == tag {
+                let t = (e & target_mask) - 1;
+                if is_key(t) {
+                    return Some(t);
                 }
             }
             pos = (pos + 1) & mask;
         }
         None
     }
+}
+
+/// The tag of hash `h`: its low bits, placed above the target's.
+fn tag(h: u64) -> u64 {
+    h << TARGET_BITS
 }
 
 /// The hash of a key whose first 8 bytes (big-endian, zero-padded) are `prefix`: a function of
@@ -113,18 +122,22 @@ mod tests {
         // Hashes with many collisions in position and tag bits: the probe must still check
         // each candidate.
         let hashes: Vec<u64> = (0..5000u64).map(|i| (i % 97) << 50 | (i % 3)).collect();
-        let d = Directory::build(hashes.len(), |i| hashes[i]).unwrap();
+        // Targets of rows 3 apart, as record offsets are.
+        let d = Directory::build(hashes.len(), |i| hashes[i], |i| i as u64 * 3).unwrap();
         for (i, h) in hashes.iter().enumerate() {
-            assert_eq!(d.find(*h, |s| s == i), Some(i));
+            assert_eq!(d.find(*h, |t| t == i as u64 * 3), Some(i as u64 * 3));
         }
         assert_eq!(d.find(hashes[7], |_| false), None);
-        assert_eq!(d.find(12345, |s| hashes[s] == 12345), None);
+        assert_eq!(d.find(12345, |t| hashes[t as usize / 3] == 12345), None);
+        // A target too large for an entry: no directory (the base searches instead).
+        assert!(Directory::build(100, |i| i as u64, |i| MAX_TARGET + i as u64).is_none());
+        assert!(Directory::build(100, |i| i as u64, |_| MAX_TARGET).is_some());
     }
 
     #[test]
     fn small_bases_have_none() {
-        assert!(Directory::build(MIN_ROWS - 1, |i| i as u64).is_none());
-        assert!(Directory::build(MIN_ROWS, |i| i as u64).is_some());
+        assert!(Directory::build(MIN_ROWS - 1, |i| i as u64, |i| i as u64).is_none());
+        assert!(Directory::build(MIN_ROWS, |i| i as u64, |i| i as u64).is_some());
     }
 
     #[test]

@@ -191,13 +191,13 @@ impl Rows {
     /// The row under `key` in the base or the appended rows (whatever the delta says).
     fn laid_out(&self, key: &[u8]) -> Option<RowRef<'_>> {
         if self.tail.is_empty() && self.pending.is_empty() {
-            return self.base.lookup(key).and_then(|i| self.base.row(i));
+            return self.base.get(key);
         }
         if self.bound.as_ref().is_none_or(|b| key > b.as_slice()) {
             return None;
         }
         if self.base.last_key().is_some_and(|k| key <= k) {
-            self.base.lookup(key).and_then(|i| self.base.row(i))
+            self.base.get(key)
         } else if self.tail.last_key().is_some_and(|k| key <= k) {
             self.tail.get(key)
         } else {
@@ -321,7 +321,7 @@ impl Rows {
             }
             delta.next().map(|(k, now)| Change {
                 key: k,
-                before: self.base.lookup(k).and_then(|i| self.base.row(i)),
+                before: self.base.get(k),
                 now: now.as_ref().map(|r| RowRef {
                     key: k,
                     value: &r.value,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::ser::Serializer;
 
 use super::base::BaseBuilder;
-use super::codec::{Op, TableMeta, decode_prefix, decode_prefix_len};
+use super::codec::{Op, TableMeta, decode_prefix, decode_prefix_len, read_varint};
 use super::rows::{Row, Rows};
 use crate::error::Result;
 
@@ -298,7 +298,7 @@ impl State {
             let meta: TableMeta = p.serde()?;
             let next_id = p.varint()?;
             let n = p.count(3)?;
-            let mut base = BaseBuilder::new(data.clone(), n);
+            let mut base = BaseBuilder::of_records(data.clone(), n, true);
             for _ in 0..n {
                 let (key_at, key_len) = p.bytes()?;
                 let (value_at, value_len) = p.bytes()?;
@@ -311,7 +311,7 @@ impl State {
                 for _ in 0..p.count(2)? {
                     let name: String = p.serde()?;
                     let n = p.count(2)?;
-                    let mut base = BaseBuilder::new(data.clone(), n);
+                    let mut base = BaseBuilder::of_records(data.clone(), n, false);
                     for _ in 0..n {
                         let (key_at, key_len) = p.bytes()?;
                         let (value_at, value_len) = p.bytes()?;
@@ -362,22 +362,17 @@ impl Parser<'_> {
 
     /// A variable-length integer: one byte up to 250, else a marker and 2, 4 or 8 bytes.
     fn varint(&mut self) -> std::result::Result<u64, String> {
-        let first = *self.b.get(self.at).ok_or("the image ends early")?;
-        self.at += 1;
-        let wide = |s: &[u8]| {
-            let mut b = [0u8; 8];
-            if let Some(d) = b.get_mut(..s.len()) {
-                d.copy_from_slice(s);
+        let rest = self.b.get(self.at..).unwrap_or_default();
+        match read_varint(rest) {
+            Some((n, len)) => {
+                self.at += len;
+                Ok(n)
             }
-            u64::from_le_bytes(b)
-        };
-        Ok(match first {
-            0..=250 => u64::from(first),
-            251 => wide(self.take(2)?),
-            252 => wide(self.take(4)?),
-            253 => wide(self.take(8)?),
-            other => return Err(format!("bad integer marker {other}")),
-        })
+            None => match rest.first() {
+                None | Some(251..=253) => Err("the image ends early".into()),
+                Some(other) => Err(format!("bad integer marker {other}")),
+            },
+        }
     }
 
     /// A count of items that take at least `min` bytes each (bounded by what is left).

@@ -60,12 +60,7 @@ impl Tail {
                 break;
             }
             let merged: Vec<Arc<Base>> = chunks.drain(first..).collect();
-            let count = merged.iter().map(|c| c.len()).sum();
-            let bytes = merged.iter().map(|c| c.row_bytes()).sum();
-            let rows = merged
-                .iter()
-                .flat_map(|c| (0..c.len()).filter_map(|i| c.row(i)));
-            chunks.push(Base::collect_sized(rows, count, bytes).shared_as_chunk());
+            chunks.push(Base::concat(&merged).shared_as_chunk());
         }
     }
 
@@ -75,7 +70,7 @@ impl Tail {
             .chunks
             .partition_point(|c| c.first_key().is_some_and(|f| f <= key));
         let chunk = self.chunks.get(i.checked_sub(1)?)?;
-        chunk.lookup(key).and_then(|j| chunk.row(j))
+        chunk.get(key)
     }
 
     /// Each chunk that may hold keys within `lo`..`hi`, with the range of its rows that do.
