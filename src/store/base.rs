@@ -195,9 +195,12 @@ impl Base {
         };
         let target = |i: usize| match self.layout {
             Layout::Ranges => i as u64,
-            Layout::Records { .. } => self.slots.get(i).map_or(u64::MAX, |s| {
-                (s.key_at - varint_bytes(u64::from(s.key_len)).1) as u64
-            }),
+            // (u64::MAX: no directory; cannot happen for a checked layout.)
+            Layout::Records { .. } => self
+                .slots
+                .get(i)
+                .and_then(|s| s.key_at.checked_sub(varint_bytes(u64::from(s.key_len)).1))
+                .map_or(u64::MAX, |at| at as u64),
         };
         let _ = self
             .directory
