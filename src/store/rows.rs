@@ -585,6 +585,72 @@ mod tests {
         }
     }
 
+    /// A model of rows: key -> (the value's one byte, version).
+    type Model = BTreeMap<Vec<u8>, (u8, u64)>;
+
+    /// Rows whose base holds `base` (one-byte values), each at the version `version` gives
+    /// its value, and the model of them.
+    fn rows_over(base: &BTreeMap<Vec<u8>, u8>, version: impl Fn(u8) -> u64) -> (Rows, Model) {
+        let mut data = Vec::new();
+        let mut ranges = Vec::new();
+        let mut model = Model::new();
+        for (k, v) in base {
+            let ka = data.len();
+            data.extend_from_slice(k);
+            let va = data.len();
+            data.push(*v);
+            ranges.push((ka, k.len(), va, 1, version(*v)));
+            model.insert(k.clone(), (*v, version(*v)));
+        }
+        let base = Base::from_ranges(data.into(), ranges).unwrap();
+        (Rows::from_base(base), model)
+    }
+
+    /// Checks that `rows` read as `model`: length, every row in order, gets of `probes`,
+    /// and the range from `lo` to `hi` (both ways of bounding it).
+    fn reads_as(
+        rows: &Rows,
+        model: &Model,
+        probes: &[Vec<u8>],
+        lo: &[u8],
+        hi: &[u8],
+    ) -> Result<(), TestCaseError> {
+        prop_assert_eq!(rows.len(), model.len());
+        let all: Vec<(Vec<u8>, u8, u64)> = rows
+            .iter()
+            .map(|r| (r.key.to_vec(), r.value[0], r.version))
+            .collect();
+        let want: Vec<(Vec<u8>, u8, u64)> = model
+            .iter()
+            .map(|(k, (v, n))| (k.clone(), *v, *n))
+            .collect();
+        prop_assert_eq!(all, want);
+        for k in model.keys().chain(probes) {
+            prop_assert_eq!(
+                rows.get(k).map(|r| (r.value[0], r.version)),
+                model.get(k).copied()
+            );
+        }
+        if lo > hi {
+            return Ok(());
+        }
+        for bounds in [
+            (Bound::Included(lo.to_vec()), Bound::Excluded(hi.to_vec())),
+            (Bound::Excluded(lo.to_vec()), Bound::Included(hi.to_vec())),
+        ] {
+            let got: Vec<Vec<u8>> = rows
+                .range((as_bytes(&bounds.0), as_bytes(&bounds.1)))
+                .map(|r| r.key.to_vec())
+                .collect();
+            let want: Vec<Vec<u8>> = model
+                .range::<Vec<u8>, _>(bounds.clone())
+                .map(|(k, _)| k.clone())
+                .collect();
+            prop_assert_eq!(got, want);
+        }
+        Ok(())
+    }
+
     proptest! {
         /// Any base and any changes behave like one ordered map: gets, length, iteration,
         /// ranges, and the same after compaction.
@@ -595,18 +661,7 @@ mod tests {
             lo in proptest::collection::vec(0u8..4, 0..3),
             hi in proptest::collection::vec(0u8..4, 0..3),
         ) {
-            let mut data = Vec::new();
-            let mut ranges = Vec::new();
-            let mut model: BTreeMap<Vec<u8>, (u8, u64)> = BTreeMap::new();
-            for (k, v) in &base {
-                let ka = data.len();
-                data.extend_from_slice(k);
-                let va = data.len();
-                data.push(*v);
-                ranges.push((ka, k.len(), va, 1, u64::from(*v)));
-                model.insert(k.clone(), (*v, u64::from(*v)));
-            }
-            let mut rows = Rows::from_base(Base::from_ranges(data.into(), ranges).unwrap());
+            let (mut rows, mut model) = rows_over(&base, u64::from);
             for (k, v) in &ops {
                 match v {
                     Some(v) => {
@@ -617,28 +672,10 @@ mod tests {
                 }
             }
             for rows in [rows.clone(), rows.compacted()] {
-                prop_assert_eq!(rows.len(), model.len());
-                let all: Vec<(Vec<u8>, u8, u64)> =
-                    rows.iter().map(|r| (r.key.to_vec(), r.value[0], r.version)).collect();
-                let want: Vec<(Vec<u8>, u8, u64)> =
-                    model.iter().map(|(k, (v, n))| (k.clone(), *v, *n)).collect();
-                prop_assert_eq!(all, want);
-                for k in model.keys() {
-                    prop_assert_eq!(rows.get(k).map(|r| r.value[0]), model.get(k).map(|m| m.0));
-                }
-                prop_assert!(rows.get(&[9, 9]).is_none());
+                reads_as(&rows, &model, &[vec![9, 9]], &lo, &hi)?;
                 // A range whose start is after its end is empty.
                 let inverted = (Bound::Included(Bytes::new(&[3, 3])), Bound::Excluded(Bytes::new(&[1])));
                 prop_assert_eq!(rows.range(inverted).count(), 0);
-                let bounds = (Bound::Included(Bytes::new(&lo)), Bound::Excluded(Bytes::new(&hi)));
-                if lo <= hi {
-                    let got: Vec<Vec<u8>> = rows.range(bounds).map(|r| r.key.to_vec()).collect();
-                    let want: Vec<Vec<u8>> = model
-                        .range::<Vec<u8>, _>((Bound::Included(lo.clone()), Bound::Excluded(hi.clone())))
-                        .map(|(k, _)| k.clone())
-                        .collect();
-                    prop_assert_eq!(got, want);
-                }
             }
         }
     }
@@ -693,19 +730,8 @@ mod tests {
             lo in prop_oneof![proptest::collection::vec(0u8..4, 0..3), (0u16..90).prop_map(appended_key)],
             hi in prop_oneof![proptest::collection::vec(0u8..4, 0..3), (0u16..90).prop_map(appended_key)],
         ) {
-            let mut data = Vec::new();
-            let mut ranges = Vec::new();
-            let mut model: BTreeMap<Vec<u8>, (u8, u64)> = BTreeMap::new();
-            for (k, v) in &base {
-                let ka = data.len();
-                data.extend_from_slice(k);
-                let va = data.len();
-                data.push(*v);
-                ranges.push((ka, k.len(), va, 1, 1));
-                model.insert(k.clone(), (*v, 1));
-            }
+            let (mut rows, mut model) = rows_over(&base, |_| 1);
             let at_base = model.clone();
-            let mut rows = Rows::from_base(Base::from_ranges(data.into(), ranges).unwrap());
             let mut appended = 0u16;
             for (i, s) in steps.iter().enumerate() {
                 let version = i as u64 + 2;
@@ -750,34 +776,9 @@ mod tests {
             prop_assert_eq!(&rebuilt, &model);
             let mut sealed = rows.clone();
             sealed.seal();
+            let probes: Vec<Vec<u8>> = (0..appended + 2).map(appended_key).collect();
             for rows in [rows.clone(), sealed, rows.compacted()] {
-                prop_assert_eq!(rows.len(), model.len());
-                let all: Vec<(Vec<u8>, u8, u64)> =
-                    rows.iter().map(|r| (r.key.to_vec(), r.value[0], r.version)).collect();
-                let want: Vec<(Vec<u8>, u8, u64)> =
-                    model.iter().map(|(k, (v, n))| (k.clone(), *v, *n)).collect();
-                prop_assert_eq!(all, want);
-                for n in 0..appended + 2 {
-                    let k = appended_key(n);
-                    prop_assert_eq!(rows.get(&k).map(|r| r.value[0]), model.get(&k).map(|m| m.0));
-                }
-                for bounds in [
-                    (Bound::Included(lo.clone()), Bound::Excluded(hi.clone())),
-                    (Bound::Excluded(lo.clone()), Bound::Included(hi.clone())),
-                ] {
-                    if lo > hi {
-                        continue;
-                    }
-                    let got: Vec<Vec<u8>> = rows
-                        .range((as_bytes(&bounds.0), as_bytes(&bounds.1)))
-                        .map(|r| r.key.to_vec())
-                        .collect();
-                    let want: Vec<Vec<u8>> = model
-                        .range::<Vec<u8>, _>(bounds.clone())
-                        .map(|(k, _)| k.clone())
-                        .collect();
-                    prop_assert_eq!(got, want);
-                }
+                reads_as(&rows, &model, &probes, &lo, &hi)?;
             }
         }
     }
@@ -833,16 +834,7 @@ mod tests {
             min in 0usize..30,
             shuffle in any::<bool>(),
         ) {
-            let mut data = Vec::new();
-            let mut ranges = Vec::new();
-            for (k, v) in &base {
-                let ka = data.len();
-                data.extend_from_slice(k);
-                let va = data.len();
-                data.push(*v);
-                ranges.push((ka, k.len(), va, 1, 1));
-            }
-            let mut rows = Rows::from_base(Base::from_ranges(data.into(), ranges).unwrap());
+            let (mut rows, _) = rows_over(&base, |_| 1);
             for (k, v) in &ops {
                 match v {
                     Some(v) => {
