@@ -61,6 +61,10 @@ const BACKGROUND_DIRECTORY_ROWS: usize = 1 << 16;
 /// Chunks (see [`Base::shared_as_chunk`]) of at least this many rows get a directory.
 const CHUNK_DIRECTORY_ROWS: usize = 1 << 13;
 
+/// How far [`Base::get_near`] gallops (in slots, doubling) before it looks the key up (a
+/// key that far ahead costs fewer cache misses through the directory).
+const NEAR_STEPS: usize = 16;
+
 /// Slots between fences.
 const FENCE: usize = 32;
 
@@ -343,6 +347,44 @@ impl Base {
                 .find(hash, |i| self.holds_at(i as usize, key, prefix))
                 .and_then(|i| self.row(i as usize)),
         }
+    }
+
+    /// The row under `key`, searched for from slot `near` on (then set to where the key is
+    /// or would be): a key
+    /// at or just after `near` is found by reading the slots in order. A key before `near`,
+    /// or far after it, is looked up as by [`get`](Self::get).
+    pub(super) fn get_near(&self, key: &[u8], near: &mut usize) -> Option<RowRef<'_>> {
+        let prefix = prefix_of(key);
+        let n = self.slots.len();
+        let mut lo = (*near).min(n);
+        if lo > 0 && self.compare(lo - 1, key, prefix) != Ordering::Less {
+            return self.get(key);
+        }
+        // Every slot before `lo` is below the key: gallop to a slot at or past it, then
+        // bisect the last step.
+        let mut step = 1;
+        let mut hi = lo;
+        while hi < n && self.compare(hi, key, prefix) == Ordering::Less {
+            if step > NEAR_STEPS {
+                *near = hi;
+                return self.get(key);
+            }
+            lo = hi + 1;
+            hi = hi.saturating_add(step).min(n);
+            step = step.saturating_mul(2);
+        }
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.compare(mid, key, prefix) == Ordering::Less {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        *near = lo;
+        (lo < n && self.compare(lo, key, prefix) == Ordering::Equal)
+            .then(|| self.row(lo))
+            .flatten()
     }
 
     /// Whether slot `i` holds `key` (whose prefix is `prefix`): a key of up to 8 bytes is
@@ -700,6 +742,35 @@ mod tests {
             for p in &probes {
                 let want = keys.binary_search(p).ok().map(|i| i as u64 + 1);
                 prop_assert_eq!(found(&base, p), want);
+            }
+        }
+    }
+
+    proptest! {
+        /// Lookups from a remembered place (keys mostly rising, some falling back, some far
+        /// ahead, starting anywhere) answer as plain lookups do, in both layouts.
+        #[test]
+        fn lookups_near_the_last_answer_alike(
+            keys in proptest::collection::btree_set(proptest::collection::vec(0u8..3, 0..12), 0..700),
+            mut probes in proptest::collection::vec(proptest::collection::vec(0u8..3, 0..12), 0..300),
+            start in 0usize..1000,
+            records in any::<bool>(),
+            back in proptest::collection::vec(any::<bool>(), 0..300),
+        ) {
+            let keys: Vec<Vec<u8>> = keys.into_iter().collect();
+            let base = base_of(&keys, records);
+            probes.sort();
+            // Some probes step back (the caller's keys need not keep rising).
+            for (i, b) in back.iter().enumerate() {
+                if *b && i % 7 == 0 && i + 1 < probes.len() {
+                    probes.swap(i, i + 1);
+                }
+            }
+            let mut near = start;
+            for p in &probes {
+                let want = base.get(p).map(|r| (r.key.to_vec(), r.version));
+                let got = base.get_near(p, &mut near).map(|r| (r.key.to_vec(), r.version));
+                prop_assert_eq!(got, want);
             }
         }
     }

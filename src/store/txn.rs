@@ -242,12 +242,15 @@ impl WriteTx {
         table: &Table<K, V>,
         rows: Vec<EncodedRow>,
     ) -> Result<()> {
-        let mut run = Vec::with_capacity(rows.len());
+        let mut run = SortedRun {
+            rows: Vec::with_capacity(rows.len()),
+            near: 0,
+        };
         for (kb, vb, keys) in rows {
             self.put_encoded(table, kb, vb, keys, None, Some(&mut run))?;
         }
         let t = self.work.table_mut(table.id).map_err(Error::NotFound)?;
-        t.rows.put_sorted(run);
+        t.rows.put_sorted(run.rows);
         Ok(())
     }
 
@@ -262,10 +265,13 @@ impl WriteTx {
         vb: Bytes,
         new_keys: Vec<(usize, Bytes)>,
         old: Option<&V>,
-        run: Option<&mut Vec<(Bytes, Row)>>,
+        mut run: Option<&mut SortedRun>,
     ) -> Result<(bool, u64)> {
         let t = table_state(&self.work, table.id, &table.name)?;
-        let old_row = t.rows.get(&kb);
+        let old_row = match run.as_deref_mut() {
+            Some(run) => t.rows.get_near(&kb, &mut run.near),
+            None => t.rows.get(&kb),
+        };
         let version = next_version(old_row.map(|r| r.version), &table.name)?;
         // Unique indexes: the new keys must not belong to another row. When every one already
         // names this row, they are the old row's keys too (an index holds one key per row), so
@@ -325,7 +331,7 @@ impl WriteTx {
                     value: vb.clone(),
                     version,
                 };
-                run.push((kb.clone(), row));
+                run.rows.push((kb.clone(), row));
                 self.ops.push(Op::Put {
                     table: table.id,
                     key: kb,
@@ -337,6 +343,13 @@ impl WriteTx {
         }
         Ok((created, version))
     }
+}
+
+/// Rows put in increasing key order, to be put in the table at the end (see
+/// [`WriteTx::put_encoded_sorted`]), and where the last one's old row was in the table's base.
+struct SortedRun {
+    rows: Vec<(Bytes, Row)>,
+    near: usize,
 }
 
 /// Inserts or replaces a row in the working state and logs the same change (`existed`:
