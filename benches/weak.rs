@@ -106,20 +106,24 @@ fn main() {
         dirty.mark_upsert(i);
     }
     let stop = AtomicBool::new(false);
-    let (flush_time, reader_pause, writer_max) = std::thread::scope(|s| {
+    let (flush_time, (reader_pause, slowest_read), writer_max, stolen) = std::thread::scope(|s| {
         let reader = s.spawn(|| {
             let mut worst = Duration::ZERO;
             let mut last = Instant::now();
             let mut i = 0u64;
+            // The slowest snapshot taken (an atomic load: any time it takes is the machine's).
+            let mut slowest_read = Duration::ZERO;
             while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
                 let snap = weak.read();
+                slowest_read = slowest_read.max(t.elapsed());
                 let _ = snap.get(&table, &(i % ROWS)).unwrap();
                 let now = Instant::now();
                 worst = worst.max(now - last);
                 last = now;
                 i += 7;
             }
-            worst
+            (worst, slowest_read)
         });
         let writer = s.spawn(|| {
             let mut worst = Duration::ZERO;
@@ -133,13 +137,15 @@ fn main() {
             worst
         });
         std::thread::sleep(Duration::from_millis(50));
+        let stolen = steal_ticks();
         let t0 = Instant::now();
         let report = flusher.flush().unwrap();
         let took = t0.elapsed();
+        let stolen = steal_ticks().zip(stolen).map(|(b, a)| b.saturating_sub(a));
         assert_eq!(report.rows(), ROWS as usize);
         std::thread::sleep(Duration::from_millis(50));
         stop.store(true, Ordering::Relaxed);
-        (took, reader.join().unwrap(), writer.join().unwrap())
+        (took, reader.join().unwrap(), writer.join().unwrap(), stolen)
     });
 
     let c = Connection::open(work.path().join("bench.sqlite")).unwrap();
@@ -201,4 +207,50 @@ fn main() {
         reader_pause.as_secs_f64() * 1e3,
         writer_max.as_secs_f64() * 1e3
     );
+    println!(
+        "during the flush: slowest snapshot taken by the reader (one atomic load) {:.3} ms; CPU time the hypervisor took from this VM (steal, /proc/stat): {}",
+        slowest_read.as_secs_f64() * 1e3,
+        stolen.map_or_else(|| "not measured".to_string(), |t| format!("{} ms", t * 10))
+    );
+    let (one, two) = (busy_gap(1), busy_gap(2));
+    println!(
+        "the machine's floor for that pause: the longest gap seen by a thread that only spins, for 1 s: {:.3} ms alone, {:.3} ms with a second spinning thread (both cores busy, nothing of statelog running)",
+        one.as_secs_f64() * 1e3,
+        two.as_secs_f64() * 1e3
+    );
+}
+
+/// The steal time of all CPUs so far (Linux, in ticks of 10 ms), if readable.
+fn steal_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines().next()?.split_whitespace().nth(8)?.parse().ok()
+}
+
+/// The longest gap between two iterations of a loop that only spins, in any of `threads`
+/// threads spinning together for a second: the pauses the machine itself (its kernel, its
+/// hypervisor) gives a busy thread.
+fn busy_gap(threads: usize) -> Duration {
+    std::thread::scope(|s| {
+        let spinners: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let end = Instant::now() + Duration::from_secs(1);
+                    let mut last = Instant::now();
+                    let mut worst = Duration::ZERO;
+                    while last < end {
+                        std::hint::black_box(0u64);
+                        let now = Instant::now();
+                        worst = worst.max(now - last);
+                        last = now;
+                    }
+                    worst
+                })
+            })
+            .collect();
+        spinners
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .max()
+            .unwrap_or_default()
+    })
 }
