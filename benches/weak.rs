@@ -212,11 +212,13 @@ fn main() {
         slowest_read.as_secs_f64() * 1e3,
         stolen.map_or_else(|| "not measured".to_string(), |t| format!("{} ms", t * 10))
     );
-    let (one, two) = (busy_gap(1), busy_gap(2));
+    let io = work.path().join("gap-io.bin");
+    let (one, two, with_io) = (busy_gap(1, None), busy_gap(2, None), busy_gap(2, Some(&io)));
     println!(
-        "the machine's floor for that pause: the longest gap seen by a thread that only spins, for 1 s: {:.3} ms alone, {:.3} ms with a second spinning thread (both cores busy, nothing of statelog running)",
+        "the machine's floor for that pause, nothing of statelog running: the longest gap a thread that only spins sees in 1 s: {:.3} ms alone, {:.3} ms beside a second spinning thread (both cores busy), {:.3} ms beside it and a thread writing 5 MiB + fdatasync in a loop (a flush's disk work)",
         one.as_secs_f64() * 1e3,
-        two.as_secs_f64() * 1e3
+        two.as_secs_f64() * 1e3,
+        with_io.as_secs_f64() * 1e3
     );
 }
 
@@ -227,10 +229,26 @@ fn steal_ticks() -> Option<u64> {
 }
 
 /// The longest gap between two iterations of a loop that only spins, in any of `threads`
-/// threads spinning together for a second: the pauses the machine itself (its kernel, its
-/// hypervisor) gives a busy thread.
-fn busy_gap(threads: usize) -> Duration {
+/// threads spinning together for a second (with `io`, beside a thread that writes 5 MiB to
+/// that file and fdatasyncs it, over and over): the pauses the machine itself (its kernel,
+/// its hypervisor, its disk) gives a busy thread.
+fn busy_gap(threads: usize, io: Option<&std::path::Path>) -> Duration {
+    let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
+        if let Some(path) = io {
+            let stop = &stop;
+            s.spawn(move || {
+                use std::io::Write;
+                let mut f = std::fs::File::create(path).unwrap();
+                let buf = vec![7u8; 1 << 20];
+                while !stop.load(Ordering::Relaxed) {
+                    for _ in 0..5 {
+                        f.write_all(&buf).unwrap();
+                    }
+                    f.sync_data().unwrap();
+                }
+            });
+        }
         let spinners: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
@@ -247,10 +265,12 @@ fn busy_gap(threads: usize) -> Duration {
                 })
             })
             .collect();
-        spinners
+        let worst = spinners
             .into_iter()
             .map(|h| h.join().unwrap_or_default())
             .max()
-            .unwrap_or_default()
+            .unwrap_or_default();
+        stop.store(true, Ordering::Relaxed);
+        worst
     })
 }
