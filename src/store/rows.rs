@@ -1,7 +1,9 @@
 //! A table's rows (and a unique index's entries) in memory: an immutable sorted base, shared by
 //! every state that has it and built without a per-row allocation (straight from snapshot
-//! bytes on restore, by one merge at compaction), under a persistent delta of the changes
-//! since. Cloning is O(1); a change copies only a path of the delta.
+//! bytes on restore, by one merge at compaction), then the rows appended since in key order
+//! (sorted chunks, see `tail`), under a persistent delta of the other changes. Cloning is
+//! O(1); a change copies only a path of the delta, or appends to the transaction's pending
+//! rows.
 
 use std::cmp::Ordering;
 use std::ops::Bound;
