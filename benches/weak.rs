@@ -220,6 +220,41 @@ fn main() {
         two.as_secs_f64() * 1e3,
         with_io.as_secs_f64() * 1e3
     );
+    let slowest_sync = fsync_beside_a_flush(&io, &work.path().join("gap-sync.bin"));
+    println!(
+        "the machine's floor for the strong commit: the slowest 100-byte append + fdatasync in 1 s beside a thread writing 5 MiB + fdatasync in a loop: {:.3} ms",
+        slowest_sync.as_secs_f64() * 1e3
+    );
+}
+
+/// The slowest of 1 s of 100-byte appends to `sync`, each fdatasynced, beside a thread that
+/// writes 5 MiB to `io` and fdatasyncs it, over and over (the disk work of a flush).
+fn fsync_beside_a_flush(io: &std::path::Path, sync: &std::path::Path) -> Duration {
+    use std::io::Write;
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut f = std::fs::File::create(io).unwrap();
+            let buf = vec![7u8; 1 << 20];
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..5 {
+                    f.write_all(&buf).unwrap();
+                }
+                f.sync_data().unwrap();
+            }
+        });
+        let mut f = std::fs::File::create(sync).unwrap();
+        let end = Instant::now() + Duration::from_secs(1);
+        let mut worst = Duration::ZERO;
+        while Instant::now() < end {
+            let t = Instant::now();
+            f.write_all(&[5u8; 100]).unwrap();
+            f.sync_data().unwrap();
+            worst = worst.max(t.elapsed());
+        }
+        stop.store(true, Ordering::Relaxed);
+        worst
+    })
 }
 
 /// The steal time of all CPUs so far (Linux, in ticks of 10 ms), if readable.
