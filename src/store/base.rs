@@ -59,7 +59,7 @@ enum Layout {
 const BACKGROUND_DIRECTORY_ROWS: usize = 1 << 16;
 
 /// Chunks (see [`Base::shared_as_chunk`]) of at least this many rows get a directory.
-const CHUNK_DIRECTORY_ROWS: usize = 1 << 13;
+const CHUNK_DIRECTORY_ROWS: usize = 1 << 16;
 
 /// How far [`Base::get_near`] gallops (in slots, doubling) before it looks the key up (a
 /// key that far ahead costs fewer cache misses through the directory).

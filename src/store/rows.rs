@@ -79,7 +79,7 @@ const CHUNK_MIN: usize = if cfg!(test) { 3 } else { 256 };
 
 /// Appended rows made a chunk while a transaction is still adding more (so rows waiting to be
 /// sealed stay few).
-const PENDING_MAX: usize = if cfg!(test) { 11 } else { 1 << 14 };
+const PENDING_MAX: usize = if cfg!(test) { 11 } else { 1 << 16 };
 
 /// Keys a delta's filter is sized for, over a base of `base_len` rows: half the base, and
 /// 4,096 more. A delta is folded into a new base at the next compaction (and on open, once
