@@ -227,22 +227,26 @@ fn main() {
     );
 }
 
+/// Writes 5 MiB to `path` and fdatasyncs it, over and over until `stop` (a flush's disk work).
+fn write_like_a_flush(path: &std::path::Path, stop: &AtomicBool) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let buf = vec![7u8; 1 << 20];
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..5 {
+            f.write_all(&buf).unwrap();
+        }
+        f.sync_data().unwrap();
+    }
+}
+
 /// The slowest of 1 s of 100-byte appends to `sync`, each fdatasynced, beside a thread that
 /// writes 5 MiB to `io` and fdatasyncs it, over and over (the disk work of a flush).
 fn fsync_beside_a_flush(io: &std::path::Path, sync: &std::path::Path) -> Duration {
     use std::io::Write;
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut f = std::fs::File::create(io).unwrap();
-            let buf = vec![7u8; 1 << 20];
-            while !stop.load(Ordering::Relaxed) {
-                for _ in 0..5 {
-                    f.write_all(&buf).unwrap();
-                }
-                f.sync_data().unwrap();
-            }
-        });
+        s.spawn(|| write_like_a_flush(io, &stop));
         let mut f = std::fs::File::create(sync).unwrap();
         let end = Instant::now() + Duration::from_secs(1);
         let mut worst = Duration::ZERO;
@@ -272,17 +276,7 @@ fn busy_gap(threads: usize, io: Option<&std::path::Path>) -> Duration {
     std::thread::scope(|s| {
         if let Some(path) = io {
             let stop = &stop;
-            s.spawn(move || {
-                use std::io::Write;
-                let mut f = std::fs::File::create(path).unwrap();
-                let buf = vec![7u8; 1 << 20];
-                while !stop.load(Ordering::Relaxed) {
-                    for _ in 0..5 {
-                        f.write_all(&buf).unwrap();
-                    }
-                    f.sync_data().unwrap();
-                }
-            });
+            s.spawn(move || write_like_a_flush(path, stop));
         }
         let spinners: Vec<_> = (0..threads)
             .map(|_| {
