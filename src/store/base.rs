@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use std::ops::Bound;
 use std::sync::{Arc, OnceLock};
 
-use super::codec::{read_varint, varint_bytes};
+use super::codec::{put_varint, read_varint, varint_bytes};
 use super::directory::{Directory, MAX_TARGET, key_hash};
 use super::rows::RowRef;
 
@@ -114,7 +114,7 @@ impl Base {
             let rows = parts
                 .iter()
                 .flat_map(|p| (0..p.len()).filter_map(|i| p.row(i)));
-            return Base::collect_sized(rows, count, bytes);
+            return Base::collect(rows, count, bytes);
         }
         let mut data = Vec::with_capacity(parts.iter().map(|p| p.data.len()).sum());
         let mut slots = Vec::with_capacity(count);
@@ -251,14 +251,10 @@ impl Base {
         Ok(b.finish())
     }
 
-    /// Rows copied from an ordered iterator into a new buffer.
-    pub(super) fn collect<'a>(rows: impl Iterator<Item = RowRef<'a>>) -> Base {
-        Base::collect_sized(rows, 0, 0)
-    }
-
-    /// [`collect`](Self::collect) into buffers with room for `rows` rows of `bytes` bytes of
-    /// keys and values (when the caller knows: no buffer grows by copying).
-    pub(super) fn collect_sized<'a>(
+    /// Rows copied from an ordered iterator into a new buffer, as records, with room for
+    /// `count` rows of `bytes` bytes of keys and values (what the caller knows of them: no
+    /// buffer then grows by copying).
+    pub(super) fn collect<'a>(
         rows: impl Iterator<Item = RowRef<'a>>,
         count: usize,
         bytes: usize,
@@ -266,22 +262,14 @@ impl Base {
         // Room for the records' lengths and versions too (most take a byte or two each).
         let mut data = Vec::with_capacity(bytes + count * 4);
         let mut slots = Vec::with_capacity(count);
-        let varint = |data: &mut Vec<u8>, n: u64| {
-            if n <= 250 {
-                data.push(n as u8);
-            } else {
-                let (b, len) = varint_bytes(n);
-                data.extend_from_slice(b.get(..len).unwrap_or_default());
-            }
-        };
         for r in rows {
-            varint(&mut data, r.key.len() as u64);
+            put_varint(&mut data, r.key.len() as u64);
             let key_at = data.len();
             data.extend_from_slice(r.key);
-            varint(&mut data, r.value.len() as u64);
+            put_varint(&mut data, r.value.len() as u64);
             let value_at = data.len();
             data.extend_from_slice(r.value);
-            varint(&mut data, r.version);
+            put_varint(&mut data, r.version);
             slots.push(Slot {
                 prefix: prefix_of(r.key),
                 key_at,
@@ -350,9 +338,8 @@ impl Base {
     }
 
     /// The row under `key`, searched for from slot `near` on (then set to where the key is
-    /// or would be): a key
-    /// at or just after `near` is found by reading the slots in order. A key before `near`,
-    /// or far after it, is looked up as by [`get`](Self::get).
+    /// or would be): a key at or just after `near` is found by reading the slots in order. A
+    /// key before `near`, or far after it, is looked up as by [`get`](Self::get).
     pub(super) fn get_near(&self, key: &[u8], near: &mut usize) -> Option<RowRef<'_>> {
         let prefix = prefix_of(key);
         let n = self.slots.len();
@@ -565,7 +552,7 @@ mod tests {
                 value: &[],
                 version: i as u64 + 1,
             });
-            let base = Base::collect(rows);
+            let base = Base::collect(rows, keys.len(), 0);
             assert!(matches!(base.layout, Layout::Records { versioned: true }));
             return base.shared();
         }
@@ -588,6 +575,33 @@ mod tests {
         })
     }
 
+    /// Joining parts copies packed ones whole and reads any other (a base over a snapshot's
+    /// bytes) row by row: the rows, their order and their versions are the same either way.
+    #[test]
+    fn concat_joins_packed_and_other_parts_alike() {
+        let keys = |from: u8, to: u8| (from..to).map(|k| vec![k, k]).collect::<Vec<_>>();
+        let packed = [base_of(&keys(0, 70), true), base_of(&keys(100, 170), true)];
+        let mixed = [base_of(&keys(0, 70), false), base_of(&keys(100, 170), true)];
+        for parts in [&packed, &mixed] {
+            let joined = Base::concat(parts);
+            assert!(joined.packed);
+            let rows: Vec<(Vec<u8>, u64)> = (0..joined.len())
+                .filter_map(|i| joined.row(i))
+                .map(|r| (r.key.to_vec(), r.version))
+                .collect();
+            let want: Vec<(Vec<u8>, u64)> = keys(0, 70)
+                .into_iter()
+                .chain(keys(100, 170))
+                .enumerate()
+                .map(|(i, k)| (k, i as u64 % 70 + 1))
+                .collect();
+            assert_eq!(rows, want);
+            let joined = joined.shared();
+            assert_eq!(found(&joined, &[150, 150]), Some(51));
+            assert_eq!(found(&joined, &[80, 80]), None);
+        }
+    }
+
     /// Rows written as a snapshot writes them (records: lengths, key, value, version), with
     /// lengths of one and three bytes: the builder recognises them, lookups read the rows from
     /// their records, and a buffer that is not records (a length byte changed) is searched
@@ -596,10 +610,7 @@ mod tests {
     fn snapshot_records_are_read_in_place() {
         let mut data = Vec::new();
         let mut rows = Vec::new();
-        let put = |data: &mut Vec<u8>, n: usize| {
-            let (b, len) = varint_bytes(n as u64);
-            data.extend_from_slice(&b[..len]);
-        };
+        let put = |data: &mut Vec<u8>, n: usize| put_varint(data, n as u64);
         for i in 0..200u32 {
             let key = format!("key-{i:05}").into_bytes();
             let value = vec![i as u8; if i % 3 == 0 { 300 } else { 5 }];

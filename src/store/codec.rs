@@ -135,6 +135,16 @@ pub fn varint_bytes(n: u64) -> ([u8; 9], usize) {
     (b, 1 + width)
 }
 
+/// Appends `n` to `out` as [`varint_bytes`] writes it.
+pub fn put_varint(out: &mut Vec<u8>, n: u64) {
+    if n <= 250 {
+        out.push(n as u8);
+    } else {
+        let (b, len) = varint_bytes(n);
+        out.extend_from_slice(b.get(..len).unwrap_or_default());
+    }
+}
+
 /// Reads a [`varint_bytes`] integer at the start of `b`: the value and its length, or `None`
 /// if `b` ends early or starts with an unknown marker.
 pub fn read_varint(b: &[u8]) -> Option<(u64, usize)> {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as MemoryOrder};
 
 use imbl::OrdMap;
+use imbl::ordmap::Entry;
 
 use super::base::Base;
 use super::codec::Bytes;
@@ -176,18 +177,7 @@ impl Rows {
 
     /// The row under `key`.
     pub fn get(&self, key: &[u8]) -> Option<RowRef<'_>> {
-        if self.delta.is_empty() || !self.seen.may_hold(key) {
-            return self.laid_out(key);
-        }
-        match self.delta.get_key_value(key) {
-            Some((k, Some(r))) => Some(RowRef {
-                key: k,
-                value: &r.value,
-                version: r.version,
-            }),
-            Some((_, None)) => None,
-            None => self.laid_out(key),
-        }
+        self.in_delta(key).unwrap_or_else(|| self.laid_out(key))
     }
 
     /// [`get`](Self::get) for keys asked in increasing order: `near` (0 at first) keeps
@@ -195,20 +185,28 @@ impl Rows {
     /// base's slots in order instead of probing it at random. A `near` from another run of
     /// keys only costs a search.
     pub fn get_near(&self, key: &[u8], near: &mut usize) -> Option<RowRef<'_>> {
-        if !self.delta.is_empty() && self.seen.may_hold(key) {
-            if let Some((k, r)) = self.delta.get_key_value(key) {
-                return r.as_ref().map(|r| RowRef {
-                    key: k,
-                    value: &r.value,
-                    version: r.version,
-                });
+        self.in_delta(key).unwrap_or_else(|| {
+            if self.base.last_key().is_some_and(|k| key <= k) {
+                self.base.get_near(key, near)
+            } else {
+                self.laid_out(key)
             }
+        })
+    }
+
+    /// What the delta says of `key`: `Some(row)` (`Some(None)`: deleted), or `None` if it does
+    /// not hold the key (its filter answers most of these without a look in the tree).
+    fn in_delta(&self, key: &[u8]) -> Option<Option<RowRef<'_>>> {
+        if self.delta.is_empty() || !self.seen.may_hold(key) {
+            return None;
         }
-        if self.base.last_key().is_some_and(|k| key <= k) {
-            self.base.get_near(key, near)
-        } else {
-            self.laid_out(key)
-        }
+        self.delta.get_key_value(key).map(|(k, r)| {
+            r.as_ref().map(|r| RowRef {
+                key: k,
+                value: &r.value,
+                version: r.version,
+            })
+        })
     }
 
     /// The row under `key` in the base or the appended rows (whatever the delta says).
@@ -323,7 +321,9 @@ impl Rows {
     /// one) and its row now (`None`: deleted).
     pub fn changes(&self) -> impl Iterator<Item = Change<'_>> + '_ {
         // Appended rows are all new keys (above the base's), changed again only in the delta.
-        let mut appended = self.appended(Bound::Unbounded, Bound::Unbounded).peekable();
+        let mut appended = self
+            .appended(Bound::Unbounded, Bound::Unbounded, None)
+            .peekable();
         let mut delta = self.delta.iter().peekable();
         std::iter::from_fn(move || {
             let order = match (appended.peek(), delta.peek()) {
@@ -354,8 +354,14 @@ impl Rows {
         })
     }
 
-    /// The appended rows (chunks, then pending) with keys in `lo`..`hi`, in key order.
-    fn appended(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Sorted<'_> {
+    /// The appended rows (chunks, then pending) with keys in `lo`..`hi`, in key order, after
+    /// the rows of `base_part` (a range of the base's slots).
+    fn appended<'a>(
+        &'a self,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        base_part: Option<(&'a Base, usize, usize)>,
+    ) -> Sorted<'a> {
         let first = match lo {
             Bound::Included(k) => self.pending.partition_point(|(p, _)| p.as_slice() < k),
             Bound::Excluded(k) => self.pending.partition_point(|(p, _)| p.as_slice() <= k),
@@ -366,8 +372,10 @@ impl Rows {
             Bound::Excluded(k) => self.pending.partition_point(|(p, _)| p.as_slice() < k),
             Bound::Unbounded => self.pending.len(),
         };
+        let mut parts: Vec<(&Base, usize, usize)> = base_part.into_iter().collect();
+        parts.extend(self.tail.parts(lo, hi));
         Sorted {
-            parts: self.tail.parts(lo, hi),
+            parts,
             at: 0,
             pending: self
                 .pending
@@ -393,8 +401,7 @@ impl Rows {
         }
         let start = self.base.start(lo);
         let end = self.base.end(hi).max(start);
-        let mut sorted = self.appended(lo, hi);
-        sorted.parts.insert(0, (&self.base, start, end));
+        let sorted = self.appended(lo, hi, Some((&self.base, start, end)));
         let delta: DeltaIter<'_> = if self.delta.is_empty() {
             Box::new(std::iter::empty())
         } else {
@@ -417,10 +424,10 @@ impl Rows {
         let pending = std::mem::take(&mut self.pending);
         if pending.len() < CHUNK_MIN {
             for (key, row) in pending {
+                self.seen.add(&key);
                 // A later write to the key, in the delta already, is newer.
-                if !self.delta.contains_key(&key) {
-                    self.seen.add(&key);
-                    self.delta.insert(key, Some(row));
+                if let Entry::Vacant(e) = self.delta.entry(key) {
+                    e.insert(Some(row));
                 }
             }
             return;
@@ -462,6 +469,7 @@ impl Rows {
             }
             return;
         }
+        let run_len = run.len();
         let mut table = self.iter().peekable();
         let mut run = run.iter().peekable();
         let merged = std::iter::from_fn(move || {
@@ -483,8 +491,8 @@ impl Rows {
                 version: r.version,
             })
         });
-        let base = Base::collect(merged);
-        *self = Rows::from_base(base);
+        let rows = self.len + run_len;
+        *self = Rows::from_base(Base::collect(merged, rows, 0));
     }
 
     /// The same rows with the delta folded into a new base (one copy of every row).
@@ -492,7 +500,7 @@ impl Rows {
         if self.delta_len() == 0 {
             return self.clone();
         }
-        Rows::from_base(Base::collect(self.iter()))
+        Rows::from_base(Base::collect(self.iter(), self.len, 0))
     }
 }
 
@@ -504,7 +512,7 @@ fn chunk_of(rows: &[(Bytes, Row)]) -> Base {
         value: &r.value,
         version: r.version,
     });
-    Base::collect_sized(refs, rows.len(), bytes)
+    Base::collect(refs, rows.len(), bytes)
 }
 
 /// Whether no key lies between the bounds (the start is after the end).

@@ -103,11 +103,12 @@ mod tests {
     #[allow(clippy::big_endian_bytes, reason = "keys must sort as the numbers do")]
     fn chunk(ids: std::ops::Range<u64>) -> Base {
         let keys: Vec<[u8; 8]> = ids.map(u64::to_be_bytes).collect();
-        Base::collect(keys.iter().map(|k| RowRef {
+        let rows = keys.iter().map(|k| RowRef {
             key: k,
             value: &k[7..],
             version: 1,
-        }))
+        });
+        Base::collect(rows, keys.len(), 0)
     }
 
     #[allow(clippy::big_endian_bytes, reason = "keys must sort as the numbers do")]
