@@ -909,6 +909,96 @@ fn machine_limits(dir: &Path) {
     );
 }
 
+/// The leanest group commit there is, with no engine: `threads` threads each append a
+/// 128-byte record to one shared buffer under one mutex and wait (one condvar) until it is
+/// durable; a waiter that finds no sync running writes the buffer into space allocated
+/// beforehand and fdatasyncs it for everyone. With `gather`, that waiter first waits (at most
+/// as long as the last sync took) until as many commits have arrived as the last sync made
+/// durable, so the threads it released are in the next sync too. Returns commits per second
+/// and commits per fdatasync: what any single-log engine's strong commits can reach here.
+fn group_commit_floor(dir: &Path, threads: u64, per: u64, gather: bool) -> (f64, f64) {
+    use std::os::unix::fs::FileExt;
+    struct Group {
+        buf: Vec<u8>,
+        appended: u64,
+        written: u64,
+        durable: u64,
+        syncing: bool,
+        commits: u64,
+        covered: u64,
+        expected: u64,
+        gather_until: Instant,
+    }
+    let path = dir.join("group-commit-floor.bin");
+    let file = std::fs::File::create(&path).unwrap();
+    fs2::FileExt::allocate(&file, threads * per * 128 + (1 << 20)).unwrap();
+    file.sync_all().unwrap();
+    let group = parking_lot::Mutex::new(Group {
+        buf: Vec::new(),
+        appended: 0,
+        written: 0,
+        durable: 0,
+        syncing: false,
+        commits: 0,
+        covered: 0,
+        expected: 0,
+        gather_until: Instant::now(),
+    });
+    let synced = parking_lot::Condvar::new();
+    let syncs = std::sync::atomic::AtomicU64::new(0);
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (file, group, synced, syncs) = (&file, &group, &synced, &syncs);
+            s.spawn(move || {
+                for _ in 0..per {
+                    let mut g = group.lock();
+                    g.buf.extend_from_slice(&[0x5a; 128]);
+                    g.appended += 128;
+                    g.commits += 1;
+                    g.expected = g.expected.saturating_sub(1);
+                    let target = g.appended;
+                    while g.durable < target {
+                        if g.syncing {
+                            synced.wait(&mut g);
+                            continue;
+                        }
+                        if gather && g.expected > 0 && Instant::now() < g.gather_until {
+                            let until = g.gather_until;
+                            synced.wait_until(&mut g, until);
+                            continue;
+                        }
+                        g.syncing = true;
+                        let (buf, at, commits) = (std::mem::take(&mut g.buf), g.written, g.commits);
+                        g.written += buf.len() as u64;
+                        let upto = g.written;
+                        let started = Instant::now();
+                        parking_lot::MutexGuard::unlocked(&mut g, || {
+                            file.write_all_at(&buf, at).unwrap();
+                            file.sync_data().unwrap();
+                        });
+                        syncs.fetch_add(1, Ordering::Relaxed);
+                        g.durable = upto;
+                        g.syncing = false;
+                        g.expected = commits - g.covered;
+                        g.covered = commits;
+                        g.gather_until = Instant::now() + started.elapsed();
+                        synced.notify_all();
+                    }
+                }
+            });
+        }
+    });
+    let took = t0.elapsed();
+    drop(file);
+    std::fs::remove_file(&path).unwrap();
+    let total = threads * per;
+    (
+        per_sec(total as usize, took),
+        total as f64 / syncs.load(Ordering::Relaxed).max(1) as f64,
+    )
+}
+
 /// What the workloads' own loops cost with no engine at all (an upper bound for every engine,
 /// measured on the same rows): building the rows (what each bulk loop does per row), encoding
 /// them with bincode (what a weak flush must do per row before any write), and a point get
@@ -1079,6 +1169,32 @@ fn main() {
                 cn(redb, "Immediate"),
             ],
         );
+        if threads > 1 {
+            // The floor for every single-log engine, measured beside the engines.
+            for gather in [false, true] {
+                progress(&format!(
+                    "strong commits, {threads} threads: group commit with no engine{}",
+                    if gather { ", gathering" } else { "" }
+                ));
+                let (rate, per_sync) = group_commit_floor(wp, threads, per, gather);
+                report.add(
+                    &format!(
+                        "  group commit with no engine{}, {threads} threads, /s",
+                        if gather { ", gathering" } else { "" }
+                    ),
+                    0,
+                    Better::Neither,
+                    cn(
+                        rate,
+                        &format!(
+                            "{per_sync:.1} per fdatasync; {:.1}x SQLite FULL",
+                            rate / sqlite[0]
+                        ),
+                    ),
+                    [na(), na(), na()],
+                );
+            }
+        }
     }
 
     // Bulk upserts in 1,000-row transactions, each in a child process (time and peak memory,

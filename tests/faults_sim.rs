@@ -241,3 +241,27 @@ fn a_full_disk_never_breaks_the_store() {
     let (store, t) = open(&be).unwrap();
     assert_eq!(store.read().count(&t).unwrap(), n + 1);
 }
+
+/// A strong commit whose fsync failed is never shown to readers, not even by the calls that
+/// publish a new state without a commit of their own (opening a table, a sync).
+#[test]
+fn a_failed_strong_commit_stays_invisible() {
+    let be = SimBackend::new(21);
+    let (store, t) = open(&be).unwrap();
+    store.write(|tx| tx.insert(&t, &1, &10)).unwrap();
+    be.inject(Fault {
+        op: OpKind::Sync,
+        nth: 1,
+        kind: FaultKind::Eio,
+    });
+    assert!(store.write(|tx| tx.insert(&t, &2, &20)).is_err());
+    be.clear_faults();
+    // Opening a table syncs first, so on a poisoned store it is refused.
+    let again = store.table(TableDef::<u16, u64>::new("t"));
+    assert!(matches!(again, Err(Error::Poisoned { .. })));
+    let read = store.read();
+    assert_eq!(read.get(&t, &1).unwrap(), 10);
+    assert!(matches!(read.get(&t, &2), Err(Error::NotFound(_))));
+    assert!(matches!(store.sync(), Err(Error::Poisoned { .. })));
+    assert!(matches!(store.read().get(&t, &2), Err(Error::NotFound(_))));
+}
