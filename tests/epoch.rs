@@ -507,6 +507,65 @@ fn concurrent_strong_appends_are_all_durable() {
     assert_eq!(got.len(), threads * per);
 }
 
+/// Group commit under churn: strong appends, buffered appends waited for, plain syncs and
+/// snapshots from many threads, with segments so small that seals and new segments happen
+/// while syncs run. Every call returns (a waiter left asleep is a hang: the watchdog fails
+/// the test), every acknowledged append is durable when acknowledged, and all are restored.
+#[test]
+fn group_commit_never_leaves_a_waiter_behind() {
+    // A waiter left asleep shows when the threads run out of work, so end many times.
+    for round in 0..6u8 {
+        group_commit_round(round);
+    }
+}
+
+fn group_commit_round(round: u8) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        block_size: 1024,
+        segment_bytes: 4096,
+        ..Options::default()
+    };
+    let (log, _) = EpochLog::open(fs(), dir.path(), opts.clone()).unwrap();
+    let log = Arc::new(log);
+    let threads = 8u8;
+    let (done, finished) = std::sync::mpsc::channel();
+    for t in 0..threads {
+        let (log, done) = (log.clone(), done.clone());
+        // Threads end at different times.
+        let per = 40 + 10 * ((t + round) % 4);
+        std::thread::spawn(move || {
+            for i in 0..per {
+                let pos = if (t + i) % 3 == 0 {
+                    let pos = log.append(&[t, i], Durability::Buffered).unwrap();
+                    log.wait_durable(pos).unwrap();
+                    pos
+                } else {
+                    log.append(&[t, i], Durability::Strong).unwrap()
+                };
+                assert!(log.durable_position() >= pos);
+                if t == 0 && i % 20 == 19 {
+                    log.snapshot(&[0xee; 64]).unwrap();
+                }
+                if t == 1 {
+                    log.sync().unwrap();
+                }
+            }
+            drop(log);
+            done.send(()).unwrap();
+        });
+    }
+    for _ in 0..threads {
+        finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("a group-commit waiter was never woken");
+    }
+    let log = Arc::into_inner(log).expect("every thread is done");
+    drop(log);
+    let (_, r) = EpochLog::open(fs(), dir.path(), opts).unwrap();
+    assert!(updates(r).iter().all(|u| u.len() == 2));
+}
+
 #[test]
 fn buffered_appends_become_durable_on_wait() {
     let dir = tempfile::tempdir().unwrap();

@@ -186,6 +186,9 @@ struct Inner {
     high_segment: u64,
     durable: Position,
     syncing: bool,
+    /// Syncs started, and the end the newest covers.
+    sync_round: u64,
+    sync_reach: Position,
     poisoned: Option<String>,
     scratch: Vec<u8>,
     /// The active segment is sealed; the next write starts a new segment first (deferred so
@@ -224,7 +227,8 @@ pub struct EpochLog {
     dir: SegmentDir,
     options: Options,
     inner: Mutex<Inner>,
-    synced: Condvar,
+    /// Waiters by sync round parity (see `wait_locked`).
+    synced: [Condvar; 2],
     _lock: DirLock,
 }
 
@@ -364,6 +368,11 @@ impl EpochLog {
             high_epoch: high_epoch.max(head.epoch),
             high_segment: high_segment.max(current.newest),
             syncing: false,
+            sync_round: 0,
+            sync_reach: Position {
+                segment: 0,
+                offset: 0,
+            },
             poisoned: None,
             scratch: Vec::new(),
             needs_segment: false,
@@ -400,7 +409,7 @@ impl EpochLog {
             dir,
             options,
             inner: Mutex::new(inner),
-            synced: Condvar::new(),
+            synced: [Condvar::new(), Condvar::new()],
             _lock: lock,
         }
     }
@@ -485,8 +494,18 @@ impl EpochLog {
         self.wait_locked(g, pos)
     }
 
+    /// Wakes every waiter (after anything that may change what they wait for).
+    fn wake_all(&self) {
+        for c in &self.synced {
+            c.notify_all();
+        }
+    }
+
     /// Group commit: one thread at a time syncs everything written so far while others wait;
-    /// each waiter returns once the durable position covers its target.
+    /// each waiter returns once the durable position covers its target. Waiters sleep on the
+    /// condvar of the sync round that will cover them (the running one, or the next), so a
+    /// finished sync wakes only the waiters it covered, and one waiter of the next round to
+    /// start it.
     fn wait_locked<'a>(&'a self, mut g: MutexGuard<'a, Inner>, target: Position) -> Result<()> {
         loop {
             if g.durable >= target {
@@ -494,7 +513,8 @@ impl EpochLog {
             }
             g.check()?;
             if g.syncing {
-                self.synced.wait(&mut g);
+                let round = g.sync_round + u64::from(target > g.sync_reach);
+                self.synced[(round % 2) as usize].wait(&mut g);
                 continue;
             }
             let seq = g.seq;
@@ -502,11 +522,18 @@ impl EpochLog {
                 Ok(x) => x,
                 Err(e) => {
                     g.poison(&e);
-                    self.synced.notify_all();
+                    self.wake_all();
                     return Err(e);
                 }
             };
+            let reached = Position {
+                segment: seq,
+                offset: upto,
+            };
             g.syncing = true;
+            g.sync_round += 1;
+            g.sync_reach = reached;
+            let round = g.sync_round;
             let outcome = MutexGuard::unlocked(&mut g, || handle.sync_data());
             g.syncing = false;
             let result = if g.seq == seq {
@@ -516,15 +543,12 @@ impl EpochLog {
             };
             if let Err(e) = result {
                 g.poison(&e);
-                self.synced.notify_all();
+                self.wake_all();
                 return Err(e);
             }
-            let reached = Position {
-                segment: seq,
-                offset: upto,
-            };
             g.durable = g.durable.max(reached);
-            self.synced.notify_all();
+            self.synced[(round % 2) as usize].notify_all();
+            self.synced[((round + 1) % 2) as usize].notify_one();
         }
     }
 
@@ -580,7 +604,7 @@ impl EpochLog {
         let result = self.snapshot_locked(&mut g, state);
         if let Err(e) = &result {
             g.poison(e);
-            self.synced.notify_all();
+            self.wake_all();
         }
         let info = result?;
         // The snapshot is durable; naming the epoch it ended is one more durable step. If it
@@ -706,7 +730,7 @@ impl EpochLog {
         g.high_epoch = epoch;
         g.snapshot_bytes = size;
         g.update_bytes = 0;
-        self.synced.notify_all();
+        self.wake_all();
         Ok(EpochInfo {
             id: epoch,
             created: millis_to_time(now),
@@ -737,7 +761,7 @@ impl EpochLog {
         let r = self.seal(g).and_then(|()| self.continue_in_new_segment(g));
         if let Err(e) = &r {
             g.poison(e);
-            self.synced.notify_all();
+            self.wake_all();
         }
         r
     }
@@ -745,7 +769,7 @@ impl EpochLog {
     /// Starts a new segment of the current epoch (after the active one was sealed).
     fn continue_in_new_segment(&self, g: &mut Inner) -> Result<()> {
         continue_segment(&self.dir, &self.options, g)?;
-        self.synced.notify_all();
+        self.wake_all();
         Ok(())
     }
 
@@ -806,7 +830,7 @@ impl EpochLog {
         if g.poisoned.is_none() {
             if let Err(e) = g.writer.flush() {
                 g.poison(&e);
-                self.synced.notify_all();
+                self.wake_all();
             }
         }
     }
@@ -865,7 +889,7 @@ impl EpochLog {
         g.epoch_segment = epoch_segment;
         g.epoch_created_ms = created;
         g.high_epoch = intent.high_epoch;
-        self.synced.notify_all();
+        self.wake_all();
         let restored = match self.dir.read_epoch(id, Some(seq), self.options.recovery) {
             Ok(r) => r,
             Err(e) => {
@@ -914,6 +938,11 @@ impl Inner {
             high_epoch: head.high_epoch,
             high_segment: head.high_segment,
             syncing: false,
+            sync_round: 0,
+            sync_reach: Position {
+                segment: 0,
+                offset: 0,
+            },
             poisoned: None,
             scratch: Vec::new(),
             needs_segment: false,
