@@ -1172,16 +1172,13 @@ fn main() {
         if threads > 1 {
             // The floor for every single-log engine, measured beside the engines.
             for gather in [false, true] {
+                let how = if gather { ", gathering" } else { "" };
                 progress(&format!(
-                    "strong commits, {threads} threads: group commit with no engine{}",
-                    if gather { ", gathering" } else { "" }
+                    "strong commits, {threads} threads: group commit with no engine{how}"
                 ));
                 let (rate, per_sync) = group_commit_floor(wp, threads, per, gather);
                 report.add(
-                    &format!(
-                        "  group commit with no engine{}, {threads} threads, /s",
-                        if gather { ", gathering" } else { "" }
-                    ),
+                    &format!("  group commit with no engine{how}, {threads} threads, /s"),
                     0,
                     Better::Neither,
                     cn(

@@ -369,10 +369,7 @@ impl EpochLog {
             high_segment: high_segment.max(current.newest),
             syncing: false,
             sync_round: 0,
-            sync_reach: Position {
-                segment: 0,
-                offset: 0,
-            },
+            sync_reach: Position::default(),
             poisoned: None,
             scratch: Vec::new(),
             needs_segment: false,
@@ -939,10 +936,7 @@ impl Inner {
             high_segment: head.high_segment,
             syncing: false,
             sync_round: 0,
-            sync_reach: Position {
-                segment: 0,
-                offset: 0,
-            },
+            sync_reach: Position::default(),
             poisoned: None,
             scratch: Vec::new(),
             needs_segment: false,

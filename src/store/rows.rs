@@ -71,6 +71,17 @@ pub struct Rows {
     seen: Arc<DeltaKeys>,
 }
 
+/// Which of two sorted streams goes next in a merge by key, given their next keys: `Less`
+/// the first, `Greater` the second, `Equal` both (the same key); `None` when both are done.
+fn merge_order(a: Option<&[u8]>, b: Option<&[u8]>) -> Option<Ordering> {
+    match (a, b) {
+        (None, None) => None,
+        (Some(_), None) => Some(Ordering::Less),
+        (None, Some(_)) => Some(Ordering::Greater),
+        (Some(a), Some(b)) => Some(a.cmp(b)),
+    }
+}
+
 /// Rows a sorted run needs before [`Rows::put_sorted`] merges it into a new base.
 const MERGE_RUN_MIN: usize = 1024;
 
@@ -326,12 +337,10 @@ impl Rows {
             .peekable();
         let mut delta = self.delta.iter().peekable();
         std::iter::from_fn(move || {
-            let order = match (appended.peek(), delta.peek()) {
-                (None, None) => return None,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(a), Some((k, _))) => a.key.cmp(k.as_slice()),
-            };
+            let order = merge_order(
+                appended.peek().map(|r| r.key),
+                delta.peek().map(|(k, _)| k.as_slice()),
+            )?;
             if order == Ordering::Less {
                 return appended.next().map(|a| Change {
                     key: a.key,
@@ -473,12 +482,10 @@ impl Rows {
         let mut table = self.iter().peekable();
         let mut run = run.iter().peekable();
         let merged = std::iter::from_fn(move || {
-            let order = match (table.peek(), run.peek()) {
-                (None, None) => return None,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(t), Some((k, _))) => t.key.cmp(k.as_slice()),
-            };
+            let order = merge_order(
+                table.peek().map(|r| r.key),
+                run.peek().map(|(k, _)| k.as_slice()),
+            )?;
             if order == Ordering::Less {
                 return table.next();
             }
@@ -576,12 +583,10 @@ impl<'a> Iterator for Merge<'a> {
 
     fn next(&mut self) -> Option<RowRef<'a>> {
         loop {
-            let order = match (self.sorted.peek(), self.delta.peek()) {
-                (None, None) => return None,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(b), Some((k, _))) => b.key.cmp(k.as_slice()),
-            };
+            let order = merge_order(
+                self.sorted.peek().map(|r| r.key),
+                self.delta.peek().map(|(k, _)| k.as_slice()),
+            )?;
             if order == Ordering::Less {
                 return self.sorted.next();
             }
