@@ -999,6 +999,43 @@ fn group_commit_floor(dir: &Path, threads: u64, per: u64, gather: bool) -> (f64,
     )
 }
 
+/// The disk's parallel flush capacity: `threads` threads each write a 128-byte record into
+/// space allocated beforehand in a file of its own and fdatasync it, with no sharing at all.
+/// Returns fdatasyncs (= commits) per second: what a log striped over one file per
+/// committer could reach at most, before any ordering between the files.
+fn own_file_fdatasyncs(dir: &Path, threads: u64, per: u64) -> f64 {
+    use std::os::unix::fs::FileExt;
+    let paths: Vec<_> = (0..threads)
+        .map(|i| dir.join(format!("own-file-{i}.bin")))
+        .collect();
+    let files: Vec<_> = paths
+        .iter()
+        .map(|p| {
+            let f = std::fs::File::create(p).unwrap();
+            fs2::FileExt::allocate(&f, per * 128 + 4096).unwrap();
+            f.sync_all().unwrap();
+            f
+        })
+        .collect();
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for f in &files {
+            s.spawn(move || {
+                for i in 0..per {
+                    f.write_all_at(&[0x5a; 128], i * 128).unwrap();
+                    f.sync_data().unwrap();
+                }
+            });
+        }
+    });
+    let took = t0.elapsed();
+    drop(files);
+    for p in &paths {
+        std::fs::remove_file(p).unwrap();
+    }
+    per_sec((threads * per) as usize, took)
+}
+
 /// What the workloads' own loops cost with no engine at all (an upper bound for every engine,
 /// measured on the same rows): building the rows (what each bulk loop does per row), encoding
 /// them with bincode (what a weak flush must do per row before any write), and a point get
@@ -1191,6 +1228,23 @@ fn main() {
                     [na(), na(), na()],
                 );
             }
+            progress(&format!(
+                "strong commits, {threads} threads: each its own file, no group commit"
+            ));
+            let rate = own_file_fdatasyncs(wp, threads, per);
+            report.add(
+                &format!("  {threads} threads each fdatasyncing its own file, /s"),
+                0,
+                Better::Neither,
+                cn(
+                    rate,
+                    &format!(
+                        "1 write per fdatasync; {:.1}x SQLite FULL",
+                        rate / sqlite[0]
+                    ),
+                ),
+                [na(), na(), na()],
+            );
         }
     }
 

@@ -544,8 +544,10 @@ impl EpochLog {
                 return Err(e);
             }
             g.durable = g.durable.max(reached);
-            self.synced[(round % 2) as usize].notify_all();
+            // The next round's leader first: it starts the next sync while the threads this
+            // sync released are still waking (waking it last left the disk idle longer).
             self.synced[((round + 1) % 2) as usize].notify_one();
+            self.synced[(round % 2) as usize].notify_all();
         }
     }
 
