@@ -879,22 +879,11 @@ fn machine_limits(dir: &Path) {
 
     // The same into space allocated beforehand (as statelog's active segment reserves it):
     // the fdatasync need not make a new file length durable each time.
-    let path = dir.join("fdatasync-allocated.bin");
-    let f = std::fs::File::create(&path).unwrap();
-    fs2::FileExt::allocate(&f, (n * buf.len()) as u64).unwrap();
-    f.sync_all().unwrap();
-    let t0 = Instant::now();
-    for i in 0..n {
-        std::os::unix::fs::FileExt::write_all_at(&f, &buf, (i * buf.len()) as u64).unwrap();
-        f.sync_data().unwrap();
-    }
-    let took = t0.elapsed();
-    drop(f);
-    std::fs::remove_file(&path).unwrap();
+    let rate = allocated_fdatasyncs(dir, n);
     println!(
         "fdatasync after a 100-byte write into allocated space: {} /s ({:.1} us each)",
-        fmt_num(per_sec(n, took), 0),
-        took.as_secs_f64() * 1e6 / n as f64
+        fmt_num(rate, 0),
+        1e6 / rate
     );
 
     // crc32fast over a 1 MiB buffer.
@@ -921,6 +910,25 @@ fn machine_limits(dir: &Path) {
         "memcpy of 1 MiB (copy_from_slice): {:.2} GiB/s",
         reps as f64 / 1024.0 / took.as_secs_f64()
     );
+}
+
+/// fdatasyncs per second, each after a 100-byte write into space allocated beforehand (`n`
+/// of them, in one file in `dir`).
+fn allocated_fdatasyncs(dir: &Path, n: usize) -> f64 {
+    let buf = [0x5au8; 100];
+    let path = dir.join("fdatasync-allocated.bin");
+    let f = std::fs::File::create(&path).unwrap();
+    fs2::FileExt::allocate(&f, (n * buf.len()) as u64).unwrap();
+    f.sync_all().unwrap();
+    let t0 = Instant::now();
+    for i in 0..n {
+        std::os::unix::fs::FileExt::write_all_at(&f, &buf, (i * buf.len()) as u64).unwrap();
+        f.sync_data().unwrap();
+    }
+    let took = t0.elapsed();
+    drop(f);
+    std::fs::remove_file(&path).unwrap();
+    per_sec(n, took)
 }
 
 /// The leanest group commit there is, with no engine: `threads` threads each append a
@@ -1149,6 +1157,9 @@ fn main() {
     for threads in [1u64, 8] {
         let per: u64 = if threads == 1 { 5000 } else { 2000 };
         let total = (threads * per) as usize;
+        // 1 thread: the raw rate it is held to, measured right before and right after (the
+        // disk's speed drifts between the machine limits above and this row).
+        let raw_before = (threads == 1).then(|| allocated_fdatasyncs(wp, 2000));
         progress(&format!("strong commits, {threads} thread(s): statelog"));
         let d = wp.join(format!("strong{threads}"));
         let (store, t) = open_store(&d);
@@ -1167,6 +1178,7 @@ fn main() {
         let ours = per_sec(total, t0.elapsed());
         drop((store, t));
         let _ = std::fs::remove_dir_all(&d);
+        let raw_around = raw_before.map(|before| (before, allocated_fdatasyncs(wp, 2000)));
         let mut sqlite = [0.0; 2];
         for (k, sync) in ["FULL", "NORMAL"].into_iter().enumerate() {
             progress(&format!(
@@ -1220,6 +1232,24 @@ fn main() {
                 cn(redb, "Immediate"),
             ],
         );
+        if let Some((before, after)) = raw_around {
+            let raw = (before + after) / 2.0;
+            report.add(
+                "  fdatasync after a 100-byte write into allocated space, just before and after, /s",
+                0,
+                Better::Neither,
+                cn(
+                    raw,
+                    &format!(
+                        "{} before, {} after; statelog at {:.2} of it",
+                        fmt_num(before, 0),
+                        fmt_num(after, 0),
+                        ours / raw
+                    ),
+                ),
+                [na(), na(), na()],
+            );
+        }
         if threads > 1 {
             // The floor for every single-log engine, measured beside the engines.
             for gather in [false, true] {
