@@ -509,10 +509,18 @@ fn readers_see_only_committed_states_during_concurrent_writes() {
 }
 
 /// A model-based test: random transactions against a BTreeMap, with reopen and compaction
-/// between steps; the store and the model agree after every step.
+/// between steps; the store and the model agree after every step. Some transactions append
+/// runs of new keys above every key held (up to 400 rows: the appended-rows path, sealed into
+/// the delta below 256 rows and into chunks from 256), sometimes changing or deleting some of
+/// them in the same transaction, and later ones update and delete those rows too.
+/// `STORE_MODEL_SEEDS=N` runs N seeds instead of 4.
 #[test]
 fn random_transactions_match_a_model() {
-    for seed in 0..4u64 {
+    let seeds: u64 = std::env::var("STORE_MODEL_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    for seed in 0..seeds {
         let dir = tempfile::tempdir().unwrap();
         let options = || StoreOptions {
             log: statelog::epoch::Options {
@@ -526,6 +534,9 @@ fn random_transactions_match_a_model() {
         let mut model: BTreeMap<u16, String> = BTreeMap::new();
         let mut store = Store::open(dir.path(), options()).unwrap();
         let mut t: Table<u16, String> = store.table(TableDef::new("kv")).unwrap();
+        // Keys from APPENDED up are appended in increasing order; `next` is the next one.
+        const APPENDED: u16 = 1000;
+        let mut next_key = APPENDED;
         for step in 0..300 {
             match rng.below(20) {
                 0 => {
@@ -534,11 +545,57 @@ fn random_transactions_match_a_model() {
                     t = store.table(TableDef::new("kv")).unwrap();
                 }
                 1 => store.compact().unwrap(),
+                2 | 3 => {
+                    let n = 1 + rng.below(400) as u16;
+                    let mut ops: Vec<(u16, Option<String>)> = (next_key..next_key + n)
+                        .map(|k| (k, Some(format!("a{}", rng.below(1000)))))
+                        .collect();
+                    // Sometimes the same transaction then changes a row it appended.
+                    for _ in 0..rng.below(3) {
+                        let k = next_key + rng.below(u64::from(n)) as u16;
+                        let v = (rng.below(2) == 0).then(|| format!("b{}", rng.below(1000)));
+                        ops.push((k, v));
+                    }
+                    let abort = rng.below(10) == 0;
+                    let mut next = model.clone();
+                    let r = store.write(|tx| {
+                        for (k, v) in &ops {
+                            match v {
+                                Some(v) => {
+                                    tx.insert(&t, k, v)?;
+                                    next.insert(*k, v.clone());
+                                }
+                                None => {
+                                    tx.delete(&t, k)?;
+                                    next.remove(k);
+                                }
+                            }
+                        }
+                        if abort {
+                            return Err(Error::InvalidArgument("abort".into()));
+                        }
+                        Ok(())
+                    });
+                    match r {
+                        Ok(()) => {
+                            next_key += n;
+                            model = next;
+                        }
+                        // Deleting a row the transaction deleted already.
+                        Err(Error::NotFound(_)) => {}
+                        Err(Error::InvalidArgument(_)) if abort => {}
+                        Err(e) => panic!("seed {seed} step {step}: {e}"),
+                    }
+                }
                 _ => {
                     let n = 1 + rng.below(5);
                     let ops: Vec<(u16, Option<String>)> = (0..n)
                         .map(|_| {
-                            let k = rng.below(50) as u16;
+                            let k = if next_key > APPENDED && rng.below(2) == 0 {
+                                APPENDED + rng.below(u64::from(next_key - APPENDED)) as u16
+                            } else {
+                                rng.below(50) as u16
+                            };
                             let v = (rng.below(3) > 0).then(|| format!("v{}", rng.below(1000)));
                             (k, v)
                         })
