@@ -12,6 +12,7 @@ mod directory;
 mod follower;
 mod named_lock;
 mod read;
+mod recent;
 mod rows;
 mod state;
 mod table;

@@ -1,9 +1,9 @@
 //! A table's rows (and a unique index's entries) in memory: an immutable sorted base, shared by
 //! every state that has it and built without a per-row allocation (straight from snapshot
 //! bytes on restore, by one merge at compaction), then the rows appended since in key order
-//! (sorted chunks, see `tail`), under a persistent delta of the other changes. Cloning is
-//! O(1); a change copies only a path of the delta, or appends to the transaction's pending
-//! rows.
+//! (sorted chunks, see `tail`, and the newest few in a shared block of write-once slots, see
+//! `recent`), under a persistent delta of the other changes. Cloning is O(1); a change copies
+//! only a path of the delta, or appends to the transaction's pending rows.
 
 use std::cmp::Ordering;
 use std::ops::Bound;
@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as MemoryOrder};
 
 use imbl::OrdMap;
-use imbl::ordmap::Entry;
 
 use super::base::Base;
 use super::codec::Bytes;
+use super::recent::Recent;
 use super::tail::Tail;
 
 /// A row: its encoded value and its version (bumped by one on every write).
@@ -49,15 +49,18 @@ pub struct Change<'a> {
 }
 
 /// Rows by encoded key, in key order: a shared base, the rows appended after it in key order
-/// (sorted chunks, and the rows of the transaction at work not yet made a chunk), and a
-/// persistent delta of the other changes (`None`: deleted), which wins over the rest.
+/// (sorted chunks, the recent rows of small commits, and the rows of the transaction at work
+/// not yet sealed), and a persistent delta of the other changes (`None`: deleted), which wins
+/// over the rest.
 #[derive(Debug, Clone, Default)]
 pub struct Rows {
     base: Arc<Base>,
     /// Chunks of rows appended after the base, each key greater than the base's and the
     /// chunk before's.
     tail: Tail,
-    /// Rows appended after the tail, in key order, not yet made a chunk (see
+    /// Rows appended after the tail by small commits, in key order (see [`Recent`]).
+    recent: Recent,
+    /// Rows appended after those, in key order, not yet made a chunk (see
     /// [`Rows::seal`]).
     pending: Vec<(Bytes, Row)>,
     /// At least every key the rows have held since the base was laid out: a key above it is
@@ -85,8 +88,9 @@ fn merge_order(a: Option<&[u8]>, b: Option<&[u8]>) -> Option<Ordering> {
 /// Rows a sorted run needs before [`Rows::put_sorted`] merges it into a new base.
 const MERGE_RUN_MIN: usize = 1024;
 
-/// Appended rows a chunk needs: when sealed, fewer go into the delta (single-row commits of
-/// new keys must not copy a chunk each). Small in unit tests, so that they make chunks.
+/// Appended rows a chunk needs: when sealed, fewer go into the recent block while it has room
+/// (single-row commits of new keys must not copy a chunk each). Small in unit tests, so that
+/// they make chunks.
 const CHUNK_MIN: usize = if cfg!(test) { 3 } else { 256 };
 
 /// Appended rows made a chunk while a transaction is still adding more (so rows waiting to be
@@ -166,6 +170,7 @@ impl Rows {
             bound: base.last_key().map(Bytes::new),
             base: base.shared(),
             tail: Tail::default(),
+            recent: Recent::default(),
             pending: Vec::new(),
             delta: OrdMap::new(),
         }
@@ -183,7 +188,7 @@ impl Rows {
 
     /// Changes held on top of the base (appended rows included).
     pub fn delta_len(&self) -> usize {
-        self.delta.len() + self.tail.len() + self.pending.len()
+        self.delta.len() + self.tail.len() + self.recent.len() + self.pending.len()
     }
 
     /// The row under `key`.
@@ -222,7 +227,7 @@ impl Rows {
 
     /// The row under `key` in the base or the appended rows (whatever the delta says).
     fn laid_out(&self, key: &[u8]) -> Option<RowRef<'_>> {
-        if self.tail.is_empty() && self.pending.is_empty() {
+        if self.tail.is_empty() && self.recent.is_empty() && self.pending.is_empty() {
             return self.base.get(key);
         }
         if self.bound.as_ref().is_none_or(|b| key > b.as_slice()) {
@@ -232,6 +237,12 @@ impl Rows {
             self.base.get(key)
         } else if self.tail.last_key().is_some_and(|k| key <= k) {
             self.tail.get(key)
+        } else if self.recent.last_key().is_some_and(|k| key <= k) {
+            self.recent.get(key).map(|(k, r)| RowRef {
+                key: k,
+                value: &r.value,
+                version: r.version,
+            })
         } else {
             let i = self
                 .pending
@@ -363,7 +374,7 @@ impl Rows {
         })
     }
 
-    /// The appended rows (chunks, then pending) with keys in `lo`..`hi`, in key order, after
+    /// The appended rows (chunks, recent, then pending) with keys in `lo`..`hi`, in key order, after
     /// the rows of `base_part` (a range of the base's slots).
     fn appended<'a>(
         &'a self,
@@ -386,6 +397,7 @@ impl Rows {
         Sorted {
             parts,
             at: 0,
+            recent: self.recent.range(lo, hi).iter(),
             pending: self
                 .pending
                 .get(first..past.max(first))
@@ -422,26 +434,31 @@ impl Rows {
         }
     }
 
-    /// Makes the rows appended since the last seal a chunk of the tail, or, when they are
-    /// few, moves them into the delta. Called when a transaction commits (so states that are
-    /// shared hold no pending rows, and cloning one copies none) and as pending rows reach
-    /// [`PENDING_MAX`]; the rows read the same before and after.
+    /// Makes the rows appended since the last seal recent rows, or, with the recent rows, a
+    /// chunk of the tail when they are many or the recent block is full. Called when a
+    /// transaction commits (so states that are shared hold no pending rows, and cloning one
+    /// copies none) and as pending rows reach [`PENDING_MAX`]; the rows read the same before
+    /// and after (a later write to a pending key in the same transaction is in the delta,
+    /// which wins over every appended row).
     pub fn seal(&mut self) {
         if self.pending.is_empty() {
             return;
         }
         let pending = std::mem::take(&mut self.pending);
-        if pending.len() < CHUNK_MIN {
-            for (key, row) in pending {
-                self.seen.add(&key);
-                // A later write to the key, in the delta already, is newer.
-                if let Entry::Vacant(e) = self.delta.entry(key) {
-                    e.insert(Some(row));
-                }
-            }
+        if pending.len() < CHUNK_MIN && pending.len() <= self.recent.room() {
+            self.recent.extend(pending);
             return;
         }
-        self.tail.push(chunk_of(&pending));
+        let mut rows = self.recent.take();
+        rows.extend(pending);
+        self.tail.push(chunk_of(&rows));
+    }
+
+    /// Makes the recent rows a chunk of the tail (before a chunk of higher keys is pushed).
+    fn seal_recent(&mut self) {
+        if !self.recent.is_empty() {
+            self.tail.push(chunk_of(&self.recent.take()));
+        }
     }
 
     /// Whether rows appended by the transaction at work wait for [`seal`](Self::seal).
@@ -467,6 +484,7 @@ impl Rows {
         if sorted && above && run.len() >= CHUNK_MIN {
             // New keys above every key held: a chunk of the tail, the table not copied.
             self.seal();
+            self.seal_recent();
             self.len += run.len();
             self.bound = run.last().map(|(k, _)| k.clone());
             self.tail.push(chunk_of(&run));
@@ -542,12 +560,13 @@ fn as_slice(b: &Bound<Bytes>) -> Bound<&[u8]> {
 
 type DeltaIter<'a> = Box<dyn Iterator<Item = (&'a Bytes, &'a Option<Row>)> + 'a>;
 
-/// Rows of sorted parts (the base's, then the tail's chunks'), then of a sorted slice (the
-/// pending rows), each part's keys above the part before's.
+/// Rows of sorted parts (the base's, then the tail's chunks'), then of the recent rows, then
+/// of a sorted slice (the pending rows), each part's keys above the part before's.
 #[derive(Default)]
 struct Sorted<'a> {
     parts: Vec<(&'a Base, usize, usize)>,
     at: usize,
+    recent: std::slice::Iter<'a, std::sync::OnceLock<(Bytes, Row)>>,
     pending: std::slice::Iter<'a, (Bytes, Row)>,
 }
 
@@ -562,6 +581,15 @@ impl<'a> Iterator for Sorted<'a> {
                 return row;
             }
             self.at += 1;
+        }
+        for slot in self.recent.by_ref() {
+            if let Some((k, r)) = slot.get() {
+                return Some(RowRef {
+                    key: k,
+                    value: &r.value,
+                    version: r.version,
+                });
+            }
         }
         self.pending.next().map(|(k, r)| RowRef {
             key: k,
@@ -853,7 +881,7 @@ mod tests {
             assert!(!rows.has_pending());
         }
         assert_eq!(rows.len(), next as usize);
-        assert!(rows.tail.len() + rows.delta.len() == next as usize);
+        assert!(rows.tail.len() + rows.recent.len() + rows.delta.len() == next as usize);
         assert!(
             rows.tail.chunks().len() <= 7 * 4,
             "{} chunks",

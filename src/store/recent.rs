@@ -1,0 +1,201 @@
+//! The rows appended by small commits (a single-row insert of a new highest key, the common
+//! case of counters and timestamps), kept in one block of write-once slots shared by every
+//! state that holds them. A state sees the first `len` slots; the next commit fills slot
+//! `len` in the same block, which older states never read, so appending copies nothing (a
+//! persistent map would copy a path of nodes per row, and free the old path when the older
+//! state goes). A full block becomes a chunk of the tail.
+
+use std::ops::Bound;
+use std::sync::{Arc, OnceLock};
+
+use super::codec::Bytes;
+use super::rows::Row;
+
+/// Slots in a block: the rows a block holds before it is made a chunk.
+pub const CAPACITY: usize = if cfg!(test) { 8 } else { 256 };
+
+type Slot = OnceLock<(Bytes, Row)>;
+
+/// Rows appended in increasing key order, each greater than every key before it.
+#[derive(Debug, Clone, Default)]
+pub struct Recent {
+    block: Option<Arc<[Slot]>>,
+    len: usize,
+}
+
+impl Recent {
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Rows that still fit in the block.
+    pub fn room(&self) -> usize {
+        CAPACITY - self.len
+    }
+
+    /// The slots of the rows held, in key order (each one set).
+    pub fn slots(&self) -> &[Slot] {
+        self.block
+            .as_deref()
+            .and_then(|b| b.get(..self.len))
+            .unwrap_or_default()
+    }
+
+    /// The greatest key held.
+    pub fn last_key(&self) -> Option<&[u8]> {
+        let (k, _) = self.slots().last()?.get()?;
+        Some(k.as_slice())
+    }
+
+    /// The row under `key`.
+    pub fn get(&self, key: &[u8]) -> Option<&(Bytes, Row)> {
+        let slots = self.slots();
+        let i = slots.partition_point(|s| s.get().is_some_and(|(k, _)| k.as_slice() < key));
+        slots
+            .get(i)
+            .and_then(OnceLock::get)
+            .filter(|(k, _)| k.as_slice() == key)
+    }
+
+    /// The slots of the rows with keys in `lo`..`hi`.
+    pub fn range(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> &[Slot] {
+        let slots = self.slots();
+        let below = |s: &Slot, k: &[u8], inclusive: bool| {
+            s.get()
+                .is_some_and(|(p, _)| p.as_slice() < k || (inclusive && p.as_slice() == k))
+        };
+        let first = match lo {
+            Bound::Included(k) => slots.partition_point(|s| below(s, k, false)),
+            Bound::Excluded(k) => slots.partition_point(|s| below(s, k, true)),
+            Bound::Unbounded => 0,
+        };
+        let past = match hi {
+            Bound::Included(k) => slots.partition_point(|s| below(s, k, true)),
+            Bound::Excluded(k) => slots.partition_point(|s| below(s, k, false)),
+            Bound::Unbounded => slots.len(),
+        };
+        slots.get(first..past.max(first)).unwrap_or_default()
+    }
+
+    /// Appends `rows` (at most [`room`](Self::room) of them), each with a key greater than
+    /// every key held. A slot already filled (by a state that branched from this one and
+    /// appended first: an abandoned one) makes this state copy its rows into a block of its
+    /// own.
+    pub fn extend(&mut self, rows: Vec<(Bytes, Row)>) {
+        debug_assert!(rows.len() <= self.room());
+        for row in rows {
+            let block = match &self.block {
+                Some(b) => b.clone(),
+                None => {
+                    let b: Arc<[Slot]> = (0..CAPACITY).map(|_| OnceLock::new()).collect();
+                    self.block = Some(b.clone());
+                    b
+                }
+            };
+            let Some(slot) = block.get(self.len) else {
+                return; // the caller checked the room: never reached
+            };
+            if let Err(row) = slot.set(row) {
+                let own: Arc<[Slot]> = (0..CAPACITY)
+                    .map(|i| match self.slots().get(i).and_then(OnceLock::get) {
+                        Some(r) => OnceLock::from(r.clone()),
+                        None => OnceLock::new(),
+                    })
+                    .collect();
+                if let Some(slot) = own.get(self.len) {
+                    let _ = slot.set(row);
+                }
+                self.block = Some(own);
+            }
+            self.len += 1;
+        }
+    }
+
+    /// Takes the rows held (copies), leaving it empty.
+    pub fn take(&mut self) -> Vec<(Bytes, Row)> {
+        let rows = self
+            .slots()
+            .iter()
+            .filter_map(OnceLock::get)
+            .cloned()
+            .collect();
+        *self = Recent::default();
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(i: u8) -> (Bytes, Row) {
+        (
+            Bytes::new(&[i]),
+            Row {
+                value: Bytes::new(&[i, i]),
+                version: 1,
+            },
+        )
+    }
+
+    #[test]
+    fn states_that_share_a_block_see_their_own_rows() {
+        let mut a = Recent::default();
+        a.extend(vec![row(1), row(2)]);
+        let mut b = a.clone();
+        b.extend(vec![row(3)]);
+        // `a` branched before `b` appended: its own append finds slot 2 taken and copies.
+        let mut c = a.clone();
+        c.extend(vec![row(4)]);
+        assert_eq!(a.len(), 2);
+        assert!(a.get(&[3]).is_none());
+        assert_eq!(b.get(&[3]).map(|r| r.1.version), Some(1));
+        assert!(b.get(&[4]).is_none());
+        assert!(c.get(&[3]).is_none());
+        assert_eq!(c.get(&[4]).map(|r| r.0.as_slice()), Some(&[4u8][..]));
+        assert_eq!(c.last_key(), Some(&[4u8][..]));
+        let keys = |r: &Recent| -> Vec<u8> {
+            r.slots()
+                .iter()
+                .filter_map(OnceLock::get)
+                .map(|(k, _)| k.as_slice()[0])
+                .collect()
+        };
+        assert_eq!(keys(&b), [1, 2, 3]);
+        assert_eq!(keys(&c), [1, 2, 4]);
+        assert!(!Arc::ptr_eq(
+            b.block.as_ref().unwrap(),
+            c.block.as_ref().unwrap()
+        ));
+    }
+
+    #[test]
+    fn ranges_and_lookups_follow_the_keys() {
+        let mut r = Recent::default();
+        r.extend((1..=4).map(|i| row(i * 2)).collect());
+        let keys = |s: &[Slot]| -> Vec<u8> {
+            s.iter()
+                .filter_map(OnceLock::get)
+                .map(|(k, _)| k.as_slice()[0])
+                .collect()
+        };
+        use Bound::{Excluded, Included, Unbounded};
+        assert_eq!(keys(r.range(Unbounded, Unbounded)), [2, 4, 6, 8]);
+        assert_eq!(keys(r.range(Included(&[4]), Excluded(&[8]))), [4, 6]);
+        assert_eq!(keys(r.range(Excluded(&[4]), Included(&[8]))), [6, 8]);
+        assert_eq!(keys(r.range(Included(&[5]), Included(&[5]))), [0u8; 0]);
+        assert_eq!(keys(r.range(Included(&[9]), Unbounded)), [0u8; 0]);
+        assert!(r.get(&[5]).is_none());
+        assert!(r.get(&[8]).is_some());
+        assert_eq!(r.room(), CAPACITY - 4);
+        let taken = r.take();
+        assert_eq!(taken.len(), 4);
+        assert!(r.is_empty() && r.get(&[2]).is_none());
+    }
+}
