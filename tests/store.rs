@@ -508,6 +508,42 @@ fn readers_see_only_committed_states_during_concurrent_writes() {
     );
 }
 
+/// Runs `ops` (an upsert, or a delete for `None`) in one transaction, aborted at the end when
+/// `abort`; a delete of a missing key is skipped when `skip_missing`, else it fails the
+/// transaction. Returns the outcome and what `model` becomes if it committed.
+fn run_ops(
+    store: &Store,
+    t: &Table<u16, String>,
+    model: &BTreeMap<u16, String>,
+    ops: &[(u16, Option<String>)],
+    abort: bool,
+    skip_missing: bool,
+) -> (Result<(), Error>, BTreeMap<u16, String>) {
+    let mut next = model.clone();
+    let r = store.write(|tx| {
+        for (k, v) in ops {
+            match v {
+                Some(v) => {
+                    tx.insert(t, k, v)?;
+                    next.insert(*k, v.clone());
+                }
+                None => match tx.delete(t, k) {
+                    Ok(_) => {
+                        next.remove(k);
+                    }
+                    Err(Error::NotFound(_)) if skip_missing => {}
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+        if abort {
+            return Err(Error::InvalidArgument("abort".into()));
+        }
+        Ok(())
+    });
+    (r, next)
+}
+
 /// A model-based test: random transactions against a BTreeMap, with reopen and compaction
 /// between steps; the store and the model agree after every step. Some transactions append
 /// runs of new keys above every key held (up to 400 rows: the appended-rows path, sealed into
@@ -557,25 +593,7 @@ fn random_transactions_match_a_model() {
                         ops.push((k, v));
                     }
                     let abort = rng.below(10) == 0;
-                    let mut next = model.clone();
-                    let r = store.write(|tx| {
-                        for (k, v) in &ops {
-                            match v {
-                                Some(v) => {
-                                    tx.insert(&t, k, v)?;
-                                    next.insert(*k, v.clone());
-                                }
-                                None => {
-                                    tx.delete(&t, k)?;
-                                    next.remove(k);
-                                }
-                            }
-                        }
-                        if abort {
-                            return Err(Error::InvalidArgument("abort".into()));
-                        }
-                        Ok(())
-                    });
+                    let (r, next) = run_ops(&store, &t, &model, &ops, abort, false);
                     match r {
                         Ok(()) => {
                             next_key += n;
@@ -601,28 +619,7 @@ fn random_transactions_match_a_model() {
                         })
                         .collect();
                     let abort = rng.below(10) == 0;
-                    let mut next = model.clone();
-                    let r = store.write(|tx| {
-                        for (k, v) in &ops {
-                            match v {
-                                Some(v) => {
-                                    tx.insert(&t, k, v)?;
-                                    next.insert(*k, v.clone());
-                                }
-                                None => match tx.delete(&t, k) {
-                                    Ok(_) => {
-                                        next.remove(k);
-                                    }
-                                    Err(Error::NotFound(_)) => {}
-                                    Err(e) => return Err(e),
-                                },
-                            }
-                        }
-                        if abort {
-                            return Err(Error::InvalidArgument("abort".into()));
-                        }
-                        Ok(())
-                    });
+                    let (r, next) = run_ops(&store, &t, &model, &ops, abort, true);
                     if r.is_ok() {
                         model = next;
                     }
