@@ -34,11 +34,6 @@ impl Recent {
         self.len == 0
     }
 
-    /// Rows that still fit in the block.
-    pub fn room(&self) -> usize {
-        CAPACITY - self.len
-    }
-
     /// The slots of the rows held, in key order (each one set).
     pub fn slots(&self) -> &[Slot] {
         self.block
@@ -83,31 +78,27 @@ impl Recent {
         slots.get(first..past.max(first)).unwrap_or_default()
     }
 
-    /// Appends `rows` (at most [`room`](Self::room) of them), each with a key greater than
-    /// every key held. A slot already filled (by a state that branched from this one and
-    /// appended first: an abandoned one) makes this state copy its rows into a block of its
-    /// own.
-    pub fn extend(&mut self, rows: Vec<(Bytes, Row)>) {
-        debug_assert!(rows.len() <= self.room());
+    /// The rows held, in key order.
+    pub fn rows(&self) -> impl Iterator<Item = &(Bytes, Row)> + Clone {
+        self.slots().iter().filter_map(OnceLock::get)
+    }
+
+    /// Appends `rows`, each with a key greater than every key held, if they fit in the
+    /// block; gives them back if not. A slot already filled (by a state that branched from
+    /// this one and appended first: an abandoned one) makes this state copy its rows into a
+    /// block of its own.
+    pub fn try_extend(&mut self, rows: Vec<(Bytes, Row)>) -> Result<(), Vec<(Bytes, Row)>> {
+        if rows.len() > CAPACITY - self.len {
+            return Err(rows);
+        }
         for row in rows {
-            let block = match &self.block {
-                Some(b) => b.clone(),
-                None => {
-                    let b: Arc<[Slot]> = (0..CAPACITY).map(|_| OnceLock::new()).collect();
-                    self.block = Some(b.clone());
-                    b
-                }
+            let block = self.block.get_or_insert_with(|| empty_block(&[]));
+            let taken = match block.get(self.len) {
+                Some(slot) => slot.set(row).err(),
+                None => Some(row), // not reached: the room was checked
             };
-            let Some(slot) = block.get(self.len) else {
-                return; // the caller checked the room: never reached
-            };
-            if let Err(row) = slot.set(row) {
-                let own: Arc<[Slot]> = (0..CAPACITY)
-                    .map(|i| match self.slots().get(i).and_then(OnceLock::get) {
-                        Some(r) => OnceLock::from(r.clone()),
-                        None => OnceLock::new(),
-                    })
-                    .collect();
+            if let Some(row) = taken {
+                let own = empty_block(self.slots());
                 if let Some(slot) = own.get(self.len) {
                     let _ = slot.set(row);
                 }
@@ -115,19 +106,23 @@ impl Recent {
             }
             self.len += 1;
         }
+        Ok(())
     }
 
-    /// Takes the rows held (copies), leaving it empty.
-    pub fn take(&mut self) -> Vec<(Bytes, Row)> {
-        let rows = self
-            .slots()
-            .iter()
-            .filter_map(OnceLock::get)
-            .cloned()
-            .collect();
+    /// Empties it (the block stays with the states that still hold rows in it).
+    pub fn clear(&mut self) {
         *self = Recent::default();
-        rows
     }
+}
+
+/// A new block holding copies of the rows in `first` (the rest of its slots empty).
+fn empty_block(first: &[Slot]) -> Arc<[Slot]> {
+    (0..CAPACITY)
+        .map(|i| match first.get(i).and_then(OnceLock::get) {
+            Some(r) => OnceLock::from(r.clone()),
+            None => OnceLock::new(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -147,12 +142,12 @@ mod tests {
     #[test]
     fn states_that_share_a_block_see_their_own_rows() {
         let mut a = Recent::default();
-        a.extend(vec![row(1), row(2)]);
+        a.try_extend(vec![row(1), row(2)]).unwrap();
         let mut b = a.clone();
-        b.extend(vec![row(3)]);
-        // `a` branched before `b` appended: its own append finds slot 2 taken and copies.
+        b.try_extend(vec![row(3)]).unwrap();
+        // `c` branched from `a` before `b` appended: its append finds slot 2 taken and copies.
         let mut c = a.clone();
-        c.extend(vec![row(4)]);
+        c.try_extend(vec![row(4)]).unwrap();
         assert_eq!(a.len(), 2);
         assert!(a.get(&[3]).is_none());
         assert_eq!(b.get(&[3]).map(|r| r.1.version), Some(1));
@@ -160,13 +155,7 @@ mod tests {
         assert!(c.get(&[3]).is_none());
         assert_eq!(c.get(&[4]).map(|r| r.0.as_slice()), Some(&[4u8][..]));
         assert_eq!(c.last_key(), Some(&[4u8][..]));
-        let keys = |r: &Recent| -> Vec<u8> {
-            r.slots()
-                .iter()
-                .filter_map(OnceLock::get)
-                .map(|(k, _)| k.as_slice()[0])
-                .collect()
-        };
+        let keys = |r: &Recent| -> Vec<u8> { r.rows().map(|(k, _)| k.as_slice()[0]).collect() };
         assert_eq!(keys(&b), [1, 2, 3]);
         assert_eq!(keys(&c), [1, 2, 4]);
         assert!(!Arc::ptr_eq(
@@ -178,7 +167,7 @@ mod tests {
     #[test]
     fn ranges_and_lookups_follow_the_keys() {
         let mut r = Recent::default();
-        r.extend((1..=4).map(|i| row(i * 2)).collect());
+        r.try_extend((1..=4).map(|i| row(i * 2)).collect()).unwrap();
         let keys = |s: &[Slot]| -> Vec<u8> {
             s.iter()
                 .filter_map(OnceLock::get)
@@ -193,9 +182,14 @@ mod tests {
         assert_eq!(keys(r.range(Included(&[9]), Unbounded)), [0u8; 0]);
         assert!(r.get(&[5]).is_none());
         assert!(r.get(&[8]).is_some());
-        assert_eq!(r.room(), CAPACITY - 4);
-        let taken = r.take();
-        assert_eq!(taken.len(), 4);
+        // Rows past the block's room are given back, and none is taken.
+        let more: Vec<_> = (10..10 + CAPACITY as u8 - 3).map(row).collect();
+        assert_eq!(r.try_extend(more).map_err(|m| m.len()), Err(CAPACITY - 3));
+        assert_eq!(r.len(), 4);
+        r.try_extend((10..10 + CAPACITY as u8 - 4).map(row).collect())
+            .unwrap();
+        assert_eq!(r.len(), CAPACITY);
+        r.clear();
         assert!(r.is_empty() && r.get(&[2]).is_none());
     }
 }

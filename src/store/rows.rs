@@ -374,8 +374,8 @@ impl Rows {
         })
     }
 
-    /// The appended rows (chunks, recent, then pending) with keys in `lo`..`hi`, in key order, after
-    /// the rows of `base_part` (a range of the base's slots).
+    /// The appended rows (chunks, recent, then pending) with keys in `lo`..`hi`, in key
+    /// order, after the rows of `base_part` (a range of the base's slots).
     fn appended<'a>(
         &'a self,
         lo: Bound<&[u8]>,
@@ -444,21 +444,17 @@ impl Rows {
         if self.pending.is_empty() {
             return;
         }
-        let pending = std::mem::take(&mut self.pending);
-        if pending.len() < CHUNK_MIN && pending.len() <= self.recent.room() {
-            self.recent.extend(pending);
-            return;
+        let mut pending = std::mem::take(&mut self.pending);
+        if pending.len() < CHUNK_MIN {
+            match self.recent.try_extend(pending) {
+                Ok(()) => return,
+                Err(rows) => pending = rows,
+            }
         }
-        let mut rows = self.recent.take();
-        rows.extend(pending);
-        self.tail.push(chunk_of(&rows));
-    }
-
-    /// Makes the recent rows a chunk of the tail (before a chunk of higher keys is pushed).
-    fn seal_recent(&mut self) {
-        if !self.recent.is_empty() {
-            self.tail.push(chunk_of(&self.recent.take()));
-        }
+        let rows = self.recent.rows().chain(&pending);
+        let chunk = chunk_of(rows, self.recent.len() + pending.len());
+        self.recent.clear();
+        self.tail.push(chunk);
     }
 
     /// Whether rows appended by the transaction at work wait for [`seal`](Self::seal).
@@ -482,12 +478,13 @@ impl Rows {
             (None, _) => return,
         };
         if sorted && above && run.len() >= CHUNK_MIN {
-            // New keys above every key held: a chunk of the tail, the table not copied.
+            // New keys above every key held: with the recent rows, a chunk of the tail, the
+            // table not copied.
             self.seal();
-            self.seal_recent();
             self.len += run.len();
             self.bound = run.last().map(|(k, _)| k.clone());
-            self.tail.push(chunk_of(&run));
+            self.pending = run;
+            self.seal();
             return;
         }
         if !sorted || run.len() < min || run.len().saturating_mul(4) < self.len {
@@ -529,15 +526,15 @@ impl Rows {
     }
 }
 
-/// A chunk of `rows` (in strictly increasing key order).
-fn chunk_of(rows: &[(Bytes, Row)]) -> Base {
-    let bytes = rows.iter().map(|(k, r)| k.len() + r.value.len()).sum();
-    let refs = rows.iter().map(|(k, r)| RowRef {
+/// A chunk of the `len` rows of `rows` (in strictly increasing key order).
+fn chunk_of<'a>(rows: impl Iterator<Item = &'a (Bytes, Row)> + Clone, len: usize) -> Base {
+    let bytes = rows.clone().map(|(k, r)| k.len() + r.value.len()).sum();
+    let refs = rows.map(|(k, r)| RowRef {
         key: k,
         value: &r.value,
         version: r.version,
     });
-    Base::collect(refs, rows.len(), bytes)
+    Base::collect(refs, len, bytes)
 }
 
 /// Whether no key lies between the bounds (the start is after the end).
