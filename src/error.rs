@@ -106,6 +106,20 @@ pub enum Error {
     /// An argument is out of range (for example an entry larger than the maximum size).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// Something to be written is larger than a reader accepts (FORMAT.md's limits); nothing
+    /// was written. The writer enforces every limit its reader enforces.
+    #[error(
+        "{what} of {size} bytes exceeds the limit of {limit} bytes that readers accept; \
+         nothing was written"
+    )]
+    TooLarge {
+        /// What was too large.
+        what: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
 }
 
 /// The rule a damaged structure broke.

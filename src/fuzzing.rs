@@ -1634,6 +1634,12 @@ impl OpsRun {
     /// After a successful operation: the published state is the model, and an epoch that
     /// just closed is remembered with the state it ended with.
     fn succeeded(&mut self, epoch_before: u64) {
+        if self.be.crashed() {
+            // The machine died after the operation's durable part (an automatic compaction
+            // after a commit failed, which is not the commit's failure): power loss now.
+            self.recover();
+            return;
+        }
         let Some((store, kv)) = &self.store else {
             return;
         };

@@ -98,6 +98,12 @@ pub enum FaultKind {
     /// For a write: write a random non-empty strict prefix of the bytes, then fail like `Eio`.
     /// For other operations: like `Eio`.
     ShortWrite,
+    /// For a sync: fail like `Eio` and mark the unsynced pages clean without writing them, as
+    /// Linux does after a writeback error. The live image keeps the bytes (reads still see
+    /// them), but no later sync, through this handle or any other, makes them durable until
+    /// they are written again: a second caller's sync of the same pages reports success. For
+    /// other operations: like `Eio`.
+    WritebackError,
 }
 
 /// Fail the `nth` (1 = the next one) operation of kind `op` from the moment of injection.
@@ -231,6 +237,57 @@ struct Inode {
     pending: Vec<Change>,
     /// Open handles of the current generation (an unlinked inode keeps using space while open).
     open: usize,
+    /// Byte ranges a failed writeback marked clean without writing (start, end): a later sync
+    /// keeps their old durable bytes until they are written again.
+    lost: Vec<(usize, usize)>,
+}
+
+impl Inode {
+    /// A writeback error: the unsynced writes are dropped from the disk's future, not from
+    /// the page cache.
+    fn drop_unsynced(&mut self) {
+        for c in self.pending.drain(..) {
+            if let Change::Write { offset, bytes } = c {
+                self.lost.push((offset, offset.saturating_add(bytes.len())));
+            }
+        }
+    }
+
+    /// A successful sync: the live image becomes durable, except ranges a failed writeback
+    /// marked clean.
+    fn sync_now(&mut self) {
+        let mut image = self.live.clone();
+        for &(from, to) in &self.lost {
+            for i in from..to.min(image.len()) {
+                if let Some(b) = image.get_mut(i) {
+                    *b = self.durable.get(i).copied().unwrap_or(0);
+                }
+            }
+        }
+        self.durable = image;
+        self.pending.clear();
+    }
+
+    /// Bytes `from..to` were written again: they are dirty, no longer lost.
+    fn rewritten(&mut self, from: usize, to: usize) {
+        if self.lost.is_empty() {
+            return;
+        }
+        let mut kept = Vec::new();
+        for &(a, b) in &self.lost {
+            if b <= from || a >= to {
+                kept.push((a, b));
+                continue;
+            }
+            if a < from {
+                kept.push((a, from));
+            }
+            if b > to {
+                kept.push((to, b));
+            }
+        }
+        self.lost = kept;
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -284,7 +341,7 @@ fn full_error() -> io::Error {
 fn fault_error(kind: FaultKind) -> io::Error {
     match kind {
         FaultKind::Enospc => enospc(),
-        FaultKind::Eio | FaultKind::ShortWrite => eio(),
+        FaultKind::Eio | FaultKind::ShortWrite | FaultKind::WritebackError => eio(),
     }
 }
 
@@ -490,6 +547,7 @@ impl State {
         if !part.is_empty() {
             let node = self.inode(ino)?;
             write_into(&mut node.live, offset, part);
+            node.rewritten(offset, offset.saturating_add(part.len()));
             node.pending.push(Change::Write {
                 offset,
                 bytes: part.to_vec(),
@@ -610,6 +668,7 @@ impl State {
                     durable: image,
                     pending: Vec::new(),
                     open: 0,
+                    lost: Vec::new(),
                 },
             );
         }
@@ -729,6 +788,11 @@ impl SimBackend {
     /// Adds a fault.
     pub fn inject(&self, fault: Fault) {
         self.state().faults.push((fault, 0));
+    }
+
+    /// How many injected faults have not fired yet.
+    pub fn pending_faults(&self) -> usize {
+        lock_state(&self.state).faults.len()
     }
 
     /// Removes every pending fault.
@@ -1050,10 +1114,15 @@ impl SimFile {
     fn sync(&self) -> io::Result<()> {
         let mut st = self.begin()?;
         st.count_op();
-        st.plain_fault(OpKind::Sync)?;
-        let node = st.inode(self.ino)?;
-        node.durable = node.live.clone();
-        node.pending.clear();
+        match st.fault(OpKind::Sync) {
+            None => {}
+            Some(FaultKind::WritebackError) => {
+                st.inode(self.ino)?.drop_unsynced();
+                return Err(io::Error::other("simulated EIO: writeback error"));
+            }
+            Some(kind) => return Err(fault_error(kind)),
+        }
+        st.inode(self.ino)?.sync_now();
         Ok(())
     }
 }

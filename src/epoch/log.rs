@@ -15,12 +15,13 @@ use super::dir::{
     segment_path, with_suffix,
 };
 use super::entry::{
-    ContinueHead, Decoded, SNAP_STATE_OFFSET, SegmentStart, SnapshotHead, decode, encode_close,
-    encode_continue, encode_seal, encode_snapshot, encode_update,
+    ContinueHead, SNAP_STATE_OFFSET, SegmentStart, SnapshotHead, encode_close, encode_continue,
+    encode_seal, encode_snapshot, encode_update,
 };
+use super::intent;
 use super::read::{
     EpochInfo, FellBack, RecoveryMode, RecoveryReport, Restored, SegmentDir, Start, Updates,
-    millis_to_time,
+    millis_to_time, reader_ends_with_seal,
 };
 use crate::backend::{Backend, DirLock, LockMode};
 use crate::error::{CorruptKind, Error, Result};
@@ -194,6 +195,9 @@ struct Inner {
     /// The active segment is sealed; the next write starts a new segment first (deferred so
     /// a store on a full disk still opens and reads).
     needs_segment: bool,
+    /// The current epoch is a checkpoint's fixed state (a fall-back made it current): it takes
+    /// no update until a snapshot starts a new epoch. Holds the checkpoint's name.
+    fixed_by: Option<String>,
 }
 
 impl Inner {
@@ -266,13 +270,30 @@ impl EpochLog {
                 report.removed_temporary.push(p);
             }
         }
+        let below = segs.retired_below()?;
+        if below > 0 {
+            retire_below(&segs, below)?;
+        }
         let rewind = dir.join(REWIND_FILE);
         if backend.exists(&rewind).map_err(io_at(&rewind))? {
             let intent = RewindIntent::read(&*backend, &rewind)?;
             finish_rewind(&segs, &options, &intent)?;
         }
-        let mut seqs = segs.segments()?;
         let mut given_up = 0u64;
+        let fallback = intent::read(
+            &*backend,
+            dir,
+            intent::FALLBACK_FILE,
+            intent::FALLBACK_MAGIC,
+            2,
+        )?;
+        if let Some(&[from, to]) = fallback.as_deref() {
+            let cause = "an interrupted fall-back was finished".to_string();
+            report.fell_back.push(set_aside(&segs, from, to, cause)?);
+            given_up += to.saturating_sub(from) + 1;
+            intent::remove(&*backend, dir, intent::FALLBACK_FILE)?;
+        }
+        let mut seqs = segs.segments()?;
         if seqs.is_empty() && any_set_aside(&*backend, dir)? {
             // Segments were set aside (`.broken`, `.rewound`) and none is left: never start an
             // empty store over them silently.
@@ -316,19 +337,19 @@ impl EpochLog {
                         return Err(e);
                     }
                     given_up += give_up.len() as u64;
-                    let mut fell = FellBack {
-                        cause: e.to_string(),
-                        segments: Vec::new(),
-                        bytes: 0,
-                    };
-                    for seq in give_up {
-                        let from = segs.seg(seq);
-                        fell.bytes += segs.file_len(seq).unwrap_or(0);
-                        let to = with_suffix(&from, BROKEN_SUFFIX);
-                        backend.rename(&from, &to).map_err(io_at(&from))?;
-                        fell.segments.push(to);
-                        seqs.retain(|&s| s != seq);
-                    }
+                    let (from, to) = (give_up[0], give_up[give_up.len() - 1]);
+                    // The intent first: a fall-back stopped between two renames is finished
+                    // by the next open (FORMAT.md §11.13.2).
+                    intent::write(
+                        &*backend,
+                        dir,
+                        intent::FALLBACK_FILE,
+                        intent::FALLBACK_MAGIC,
+                        &[from, to],
+                    )?;
+                    let fell = set_aside(&segs, from, to, e.to_string())?;
+                    intent::remove(&*backend, dir, intent::FALLBACK_FILE)?;
+                    seqs.retain(|&s| s < from || s > to);
                     report.fell_back.push(fell);
                 }
                 Err(e) => return Err(e),
@@ -340,7 +361,24 @@ impl EpochLog {
             RecoveryMode::Salvage => TailPolicy::CutAll,
         };
         let newest_path = segs.seg(current.newest);
-        let (mut writer, cut) = LogWriter::open(&*backend, &newest_path, policy)?;
+        // A failed sync recorded which bytes of the newest segment are certified: nothing
+        // after them may be certified again (FORMAT.md §11.13.1).
+        let sync_failed = intent::read(
+            &*backend,
+            dir,
+            intent::SYNC_FAILED_FILE,
+            intent::SYNC_FAILED_MAGIC,
+            2,
+        )?;
+        let certified = match sync_failed.as_deref() {
+            Some(&[seg, end]) if seg == current.newest => Some(end),
+            _ => None,
+        };
+        let (mut writer, cut) =
+            LogWriter::open_certified(&*backend, &newest_path, policy, certified)?;
+        if sync_failed.is_some() {
+            intent::remove(&*backend, dir, intent::SYNC_FAILED_FILE)?;
+        }
         writer.set_write_buffer(options.write_buffer);
         writer.set_reserve_step(options.reserve_bytes);
         report.torn_tail = cut;
@@ -373,11 +411,20 @@ impl EpochLog {
             poisoned: None,
             scratch: Vec::new(),
             needs_segment: false,
+            fixed_by: None,
         };
         // A sealed newest segment (a crash during a snapshot or rotation) is never appended
         // to: the epoch continues in a new segment, made by the first write.
         let sealed = ends_with_seal(&inner.writer, &newest_path)?;
         inner.needs_segment = sealed;
+        if !report.fell_back.is_empty() {
+            // A fall-back may land on an epoch a checkpoint names: its state is fixed, so it
+            // is never continued (the store snapshots it into a new epoch on open).
+            inner.fixed_by = checkpoints::read(&*backend, dir)?
+                .into_iter()
+                .find(|c| c.epoch == head.epoch)
+                .map(|c| c.name);
+        }
         let updates = Updates::new(
             segs.clone(),
             head.epoch,
@@ -436,6 +483,13 @@ impl EpochLog {
     pub fn append(&self, update: &[u8], durability: Durability) -> Result<Position> {
         let mut g = self.lock_inner();
         g.check()?;
+        if let Some(name) = &g.fixed_by {
+            return Err(Error::InvalidArgument(format!(
+                "epoch {} is the fixed state of checkpoint {name} (a fall-back made it current); \
+                 take a snapshot to start a new epoch before writing",
+                g.epoch
+            )));
+        }
         if g.needs_segment {
             if let Err(e) = continue_segment(&self.dir, &self.options, &mut g) {
                 g.poison(&e);
@@ -460,9 +514,12 @@ impl EpochLog {
         g.update_bytes += pos.end - pos.start;
         let end = g.end();
         if g.writer.end() >= self.options.segment_bytes {
-            let mut inner = g;
-            self.seal_and_continue(&mut inner)?;
-            g = inner;
+            // The seal syncs the segment: never beside a group-commit sync of the same file.
+            self.wait_idle(&mut g);
+            g.check()?;
+            if !g.needs_segment && g.writer.end() >= self.options.segment_bytes {
+                self.seal_and_continue(&mut g)?;
+            }
         }
         if durability == Durability::Buffered {
             return Ok(end);
@@ -489,6 +546,54 @@ impl EpochLog {
     pub fn wait_durable(&self, pos: Position) -> Result<()> {
         let g = self.lock_inner();
         self.wait_locked(g, pos)
+    }
+
+    /// Waits until no group-commit sync runs, so the caller may sync the active segment
+    /// itself: two fsyncs of one file never overlap (FORMAT.md "Group commit"). Linux reports a
+    /// writeback error to one of two overlapping callers only, so the other would take its
+    /// success for a durable write.
+    fn wait_idle(&self, g: &mut MutexGuard<'_, Inner>) {
+        while g.syncing {
+            let round = g.sync_round;
+            self.synced[(round % 2) as usize].wait(g);
+        }
+    }
+
+    /// Poisons the log after a failed sync (or write) of the active segment, and records
+    /// durably how far the segment is certified: Linux may have marked the pages the failed
+    /// sync covered clean without writing them, and reports that once, so a later open (this
+    /// process or another, same boot) must not certify them with new sync marks. It cuts the
+    /// segment there instead (FORMAT.md §11.13.1).
+    fn poison_after_sync(&self, g: &mut Inner, e: &Error) {
+        let first = g.poisoned.is_none();
+        g.poison(e);
+        if first {
+            let marked = intent::write(
+                &*self.dir.backend,
+                &self.dir.path,
+                intent::SYNC_FAILED_FILE,
+                intent::SYNC_FAILED_MAGIC,
+                &[g.seq, g.writer.durable_end()],
+            );
+            if let Err(m) = marked {
+                g.poisoned = Some(format!(
+                    "{e}; recording the failed sync also failed ({m}): copy the store elsewhere \
+                     before reopening it"
+                ));
+            }
+        }
+    }
+
+    /// Syncs the active segment (no group-commit sync may be running); a failure is recorded
+    /// as by [`poison_after_sync`](Self::poison_after_sync).
+    fn sync_active(&self, g: &mut Inner) -> Result<()> {
+        match g.writer.sync() {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.poison_after_sync(g, &e);
+                Err(e)
+            }
+        }
     }
 
     /// Wakes every waiter (after anything that may change what they wait for).
@@ -533,13 +638,20 @@ impl EpochLog {
             let round = g.sync_round;
             let outcome = MutexGuard::unlocked(&mut g, || handle.sync_data());
             g.syncing = false;
+            // Nothing else syncs this segment while `syncing` is set (`wait_idle`), so the
+            // segment is still the active one.
             let result = if g.seq == seq {
                 g.writer.finish_sync(upto, outcome).map(|_| ())
             } else {
                 outcome.map_err(|e| Error::io(self.dir.seg(seq), e))
             };
             if let Err(e) = result {
-                g.poison(&e);
+                self.poison_after_sync(&mut g, &e);
+                self.wake_all();
+                return Err(e);
+            }
+            // Poisoned meanwhile (a failed write of a later entry): acknowledge nothing more.
+            if let Err(e) = g.check() {
                 self.wake_all();
                 return Err(e);
             }
@@ -549,6 +661,17 @@ impl EpochLog {
             self.synced[((round + 1) % 2) as usize].notify_one();
             self.synced[(round % 2) as usize].notify_all();
         }
+    }
+
+    /// Whether the current epoch takes no update until a snapshot starts a new one: a
+    /// fall-back made a checkpoint's fixed epoch current.
+    pub fn needs_snapshot(&self) -> bool {
+        self.lock_inner().fixed_by.is_some()
+    }
+
+    /// Bytes of the current epoch's updates on disk (entry overhead included).
+    pub fn update_bytes(&self) -> u64 {
+        self.lock_inner().update_bytes
     }
 
     /// Whether the compaction policy says a snapshot is due.
@@ -592,16 +715,20 @@ impl EpochLog {
     ) -> Result<(SnapshotReport, Option<Checkpoint>)> {
         let max = MAX_ENTRY_LEN - SNAP_STATE_OFFSET as u64;
         if state.len() as u64 > max {
-            return Err(Error::InvalidArgument(format!(
-                "snapshot of {} bytes exceeds the maximum of {max}",
-                state.len()
-            )));
+            return Err(Error::TooLarge {
+                what: "a snapshot".into(),
+                size: state.len() as u64,
+                limit: max,
+            });
         }
         let mut g = self.lock_inner();
+        self.wait_idle(&mut g);
         g.check()?;
         let (ended, ended_segment) = (g.epoch, g.epoch_segment);
         let result = self.snapshot_locked(&mut g, state);
         if let Err(e) = &result {
+            // Every I/O failure poisons the log, this one too (even when only the new
+            // segment's temporary file failed: it is removed, and a reopen goes on).
             g.poison(e);
             self.wake_all();
         }
@@ -706,6 +833,8 @@ impl EpochLog {
         let epoch = next_id(g.high_epoch.max(g.epoch), "epoch ids")?;
         let seq = next_id(g.high_segment.max(g.seq), "segment numbers")?;
         self.seal(g)?;
+        // Sealed: if what follows fails, the epoch continues in a new segment.
+        g.needs_segment = true;
         let now = self.options.clock.now_ms();
         let head = SnapshotHead {
             epoch,
@@ -748,10 +877,10 @@ impl EpochLog {
         // Sync first, so the seal's sync mark proves everything before it was durable. The
         // reserved space goes first: once the SEAL is there, readers may map the file, and
         // a mapped file must never shrink.
-        g.writer.sync()?;
+        self.sync_active(g)?;
         g.writer.trim()?;
         g.writer.append(&encode_seal(epoch))?;
-        g.writer.sync()?;
+        self.sync_active(g)?;
         g.durable = g.durable.max(g.end());
         Ok(())
     }
@@ -797,16 +926,27 @@ impl EpochLog {
                 break;
             }
         }
-        let mut deleted = Vec::new();
-        for seq in self.dir.segments()? {
-            if seq >= boundary {
-                break;
-            }
-            let p = self.dir.seg(seq);
-            self.dir.backend.remove(&p).map_err(io_at(&p))?;
-            deleted.push(seq);
+        let doomed: Vec<u64> = self
+            .dir
+            .segments()?
+            .into_iter()
+            .take_while(|&s| s < boundary)
+            .collect();
+        if doomed.is_empty() {
+            return Ok(doomed);
         }
-        Ok(deleted)
+        // The intent first: a deletion stopped half-way (a kill, an I/O error) leaves a
+        // directory that every open, reader and verify reads as the finished deletion.
+        let be = &*self.dir.backend;
+        intent::write(
+            be,
+            &self.dir.path,
+            intent::RETIRE_FILE,
+            intent::RETIRE_MAGIC,
+            &[boundary],
+        )?;
+        retire_below(&self.dir, boundary)?;
+        Ok(doomed)
     }
 
     /// The retained epochs, newest first.
@@ -840,6 +980,7 @@ impl EpochLog {
     /// file is made durable first and an interrupted rewind is finished on the next open.
     pub fn truncate_to(&self, id: u64) -> Result<Restored> {
         let mut g = self.lock_inner();
+        self.wait_idle(&mut g);
         g.check()?;
         g.writer.flush()?;
         if id == g.epoch {
@@ -905,6 +1046,7 @@ impl EpochLog {
     /// Syncs everything and records a clean shutdown (appends go on afterwards if called).
     pub fn close(&self) -> Result<()> {
         let mut g = self.lock_inner();
+        self.wait_idle(&mut g);
         g.check()?;
         if g.needs_segment {
             return Ok(()); // sealed and synced; nothing may follow the seal
@@ -912,11 +1054,16 @@ impl EpochLog {
         let epoch = g.epoch;
         // Sync first, so the close entry's sync mark proves the last batch was durable; the
         // reserved space is given back, so a closed store's files end at their data.
-        g.writer.sync()?;
-        g.writer.trim()?;
-        g.writer.append(&encode_close(epoch))?;
-        g.writer.sync()?;
-        Ok(())
+        let r = self
+            .sync_active(&mut g)
+            .and_then(|()| g.writer.trim())
+            .and_then(|()| g.writer.append(&encode_close(epoch)).map(|_| ()))
+            .and_then(|()| self.sync_active(&mut g));
+        if let Err(e) = &r {
+            g.poison(e);
+            self.wake_all();
+        }
+        r
     }
 }
 
@@ -942,6 +1089,7 @@ impl Inner {
             poisoned: None,
             scratch: Vec::new(),
             needs_segment: false,
+            fixed_by: None,
         }
     }
 
@@ -954,6 +1102,7 @@ impl Inner {
         self.seq = seq;
         self.high_segment = self.high_segment.max(seq);
         self.needs_segment = false;
+        self.fixed_by = None;
     }
 }
 
@@ -973,6 +1122,48 @@ fn continue_segment(dir: &SegmentDir, options: &Options, g: &mut Inner) -> Resul
     Ok(())
 }
 
+/// Renames the segments numbered `from..=to` aside (suffix `.broken`), newest first, and
+/// describes them. Idempotent: segments renamed already are counted, not renamed again.
+fn set_aside(dir: &SegmentDir, from: u64, to: u64, cause: String) -> Result<FellBack> {
+    let names = dir.backend.list(&dir.path).map_err(io_at(&dir.path))?;
+    let mut fell = FellBack {
+        cause,
+        segments: Vec::new(),
+        bytes: 0,
+    };
+    let mut seqs: Vec<u64> = names
+        .iter()
+        .filter_map(|n| any_segment_number(n))
+        .filter(|s| (from..=to).contains(s))
+        .collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    for seq in seqs.into_iter().rev() {
+        let path = dir.seg(seq);
+        let aside = with_suffix(&path, BROKEN_SUFFIX);
+        if dir.backend.exists(&path).map_err(io_at(&path))? {
+            fell.bytes += dir.file_len(seq).unwrap_or(0);
+            dir.backend.rename(&path, &aside).map_err(io_at(&path))?;
+        }
+        fell.segments.push(aside);
+    }
+    fell.segments.reverse();
+    Ok(fell)
+}
+
+/// Deletes every segment below `below` (listed regardless of the intent), then the `RETIRE`
+/// intent that announced it. Idempotent: finishes an interrupted retention.
+fn retire_below(dir: &SegmentDir, below: u64) -> Result<()> {
+    let names = dir.backend.list(&dir.path).map_err(io_at(&dir.path))?;
+    let mut seqs: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
+    seqs.sort_unstable();
+    for seq in seqs.into_iter().take_while(|&s| s < below) {
+        let p = dir.seg(seq);
+        dir.backend.remove(&p).map_err(io_at(&p))?;
+    }
+    intent::remove(&*dir.backend, &dir.path, intent::RETIRE_FILE)
+}
+
 /// The id after `id`; ids and segment numbers come from disk, so reaching the end is an error,
 /// not an overflow.
 fn next_id(id: u64, what: &str) -> Result<u64> {
@@ -990,37 +1181,33 @@ fn start_segment(dir: &SegmentDir, options: &Options, seq: u64, first: &[u8]) ->
         block_size: options.block_size,
         tag: SEGMENT_TAG,
     };
-    let mut writer = LogWriter::create(&*dir.backend, &tmp, &log_options)?;
-    writer.set_write_buffer(options.write_buffer);
-    writer.append(first)?;
-    writer.sync()?;
-    dir.backend.rename(&tmp, &path).map_err(io_at(&tmp))?;
+    let written = LogWriter::create(&*dir.backend, &tmp, &log_options).and_then(|mut w| {
+        w.set_write_buffer(options.write_buffer);
+        w.append(first)?;
+        w.sync()?;
+        dir.backend.rename(&tmp, &path).map_err(io_at(&tmp))?;
+        Ok(w)
+    });
+    let mut writer = match written {
+        Ok(w) => w,
+        Err(e) => {
+            // A failed segment's temporary file is removed at once (it may hold a whole
+            // snapshot: on a full disk it keeps the disk full).
+            if dir.backend.exists(&tmp).unwrap_or(false) {
+                let _ = dir.backend.remove(&tmp);
+            }
+            return Err(e);
+        }
+    };
     writer.set_path(&path);
     writer.set_reserve_step(options.reserve_bytes);
     Ok(writer)
 }
 
 /// Whether the last entry of the file `writer` appends to is a seal.
-/// More bytes than a SEAL entry takes in a segment, its record headers and sync mark
-/// included.
-const SEAL_ENTRY_MAX: u64 = 256;
-
 fn ends_with_seal(writer: &LogWriter, path: &Path) -> Result<bool> {
     let mut r = LogReader::new(writer.handle(), path)?;
-    let len = r.file_len()?;
-    let Some(last) = r.last_entry_before(len)? else {
-        return Ok(false);
-    };
-    // A SEAL is a few bytes: a long last entry (a snapshot of a large state) is not one, and
-    // is not read again.
-    if last.end.saturating_sub(last.start) > SEAL_ENTRY_MAX {
-        return Ok(false);
-    }
-    r.seek(last.start);
-    Ok(match r.next_entry()? {
-        Some(e) => matches!(decode(e.payload), Ok(Decoded::Seal { .. })),
-        None => false,
-    })
+    reader_ends_with_seal(&mut r)
 }
 
 /// The segments to give up when the newest epoch's start is damaged: the newest segment, and

@@ -6,6 +6,7 @@ mod checkpoints;
 mod copy;
 mod dir;
 mod entry;
+mod intent;
 mod log;
 mod read;
 mod tail;
@@ -22,6 +23,18 @@ pub use view::EpochReader;
 
 pub(crate) use dir::parse_segment_name as segment_number;
 pub(crate) use entry::Decoded;
+
+/// The boundary of an unfinished retention in `dir` (0: none), for tools.
+pub(crate) fn retired_below(
+    backend: &std::sync::Arc<dyn crate::backend::Backend>,
+    dir: &std::path::Path,
+) -> crate::Result<u64> {
+    read::SegmentDir {
+        backend: backend.clone(),
+        path: dir.to_path_buf(),
+    }
+    .retired_below()
+}
 
 /// Decodes an epoch-layer entry, for tools.
 pub(crate) fn decode_entry(b: &[u8]) -> std::result::Result<Decoded<'_>, crate::CorruptKind> {

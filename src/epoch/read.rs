@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::dir::{SEGMENT_TAG, parse_segment_name, segment_path};
 use super::entry::{Decoded, EntryError, SegmentStart, SnapshotHead, decode};
+use super::intent;
 use crate::backend::Backend;
 use crate::error::{CorruptKind, Error, Result};
 use crate::frame::{CutTail, EntryPos, FILE_HEADER_LEN, LogReader};
@@ -136,7 +137,38 @@ impl SegmentDir {
             .map_err(|e| self.io(&self.path, e))?;
         let mut seqs: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
         seqs.sort_unstable();
+        // Segments an unfinished retention is deleting are gone already (FORMAT.md §11.13.3).
+        if names.iter().any(|n| n == intent::RETIRE_FILE) {
+            let below = self.retired_below()?;
+            seqs.retain(|&s| s >= below);
+        }
+        // Segments an unfinished fall-back is setting aside are aside already (§11.13.2).
+        if names.iter().any(|n| n == intent::FALLBACK_FILE) {
+            let range = intent::read(
+                &*self.backend,
+                &self.path,
+                intent::FALLBACK_FILE,
+                intent::FALLBACK_MAGIC,
+                2,
+            )?;
+            if let Some(&[from, to]) = range.as_deref() {
+                seqs.retain(|s| !(from..=to).contains(s));
+            }
+        }
         Ok(seqs)
+    }
+
+    /// The boundary of an unfinished retention (`RETIRE`): every segment below it is being
+    /// deleted. 0 when none is under way.
+    pub(crate) fn retired_below(&self) -> Result<u64> {
+        let fields = intent::read(
+            &*self.backend,
+            &self.path,
+            intent::RETIRE_FILE,
+            intent::RETIRE_MAGIC,
+            1,
+        )?;
+        Ok(fields.and_then(|f| f.first().copied()).unwrap_or(0))
     }
 
     pub(crate) fn file_len(&self, seq: u64) -> Result<u64> {
@@ -145,11 +177,26 @@ impl SegmentDir {
         f.len().map_err(|e| self.io(&p, e))
     }
 
+    /// Opens segment `seq` for reading. With `sealed` (the caller believes the segment is no
+    /// longer written) it is memory-mapped, but only if the file's own bytes end with a SEAL
+    /// entry: a directory listing can be stale (a rotation between two listings makes the
+    /// new active segment look old), the file cannot, and a sealed file never changes or
+    /// shrinks again (FORMAT.md §11.2). Otherwise it is read through the backend.
+    pub(crate) fn open_reader(&self, seq: u64, sealed: bool) -> Result<LogReader> {
+        let p = self.seg(seq);
+        let mut plain = LogReader::open(&*self.backend, &p, false)?;
+        if sealed && reader_ends_with_seal(&mut plain)? {
+            return LogReader::open(&*self.backend, &p, true);
+        }
+        plain.seek(FILE_HEADER_LEN as u64);
+        Ok(plain)
+    }
+
     /// Reads and decodes the first entry of segment `seq`; a segment without a valid first
     /// entry is corrupt (segments are renamed into place only after it is durable).
     pub(crate) fn read_start(&self, seq: u64, sealed: bool) -> Result<Start> {
         let p = self.seg(seq);
-        let mut r = LogReader::open(&*self.backend, &p, sealed)?;
+        let mut r = self.open_reader(seq, sealed)?;
         if r.header().tag != SEGMENT_TAG {
             return Err(Error::corrupt(&p, 0, CorruptKind::HeaderField));
         }
@@ -393,6 +440,29 @@ impl SegmentDir {
     }
 }
 
+/// More bytes than a SEAL entry takes in a segment, its record headers and sync mark
+/// included.
+const SEAL_ENTRY_MAX: u64 = 256;
+
+/// Whether the last complete entry of `r`'s file is a SEAL (the reader's position is left
+/// anywhere; seek before reading on).
+pub(crate) fn reader_ends_with_seal(r: &mut LogReader) -> Result<bool> {
+    let len = r.file_len()?;
+    let Some(last) = r.last_entry_before(len)? else {
+        return Ok(false);
+    };
+    // A SEAL is a few bytes: a long last entry (a snapshot of a large state) is not one, and
+    // is not read again.
+    if last.end.saturating_sub(last.start) > SEAL_ENTRY_MAX {
+        return Ok(false);
+    }
+    r.seek(last.start);
+    Ok(match r.next_entry()? {
+        Some(e) => matches!(decode(e.payload), Ok(Decoded::Seal { .. })),
+        None => false,
+    })
+}
+
 pub(crate) fn entry_error_kind(e: EntryError) -> CorruptKind {
     match e {
         EntryError::Kind(k) => CorruptKind::EntryKind(k),
@@ -517,7 +587,7 @@ impl Updates {
         };
         let is_last = self.index + 1 == self.segments.len();
         let path = dir.seg(seq);
-        let mut r = LogReader::open(&*dir.backend, &path, !is_last || self.last_sealed)?;
+        let mut r = dir.open_reader(seq, !is_last || self.last_sealed)?;
         r.set_strict(self.mode == RecoveryMode::Strict);
         if self.index == 0 {
             r.seek(self.first_after);

@@ -148,6 +148,18 @@ impl LogWriter {
         path: &Path,
         policy: TailPolicy,
     ) -> Result<(Self, Option<CutTail>)> {
+        Self::open_certified(backend, path, policy, None)
+    }
+
+    /// Like [`open`](Self::open); with `certified`, every byte after that offset (an entry's
+    /// end) is cut as well, saved aside like a torn tail: a sync that covered them failed, so
+    /// they must never be certified by a later sync mark.
+    pub fn open_certified(
+        backend: &dyn Backend,
+        path: &Path,
+        policy: TailPolicy,
+        certified: Option<u64>,
+    ) -> Result<(Self, Option<CutTail>)> {
         let io_err = |e| Error::io(path, e);
         let handle = backend.open(path).map_err(io_err)?;
         let header = read_header(&*handle, path)?;
@@ -160,6 +172,25 @@ impl LogWriter {
         );
         let end = scan.end_of_valid_data(len).map_err(io_err)?;
         let mut cut = None;
+        if let Some(at) = certified.filter(|&at| at < len && at >= FILE_HEADER_LEN as u64) {
+            let at = at.min(end);
+            // The bytes were never acknowledged: keeping them is a courtesy, and a full disk
+            // (often why the sync failed) must not keep the store from opening.
+            let saved_to = save_aside(backend, &*handle, path, at, len).ok();
+            handle
+                .set_len(at)
+                .and_then(|()| handle.sync_all())
+                .map_err(io_err)?;
+            let cut = CutTail {
+                offset: at,
+                len: len - at,
+                zeroed: false,
+                corrupt: false,
+                entries_cut: 0,
+                saved_to,
+            };
+            return Ok((Self::with_end(handle, path, header, at), Some(cut)));
+        }
         if end < len {
             let class = scan.classify_tail(end, len).map_err(io_err)?;
             let (zeroed, corrupt, entries_cut) = match class {

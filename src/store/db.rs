@@ -95,6 +95,9 @@ pub(super) struct Writer {
     pub(super) head: Arc<State>,
     /// States committed but not yet published, oldest first.
     pub(super) pending: VecDeque<Pending>,
+    /// After a failed automatic compaction: the update bytes the epoch must reach before the
+    /// next try (so a state too large to snapshot is not encoded again on every commit).
+    pub(super) compact_after: u64,
 }
 
 pub(super) struct Shared {
@@ -107,6 +110,7 @@ pub(super) struct Shared {
     view: Option<DerivedView>,
     view_error: Mutex<Option<Error>>,
     retention_error: Mutex<Option<Error>>,
+    compaction_error: Mutex<Option<Error>>,
     recovery: RecoveryReport,
     lost: Vec<LostRange>,
 }
@@ -212,6 +216,7 @@ impl Store {
                 writer: Mutex::new(Writer {
                     head: state.clone(),
                     pending: VecDeque::new(),
+                    compact_after: 0,
                 }),
                 indexes: Mutex::new(Vec::new()),
                 published: ArcSwap::new(state),
@@ -219,10 +224,16 @@ impl Store {
                 view: options.view,
                 view_error: Mutex::new(None),
                 retention_error: Mutex::new(None),
+                compaction_error: Mutex::new(None),
                 recovery: report,
                 lost,
             }),
         };
+        if store.shared.log.needs_snapshot() {
+            // A fall-back made a checkpoint's fixed epoch current: its state goes on in a new
+            // epoch, and the checkpoint's stays as it was.
+            store.compact()?;
+        }
         Ok(store)
     }
 
@@ -276,8 +287,18 @@ impl Store {
         }
         let pos = self.commit_locked(&mut w, tx.work, &tx.ops, durability)?;
         let generation = w.head.generation;
-        if self.shared.auto_compact && self.shared.log.compaction_due() {
-            self.compact_locked(&mut w)?;
+        if self.shared.auto_compact
+            && self.shared.log.compaction_due()
+            && self.shared.log.update_bytes() >= w.compact_after
+        {
+            // The transaction is in the log: a failed compaction is not its failure (a caller
+            // that retried would apply it twice). It is kept for `compaction_error`, and tried
+            // again once the updates have doubled; if it poisoned the log, the wait below
+            // reports that instead.
+            if let Err(e) = self.compact_locked(&mut w) {
+                w.compact_after = self.shared.log.update_bytes().saturating_mul(2);
+                *self.shared.compaction_error.lock() = Some(e);
+            }
         }
         drop(w);
         if durability == Durability::Strong {
@@ -365,6 +386,13 @@ impl Store {
     /// itself succeeded; retention is tried again after the next one.
     pub fn retention_error(&self) -> Option<Error> {
         self.shared.retention_error.lock().take()
+    }
+
+    /// The last failure of an automatic compaction (taken: a second call returns `None` until
+    /// another one fails). The commits that triggered it were not failed by it; the next due
+    /// commit tries again.
+    pub fn compaction_error(&self) -> Option<Error> {
+        self.shared.compaction_error.lock().take()
     }
 
     /// Keeps a snapshot's retention failure for [`retention_error`](Self::retention_error).

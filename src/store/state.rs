@@ -215,6 +215,15 @@ impl State {
     /// compressed chunks.
     pub fn encode_snapshot(&self) -> Result<Vec<u8>> {
         let plain = self.encode_image_uncompressed()?;
+        // The reader refuses an image body over its decode limit: never write one.
+        let body = plain.len().saturating_sub(1);
+        if body > super::codec::DECODE_LIMIT {
+            return Err(crate::error::Error::TooLarge {
+                what: "the state's snapshot image".into(),
+                size: body as u64,
+                limit: super::codec::DECODE_LIMIT as u64,
+            });
+        }
         let mut out = Vec::with_capacity(plain.len() / 2 + 64);
         out.push(IMAGE_FORMAT);
         super::compress::compress(plain.get(1..).unwrap_or_default(), &mut out);

@@ -64,6 +64,9 @@ pub fn verify(
     let names = backend.list(dir).map_err(|e| Error::io(dir, e))?;
     let mut seqs: Vec<u64> = names.iter().filter_map(|n| segment_number(n)).collect();
     seqs.sort_unstable();
+    // Segments an interrupted retention was deleting are gone (the next open finishes it).
+    let below = crate::epoch::retired_below(&backend, dir)?;
+    seqs.retain(|&s| s >= below);
     if seqs.is_empty() {
         return Err(Error::NotFound(format!(
             "{} holds no segments: not a statelog directory",

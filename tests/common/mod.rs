@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+#[cfg(feature = "internals")]
+pub mod probe;
+
 use std::path::Path;
 use std::sync::Arc;
 
