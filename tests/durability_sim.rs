@@ -397,3 +397,55 @@ fn a_crash_during_retention_leaves_a_directory_that_verifies_clean() {
     }
     assert!(checked > 5);
 }
+
+/// Defect 2: `Store::changes_since` read the log file, which holds a strong commit whose fsync
+/// has not returned: the feed shipped a transaction that then failed (and was lost at power
+/// loss). Now it ships only what is published, which is durable.
+#[test]
+fn the_change_feed_ships_only_durable_commits() {
+    use statelog::{Changes, Readable, Store, StoreOptions};
+    let sim = SimBackend::new(9);
+    let (backend, control) = Probe::wrap_backend(Arc::new(sim.clone()));
+    let opts = StoreOptions {
+        auto_compact: false,
+        ..StoreOptions::default()
+    };
+    let store = Store::open_with(backend, &dir(), opts).unwrap();
+    let t = store.bytes_table("t").unwrap();
+    store.write(|tx| tx.put_bytes(&t, b"k", b"v0")).unwrap();
+    let pos0 = store.read().position();
+    sim.inject(Fault {
+        op: OpKind::Sync,
+        nth: 1,
+        kind: FaultKind::WritebackError,
+    });
+    control.hold_next_sync();
+    std::thread::scope(|sc| {
+        let w = sc.spawn(|| store.write(|tx| tx.put_bytes(&t, b"k", b"v1")));
+        control.wait_held();
+        assert_eq!(store.read().get_bytes(&t, b"k").unwrap(), b"v0");
+        let feed = store.changes_since(pos0, 10).unwrap();
+        control.release();
+        assert!(
+            w.join().unwrap().is_err(),
+            "the failed fsync was acknowledged"
+        );
+        assert_eq!(
+            feed,
+            Changes::Since(Vec::new()),
+            "the change feed shipped a commit whose fsync had not returned"
+        );
+    });
+    // A durable commit is shipped.
+    let store2 = {
+        drop(store);
+        Store::open_with(Arc::new(sim.clone()), &dir(), StoreOptions::default()).unwrap()
+    };
+    let t = store2.bytes_table("t").unwrap();
+    let pos = store2.read().position();
+    store2.write(|tx| tx.put_bytes(&t, b"k", b"v2")).unwrap();
+    match store2.changes_since(pos, 10).unwrap() {
+        Changes::Since(v) => assert_eq!(v.len(), 1),
+        Changes::Reset => panic!("reset"),
+    }
+}

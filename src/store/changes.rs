@@ -127,14 +127,16 @@ impl EpochSource for EpochReader {
     }
 }
 
-/// Up to `limit` transactions committed after `pos`, read from the log. `names` is a state at
-/// least as new as the log's table creations up to `pos` (for table names).
+/// Up to `limit` transactions committed after `pos`, read from the log, none after `upto` (the
+/// newest durable position, when known). `names` is a state at least as new as the log's
+/// table creations up to `pos` (for table names).
 pub(crate) fn changes_since(
     source: &dyn EpochSource,
     dir: &Path,
     names: &State,
     pos: CommitPos,
     limit: usize,
+    upto: Option<CommitPos>,
 ) -> Result<Changes> {
     let epochs = source.epochs()?;
     // The position's epoch, or the epoch started from it if that one began at `pos`.
@@ -188,6 +190,11 @@ pub(crate) fn changes_since(
             if seq <= pos.seq {
                 continue;
             }
+            // Only what is durable: the file may hold a strong commit whose fsync has not
+            // returned (and may fail).
+            if upto.is_some_and(|u| u.epoch == info.id && seq > u.seq) {
+                return Ok(Changes::Since(out));
+            }
             if out.len() == limit {
                 return Ok(Changes::Since(out));
             }
@@ -211,6 +218,9 @@ pub(crate) fn changes_since(
             });
         }
         expected = Some(seq);
+        if upto.is_some_and(|u| u.epoch == info.id) {
+            break;
+        }
     }
     if expected.is_some_and(|end| pos.seq > end) {
         return Err(Error::InvalidArgument(format!(

@@ -439,8 +439,14 @@ impl Store {
     /// deleted them, or the position is from a history an operator rewound away). Reads the
     /// log from the start of `pos`'s epoch.
     pub fn changes_since(&self, pos: CommitPos, limit: usize) -> Result<Changes> {
+        // The published state is durable: nothing after it is shipped.
         let names = self.shared.published.load_full();
-        changes_since(&self.shared.log, self.shared.log.dir(), &names, pos, limit)
+        let upto = Snapshot {
+            state: names.clone(),
+        }
+        .position();
+        let dir = self.shared.log.dir();
+        changes_since(&self.shared.log, dir, &names, pos, limit, Some(upto))
     }
 
     /// Takes the lock `name` without waiting, or returns [`Locked`](Error::Locked) naming the

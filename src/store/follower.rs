@@ -268,7 +268,7 @@ impl Follower {
             RecoveryMode::TolerateTornTail,
         )?;
         let names = self.shared.published.load_full();
-        changes_since(&reader, &self.shared.dir, &names, pos, limit)
+        changes_since(&reader, &self.shared.dir, &names, pos, limit, None)
     }
 
     /// Starts a thread that polls every `interval` until the returned [`Watcher`] is dropped.
