@@ -115,6 +115,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn format_md_vector_matches_the_encoder() {
+        let v = crate::format_doc::doc_vectors("intent");
+        assert_eq!(v.get("RETIRE"), Some(&encode(RETIRE_MAGIC, &[7])));
+    }
+
+    #[test]
     fn intent_round_trips_and_refuses_damage() {
         let p = Path::new("RETIRE");
         let b = encode(RETIRE_MAGIC, &[7]);
