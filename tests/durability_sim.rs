@@ -543,3 +543,41 @@ fn commits_compactions_feeds_and_readers_beside_a_failing_fsync() {
         }
     }
 }
+
+/// Suspected case: a change feed opens an epoch's later segments lazily, and retention may
+/// delete them first: the answer is `Reset`, never `Io NotFound`. A writer compacts (keeping
+/// one epoch) at every listing the follower's feed makes, in turn.
+#[test]
+fn a_change_feed_racing_retention_answers_reset() {
+    use statelog::{Changes, Follower, FollowerOptions, Store};
+    for at in 1..=4 {
+        let sim = SimBackend::new(40 + at as u64);
+        let opts = common::sim_store_options(1, 2048);
+        let store = Arc::new(Store::open_with(Arc::new(sim.clone()), &dir(), opts).unwrap());
+        let t = store.bytes_table("t").unwrap();
+        let write = |store: &Store, n: u32| {
+            for i in 0..n {
+                store
+                    .write_with(Durability::Buffered, |tx| {
+                        tx.put_bytes(&t, &i.to_le_bytes(), &[9u8; 200])
+                    })
+                    .unwrap();
+            }
+            store.sync().unwrap();
+        };
+        store.compact().unwrap();
+        let start = store.read().position();
+        write(&store, 40); // several segments of one epoch
+        let (probe, control) = Probe::wrap_backend(Arc::new(sim.clone()));
+        let f = Follower::open_with(probe, &dir(), FollowerOptions::default()).unwrap();
+        let w = store.clone();
+        control.on_list(at, move || {
+            w.compact().unwrap();
+            w.compact().unwrap();
+        });
+        match f.changes_since(start, 1000) {
+            Ok(Changes::Reset) | Ok(Changes::Since(_)) => {}
+            Err(e) => panic!("listing {at}: the feed failed instead of answering Reset: {e}"),
+        }
+    }
+}

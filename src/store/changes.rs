@@ -155,7 +155,25 @@ pub(crate) fn changes_since(
     let mut out = Vec::new();
     let mut expected: Option<u64> = None;
     for info in epochs.iter().take(start + 1).rev() {
-        let restored = source.read_epoch(info.id)?;
+        let restored = match source.read_epoch(info.id) {
+            Ok(r) => r,
+            // Deleted by retention since the listing.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(if out.is_empty() {
+                    Changes::Reset
+                } else {
+                    Changes::Since(out)
+                });
+            }
+            Err(Error::NotFound(_)) => {
+                return Ok(if out.is_empty() {
+                    Changes::Reset
+                } else {
+                    Changes::Since(out)
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let snapshot_file = dir.join(format!("{:016x}.seg", restored.epoch.segment));
         let mut seq = match &restored.snapshot {
             Some(b) => State::snapshot_seq(b)
@@ -176,7 +194,19 @@ pub(crate) fn changes_since(
         }
         let mut updates = restored.updates;
         while let Some(update) = updates.next() {
-            let update = update?;
+            let update = match update {
+                Ok(u) => u,
+                // Retention deleted a segment before it could be opened: the log no longer
+                // holds every change after `pos`.
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(if out.is_empty() {
+                        Changes::Reset
+                    } else {
+                        Changes::Since(out)
+                    });
+                }
+                Err(e) => return Err(e),
+            };
             seq += 1;
             let ops = decode_tx(&update).map_err(|_| match updates.last_location() {
                 Some((file, offset)) => Error::corrupt(file, offset, CorruptKind::Payload),
