@@ -159,18 +159,10 @@ pub(crate) fn changes_since(
             Ok(r) => r,
             // Deleted by retention since the listing.
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(if out.is_empty() {
-                    Changes::Reset
-                } else {
-                    Changes::Since(out)
-                });
+                return Ok(partial(out));
             }
             Err(Error::NotFound(_)) => {
-                return Ok(if out.is_empty() {
-                    Changes::Reset
-                } else {
-                    Changes::Since(out)
-                });
+                return Ok(partial(out));
             }
             Err(e) => return Err(e),
         };
@@ -186,11 +178,7 @@ pub(crate) fn changes_since(
             Some(e) => seq == e,
         };
         if !continuous {
-            return Ok(if out.is_empty() {
-                Changes::Reset
-            } else {
-                Changes::Since(out)
-            });
+            return Ok(partial(out));
         }
         let mut updates = restored.updates;
         while let Some(update) = updates.next() {
@@ -199,11 +187,7 @@ pub(crate) fn changes_since(
                 // Retention deleted a segment before it could be opened: the log no longer
                 // holds every change after `pos`.
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                    return Ok(if out.is_empty() {
-                        Changes::Reset
-                    } else {
-                        Changes::Since(out)
-                    });
+                    return Ok(partial(out));
                 }
                 Err(e) => return Err(e),
             };
@@ -241,11 +225,7 @@ pub(crate) fn changes_since(
         }
         if !updates.lost().is_empty() {
             // Salvage skipped damage: what follows is not contiguous.
-            return Ok(if out.is_empty() {
-                Changes::Reset
-            } else {
-                Changes::Since(out)
-            });
+            return Ok(partial(out));
         }
         expected = Some(seq);
         if upto.is_some_and(|u| u.epoch == info.id) {
@@ -259,6 +239,16 @@ pub(crate) fn changes_since(
         )));
     }
     Ok(Changes::Since(out))
+}
+
+/// What was read before the log stopped holding every change: those changes, or `Reset` if
+/// there were none.
+fn partial(out: Vec<Change>) -> Changes {
+    if out.is_empty() {
+        Changes::Reset
+    } else {
+        Changes::Since(out)
+    }
 }
 
 /// The change one transaction (`ops`) made, for a state `after` it (table names are looked
