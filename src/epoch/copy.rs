@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::checkpoints;
 use super::dir::{TMP_SUFFIX, segment_name, with_suffix};
-use super::log::Position;
+use super::options::Position;
 use super::read::SegmentDir;
 use crate::backend::{Backend, ReadAt};
 use crate::error::{Error, Result};

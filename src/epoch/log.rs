@@ -6,162 +6,28 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use super::checkpoints::{self, Checkpoint, CheckpointChange, CheckpointStatus, check_name};
 use super::copy::{self, CopyReport};
-use super::dir::{
-    BROKEN_SUFFIX, REWIND_FILE, REWOUND_SUFFIX, SEGMENT_TAG, TMP_SUFFIX, parse_segment_name,
-    segment_path, with_suffix,
-};
+use super::dir::{REWIND_FILE, TMP_SUFFIX};
 use super::entry::{
-    ContinueHead, SNAP_STATE_OFFSET, SegmentStart, SnapshotHead, encode_close, encode_continue,
-    encode_seal, encode_snapshot, encode_update,
+    ContinueHead, SNAP_STATE_OFFSET, SnapshotHead, encode_close, encode_continue, encode_seal,
+    encode_snapshot, encode_update,
 };
 use super::intent;
+use super::options::{Durability, Options, Position};
 use super::read::{
-    EpochInfo, FellBack, RecoveryMode, RecoveryReport, Restored, SegmentDir, Start, Updates,
-    millis_to_time, reader_ends_with_seal,
+    EpochInfo, RecoveryMode, RecoveryReport, Restored, SegmentDir, Updates, millis_to_time,
+    reader_ends_with_seal,
+};
+use super::steps::{
+    RewindIntent, any_set_aside, damaged_epoch_segments, finish_rewind, highest_segment_name,
+    io_at, next_id, retire_below, set_aside, start_segment,
 };
 use crate::backend::{Backend, DirLock, LockMode};
 use crate::error::{CorruptKind, Error, Result};
-use crate::frame::{
-    DEFAULT_BLOCK_SIZE, DEFAULT_WRITE_BUFFER, LogOptions, LogReader, LogWriter, MAX_ENTRY_LEN,
-    TailPolicy, random_file_id,
-};
-
-/// Whether an append returns before or after its entry is durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// Returns once the entry is durable (fsynced); concurrent callers share one fsync.
-    #[default]
-    Strong,
-    /// Returns at once; the entry becomes durable with the next strong append or sync.
-    Buffered,
-}
-
-/// A place in the log: a segment and an offset in it. Positions only grow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Position {
-    /// Segment number.
-    pub segment: u64,
-    /// Byte offset in the segment.
-    pub offset: u64,
-}
-
-/// Which old epochs to keep. An epoch is kept if it is among the newest `keep_epochs`, or
-/// started less than `keep_for` ago; the current epoch is always kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    /// How many of the newest epochs to keep (at least 1).
-    pub keep_epochs: usize,
-    /// Also keep epochs younger than this.
-    pub keep_for: Option<Duration>,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Retention {
-            keep_epochs: 2,
-            keep_for: None,
-        }
-    }
-}
-
-/// When a new snapshot is due: when the current epoch's updates exceed `update_ratio` times the
-/// snapshot's size, and at least `min_update_bytes` (sizes are bytes on disk, entry overhead
-/// included).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CompactionPolicy {
-    /// Update bytes per snapshot byte that make a snapshot due.
-    pub update_ratio: f64,
-    /// Update bytes below which no snapshot is due.
-    pub min_update_bytes: u64,
-}
-
-impl Default for CompactionPolicy {
-    fn default() -> Self {
-        CompactionPolicy {
-            update_ratio: 1.0,
-            min_update_bytes: 4 << 20,
-        }
-    }
-}
-
-/// A source of the current time (replaceable in tests).
-#[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> SystemTime + Send + Sync>);
-
-impl Clock {
-    /// A clock from a function.
-    pub fn new(f: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
-        Clock(Arc::new(f))
-    }
-
-    fn now_ms(&self) -> u64 {
-        let d = (self.0)().duration_since(UNIX_EPOCH).unwrap_or_default();
-        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Clock::new(SystemTime::now)
-    }
-}
-
-impl fmt::Debug for Clock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Clock")
-    }
-}
-
-/// Default of [`Options::reserve_bytes`].
-const DEFAULT_RESERVE_BYTES: u64 = 1 << 20;
-
-/// Settings of an epoch log.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// How restore treats damage.
-    pub recovery: RecoveryMode,
-    /// Whether restore may fall back to the previous epoch when the newest epoch's start is
-    /// damaged (the damaged segments are renamed aside and reported). Off by default: a
-    /// damaged latest snapshot is then an error.
-    pub fall_back: bool,
-    /// Which old epochs to keep.
-    pub retention: Retention,
-    /// When [`EpochLog::compaction_due`] says a snapshot is due.
-    pub compaction: CompactionPolicy,
-    /// A segment longer than this is sealed and the epoch continues in a new one.
-    pub segment_bytes: u64,
-    /// Frame block size of new segments.
-    pub block_size: u32,
-    /// Bytes buffered before a write (buffered appends).
-    pub write_buffer: usize,
-    /// File space the active segment reserves at a time ahead of its data (0: none). Syncs
-    /// of data written into reserved space need not make a new file length durable each
-    /// time; on ext4 that makes a small strong commit's fdatasync about 1.5x faster. The
-    /// space is given back when the segment is sealed or the log closed.
-    pub reserve_bytes: u64,
-    /// The time source for epoch creation times and retention.
-    pub clock: Clock,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            recovery: RecoveryMode::default(),
-            fall_back: false,
-            retention: Retention::default(),
-            compaction: CompactionPolicy::default(),
-            segment_bytes: 64 << 20,
-            block_size: DEFAULT_BLOCK_SIZE,
-            write_buffer: DEFAULT_WRITE_BUFFER,
-            reserve_bytes: DEFAULT_RESERVE_BYTES,
-            clock: Clock::default(),
-        }
-    }
-}
+use crate::frame::{LogReader, LogWriter, MAX_ENTRY_LEN, TailPolicy};
 
 /// What a snapshot did.
 #[derive(Debug)]
@@ -242,10 +108,6 @@ impl fmt::Debug for EpochLog {
             .field("dir", &self.dir.path)
             .finish_non_exhaustive()
     }
-}
-
-fn io_at(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |e| Error::io(path, e)
 }
 
 impl EpochLog {
@@ -1122,258 +984,8 @@ fn continue_segment(dir: &SegmentDir, options: &Options, g: &mut Inner) -> Resul
     Ok(())
 }
 
-/// Renames the segments numbered `from..=to` aside (suffix `.broken`), newest first, and
-/// describes them. Idempotent: segments renamed already are counted, not renamed again.
-fn set_aside(dir: &SegmentDir, from: u64, to: u64, cause: String) -> Result<FellBack> {
-    let names = dir.backend.list(&dir.path).map_err(io_at(&dir.path))?;
-    let mut fell = FellBack {
-        cause,
-        segments: Vec::new(),
-        bytes: 0,
-    };
-    let mut seqs: Vec<u64> = names
-        .iter()
-        .filter_map(|n| any_segment_number(n))
-        .filter(|s| (from..=to).contains(s))
-        .collect();
-    seqs.sort_unstable();
-    seqs.dedup();
-    for seq in seqs.into_iter().rev() {
-        let path = dir.seg(seq);
-        let aside = with_suffix(&path, BROKEN_SUFFIX);
-        if dir.backend.exists(&path).map_err(io_at(&path))? {
-            fell.bytes += dir.file_len(seq).unwrap_or(0);
-            dir.backend.rename(&path, &aside).map_err(io_at(&path))?;
-        }
-        fell.segments.push(aside);
-    }
-    fell.segments.reverse();
-    Ok(fell)
-}
-
-/// Deletes every segment below `below` (listed regardless of the intent), then the `RETIRE`
-/// intent that announced it. Idempotent: finishes an interrupted retention.
-fn retire_below(dir: &SegmentDir, below: u64) -> Result<()> {
-    let names = dir.backend.list(&dir.path).map_err(io_at(&dir.path))?;
-    let mut seqs: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
-    seqs.sort_unstable();
-    for seq in seqs.into_iter().take_while(|&s| s < below) {
-        let p = dir.seg(seq);
-        dir.backend.remove(&p).map_err(io_at(&p))?;
-    }
-    intent::remove(&*dir.backend, &dir.path, intent::RETIRE_FILE)
-}
-
-/// The id after `id`; ids and segment numbers come from disk, so reaching the end is an error,
-/// not an overflow.
-fn next_id(id: u64, what: &str) -> Result<u64> {
-    id.checked_add(1)
-        .ok_or_else(|| Error::Overflow(format!("{what} are exhausted")))
-}
-
-/// Creates segment `seq` holding `first` as its first entry: written to a temporary file,
-/// synced, then renamed into place (durable on return), ready for appends.
-fn start_segment(dir: &SegmentDir, options: &Options, seq: u64, first: &[u8]) -> Result<LogWriter> {
-    let path = segment_path(&dir.path, seq);
-    let tmp = with_suffix(&path, TMP_SUFFIX);
-    let log_options = LogOptions {
-        file_id: random_file_id(),
-        block_size: options.block_size,
-        tag: SEGMENT_TAG,
-    };
-    let written = LogWriter::create(&*dir.backend, &tmp, &log_options).and_then(|mut w| {
-        w.set_write_buffer(options.write_buffer);
-        w.append(first)?;
-        w.sync()?;
-        dir.backend.rename(&tmp, &path).map_err(io_at(&tmp))?;
-        Ok(w)
-    });
-    let mut writer = match written {
-        Ok(w) => w,
-        Err(e) => {
-            // A failed segment's temporary file is removed at once (it may hold a whole
-            // snapshot: on a full disk it keeps the disk full).
-            if dir.backend.exists(&tmp).unwrap_or(false) {
-                let _ = dir.backend.remove(&tmp);
-            }
-            return Err(e);
-        }
-    };
-    writer.set_path(&path);
-    writer.set_reserve_step(options.reserve_bytes);
-    Ok(writer)
-}
-
 /// Whether the last entry of the file `writer` appends to is a seal.
 fn ends_with_seal(writer: &LogWriter, path: &Path) -> Result<bool> {
     let mut r = LogReader::new(writer.handle(), path)?;
     reader_ends_with_seal(&mut r)
-}
-
-/// The segments to give up when the newest epoch's start is damaged: the newest segment, and
-/// if it is a readable continuation, every segment back to the epoch's snapshot segment.
-fn damaged_epoch_segments(dir: &SegmentDir, seqs: &[u64]) -> Vec<u64> {
-    let Some(&newest) = seqs.last() else {
-        return Vec::new();
-    };
-    let from = match dir.read_start(newest, false) {
-        Ok(Start {
-            head: SegmentStart::Continue(c),
-            ..
-        }) => c.epoch_segment.min(newest),
-        _ => newest,
-    };
-    seqs.iter().copied().filter(|&s| s >= from).collect()
-}
-
-/// Whether segments were set aside in `dir` (by a fallback or a rewind).
-fn any_set_aside(backend: &dyn Backend, dir: &Path) -> Result<bool> {
-    Ok(backend
-        .list(dir)
-        .map_err(io_at(dir))?
-        .iter()
-        .any(|n| any_segment_number(n).is_some() && parse_segment_name(n).is_none()))
-}
-
-/// The highest segment number among the names in `dir`, set-aside ones included.
-fn highest_segment_name(backend: &dyn Backend, dir: &Path) -> Result<u64> {
-    Ok(backend
-        .list(dir)
-        .map_err(io_at(dir))?
-        .iter()
-        .filter_map(|n| any_segment_number(n))
-        .max()
-        .unwrap_or(0))
-}
-
-/// The number of a segment file name, with or without a set-aside suffix.
-fn any_segment_number(name: &str) -> Option<u64> {
-    let base = name
-        .strip_suffix(BROKEN_SUFFIX)
-        .or_else(|| name.strip_suffix(REWOUND_SUFFIX))
-        .unwrap_or(name);
-    parse_segment_name(base)
-}
-
-/// A rewind in progress (the `REWIND` file, FORMAT.md §11.8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RewindIntent {
-    epoch: u64,
-    cut_from: u64,
-    high_epoch: u64,
-    high_segment: u64,
-}
-
-const REWIND_MAGIC: [u8; 8] = *b"SLREWIND";
-const REWIND_LEN: usize = 8 + 4 * 8 + 4;
-
-impl RewindIntent {
-    fn encode(&self) -> Vec<u8> {
-        let mut b = REWIND_MAGIC.to_vec();
-        for v in [
-            self.epoch,
-            self.cut_from,
-            self.high_epoch,
-            self.high_segment,
-        ] {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        let crc = crc32fast::hash(&b);
-        b.extend_from_slice(&crc.to_le_bytes());
-        b
-    }
-
-    fn read(backend: &dyn Backend, path: &Path) -> Result<Self> {
-        let f = backend.open_read(path).map_err(io_at(path))?;
-        let mut b = vec![0u8; REWIND_LEN];
-        let n = f.read_full_at(&mut b, 0).map_err(io_at(path))?;
-        let len = f.len().map_err(io_at(path))?;
-        let bad = || Error::corrupt(path, 0, CorruptKind::Payload);
-        if n != REWIND_LEN || len != REWIND_LEN as u64 || b.get(..8) != Some(&REWIND_MAGIC[..]) {
-            return Err(bad());
-        }
-        let field = |i: usize| crate::frame::read_u64(&b, 8 + 8 * i).ok_or_else(bad);
-        let crc = crate::frame::read_u32(&b, REWIND_LEN - 4);
-        if crc != b.get(..REWIND_LEN - 4).map(crc32fast::hash) {
-            return Err(bad());
-        }
-        Ok(RewindIntent {
-            epoch: field(0)?,
-            cut_from: field(1)?,
-            high_epoch: field(2)?,
-            high_segment: field(3)?,
-        })
-    }
-
-    /// Makes the intent durable (temporary file, sync, rename).
-    fn write(&self, dir: &SegmentDir) -> Result<()> {
-        let path = dir.path.join(REWIND_FILE);
-        let tmp = with_suffix(&path, TMP_SUFFIX);
-        if dir.backend.exists(&tmp).map_err(io_at(&tmp))? {
-            dir.backend.remove(&tmp).map_err(io_at(&tmp))?;
-        }
-        let f = dir.backend.create(&tmp).map_err(io_at(&tmp))?;
-        f.write_at(&self.encode(), 0)
-            .and_then(|()| f.sync_data())
-            .map_err(io_at(&tmp))?;
-        dir.backend.rename(&tmp, &path).map_err(io_at(&tmp))
-    }
-}
-
-/// Carries out (or finishes) a rewind: renames the later epochs' segments aside, starts the
-/// continuation segment if it does not exist yet, then removes the intent. Idempotent.
-/// Returns the new active segment's writer, its number, the epoch's snapshot segment and the
-/// epoch's creation time.
-fn finish_rewind(
-    dir: &SegmentDir,
-    options: &Options,
-    intent: &RewindIntent,
-) -> Result<(LogWriter, u64, u64, u64)> {
-    let new_seq = next_id(intent.high_segment, "segment numbers")?;
-    // Newest first: a reader in another process always sees some committed epoch.
-    for seq in dir.segments()?.into_iter().rev() {
-        if seq >= intent.cut_from && seq <= intent.high_segment {
-            let from = dir.seg(seq);
-            let to = with_suffix(&from, REWOUND_SUFFIX);
-            dir.backend.rename(&from, &to).map_err(io_at(&from))?;
-        }
-    }
-    let seqs = dir.segments()?;
-    let prev = seqs
-        .iter()
-        .copied()
-        .filter(|&s| s < intent.cut_from)
-        .max()
-        .ok_or_else(|| Error::NotFound(format!("epoch {} to rewind to", intent.epoch)))?;
-    let prev_start = dir.read_start(prev, true)?;
-    let prev_at = prev_start.pos.start;
-    let (epoch_segment, _, head) = dir.epoch_start_of(prev, prev_start, true)?;
-    if head.epoch != intent.epoch {
-        return Err(Error::corrupt(
-            dir.seg(prev),
-            prev_at,
-            CorruptKind::BrokenChain,
-        ));
-    }
-    let new_path = dir.seg(new_seq);
-    let writer = if dir.backend.exists(&new_path).map_err(io_at(&new_path))? {
-        let (mut w, _) = LogWriter::open(&*dir.backend, &new_path, TailPolicy::TolerateTorn)?;
-        w.set_write_buffer(options.write_buffer);
-        w
-    } else {
-        let cont = ContinueHead {
-            epoch: intent.epoch,
-            epoch_segment,
-            prev_segment: prev,
-            created_ms: options.clock.now_ms(),
-            high_epoch: intent.high_epoch,
-            high_segment: new_seq,
-        };
-        start_segment(dir, options, new_seq, &encode_continue(&cont))?
-    };
-    let intent_path = dir.path.join(REWIND_FILE);
-    dir.backend
-        .remove(&intent_path)
-        .map_err(io_at(&intent_path))?;
-    Ok((writer, new_seq, epoch_segment, head.created_ms))
 }

@@ -8,15 +8,16 @@ mod dir;
 mod entry;
 mod intent;
 mod log;
+mod options;
 mod read;
+mod steps;
 mod tail;
 mod view;
 
 pub use checkpoints::{CHECKPOINTS_FILE, Checkpoint, CheckpointChange, CheckpointStatus};
 pub use copy::CopyReport;
-pub use log::{
-    Clock, CompactionPolicy, Durability, EpochLog, Options, Position, Retention, SnapshotReport,
-};
+pub use log::{EpochLog, SnapshotReport};
+pub use options::{Clock, CompactionPolicy, Durability, Options, Position, Retention};
 pub use read::{EpochInfo, FellBack, LostRange, RecoveryMode, RecoveryReport, Restored, Updates};
 pub use tail::{LogTail, TailEvent};
 pub use view::EpochReader;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::checkpoints::{self, Checkpoint};
 use super::copy::{self, CopyReport};
-use super::log::Position;
+use super::options::Position;
 use super::read::{EpochInfo, RecoveryMode, RecoveryReport, Restored, SegmentDir, Updates};
 use crate::backend::Backend;
 use crate::frame::{FILE_HEADER_LEN, LogReader};
