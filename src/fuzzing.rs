@@ -1290,7 +1290,8 @@ enum Write {
     Raw(u8, Vec<u8>),
 }
 
-/// Damages a store directory in 1–4 ways; returns the files and whether a segment changed.
+/// Damages a store directory in 1–4 ways; returns the files and whether a segment or the
+/// manifest changed.
 fn damage_store(
     clean: &[(String, Vec<u8>)],
     inp: &mut Input<'_>,
@@ -1345,7 +1346,7 @@ fn damage_store(
         }
     }
     let hit = clean.iter().any(|(name, bytes)| {
-        segment_number(name).is_some()
+        (segment_number(name).is_some() || name == "MANIFEST")
             && !files
                 .iter()
                 .any(|(n, b)| n == name && b.as_ref() == Some(bytes))

@@ -173,8 +173,9 @@ fn enospc_at_every_write() {
     };
     assert!(writes > 50, "only {writes} writes");
     eprintln!("ENOSPC injected at each of {} writes", writes - 1);
-    // Every ENOSPC fails the workload, except at a write whose failure the store absorbs:
-    // a retention intent (retention is retried after the next snapshot).
+    // Every ENOSPC fails the workload, except at a write whose failure the store absorbs: a
+    // retention intent (retention is retried after the next snapshot) or the manifest (best
+    // effort: a stale one checks less).
     let mut failed = 0;
     for n in 1..writes {
         let be = SimBackend::new(n);
@@ -189,9 +190,10 @@ fn enospc_at_every_write() {
         check(&be, &run, &format!("ENOSPC at write {n}"));
     }
     assert!(
-        failed * 10 >= (writes as usize - 1) * 9,
+        failed * 2 >= writes as usize - 1,
         "only {failed} of {writes} failed"
     );
+    eprintln!("{failed} of {} failed the workload", writes - 1);
 }
 
 fn used(be: &SimBackend) -> u64 {

@@ -23,6 +23,11 @@ pub(crate) const FALLBACK_MAGIC: [u8; 8] = *b"SLFALLBK";
 pub(crate) const RETIRE_FILE: &str = "RETIRE";
 pub(crate) const RETIRE_MAGIC: [u8; 8] = *b"SLRETIRE";
 
+/// The segments the directory holds: `[oldest, newest]`, every number between present under
+/// some name (FORMAT.md §11.13.4). Not an intent: it stays.
+pub(crate) const MANIFEST_FILE: &str = "MANIFEST";
+pub(crate) const MANIFEST_MAGIC: [u8; 8] = *b"SLMANIFS";
+
 /// The most fields an intent file holds.
 const MAX_FIELDS: usize = 8;
 

@@ -22,8 +22,9 @@ use super::read::{
     reader_ends_with_seal,
 };
 use super::steps::{
-    RewindIntent, any_set_aside, damaged_epoch_segments, finish_rewind, highest_segment_name,
-    io_at, next_id, retire_below, set_aside, start_segment,
+    RewindIntent, any_set_aside, check_manifest, damaged_epoch_segments, finish_rewind,
+    highest_segment_name, io_at, next_id, read_manifest, record_newest, retire_below, set_aside,
+    start_segment,
 };
 use crate::backend::{Backend, DirLock, LockMode};
 use crate::error::{CorruptKind, Error, Result};
@@ -155,6 +156,19 @@ impl EpochLog {
             given_up += to.saturating_sub(from) + 1;
             intent::remove(&*backend, dir, intent::FALLBACK_FILE)?;
         }
+        // A segment the manifest names that is gone under every name was deleted or lost:
+        // damage, never a silently shorter history. Salvage goes on without it and records
+        // what is there now (FORMAT.md §11.13.4).
+        match check_manifest(&segs) {
+            Err(e @ Error::Corrupt { .. }) if options.recovery != RecoveryMode::Salvage => {
+                return Err(e);
+            }
+            Err(Error::Corrupt { .. }) => {
+                intent::remove(&*backend, dir, intent::MANIFEST_FILE)?;
+            }
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
         let mut seqs = segs.segments()?;
         if seqs.is_empty() && any_set_aside(&*backend, dir)? {
             // Segments were set aside (`.broken`, `.rewound`) and none is left: never start an
@@ -172,6 +186,7 @@ impl EpochLog {
                 has_state: false,
             };
             let writer = start_segment(&segs, &options, 1, &encode_snapshot(&head, None))?;
+            record_newest(&segs, 1);
             let first_end = writer.end();
             let inner = Inner::fresh(writer, 1, head, 0);
             let log = EpochLog::assemble(segs.clone(), options, inner, lock);
@@ -277,6 +292,9 @@ impl EpochLog {
         };
         // A sealed newest segment (a crash during a snapshot or rotation) is never appended
         // to: the epoch continues in a new segment, made by the first write.
+        if read_manifest(&segs)?.is_none_or(|(_, n)| n < current.newest) {
+            record_newest(&segs, current.newest);
+        }
         let sealed = ends_with_seal(&inner.writer, &newest_path)?;
         inner.needs_segment = sealed;
         if !report.fell_back.is_empty() {
@@ -714,6 +732,7 @@ impl EpochLog {
         )?;
         let size = writer.end();
         g.switch_to(writer, seq);
+        record_newest(&self.dir, seq);
         g.epoch = epoch;
         g.epoch_segment = seq;
         g.epoch_created_ms = now;
@@ -981,6 +1000,7 @@ fn continue_segment(dir: &SegmentDir, options: &Options, g: &mut Inner) -> Resul
     };
     let writer = start_segment(dir, options, seq, &encode_continue(&head))?;
     g.switch_to(writer, seq);
+    record_newest(dir, seq);
     Ok(())
 }
 

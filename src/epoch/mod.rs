@@ -37,6 +37,17 @@ pub(crate) fn retired_below(
     .retired_below()
 }
 
+/// Checks `dir` against its manifest (a segment it names is gone: `Corrupt`), for tools.
+pub(crate) fn check_manifest(
+    backend: &std::sync::Arc<dyn crate::backend::Backend>,
+    dir: &std::path::Path,
+) -> crate::Result<()> {
+    steps::check_manifest(&read::SegmentDir {
+        backend: backend.clone(),
+        path: dir.to_path_buf(),
+    })
+}
+
 /// Decodes an epoch-layer entry, for tools.
 pub(crate) fn decode_entry(b: &[u8]) -> std::result::Result<Decoded<'_>, crate::CorruptKind> {
     entry::decode(b).map_err(read::entry_error_kind)

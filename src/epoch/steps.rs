@@ -53,6 +53,7 @@ pub(super) fn set_aside(dir: &SegmentDir, from: u64, to: u64, cause: String) -> 
 /// Deletes every segment below `below` (listed regardless of the intent), then the `RETIRE`
 /// intent that announced it. Idempotent: finishes an interrupted retention.
 pub(super) fn retire_below(dir: &SegmentDir, below: u64) -> Result<()> {
+    record_oldest(dir, below)?;
     let names = dir.backend.list(&dir.path).map_err(io_at(&dir.path))?;
     let mut seqs: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
     seqs.sort_unstable();
@@ -269,9 +270,114 @@ pub(super) fn finish_rewind(
         };
         start_segment(dir, options, new_seq, &encode_continue(&cont))?
     };
+    record_newest(dir, new_seq);
     let intent_path = dir.path.join(REWIND_FILE);
     dir.backend
         .remove(&intent_path)
         .map_err(io_at(&intent_path))?;
     Ok((writer, new_seq, epoch_segment, head.created_ms))
+}
+
+/// The manifest's `[oldest, newest]`, if the directory has one (stores written before it
+/// have none).
+pub(super) fn read_manifest(dir: &SegmentDir) -> Result<Option<(u64, u64)>> {
+    let f = intent::read(
+        &*dir.backend,
+        &dir.path,
+        intent::MANIFEST_FILE,
+        intent::MANIFEST_MAGIC,
+        2,
+    )?;
+    Ok(match f.as_deref() {
+        Some(&[oldest, newest]) => Some((oldest, newest)),
+        _ => None,
+    })
+}
+
+fn write_manifest(dir: &SegmentDir, oldest: u64, newest: u64) -> Result<()> {
+    intent::write(
+        &*dir.backend,
+        &dir.path,
+        intent::MANIFEST_FILE,
+        intent::MANIFEST_MAGIC,
+        &[oldest, newest],
+    )
+}
+
+/// The lowest number of the run of segment numbers (set-aside names included) that ends at
+/// `newest` without a gap: what a first manifest can claim.
+fn contiguous_from(dir: &SegmentDir, newest: u64) -> Result<u64> {
+    let mut present: Vec<u64> = dir
+        .backend
+        .list(&dir.path)
+        .map_err(io_at(&dir.path))?
+        .iter()
+        .filter_map(|n| any_segment_number(n))
+        .filter(|&s| s <= newest)
+        .collect();
+    present.sort_unstable();
+    present.dedup();
+    let mut oldest = newest;
+    for &s in present.iter().rev() {
+        if s.checked_add(1) == Some(oldest) || s == oldest {
+            oldest = s;
+        } else {
+            break;
+        }
+    }
+    Ok(oldest)
+}
+
+/// Records that segment `newest` exists (after it was renamed into place). Best effort: a
+/// manifest that names an older newest segment only checks less.
+pub(super) fn record_newest(dir: &SegmentDir, newest: u64) {
+    let oldest = match read_manifest(dir) {
+        Ok(Some((oldest, _))) => Ok(oldest),
+        Ok(None) => contiguous_from(dir, newest),
+        Err(e) => Err(e),
+    };
+    if let Ok(oldest) = oldest {
+        let _ = write_manifest(dir, oldest.min(newest), newest);
+    }
+}
+
+/// Records that no segment below `oldest` is kept any more: done before they are deleted, so
+/// the manifest never names a deleted segment.
+pub(super) fn record_oldest(dir: &SegmentDir, oldest: u64) -> Result<()> {
+    match read_manifest(dir)? {
+        Some((_, newest)) => write_manifest(dir, oldest.min(newest), newest),
+        None => Ok(()),
+    }
+}
+
+/// Checks the directory against its manifest: the newest segment it names, and every number
+/// from its oldest on, must exist under some name (`.seg`, or set aside as `.broken` or
+/// `.rewound`). A missing one was deleted or lost: `BrokenChain` damage naming it.
+pub(super) fn check_manifest(dir: &SegmentDir) -> Result<()> {
+    let Some((oldest, newest)) = read_manifest(dir)? else {
+        return Ok(());
+    };
+    let names = dir.backend.list(&dir.path).map_err(io_at(&dir.path))?;
+    let mut present: Vec<u64> = names.iter().filter_map(|n| any_segment_number(n)).collect();
+    present.sort_unstable();
+    present.dedup();
+    let below = dir.retired_below()?;
+    let from = oldest.max(below);
+    // Every number from `from` to `newest`, without walking a range a damaged file could make
+    // huge: compare the count of present numbers in the range with its width.
+    let in_range = present
+        .iter()
+        .filter(|&&s| s >= from && s <= newest)
+        .count() as u64;
+    if newest >= from && in_range != (newest - from).saturating_add(1) {
+        let missing = (from..=newest)
+            .find(|s| present.binary_search(s).is_err())
+            .unwrap_or(newest);
+        return Err(Error::corrupt(
+            dir.seg(missing),
+            0,
+            CorruptKind::BrokenChain,
+        ));
+    }
+    Ok(())
 }

@@ -81,6 +81,20 @@ pub fn verify(
         writer_running,
         ..VerifyReport::default()
     };
+    // A segment the manifest names is gone (checked only with no writer running: a writer
+    // updates the manifest and the listing one after the other).
+    if !writer_running {
+        match crate::epoch::check_manifest(&backend, dir) {
+            Ok(()) => {}
+            Err(Error::Corrupt { file, offset, kind }) => report.findings.push(Finding {
+                file,
+                offset,
+                kind,
+                torn_tail: false,
+            }),
+            Err(e) => return Err(e),
+        }
+    }
     // The epoch each segment belongs to, for checking CONTINUE entries.
     let mut epoch_of: Vec<(u64, u64)> = Vec::new();
     let newest = seqs.last().copied();
