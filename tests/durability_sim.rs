@@ -653,3 +653,71 @@ fn a_deleted_segment_is_damage_not_a_shorter_history() {
         drop(Store::open_with(be, &dir(), opts).unwrap());
     }
 }
+
+/// Defect 10: a cut of the newest segment exactly at an entry boundary read as a clean end,
+/// and acknowledged transactions were silently gone. Where the directory can tell, it is now
+/// damage: a cleanly closed segment's length is in the manifest, so every cut of it, at every
+/// entry boundary, makes open fail and `verify` report it (FORMAT.md §11.13.4 says what
+/// cannot be told: a cut of a segment a writer did not close).
+#[test]
+fn a_cut_at_an_entry_boundary_of_a_closed_segment_is_damage() {
+    use statelog::frame::LogReader;
+    use statelog::{Readable, Store};
+    let sim = SimBackend::new(5);
+    let mut opts = common::sim_store_options(2, 1 << 20);
+    opts.auto_compact = false;
+    let store = Store::open_with(Arc::new(sim.clone()), &dir(), opts.clone()).unwrap();
+    let t = store.bytes_table("t").unwrap();
+    for i in 0..40u32 {
+        store
+            .write(|tx| tx.put_bytes(&t, &i.to_le_bytes(), &[3u8; 30]))
+            .unwrap();
+    }
+    store.close().unwrap();
+    drop(store);
+    let newest = names(&sim, &dir())
+        .into_iter()
+        .filter(|n| n.ends_with(".seg"))
+        .max()
+        .unwrap();
+    let path = dir().join(&newest);
+    let bytes = sim.file_bytes(&path).unwrap();
+    let mut ends = Vec::new();
+    {
+        let be: Arc<dyn Backend> = Arc::new(sim.clone());
+        let mut r = LogReader::open(&*be, &path, false).unwrap();
+        while let Some(e) = r.next_entry().unwrap() {
+            ends.push(e.pos.end);
+        }
+    }
+    assert!(ends.len() > 20);
+    for &cut in &ends[..ends.len() - 1] {
+        let copy = SimBackend::new(5);
+        for name in names(&sim, &dir()) {
+            let p = dir().join(&name);
+            copy.set_file_bytes(&p, &sim.file_bytes(&p).unwrap());
+        }
+        copy.set_file_bytes(&path, &bytes[..cut as usize]);
+        let be: Arc<dyn Backend> = Arc::new(copy.clone());
+        let report = statelog::tools::verify(be.clone(), &dir(), &mut |_, _| {}).unwrap();
+        assert!(
+            report.findings.iter().any(|f| !f.torn_tail),
+            "cut at {cut}: verify clean"
+        );
+        match Store::open_with(be, &dir(), opts.clone()) {
+            Err(statelog::Error::Corrupt { .. }) => {}
+            Err(e) => panic!("cut at {cut}: {e}"),
+            Ok(s) => {
+                let t = s.bytes_table("t").unwrap();
+                panic!(
+                    "cut at {cut}: opened with {} rows",
+                    s.read().count(&t).unwrap()
+                );
+            }
+        }
+    }
+    // Uncut, it opens with every row.
+    let store = Store::open_with(Arc::new(sim.clone()), &dir(), opts).unwrap();
+    let t = store.bytes_table("t").unwrap();
+    assert_eq!(store.read().count(&t).unwrap(), 40);
+}

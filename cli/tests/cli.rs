@@ -357,13 +357,39 @@ fn verify_reports_damage_at_its_offset() {
         .unwrap();
     let (code, f) = findings(&d);
     assert_eq!(code, 1);
-    assert_eq!(f.len(), 1);
+    assert_eq!(f.len(), 2, "{f:?}");
     assert_eq!(f[0]["torn_tail"], true);
-    // Repair cuts it (dry run first changes nothing), then verify is clean.
+    // `apply` closed the segment cleanly, and the manifest holds its length: a cut of it is
+    // damage too (FORMAT.md §11.13.4), which only salvage repairs.
+    assert_eq!(f[1]["torn_tail"], false);
+    assert_eq!(f[1]["offset"].as_u64(), Some(len - 7));
     let out = statelog(&["repair", "--dry-run"], &d);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("would cut"));
+    assert!(text(&out.stdout).contains("needs --salvage"));
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), len - 7);
+    let out = statelog(&["repair"], &d);
+    assert!(!out.status.success());
+    let out = statelog(&["repair", "--salvage"], &d);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(".broken"));
+    assert_eq!(findings(&d).0, 0);
+    // A torn tail a crash leaves (the segment was not closed): repair cuts it, no salvage.
+    let d = base.path().join("torn");
+    applied_store(&d);
+    std::fs::remove_file(d.join("MANIFEST")).unwrap();
+    let seg = newest_segment(&d);
+    let len = std::fs::metadata(&seg).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
+    let (code, f) = findings(&d);
+    assert_eq!(code, 1);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["torn_tail"], true);
     let out = statelog(&["repair"], &d);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains(".broken"));

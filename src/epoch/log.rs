@@ -186,7 +186,7 @@ impl EpochLog {
                 has_state: false,
             };
             let writer = start_segment(&segs, &options, 1, &encode_snapshot(&head, None))?;
-            record_newest(&segs, 1);
+            record_newest(&segs, 1, 0);
             let first_end = writer.end();
             let inner = Inner::fresh(writer, 1, head, 0);
             let log = EpochLog::assemble(segs.clone(), options, inner, lock);
@@ -292,8 +292,8 @@ impl EpochLog {
         };
         // A sealed newest segment (a crash during a snapshot or rotation) is never appended
         // to: the epoch continues in a new segment, made by the first write.
-        if read_manifest(&segs)?.is_none_or(|(_, n)| n < current.newest) {
-            record_newest(&segs, current.newest);
+        if read_manifest(&segs)?.is_none_or(|m| m.newest < current.newest) {
+            record_newest(&segs, current.newest, 0);
         }
         let sealed = ends_with_seal(&inner.writer, &newest_path)?;
         inner.needs_segment = sealed;
@@ -732,7 +732,7 @@ impl EpochLog {
         )?;
         let size = writer.end();
         g.switch_to(writer, seq);
-        record_newest(&self.dir, seq);
+        record_newest(&self.dir, seq, 0);
         g.epoch = epoch;
         g.epoch_segment = seq;
         g.epoch_created_ms = now;
@@ -940,6 +940,11 @@ impl EpochLog {
             .and_then(|()| g.writer.trim())
             .and_then(|()| g.writer.append(&encode_close(epoch)).map(|_| ()))
             .and_then(|()| self.sync_active(&mut g));
+        if r.is_ok() {
+            // The clean close's length: a later cut of the file, even at an entry boundary,
+            // is then damage, not a crash (FORMAT.md §11.13.4).
+            record_newest(&self.dir, g.seq, g.writer.end());
+        }
         if let Err(e) = &r {
             g.poison(e);
             self.wake_all();
@@ -1000,7 +1005,7 @@ fn continue_segment(dir: &SegmentDir, options: &Options, g: &mut Inner) -> Resul
     };
     let writer = start_segment(dir, options, seq, &encode_continue(&head))?;
     g.switch_to(writer, seq);
-    record_newest(dir, seq);
+    record_newest(dir, seq, 0);
     Ok(())
 }
 

@@ -270,7 +270,7 @@ pub(super) fn finish_rewind(
         };
         start_segment(dir, options, new_seq, &encode_continue(&cont))?
     };
-    record_newest(dir, new_seq);
+    record_newest(dir, new_seq, 0);
     let intent_path = dir.path.join(REWIND_FILE);
     dir.backend
         .remove(&intent_path)
@@ -278,29 +278,45 @@ pub(super) fn finish_rewind(
     Ok((writer, new_seq, epoch_segment, head.created_ms))
 }
 
-/// The manifest's `[oldest, newest]`, if the directory has one (stores written before it
-/// have none).
-pub(super) fn read_manifest(dir: &SegmentDir) -> Result<Option<(u64, u64)>> {
+/// The directory's manifest (FORMAT.md §11.13.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Manifest {
+    /// The oldest segment kept.
+    pub(super) oldest: u64,
+    /// The newest segment.
+    pub(super) newest: u64,
+    /// The newest segment's length when a writer closed it cleanly (0: not closed since it
+    /// was recorded).
+    pub(super) closed_len: u64,
+}
+
+/// The manifest, if the directory has one (stores written before it have none).
+pub(super) fn read_manifest(dir: &SegmentDir) -> Result<Option<Manifest>> {
     let f = intent::read(
         &*dir.backend,
         &dir.path,
         intent::MANIFEST_FILE,
         intent::MANIFEST_MAGIC,
-        2,
+        3,
     )?;
     Ok(match f.as_deref() {
-        Some(&[oldest, newest]) => Some((oldest, newest)),
+        Some(&[oldest, newest, closed_len]) => Some(Manifest {
+            oldest,
+            newest,
+            closed_len,
+        }),
         _ => None,
     })
 }
 
-fn write_manifest(dir: &SegmentDir, oldest: u64, newest: u64) -> Result<()> {
+/// Makes `m` the directory's manifest (durable).
+pub(super) fn write_manifest(dir: &SegmentDir, m: Manifest) -> Result<()> {
     intent::write(
         &*dir.backend,
         &dir.path,
         intent::MANIFEST_FILE,
         intent::MANIFEST_MAGIC,
-        &[oldest, newest],
+        &[m.oldest, m.newest, m.closed_len],
     )
 }
 
@@ -328,16 +344,22 @@ fn contiguous_from(dir: &SegmentDir, newest: u64) -> Result<u64> {
     Ok(oldest)
 }
 
-/// Records that segment `newest` exists (after it was renamed into place). Best effort: a
-/// manifest that names an older newest segment only checks less.
-pub(super) fn record_newest(dir: &SegmentDir, newest: u64) {
+/// Records that segment `newest` exists (after it was renamed into place), with `closed_len`
+/// (0 unless a writer just closed it cleanly at that length). Best effort: a manifest that
+/// names an older newest segment, or no clean close, only checks less.
+pub(super) fn record_newest(dir: &SegmentDir, newest: u64, closed_len: u64) {
     let oldest = match read_manifest(dir) {
-        Ok(Some((oldest, _))) => Ok(oldest),
+        Ok(Some(m)) => Ok(m.oldest),
         Ok(None) => contiguous_from(dir, newest),
         Err(e) => Err(e),
     };
     if let Ok(oldest) = oldest {
-        let _ = write_manifest(dir, oldest.min(newest), newest);
+        let m = Manifest {
+            oldest: oldest.min(newest),
+            newest,
+            closed_len,
+        };
+        let _ = write_manifest(dir, m);
     }
 }
 
@@ -345,16 +367,24 @@ pub(super) fn record_newest(dir: &SegmentDir, newest: u64) {
 /// the manifest never names a deleted segment.
 pub(super) fn record_oldest(dir: &SegmentDir, oldest: u64) -> Result<()> {
     match read_manifest(dir)? {
-        Some((_, newest)) => write_manifest(dir, oldest.min(newest), newest),
+        Some(m) => write_manifest(
+            dir,
+            Manifest {
+                oldest: oldest.min(m.newest),
+                ..m
+            },
+        ),
         None => Ok(()),
     }
 }
 
 /// Checks the directory against its manifest: the newest segment it names, and every number
 /// from its oldest on, must exist under some name (`.seg`, or set aside as `.broken` or
-/// `.rewound`). A missing one was deleted or lost: `BrokenChain` damage naming it.
+/// `.rewound`); a cleanly closed newest segment must be at least as long as it was closed. A
+/// missing segment was deleted or lost (`BrokenChain`); a shorter one was cut (`Incomplete`
+/// at the length it has).
 pub(super) fn check_manifest(dir: &SegmentDir) -> Result<()> {
-    let Some((oldest, newest)) = read_manifest(dir)? else {
+    let Some(m) = read_manifest(dir)? else {
         return Ok(());
     };
     let names = dir.backend.list(&dir.path).map_err(io_at(&dir.path))?;
@@ -362,7 +392,8 @@ pub(super) fn check_manifest(dir: &SegmentDir) -> Result<()> {
     present.sort_unstable();
     present.dedup();
     let below = dir.retired_below()?;
-    let from = oldest.max(below);
+    let from = m.oldest.max(below);
+    let newest = m.newest;
     // Every number from `from` to `newest`, without walking a range a damaged file could make
     // huge: compare the count of present numbers in the range with its width.
     let in_range = present
@@ -378,6 +409,16 @@ pub(super) fn check_manifest(dir: &SegmentDir) -> Result<()> {
             0,
             CorruptKind::BrokenChain,
         ));
+    }
+    if m.closed_len > 0 && names.iter().any(|n| parse_segment_name(n) == Some(newest)) {
+        let len = dir.file_len(newest)?;
+        if len < m.closed_len {
+            return Err(Error::corrupt(
+                dir.seg(newest),
+                len,
+                CorruptKind::Incomplete,
+            ));
+        }
     }
     Ok(())
 }
