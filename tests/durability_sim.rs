@@ -290,9 +290,9 @@ fn a_fall_back_never_continues_a_checkpoint_epoch() {
 
 /// Defect 7: a commit was reported failed when the automatic compaction after it failed (a
 /// retry would apply it twice), and the failed snapshot's temporary file stayed. Now the
-/// commit succeeds, the failure is kept for `compaction_error`, no `.tmp` is left, later
-/// writes are refused until a reopen (an I/O error poisons the log), and a reopen has every
-/// committed row.
+/// commit succeeds, the failure is kept for `compaction_error`, no `.tmp` is left, writes go
+/// on (the failure touched only the new snapshot's file), and a reopen has every committed
+/// row.
 #[test]
 fn a_failed_automatic_compaction_is_not_the_commits_failure() {
     use statelog::{Readable, Store};
@@ -335,7 +335,9 @@ fn a_failed_automatic_compaction_is_not_the_commits_failure() {
                 "a failed snapshot's temporary file was left: {:?}",
                 names(&sim, &dir())
             );
-            assert!(store.write(|tx| tx.put_bytes(&t, b"z", b"z")).is_err());
+            // The failure was in the new snapshot's own file, which is gone: nothing the log
+            // certifies was touched, so writes go on.
+            store.write(|tx| tx.put_bytes(&t, b"z", b"z")).unwrap();
             drop(store);
             let store = Store::open_with(backend.clone(), &dir(), opts.clone()).unwrap();
             let t = store.bytes_table("t").unwrap();

@@ -137,6 +137,14 @@ pub trait Backend: Send + Sync + fmt::Debug {
         self.open_read(path)
     }
 
+    /// Whether every operation must run on the thread that caused it, in program order (a
+    /// deterministic simulator, whose seeds replay a run). Then the store runs its automatic
+    /// compactions on the committing thread (after releasing the writer lock) instead of a
+    /// thread of their own.
+    fn deterministic(&self) -> bool {
+        false
+    }
+
     /// Creates a new, empty file (an error if it exists); its directory entry is durable on
     /// return.
     fn create(&self, path: &Path) -> io::Result<Arc<dyn FileHandle>>;

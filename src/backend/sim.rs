@@ -902,6 +902,10 @@ impl fmt::Debug for SimBackend {
 }
 
 impl Backend for SimBackend {
+    fn deterministic(&self) -> bool {
+        true
+    }
+
     fn open(&self, path: &Path) -> io::Result<Arc<dyn FileHandle>> {
         Ok(Arc::new(self.open_file(path)?))
     }

@@ -42,33 +42,36 @@ pub struct SnapshotReport {
     pub retention_error: Option<Error>,
 }
 
-struct Inner {
-    writer: LogWriter,
-    seq: u64,
-    epoch: u64,
-    epoch_segment: u64,
-    epoch_created_ms: u64,
-    snapshot_bytes: u64,
-    update_bytes: u64,
-    high_epoch: u64,
-    high_segment: u64,
-    durable: Position,
-    syncing: bool,
+pub(super) struct Inner {
+    pub(super) writer: LogWriter,
+    pub(super) seq: u64,
+    pub(super) epoch: u64,
+    pub(super) epoch_segment: u64,
+    pub(super) epoch_created_ms: u64,
+    pub(super) snapshot_bytes: u64,
+    pub(super) update_bytes: u64,
+    pub(super) high_epoch: u64,
+    pub(super) high_segment: u64,
+    pub(super) durable: Position,
+    pub(super) syncing: bool,
     /// Syncs started, and the end the newest covers.
-    sync_round: u64,
-    sync_reach: Position,
-    poisoned: Option<String>,
-    scratch: Vec<u8>,
+    pub(super) sync_round: u64,
+    pub(super) sync_reach: Position,
+    pub(super) poisoned: Option<String>,
+    pub(super) scratch: Vec<u8>,
     /// The active segment is sealed; the next write starts a new segment first (deferred so
     /// a store on a full disk still opens and reads).
-    needs_segment: bool,
+    pub(super) needs_segment: bool,
+    /// The segment number a snapshot under way (`snapshot_start`) will take: no other segment
+    /// is started meanwhile (rotation waits), so the number stays free.
+    pub(super) pending_snapshot: Option<u64>,
     /// The current epoch is a checkpoint's fixed state (a fall-back made it current): it takes
     /// no update until a snapshot starts a new epoch. Holds the checkpoint's name.
-    fixed_by: Option<String>,
+    pub(super) fixed_by: Option<String>,
 }
 
 impl Inner {
-    fn check(&self) -> Result<()> {
+    pub(super) fn check(&self) -> Result<()> {
         match &self.poisoned {
             Some(cause) => Err(Error::Poisoned {
                 cause: cause.clone(),
@@ -77,13 +80,13 @@ impl Inner {
         }
     }
 
-    fn poison(&mut self, e: &Error) {
+    pub(super) fn poison(&mut self, e: &Error) {
         if self.poisoned.is_none() {
             self.poisoned = Some(e.to_string());
         }
     }
 
-    fn end(&self) -> Position {
+    pub(super) fn end(&self) -> Position {
         Position {
             segment: self.seq,
             offset: self.writer.end(),
@@ -95,12 +98,12 @@ impl Inner {
 /// Holds the directory's exclusive lock; all methods take `&self` and are safe to call from
 /// many threads.
 pub struct EpochLog {
-    dir: SegmentDir,
-    options: Options,
-    inner: Mutex<Inner>,
+    pub(super) dir: SegmentDir,
+    pub(super) options: Options,
+    pub(super) inner: Mutex<Inner>,
     /// Waiters by sync round parity (see `wait_locked`).
-    synced: [Condvar; 2],
-    _lock: DirLock,
+    pub(super) synced: [Condvar; 2],
+    pub(super) _lock: DirLock,
 }
 
 impl fmt::Debug for EpochLog {
@@ -288,6 +291,7 @@ impl EpochLog {
             poisoned: None,
             scratch: Vec::new(),
             needs_segment: false,
+            pending_snapshot: None,
             fixed_by: None,
         };
         // A sealed newest segment (a crash during a snapshot or rotation) is never appended
@@ -338,7 +342,7 @@ impl EpochLog {
         }
     }
 
-    fn lock_inner(&self) -> MutexGuard<'_, Inner> {
+    pub(super) fn lock_inner(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock()
     }
 
@@ -393,7 +397,8 @@ impl EpochLog {
         // Bytes on disk, as counted on open (segment sizes) and after a rewind.
         g.update_bytes += pos.end - pos.start;
         let end = g.end();
-        if g.writer.end() >= self.options.segment_bytes {
+        // A snapshot under way has the next segment number: rotation waits for it.
+        if g.writer.end() >= self.options.segment_bytes && g.pending_snapshot.is_none() {
             // The seal syncs the segment: never beside a group-commit sync of the same file.
             self.wait_idle(&mut g);
             g.check()?;
@@ -432,7 +437,7 @@ impl EpochLog {
     /// itself: two fsyncs of one file never overlap (FORMAT.md "Group commit"). Linux reports a
     /// writeback error to one of two overlapping callers only, so the other would take its
     /// success for a durable write.
-    fn wait_idle(&self, g: &mut MutexGuard<'_, Inner>) {
+    pub(super) fn wait_idle(&self, g: &mut MutexGuard<'_, Inner>) {
         while g.syncing {
             let round = g.sync_round;
             self.synced[(round % 2) as usize].wait(g);
@@ -444,7 +449,7 @@ impl EpochLog {
     /// sync covered clean without writing them, and reports that once, so a later open (this
     /// process or another, same boot) must not certify them with new sync marks. It cuts the
     /// segment there instead (FORMAT.md §11.13.1).
-    fn poison_after_sync(&self, g: &mut Inner, e: &Error) {
+    pub(super) fn poison_after_sync(&self, g: &mut Inner, e: &Error) {
         let first = g.poisoned.is_none();
         g.poison(e);
         if first {
@@ -477,7 +482,7 @@ impl EpochLog {
     }
 
     /// Wakes every waiter (after anything that may change what they wait for).
-    fn wake_all(&self) {
+    pub(super) fn wake_all(&self) {
         for c in &self.synced {
             c.notify_all();
         }
@@ -604,6 +609,11 @@ impl EpochLog {
         let mut g = self.lock_inner();
         self.wait_idle(&mut g);
         g.check()?;
+        if g.pending_snapshot.is_some() {
+            return Err(Error::InvalidArgument(
+                "a snapshot is under way (snapshot_start); finish or cancel it first".into(),
+            ));
+        }
         let (ended, ended_segment) = (g.epoch, g.epoch_segment);
         let result = self.snapshot_locked(&mut g, state);
         if let Err(e) = &result {
@@ -750,7 +760,7 @@ impl EpochLog {
     }
 
     /// Appends a seal to the active segment and syncs it.
-    fn seal(&self, g: &mut Inner) -> Result<()> {
+    pub(super) fn seal(&self, g: &mut Inner) -> Result<()> {
         if g.needs_segment {
             return Ok(()); // already sealed
         }
@@ -783,7 +793,7 @@ impl EpochLog {
     }
 
     /// Deletes the segments of epochs the retention policy no longer keeps, oldest first.
-    fn apply_retention(&self, g: &Inner) -> Result<Vec<u64>> {
+    pub(super) fn apply_retention(&self, g: &Inner) -> Result<Vec<u64>> {
         let epochs = self.dir.epochs()?;
         let now = self.options.clock.now_ms();
         let keep_n = self.options.retention.keep_epochs.max(1);
@@ -863,6 +873,8 @@ impl EpochLog {
         let mut g = self.lock_inner();
         self.wait_idle(&mut g);
         g.check()?;
+        // A snapshot under way described the history a rewind cuts: it is given up.
+        g.pending_snapshot = None;
         g.writer.flush()?;
         if id == g.epoch {
             return self.dir.read_epoch(id, Some(g.seq), self.options.recovery);
@@ -975,11 +987,12 @@ impl Inner {
             poisoned: None,
             scratch: Vec::new(),
             needs_segment: false,
+            pending_snapshot: None,
             fixed_by: None,
         }
     }
 
-    fn switch_to(&mut self, writer: LogWriter, seq: u64) {
+    pub(super) fn switch_to(&mut self, writer: LogWriter, seq: u64) {
         self.durable = Position {
             segment: seq,
             offset: writer.durable_end(),
@@ -993,7 +1006,7 @@ impl Inner {
 }
 
 /// Starts a new segment of the current epoch after the active one was sealed.
-fn continue_segment(dir: &SegmentDir, options: &Options, g: &mut Inner) -> Result<()> {
+pub(super) fn continue_segment(dir: &SegmentDir, options: &Options, g: &mut Inner) -> Result<()> {
     let seq = next_id(g.high_segment.max(g.seq), "segment numbers")?;
     let head = ContinueHead {
         epoch: g.epoch,

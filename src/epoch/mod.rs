@@ -3,6 +3,7 @@
 //! (FORMAT.md §11).
 
 mod checkpoints;
+mod concurrent;
 mod copy;
 mod dir;
 mod entry;
@@ -15,6 +16,7 @@ mod tail;
 mod view;
 
 pub use checkpoints::{CHECKPOINTS_FILE, Checkpoint, CheckpointChange, CheckpointStatus};
+pub use concurrent::{PreparedSnapshot, SnapshotTicket};
 pub use copy::CopyReport;
 pub use log::{EpochLog, SnapshotReport};
 pub use options::{Clock, CompactionPolicy, Durability, Options, Position, Retention};

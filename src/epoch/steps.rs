@@ -73,6 +73,39 @@ pub(super) fn next_id(id: u64, what: &str) -> Result<u64> {
 
 /// Creates segment `seq` holding `first` as its first entry: written to a temporary file,
 /// synced, then renamed into place (durable on return), ready for appends.
+/// Creates the segment file `path` (a temporary name) holding `first` as its first entry,
+/// synced; on failure the file is removed at once (it may hold a whole snapshot: on a full disk
+/// it keeps the disk full).
+pub(super) fn create_segment_file(
+    dir: &SegmentDir,
+    options: &Options,
+    path: &Path,
+    first: &[u8],
+) -> Result<LogWriter> {
+    let log_options = LogOptions {
+        file_id: random_file_id(),
+        block_size: options.block_size,
+        tag: SEGMENT_TAG,
+    };
+    let written = LogWriter::create(&*dir.backend, path, &log_options).and_then(|mut w| {
+        w.set_write_buffer(options.write_buffer);
+        w.append(first)?;
+        w.sync()?;
+        Ok(w)
+    });
+    if written.is_err() {
+        remove_quietly(dir, path);
+    }
+    written
+}
+
+/// Removes `path` if it exists, ignoring failures (cleanup after an error already reported).
+pub(super) fn remove_quietly(dir: &SegmentDir, path: &Path) {
+    if dir.backend.exists(path).unwrap_or(false) {
+        let _ = dir.backend.remove(path);
+    }
+}
+
 pub(super) fn start_segment(
     dir: &SegmentDir,
     options: &Options,
@@ -81,26 +114,14 @@ pub(super) fn start_segment(
 ) -> Result<LogWriter> {
     let path = segment_path(&dir.path, seq);
     let tmp = with_suffix(&path, TMP_SUFFIX);
-    let log_options = LogOptions {
-        file_id: random_file_id(),
-        block_size: options.block_size,
-        tag: SEGMENT_TAG,
-    };
-    let written = LogWriter::create(&*dir.backend, &tmp, &log_options).and_then(|mut w| {
-        w.set_write_buffer(options.write_buffer);
-        w.append(first)?;
-        w.sync()?;
+    let written = create_segment_file(dir, options, &tmp, first).and_then(|w| {
         dir.backend.rename(&tmp, &path).map_err(io_at(&tmp))?;
         Ok(w)
     });
     let mut writer = match written {
         Ok(w) => w,
         Err(e) => {
-            // A failed segment's temporary file is removed at once (it may hold a whole
-            // snapshot: on a full disk it keeps the disk full).
-            if dir.backend.exists(&tmp).unwrap_or(false) {
-                let _ = dir.backend.remove(&tmp);
-            }
+            remove_quietly(dir, &tmp);
             return Err(e);
         }
     };

@@ -209,7 +209,17 @@ impl LogWriter {
             let saved_to = if zeroed {
                 None
             } else {
-                Some(save_aside(backend, &*handle, path, end, len)?)
+                match save_aside(backend, &*handle, path, end, len) {
+                    Ok(p) => Some(p),
+                    // A full disk: the store must still open (the torn bytes were never
+                    // acknowledged); they are cut without a copy.
+                    Err(Error::Io { source, .. })
+                        if source.kind() == io::ErrorKind::StorageFull =>
+                    {
+                        None
+                    }
+                    Err(e) => return Err(e),
+                }
             };
             handle
                 .set_len(end)

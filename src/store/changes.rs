@@ -140,7 +140,7 @@ pub(crate) fn changes_since(
 ) -> Result<Changes> {
     let epochs = source.epochs()?;
     // The position's epoch, or the epoch started from it if that one began at `pos`.
-    let (start, exact) = match epochs.iter().position(|e| e.id == pos.epoch) {
+    let (start, _exact) = match epochs.iter().position(|e| e.id == pos.epoch) {
         Some(i) => (i, false),
         None => match epochs.iter().rposition(|e| e.prev == Some(pos.epoch)) {
             Some(i) => (i, true),
@@ -172,11 +172,14 @@ pub(crate) fn changes_since(
                 .map_err(|_| Error::corrupt(&snapshot_file, 32, CorruptKind::Payload))?,
             None => 0,
         };
+        // An epoch whose snapshot was taken beside the writers starts with copies of the
+        // transactions after its snapshot's `seq` (FORMAT.md §11.6.1): it continues the
+        // epoch before if its snapshot is at or before where that one ended.
         let continuous = match expected {
-            None if exact => seq == pos.seq,
             None => seq <= pos.seq,
-            Some(e) => seq == e,
+            Some(e) => seq <= e,
         };
+        let shipped = expected.unwrap_or(0).max(pos.seq);
         if !continuous {
             return Ok(partial(out));
         }
@@ -201,7 +204,7 @@ pub(crate) fn changes_since(
                     names.insert(meta.id, meta.name.clone());
                 }
             }
-            if seq <= pos.seq {
+            if seq <= shipped {
                 continue;
             }
             // Only what is durable: the file may hold a strong commit whose fsync has not

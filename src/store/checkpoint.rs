@@ -29,6 +29,8 @@ impl Checkpoints<'_> {
     /// a name that exists returns the existing checkpoint unchanged (a retry is harmless).
     pub fn save(&self, name: &str) -> Result<Checkpoint> {
         let s = &self.store.shared;
+        // A compaction under way finishes first (one snapshot at a time).
+        let _gate = s.compaction.acquire();
         let mut w = s.writer.lock();
         self.store.sync_locked(&mut w)?;
         let bytes = w.head.encode_snapshot()?;
@@ -120,6 +122,7 @@ impl Checkpoints<'_> {
         }
         let saved = self.read(name)?;
         let s = &self.store.shared;
+        let _gate = s.compaction.acquire();
         let mut w = s.writer.lock();
         self.store.sync_locked(&mut w)?;
         let mut state = (*saved.state).clone();

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use super::backup::BackupReport;
 use super::changes::{Changes, CommitPos, changes_since};
 use super::codec::{Bytes, Op, TableKind, TableMeta, decode_tx, encode_tx, encode_value_bytes};
+use super::compaction::{self, Gate};
 use super::named_lock::{self, NamedLock};
 use super::read::{Snapshot, schema_error};
 use super::state::{State, ViewValue};
@@ -111,6 +112,8 @@ pub(super) struct Shared {
     view_error: Mutex<Option<Error>>,
     retention_error: Mutex<Option<Error>>,
     compaction_error: Mutex<Option<Error>>,
+    /// One compaction at a time.
+    pub(super) compaction: Arc<Gate>,
     recovery: RecoveryReport,
     lost: Vec<LostRange>,
 }
@@ -225,6 +228,7 @@ impl Store {
                 view_error: Mutex::new(None),
                 retention_error: Mutex::new(None),
                 compaction_error: Mutex::new(None),
+                compaction: Arc::new(Gate::default()),
                 recovery: report,
                 lost,
             }),
@@ -287,20 +291,13 @@ impl Store {
         }
         let pos = self.commit_locked(&mut w, tx.work, &tx.ops, durability)?;
         let generation = w.head.generation;
-        if self.shared.auto_compact
+        let due = self.shared.auto_compact
             && self.shared.log.compaction_due()
-            && self.shared.log.update_bytes() >= w.compact_after
-        {
-            // The transaction is in the log: a failed compaction is not its failure (a caller
-            // that retried would apply it twice). It is kept for `compaction_error`, and tried
-            // again once the updates have doubled; if it poisoned the log, the wait below
-            // reports that instead.
-            if let Err(e) = self.compact_locked(&mut w) {
-                w.compact_after = self.shared.log.update_bytes().saturating_mul(2);
-                *self.shared.compaction_error.lock() = Some(e);
-            }
-        }
+            && self.shared.log.update_bytes() >= w.compact_after;
         drop(w);
+        if due {
+            self.compact_beside_writers();
+        }
         if durability == Durability::Strong {
             self.shared.log.wait_durable(pos)?;
             // One thread of a group commit publishes for all: the others find their state (or
@@ -471,18 +468,60 @@ impl Store {
     }
 
     /// Writes a snapshot of the whole state now (starting a new epoch, so restore no longer
-    /// replays the transactions before it) and applies retention to old epochs.
+    /// replays the transactions before it) and applies retention to old epochs. Runs on the
+    /// caller's thread while other writers go on committing (FORMAT.md §11.6.1); waits for an
+    /// automatic compaction that is running.
     pub fn compact(&self) -> Result<()> {
-        let mut w = self.shared.writer.lock();
-        self.compact_locked(&mut w)
+        let _gate = self.shared.compaction.acquire();
+        compaction::compact(&Arc::downgrade(&self.shared))
     }
 
-    fn compact_locked(&self, w: &mut Writer) -> Result<()> {
-        let bytes = w.head.encode_snapshot()?;
-        let mut report = self.shared.log.snapshot(&bytes)?;
-        self.note_retention(&mut report);
-        self.start_epoch_locked(w, report.epoch.id);
-        Ok(())
+    /// Whether a compaction is running now.
+    pub fn compaction_running(&self) -> bool {
+        self.shared.compaction.running()
+    }
+
+    /// An automatic compaction, unless one runs: on a thread of its own (or, on a
+    /// deterministic backend, on this one). Its failure is not the commit's (a caller that
+    /// retried would apply the transaction twice): it is kept for `compaction_error`, and
+    /// tried again once the updates have doubled.
+    fn compact_beside_writers(&self) {
+        let Some(gate) = self.shared.compaction.try_acquire() else {
+            return;
+        };
+        let weak = Arc::downgrade(&self.shared);
+        let run = move || {
+            let _gate = gate;
+            if let Err(e) = compaction::compact(&weak) {
+                if let Some(shared) = weak.upgrade() {
+                    let mut w = shared.writer.lock();
+                    w.compact_after = shared.log.update_bytes().saturating_mul(2);
+                    drop(w);
+                    *shared.compaction_error.lock() = Some(e);
+                }
+            }
+        };
+        if self.shared.log.backend().deterministic() {
+            run();
+        } else if let Err(e) = std::thread::Builder::new()
+            .name("statelog-compaction".into())
+            .spawn(run)
+        {
+            *self.shared.compaction_error.lock() = Some(Error::io(self.shared.log.dir(), e));
+        }
+    }
+
+    /// After a concurrent compaction: `next` (the head's state, compacted) becomes the head,
+    /// at the start of epoch `epoch` (the switch's seal made everything before it durable).
+    pub(super) fn start_epoch_with(&self, w: &mut Writer, next: State, epoch: u64) {
+        self.publish_ready(w);
+        let mut head = next;
+        head.epoch = epoch;
+        head.generation = w.head.generation + 1;
+        w.head = Arc::new(head);
+        if w.pending.is_empty() {
+            self.publish(w.head.clone());
+        }
     }
 
     /// After a snapshot of the head: the same state, now at the start of epoch `epoch` (the
@@ -500,6 +539,8 @@ impl Store {
 
     /// Syncs everything and records a clean shutdown.
     pub fn close(&self) -> Result<()> {
+        // A compaction under way finishes first.
+        let _gate = self.shared.compaction.acquire();
         let mut w = self.shared.writer.lock();
         self.sync_locked(&mut w)?;
         self.shared.log.close()

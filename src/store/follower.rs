@@ -18,7 +18,7 @@ use super::db::DerivedView;
 use super::read::{Readable, Snapshot};
 use super::state::State;
 use super::table::{Table, TableDef};
-use super::txn::TableIndexes;
+use super::txn::{TableIndexes, apply_indexed};
 use crate::backend::{Backend, FsBackend};
 use crate::epoch::{EpochReader, LogTail, RecoveryMode, TailEvent};
 use crate::error::{CorruptKind, Error, Result};
@@ -50,6 +50,10 @@ struct Cursor {
     indexes: Vec<TableIndexes>,
     /// Why a transaction could not be applied: the follower stops there for good.
     broken: Option<String>,
+    /// Updates of the epoch followed that the follower applied already: a snapshot taken
+    /// beside the writers starts its epoch with copies of the transactions committed while
+    /// it was written (FORMAT.md §11.6.1).
+    skip: u64,
 }
 
 struct Shared {
@@ -103,6 +107,7 @@ impl Follower {
                     head: State::default(),
                     indexes: Vec::new(),
                     broken: None,
+                    skip: 0,
                 }),
                 published: ArcSwap::new(Arc::new(State::default())),
                 view: options.view,
@@ -151,6 +156,10 @@ impl Follower {
         let result = loop {
             let step = match c.tail.next() {
                 Ok(None) => break Ok(()),
+                Ok(Some(TailEvent::Update(_))) if c.skip > 0 => {
+                    c.skip -= 1;
+                    continue;
+                }
                 Ok(Some(TailEvent::Update(bytes))) => c.apply(&bytes).map(|ops| {
                     applied += 1;
                     if let Some(sink) = sink.as_deref_mut() {
@@ -316,37 +325,7 @@ impl Cursor {
 
     /// Applies one change, keeping the unique indexes the follower maintains.
     fn apply_op(&self, state: &mut State, op: &Op) -> std::result::Result<(), String> {
-        let (table, key) = match op {
-            Op::Put { table, key, .. } | Op::Delete { table, key } => (*table, key),
-            _ => return state.apply(op),
-        };
-        let Some(ix) = self.indexes.iter().find(|i| i.table == table) else {
-            return state.apply(op);
-        };
-        let old = state
-            .tables
-            .get(&table)
-            .and_then(|t| t.rows.get(key))
-            .map(|r| r.value.to_vec());
-        state.apply(op)?;
-        let t = state.table_mut(table)?;
-        if let Some(old) = old {
-            for (slot, uk) in (ix.indexer)(&old).map_err(|e| e.to_string())? {
-                if let Some(index) = t.indexes.get_mut(slot) {
-                    if index.map.primary_key(&uk) == Some(key.as_slice()) {
-                        index.map.remove(&uk);
-                    }
-                }
-            }
-        }
-        if let Op::Put { value, .. } = op {
-            for (slot, uk) in (ix.indexer)(value).map_err(|e| e.to_string())? {
-                if let Some(index) = t.indexes.get_mut(slot) {
-                    index.map.insert_primary_key(uk, key.clone());
-                }
-            }
-        }
-        Ok(())
+        apply_indexed(&self.indexes, state, op)
     }
 
     /// Moves to a new epoch: keeps the state if the epoch continues it exactly, otherwise
@@ -365,12 +344,15 @@ impl Cursor {
             Some(b) => State::snapshot_seq(b).map_err(bad)?,
             None => 0,
         };
-        if continues && seq == self.head.seq {
+        if continues && seq <= self.head.seq {
             // The writer compacted: so does the follower (its changes fold into new bases).
+            // The epoch's first updates are copies of the ones after `seq` it applied.
+            self.skip = self.head.seq - seq;
             self.head = self.head.compacted();
             self.head.epoch = epoch;
             return Ok(false);
         }
+        self.skip = 0;
         let mut state = match &snapshot {
             Some(b) => State::decode_snapshot(b).map_err(bad)?,
             None => State::default(),

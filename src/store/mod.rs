@@ -6,6 +6,7 @@ mod base;
 mod changes;
 mod checkpoint;
 mod codec;
+mod compaction;
 mod compress;
 mod db;
 mod directory;

@@ -641,6 +641,46 @@ fn merge_index(mut shares: Vec<IndexEntries<'_>>) -> Option<Rows> {
         .map(Rows::from_base)
 }
 
+/// Applies one logged change to `state`, keeping the unique indexes of `indexes`' tables up
+/// to date (as a transaction did when it made the change).
+pub(crate) fn apply_indexed(
+    indexes: &[TableIndexes],
+    state: &mut State,
+    op: &Op,
+) -> std::result::Result<(), String> {
+    let (table, key) = match op {
+        Op::Put { table, key, .. } | Op::Delete { table, key } => (*table, key),
+        _ => return state.apply(op),
+    };
+    let Some(ix) = indexes.iter().find(|i| i.table == table) else {
+        return state.apply(op);
+    };
+    let old = state
+        .tables
+        .get(&table)
+        .and_then(|t| t.rows.get(key))
+        .map(|r| r.value.to_vec());
+    state.apply(op)?;
+    let t = state.table_mut(table)?;
+    if let Some(old) = old {
+        for (slot, uk) in (ix.indexer)(&old).map_err(|e| e.to_string())? {
+            if let Some(index) = t.indexes.get_mut(slot) {
+                if index.map.primary_key(&uk) == Some(key.as_slice()) {
+                    index.map.remove(&uk);
+                }
+            }
+        }
+    }
+    if let Op::Put { value, .. } = op {
+        for (slot, uk) in (ix.indexer)(value).map_err(|e| e.to_string())? {
+            if let Some(index) = t.indexes.get_mut(slot) {
+                index.map.insert_primary_key(uk, key.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

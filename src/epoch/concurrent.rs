@@ -1,0 +1,261 @@
+//! Snapshots that do not stop appends (FORMAT.md §11.6.1). The caller takes a ticket at the
+//! state it snapshots, writes the snapshot while appends go on, and the switch to the new
+//! epoch copies the updates appended meanwhile after the snapshot: its cost is proportional to
+//! those updates, never to the state.
+
+use std::path::PathBuf;
+
+use super::dir::{TMP_SUFFIX, with_suffix};
+use super::entry::{
+    Decoded, SNAP_STATE_OFFSET, SnapshotHead, decode, encode_snapshot, encode_update,
+};
+use super::log::{EpochLog, Inner, SnapshotReport, continue_segment};
+use super::options::{Options, Position};
+use super::read::{EpochInfo, SegmentDir, millis_to_time};
+use super::steps::{create_segment_file, io_at, next_id, record_newest, remove_quietly};
+use crate::error::{CorruptKind, Error, Result};
+use crate::frame::{LogReader, LogWriter, MAX_ENTRY_LEN, random_file_id};
+
+/// A snapshot under way, from [`EpochLog::snapshot_start`]: the new epoch's id and segment
+/// number (kept free until it finishes or is cancelled), and where the log ended when the
+/// snapshotted state was current.
+pub struct SnapshotTicket {
+    epoch: u64,
+    segment: u64,
+    prev: (u64, u64),
+    from: Position,
+    created_ms: u64,
+    tmp: PathBuf,
+    dir: SegmentDir,
+    options: Options,
+}
+
+impl std::fmt::Debug for SnapshotTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotTicket")
+            .field("epoch", &self.epoch)
+            .field("segment", &self.segment)
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SnapshotTicket {
+    /// The epoch the snapshot will start.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Writes `state` (the state of the ticket) as the new epoch's SNAPSHOT under a
+    /// temporary name and syncs it. It needs no access to the log, which appends meanwhile.
+    /// On failure the file is removed; cancel the ticket
+    /// ([`EpochLog::snapshot_cancel`]). The log is not poisoned: nothing it certifies was
+    /// touched.
+    pub fn prepare(&self, state: &[u8]) -> Result<PreparedSnapshot> {
+        let max = MAX_ENTRY_LEN - SNAP_STATE_OFFSET as u64;
+        if state.len() as u64 > max {
+            return Err(Error::TooLarge {
+                what: "a snapshot".into(),
+                size: state.len() as u64,
+                limit: max,
+            });
+        }
+        let head = SnapshotHead {
+            epoch: self.epoch,
+            prev: Some(self.prev),
+            created_ms: self.created_ms,
+            high_epoch: self.epoch,
+            high_segment: self.segment,
+            has_state: true,
+        };
+        let first = encode_snapshot(&head, Some(state));
+        let writer = create_segment_file(&self.dir, &self.options, &self.tmp, &first)?;
+        Ok(PreparedSnapshot {
+            snapshot_end: writer.end(),
+            writer,
+        })
+    }
+
+    /// Removes the temporary file (when the log it was for is gone).
+    pub fn discard(&self) {
+        remove_quietly(&self.dir, &self.tmp);
+    }
+}
+
+/// A snapshot written and synced under a temporary name, from [`SnapshotTicket::prepare`];
+/// [`EpochLog::snapshot_finish`] makes it the new epoch.
+#[derive(Debug)]
+pub struct PreparedSnapshot {
+    writer: LogWriter,
+    snapshot_end: u64,
+}
+
+impl EpochLog {
+    /// Starts a snapshot of the state as it is after every update appended so far (the caller
+    /// must hold that state: no append may come between producing it and this call). Appends
+    /// go on meanwhile; only one snapshot is under way at a time (`InvalidArgument`
+    /// otherwise), and segment rotation waits for it.
+    pub fn snapshot_start(&self) -> Result<SnapshotTicket> {
+        let mut g = self.lock_inner();
+        g.check()?;
+        if g.pending_snapshot.is_some() {
+            return Err(Error::InvalidArgument(
+                "a snapshot is under way; finish or cancel it first".into(),
+            ));
+        }
+        if g.needs_segment {
+            // Sealed: the updates appended meanwhile need a segment, and it must not take
+            // the number the snapshot reserves.
+            if let Err(e) = continue_segment(&self.dir, &self.options, &mut g) {
+                g.poison(&e);
+                return Err(e);
+            }
+        }
+        let epoch = next_id(g.high_epoch.max(g.epoch), "epoch ids")?;
+        let segment = next_id(g.high_segment.max(g.seq), "segment numbers")?;
+        g.pending_snapshot = Some(segment);
+        let name = format!("{:016x}{TMP_SUFFIX}", random_file_id());
+        let tmp = with_suffix(&self.dir.seg(segment), &format!(".{name}"));
+        Ok(SnapshotTicket {
+            epoch,
+            segment,
+            prev: (g.epoch, g.epoch_segment),
+            from: g.end(),
+            created_ms: self.options.clock.now_ms(),
+            tmp,
+            dir: self.dir.clone(),
+            options: self.options.clone(),
+        })
+    }
+
+    /// Makes a prepared snapshot the new epoch: copies the updates appended since the ticket
+    /// after the SNAPSHOT, syncs, seals the active segment, and renames the file into place
+    /// (FORMAT.md §11.6.1); then applies retention. Returns what the snapshot did and the
+    /// updates copied (the caller applies them to the snapshotted state to get the current
+    /// one). A rewind since the ticket gives the snapshot up (`InvalidArgument`).
+    pub fn snapshot_finish(
+        &self,
+        ticket: SnapshotTicket,
+        prepared: PreparedSnapshot,
+    ) -> Result<(SnapshotReport, Vec<Vec<u8>>)> {
+        let PreparedSnapshot {
+            mut writer,
+            snapshot_end,
+        } = prepared;
+        let mut g = self.lock_inner();
+        self.wait_idle(&mut g);
+        let current = g.pending_snapshot == Some(ticket.segment)
+            && (g.epoch, g.epoch_segment) == ticket.prev
+            && g.seq == ticket.from.segment;
+        if !current {
+            if g.pending_snapshot == Some(ticket.segment) {
+                g.pending_snapshot = None;
+            }
+            remove_quietly(&self.dir, &ticket.tmp);
+            return Err(Error::InvalidArgument(
+                "the snapshot was given up: the log was rewound while it was written".into(),
+            ));
+        }
+        let copied = self.switch(&mut g, &ticket, &mut writer);
+        let tail = match copied {
+            Ok(tail) => tail,
+            Err(e) => {
+                g.pending_snapshot = None;
+                remove_quietly(&self.dir, &ticket.tmp);
+                self.wake_all();
+                return Err(e);
+            }
+        };
+        let size = writer.end();
+        g.switch_to(writer, ticket.segment);
+        record_newest(&self.dir, ticket.segment, 0);
+        g.epoch = ticket.epoch;
+        g.epoch_segment = ticket.segment;
+        g.epoch_created_ms = ticket.created_ms;
+        g.high_epoch = ticket.epoch;
+        g.snapshot_bytes = snapshot_end;
+        g.update_bytes = size.saturating_sub(snapshot_end);
+        g.pending_snapshot = None;
+        self.wake_all();
+        let (deleted, retention_error) = match self.apply_retention(&g) {
+            Ok(d) => (d, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        let report = SnapshotReport {
+            epoch: EpochInfo {
+                id: ticket.epoch,
+                created: millis_to_time(ticket.created_ms),
+                segment: ticket.segment,
+                prev: Some(ticket.prev.0),
+                size,
+            },
+            deleted,
+            retention_error,
+        };
+        Ok((report, tail))
+    }
+
+    /// Gives up a snapshot under way: its file is removed and rotation goes on.
+    pub fn snapshot_cancel(&self, ticket: &SnapshotTicket) {
+        let mut g = self.lock_inner();
+        if g.pending_snapshot == Some(ticket.segment) {
+            g.pending_snapshot = None;
+        }
+        drop(g);
+        remove_quietly(&self.dir, &ticket.tmp);
+    }
+
+    /// The switch's steps under the log: copy the updates since the ticket into the new
+    /// segment and sync it, seal the active segment, rename the new one into place. A failure
+    /// in the new segment's file leaves the log as it was; one in the active segment (the
+    /// seal) poisons it.
+    fn switch(
+        &self,
+        g: &mut Inner,
+        ticket: &SnapshotTicket,
+        writer: &mut LogWriter,
+    ) -> Result<Vec<Vec<u8>>> {
+        g.check()?;
+        if let Err(e) = g.writer.flush() {
+            g.poison(&e);
+            return Err(e);
+        }
+        let active = self.dir.seg(g.seq);
+        let mut r = LogReader::new(g.writer.handle(), &active)?;
+        r.seek(ticket.from.offset);
+        let mut tail = Vec::new();
+        while let Some(e) = r.next_entry()? {
+            match decode(e.payload) {
+                Ok(Decoded::Update { epoch, data }) if epoch == g.epoch => tail.push(data.to_vec()),
+                Ok(Decoded::Close { .. }) => {}
+                _ => {
+                    return Err(Error::corrupt(
+                        &active,
+                        e.pos.start,
+                        CorruptKind::BrokenChain,
+                    ));
+                }
+            }
+        }
+        let mut scratch = Vec::new();
+        for data in &tail {
+            encode_update(&mut scratch, ticket.epoch, data);
+            writer.append(&scratch)?;
+        }
+        writer.sync()?;
+        if let Err(e) = self.seal(g) {
+            g.poison(&e);
+            return Err(e);
+        }
+        g.needs_segment = true;
+        let path = self.dir.seg(ticket.segment);
+        if let Err(e) = self.dir.backend.rename(&ticket.tmp, &path) {
+            let e = io_at(&ticket.tmp)(e);
+            g.poison(&e);
+            return Err(e);
+        }
+        writer.set_path(&path);
+        writer.set_reserve_step(self.options.reserve_bytes);
+        Ok(tail)
+    }
+}
