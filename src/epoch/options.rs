@@ -108,7 +108,7 @@ pub struct Options {
     pub fall_back: bool,
     /// Which old epochs to keep.
     pub retention: Retention,
-    /// When [`EpochLog::compaction_due`] says a snapshot is due.
+    /// When [`EpochLog::compaction_due`](super::EpochLog::compaction_due) says a snapshot is due.
     pub compaction: CompactionPolicy,
     /// A segment longer than this is sealed and the epoch continues in a new one.
     pub segment_bytes: u64,
