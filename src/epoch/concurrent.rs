@@ -130,7 +130,8 @@ impl EpochLog {
 
     /// Makes a prepared snapshot the new epoch: copies the updates appended since the ticket
     /// after the SNAPSHOT, syncs, seals the active segment, and renames the file into place
-    /// (FORMAT.md §11.6.1); then applies retention. Returns what the snapshot did and the
+    /// (FORMAT.md §11.6.1). Retention is left to the caller ([`retain`](Self::retain)), so
+    /// that it can run it without holding its own locks. Returns what the snapshot did and the
     /// updates copied (the caller applies them to the snapshotted state to get the current
     /// one). A rewind since the ticket gives the snapshot up (`InvalidArgument`).
     pub fn snapshot_finish(
@@ -177,10 +178,7 @@ impl EpochLog {
         g.update_bytes = size.saturating_sub(snapshot_end);
         g.pending_snapshot = None;
         self.wake_all();
-        let (deleted, retention_error) = match self.apply_retention(&g) {
-            Ok(d) => (d, None),
-            Err(e) => (Vec::new(), Some(e)),
-        };
+        drop(g);
         let report = SnapshotReport {
             epoch: EpochInfo {
                 id: ticket.epoch,
@@ -189,10 +187,41 @@ impl EpochLog {
                 prev: Some(ticket.prev.0),
                 size,
             },
-            deleted,
-            retention_error,
+            deleted: Vec::new(),
+            retention_error: None,
         };
         Ok((report, tail))
+    }
+
+    /// The updates appended since the ticket, after the first `skip` of them, as far as
+    /// they are written now; reads the file without holding the log. A caller catches its
+    /// snapshotted state up with them before the switch, which then has fewer to apply.
+    pub fn updates_since(&self, ticket: &SnapshotTicket, skip: usize) -> Result<Vec<Vec<u8>>> {
+        let (handle, path, epoch, end) = {
+            let mut g = self.lock_inner();
+            g.check()?;
+            if g.pending_snapshot != Some(ticket.segment) || g.seq != ticket.from.segment {
+                return Ok(Vec::new());
+            }
+            if let Err(e) = g.writer.flush() {
+                g.poison(&e);
+                return Err(e);
+            }
+            (
+                g.writer.handle(),
+                self.dir.seg(g.seq),
+                g.epoch,
+                g.writer.end(),
+            )
+        };
+        read_updates(handle, &path, epoch, ticket.from.offset, end, skip)
+    }
+
+    /// Deletes the segments of epochs the retention policy no longer keeps (as after a
+    /// snapshot); returns their numbers.
+    pub fn retain(&self) -> Result<Vec<u64>> {
+        let g = self.lock_inner();
+        self.apply_retention(&g)
     }
 
     /// Gives up a snapshot under way: its file is removed and rotation goes on.
@@ -221,22 +250,15 @@ impl EpochLog {
             return Err(e);
         }
         let active = self.dir.seg(g.seq);
-        let mut r = LogReader::new(g.writer.handle(), &active)?;
-        r.seek(ticket.from.offset);
-        let mut tail = Vec::new();
-        while let Some(e) = r.next_entry()? {
-            match decode(e.payload) {
-                Ok(Decoded::Update { epoch, data }) if epoch == g.epoch => tail.push(data.to_vec()),
-                Ok(Decoded::Close { .. }) => {}
-                _ => {
-                    return Err(Error::corrupt(
-                        &active,
-                        e.pos.start,
-                        CorruptKind::BrokenChain,
-                    ));
-                }
-            }
-        }
+        let end = g.writer.end();
+        let tail = read_updates(
+            g.writer.handle(),
+            &active,
+            g.epoch,
+            ticket.from.offset,
+            end,
+            0,
+        )?;
         let mut scratch = Vec::new();
         for data in &tail {
             encode_update(&mut scratch, ticket.epoch, data);
@@ -258,4 +280,36 @@ impl EpochLog {
         writer.set_reserve_step(self.options.reserve_bytes);
         Ok(tail)
     }
+}
+
+/// The data of the UPDATE entries of `epoch` in `path` from `from` to `end` (CLOSE entries
+/// skipped), after the first `skip`.
+fn read_updates(
+    handle: std::sync::Arc<dyn crate::backend::FileHandle>,
+    path: &std::path::Path,
+    epoch: u64,
+    from: u64,
+    end: u64,
+    skip: usize,
+) -> Result<Vec<Vec<u8>>> {
+    let mut r = LogReader::new(handle, path)?;
+    r.seek(from);
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    while let Some(e) = r.next_entry()? {
+        if e.pos.end > end {
+            break;
+        }
+        match decode(e.payload) {
+            Ok(Decoded::Update { epoch: found, data }) if found == epoch => {
+                seen += 1;
+                if seen > skip {
+                    out.push(data.to_vec());
+                }
+            }
+            Ok(Decoded::Close { .. }) => {}
+            _ => return Err(Error::corrupt(path, e.pos.start, CorruptKind::BrokenChain)),
+        }
+    }
+    Ok(out)
 }

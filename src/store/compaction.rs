@@ -85,37 +85,76 @@ pub(super) fn compact(weak: &Weak<Shared>) -> Result<()> {
             return Err(e);
         }
     };
-    // Off the writer's path: the snapshotted state with its changes folded into new bases.
-    let compacted = base.compacted();
+    // Off the writer's path: the snapshotted state with its changes folded into new bases,
+    // caught up with what was committed meanwhile (twice: the second round is short).
+    let mut next = Some(base.compacted());
     drop(base);
+    let mut applied = 0;
+    for _ in 0..2 {
+        let more = match shared.log.updates_since(&ticket, applied) {
+            Ok(more) => more,
+            Err(e) => {
+                shared.log.snapshot_cancel(&ticket);
+                return Err(e);
+            }
+        };
+        let indexes = shared.indexes.lock().clone();
+        next = next.and_then(|s| apply_all(&indexes, s, &more).ok());
+        applied += more.len();
+    }
     let store = Store {
         shared: shared.clone(),
     };
     let mut w = shared.writer.lock();
-    let (mut report, tail) = shared.log.snapshot_finish(ticket, prepared)?;
-    store.note_retention(&mut report);
+    let (report, tail) = shared.log.snapshot_finish(ticket, prepared)?;
     let indexes = shared.indexes.lock();
-    let next = catch_up(&indexes, &w.head, compacted, &tail);
+    let rest = tail.get(applied..).unwrap_or_default();
+    let next = next
+        .filter(|_| applied <= tail.len())
+        .and_then(|s| apply_all(&indexes, s, rest).ok())
+        .filter(|s| same_as(s, &w.head));
     drop(indexes);
-    store.start_epoch_with(&mut w, next, report.epoch.id);
+    let next = match next {
+        Some(mut s) => {
+            s.view = w.head.view.clone();
+            s
+        }
+        // The catch-up does not give the head (a table's indexes were built meanwhile, say):
+        // the head itself, uncompacted.
+        None => (*w.head).clone(),
+    };
+    let old = store.start_epoch_with(&mut w, next, report.epoch.id);
+    drop(w);
+    // Freeing the replaced state and deleting old segments take time: not under the lock.
+    drop(old);
+    let mut report = report;
+    if let Err(e) = shared.log.retain() {
+        report.retention_error = Some(e);
+    }
+    store.note_retention(&mut report);
     Ok(())
 }
 
-/// The new head: the compacted snapshotted state with the transactions committed meanwhile
-/// (`tail`) applied, if that gives the head's rows and indexes; otherwise the head itself (a
-/// table's indexes were built meanwhile, say), uncompacted.
-fn catch_up(indexes: &[TableIndexes], head: &State, mut next: State, tail: &[Vec<u8>]) -> State {
-    let replayed = tail.iter().try_for_each(|bytes| {
+/// `state` with the logged transactions `txs` applied, unique indexes kept.
+fn apply_all(
+    indexes: &[TableIndexes],
+    mut state: State,
+    txs: &[Vec<u8>],
+) -> std::result::Result<State, String> {
+    for bytes in txs {
         let ops = decode_tx(bytes)?;
         for op in &ops {
-            apply_indexed(indexes, &mut next, op)?;
+            apply_indexed(indexes, &mut state, op)?;
         }
-        next.seal();
-        next.seq += 1;
-        Ok::<(), String>(())
-    });
-    let same = replayed.is_ok()
-        && next.seq == head.seq
+        state.seal();
+        state.seq += 1;
+    }
+    Ok(state)
+}
+
+/// Whether `next` holds what `head` holds, by the counts a wrong catch-up would change.
+fn same_as(next: &State, head: &State) -> bool {
+    next.seq == head.seq
         && next.next_table_id == head.next_table_id
         && next.tables.len() == head.tables.len()
         && next.tables.iter().all(|(id, t)| {
@@ -128,11 +167,5 @@ fn catch_up(indexes: &[TableIndexes], head: &State, mut next: State, tail: &[Vec
                         .zip(&t.indexes)
                         .all(|(a, b)| a.name == b.name && a.map.len() == b.map.len())
             })
-        });
-    if same {
-        next.view = head.view.clone();
-        next
-    } else {
-        head.clone()
-    }
+        })
 }

@@ -513,15 +513,17 @@ impl Store {
 
     /// After a concurrent compaction: `next` (the head's state, compacted) becomes the head,
     /// at the start of epoch `epoch` (the switch's seal made everything before it durable).
-    pub(super) fn start_epoch_with(&self, w: &mut Writer, next: State, epoch: u64) {
+    /// Returns the replaced head, for the caller to drop once it released the lock.
+    pub(super) fn start_epoch_with(&self, w: &mut Writer, next: State, epoch: u64) -> Arc<State> {
         self.publish_ready(w);
         let mut head = next;
         head.epoch = epoch;
         head.generation = w.head.generation + 1;
-        w.head = Arc::new(head);
+        let old = std::mem::replace(&mut w.head, Arc::new(head));
         if w.pending.is_empty() {
             self.publish(w.head.clone());
         }
+        old
     }
 
     /// After a snapshot of the head: the same state, now at the start of epoch `epoch` (the
