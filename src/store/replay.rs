@@ -34,8 +34,8 @@ impl TableChanges {
         }
     }
 
-    /// Sorts the changes by key and keeps the last change of each key.
-    fn cut(&mut self) {
+    /// The positions of the last change of each key, in key order.
+    fn last_per_key(&self) -> Vec<usize> {
         // Positions sorted by key prefix (most comparisons end there), key, then position:
         // small items, not the changes themselves, are moved about.
         let mut order: Vec<(u64, usize)> = self
@@ -50,34 +50,29 @@ impl TableChanges {
                 .then_with(|| key(a.1).cmp(&key(b.1)))
                 .then(a.1.cmp(&b.1))
         });
+        // `later` follows `kept` (the first change of its key so far): it takes its place.
+        order.dedup_by(|later, kept| {
+            let same = later.0 == kept.0 && key(later.1) == key(kept.1);
+            if same {
+                kept.1 = later.1;
+            }
+            same
+        });
+        order.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// Keeps only the last change of each key, in key order.
+    fn cut(&mut self) {
+        let order = self.last_per_key();
         let mut all: Vec<Option<(Bytes, Option<Row>)>> = std::mem::take(&mut self.changes)
             .into_iter()
             .map(Some)
             .collect();
-        let mut kept: Vec<(Bytes, Option<Row>)> = Vec::with_capacity(all.len());
-        let mut next = order.iter().map(|(_, i)| *i).peekable();
-        while let Some(i) = next.next() {
-            let Some(change) = all.get_mut(i).and_then(Option::take) else {
-                continue;
-            };
-            // A later change of the same key follows: this one is replaced.
-            let replaced = next
-                .peek()
-                .and_then(|j| all.get(*j))
-                .and_then(Option::as_ref)
-                .is_some_and(|(k, _)| *k == change.0);
-            if !replaced {
-                kept.push(change);
-            }
-        }
-        self.changes = kept;
+        self.changes = order
+            .into_iter()
+            .filter_map(|i| all.get_mut(i).and_then(Option::take))
+            .collect();
         self.kept = self.changes.len();
-    }
-
-    /// The last change of each key, in key order.
-    fn into_sorted(mut self) -> Vec<(Bytes, Option<Row>)> {
-        self.cut();
-        self.changes
     }
 }
 
@@ -186,24 +181,25 @@ impl Replay {
             let Ok(t) = state.table_mut(id) else {
                 continue; // not reached: changes are only kept for tables that exist
             };
-            let changes = changes.into_sorted();
+            let order = changes.last_per_key();
+            let last = order.iter().filter_map(|i| changes.changes.get(*i));
             let into_base = match how {
-                Merge::Auto => fold(t, changes.len()),
+                Merge::Auto => fold(t, order.len()),
                 Merge::Fold => true,
                 Merge::Delta => false,
             };
             if into_base {
-                t.rows = t.rows.merged(&changes);
+                t.rows = t.rows.merged(last, order.len());
                 // Stored indexes hold the entries of the old base's rows.
                 t.stored.clear();
             } else {
-                for (key, row) in changes {
+                for (key, row) in last {
                     match row {
                         Some(row) => {
-                            t.rows.insert(key, row);
+                            t.rows.insert(key.clone(), row.clone());
                         }
                         None => {
-                            t.rows.remove(&key);
+                            t.rows.remove(key);
                         }
                     }
                 }

@@ -526,15 +526,17 @@ impl Rows {
     }
 
     /// The rows with `changes` (strictly increasing keys; `Some` puts the row, `None` removes
-    /// the key's row if there is one) merged in, laid out as one new base in a single pass.
-    pub fn merged(&self, changes: &[(Bytes, Option<Row>)]) -> Rows {
-        let puts = changes.iter().filter(|(_, r)| r.is_some()).count();
-        let put_bytes: usize = changes
-            .iter()
-            .filter_map(|(k, r)| r.as_ref().map(|r| k.len() + r.value.len()))
-            .sum();
-        let count = self.len + puts;
-        let bytes = self.base.row_bytes() + put_bytes;
+    /// the key's row if there is one; `count` of them) merged in, laid out as one new base in
+    /// a single pass.
+    pub fn merged<'a>(
+        &'a self,
+        changes: impl Iterator<Item = &'a (Bytes, Option<Row>)>,
+        count: usize,
+    ) -> Rows {
+        // Room for as many more rows as changes, of the rows' average size.
+        let bytes = self.base.row_bytes();
+        let bytes = bytes + bytes / self.base.len().max(1) * count;
+        let count = self.len + count;
         let base = if self.delta_len() == 0 {
             // Only the base: its rows read straight from its slots.
             let rows = (0..self.base.len()).filter_map(|i| self.base.row(i));
@@ -549,10 +551,10 @@ impl Rows {
 /// `rows` (in key order) with `changes` (strictly increasing keys; `None`: removed) merged in.
 fn merge_changes<'a>(
     rows: impl Iterator<Item = RowRef<'a>>,
-    changes: &'a [(Bytes, Option<Row>)],
+    changes: impl Iterator<Item = &'a (Bytes, Option<Row>)>,
 ) -> impl Iterator<Item = RowRef<'a>> {
     let mut rows = rows.peekable();
-    let mut changes = changes.iter().peekable();
+    let mut changes = changes.peekable();
     std::iter::from_fn(move || {
         loop {
             let order = merge_order(
