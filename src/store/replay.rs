@@ -1,8 +1,10 @@
 //! Replay of an epoch's update tail in bulk (FORMAT.md §12.1): the transactions' table
 //! changes (create, alter, sequence) are applied to the state one by one, as a commit would,
-//! but row changes are only collected, the last one per key, in a plain map per table, and
-//! merged into each table's rows once at the end (one sorted pass), instead of one persistent
-//! map insert per change.
+//! but row changes are only collected per table (a plain vector, cut now and then to the last
+//! change of each key) and merged into each table's rows once at the end (one sorted pass
+//! into a new base), instead of one persistent map insert and one seal per change. The
+//! per-op replay (`State::apply`, then `State::seal`, per transaction) is the model the tests
+//! compare it with.
 
 use std::collections::HashMap;
 
