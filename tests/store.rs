@@ -844,3 +844,81 @@ fn bulk_appended_rows_behave_as_any_rows() {
         s.close().unwrap();
     }
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Item {
+    name: String,
+    score: u64,
+}
+
+fn items(store: &Store) -> Table<u64, Item> {
+    store
+        .table(TableDef::new("items").unique("name", |i: &Item| i.name.clone()))
+        .unwrap()
+}
+
+/// Timing, not a check (run by hand with `--ignored --nocapture`): a snapshot of
+/// `REPLAY_ROWS` rows (1,000,000 by default) and a tail of `REPLAY_UPDATES` single-row
+/// updates (300,000) of random existing ids; prints the time of the restore (open) and of the
+/// first open of the table (its unique index claimed or built). The store is written with the
+/// same build that reads it.
+#[test]
+#[ignore = "timing, run by hand"]
+fn replay_timing() {
+    let var = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let rows = var("REPLAY_ROWS", 1_000_000);
+    let updates = var("REPLAY_UPDATES", 300_000);
+    // `REPLAY_DIR`: a directory kept between runs (written on the first), so that a run
+    // can time (or profile) the restore alone.
+    let temp = tempfile::tempdir().unwrap();
+    let kept = std::env::var_os("REPLAY_DIR").map(std::path::PathBuf::from);
+    let dir = kept.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    let options = || StoreOptions {
+        auto_compact: false,
+        ..StoreOptions::default()
+    };
+    let item = |id: u64, score: u64| Item {
+        name: format!("item-{id:010}"),
+        score,
+    };
+    if kept.is_none() || !dir.exists() {
+        let s = Store::open(&dir, options()).unwrap();
+        let t = items(&s);
+        for start in (0..rows).step_by(10_000) {
+            s.write_with(Durability::Buffered, |tx| {
+                for id in start..(start + 10_000).min(rows) {
+                    tx.insert(&t, &id, &item(id, 0))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        }
+        s.compact().unwrap();
+        let mut rng = Rng(7);
+        for n in 0..updates {
+            let id = rng.below(rows);
+            s.write_with(Durability::Buffered, |tx| {
+                tx.insert(&t, &id, &item(id, n + 1))
+            })
+            .unwrap();
+        }
+        s.close().unwrap();
+    }
+    let started = std::time::Instant::now();
+    let s = Store::open(&dir, options()).unwrap();
+    let open = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    let t = items(&s);
+    let table = started.elapsed().as_secs_f64();
+    assert_eq!(s.read().count(&t).unwrap(), rows as usize);
+    println!(
+        "replay_timing: {rows} rows, {updates} updates: open (restore) {open:.3} s, \
+         {:.0} row changes/s over the whole open; first table open {table:.3} s",
+        updates as f64 / open
+    );
+}

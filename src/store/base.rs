@@ -76,7 +76,7 @@ fn fences_of(slots: &[Slot]) -> Vec<u64> {
     clippy::big_endian_bytes,
     reason = "key order is byte order: the prefix must compare as the bytes do"
 )]
-fn prefix_of(key: &[u8]) -> u64 {
+pub(super) fn prefix_of(key: &[u8]) -> u64 {
     let mut p = [0u8; 8];
     let n = key.len().min(8);
     if let (Some(dst), Some(src)) = (p.get_mut(..n), key.get(..n)) {

@@ -16,6 +16,7 @@ use super::codec::{Bytes, Op, TableKind, TableMeta, decode_tx, encode_tx, encode
 use super::compaction::{self, Gate};
 use super::named_lock::{self, NamedLock};
 use super::read::{Snapshot, schema_error};
+use super::replay::Replay;
 use super::state::{State, ViewValue};
 use super::table::{BytesTable, Table, TableDef, type_label};
 use super::txn::{TableIndexes, WriteTx};
@@ -147,6 +148,8 @@ pub(super) fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostR
         None => State::default(),
     };
     state.epoch = restored.epoch.id;
+    // Row changes are collected and merged into the tables once, at the end.
+    let mut replay = Replay::new(state);
     let mut updates = restored.updates;
     while let Some(update) = updates.next() {
         let update = update?;
@@ -155,13 +158,9 @@ pub(super) fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostR
             None => Error::corrupt(&snapshot_file, 32, CorruptKind::Payload),
         };
         let ops = decode_tx(&update).map_err(|_| bad(&updates))?;
-        for op in &ops {
-            state.apply(op).map_err(|_| bad(&updates))?;
-        }
-        state.seal();
-        state.seq += 1;
+        replay.apply(ops).map_err(|_| bad(&updates))?;
     }
-    Ok((state, updates.lost().to_vec()))
+    Ok((replay.finish(), updates.lost().to_vec()))
 }
 
 /// Reads the state of a store directory without locking or changing it (safe beside a

@@ -14,6 +14,7 @@ mod follower;
 mod named_lock;
 mod read;
 mod recent;
+mod replay;
 mod rows;
 mod state;
 mod table;

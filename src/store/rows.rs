@@ -524,6 +524,62 @@ impl Rows {
         }
         Rows::from_base(Base::collect(self.iter(), self.len, 0))
     }
+
+    /// The rows with `changes` (strictly increasing keys; `Some` puts the row, `None` removes
+    /// the key's row if there is one; `count` of them) merged in, laid out as one new base in
+    /// a single pass.
+    pub fn merged<'a>(
+        &'a self,
+        changes: impl Iterator<Item = &'a (Bytes, Option<Row>)>,
+        count: usize,
+    ) -> Rows {
+        // Room for as many more rows as changes, of the rows' average size.
+        let bytes = self.base.row_bytes();
+        let bytes = bytes + bytes / self.base.len().max(1) * count;
+        let count = self.len + count;
+        let base = if self.delta_len() == 0 {
+            // Only the base: its rows read straight from its slots.
+            let rows = (0..self.base.len()).filter_map(|i| self.base.row(i));
+            Base::collect(merge_changes(rows, changes), count, bytes)
+        } else {
+            Base::collect(merge_changes(self.iter(), changes), count, bytes)
+        };
+        Rows::from_base(base)
+    }
+}
+
+/// `rows` (in key order) with `changes` (strictly increasing keys; `None`: removed) merged in.
+fn merge_changes<'a>(
+    rows: impl Iterator<Item = RowRef<'a>>,
+    changes: impl Iterator<Item = &'a (Bytes, Option<Row>)>,
+) -> impl Iterator<Item = RowRef<'a>> {
+    let mut rows = rows.peekable();
+    let mut changes = changes.peekable();
+    std::iter::from_fn(move || {
+        loop {
+            let order = merge_order(
+                rows.peek().map(|r| r.key),
+                changes.peek().map(|(k, _)| k.as_slice()),
+            )?;
+            if order == Ordering::Less {
+                return rows.next();
+            }
+            if order == Ordering::Equal {
+                rows.next(); // replaced or removed by the change
+            }
+            match changes.next() {
+                Some((k, Some(r))) => {
+                    return Some(RowRef {
+                        key: k,
+                        value: &r.value,
+                        version: r.version,
+                    });
+                }
+                Some((_, None)) => {}
+                None => return None,
+            }
+        }
+    })
 }
 
 /// A chunk of the `len` rows of `rows` (in strictly increasing key order).

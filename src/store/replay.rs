@@ -1,0 +1,504 @@
+//! Replay of an epoch's update tail in bulk (FORMAT.md §12.1): the transactions' table
+//! changes (create, alter, sequence) are applied to the state one by one, as a commit would,
+//! but row changes are only collected per table (a plain vector, cut now and then to the last
+//! change of each key) and merged into each table's rows once at the end (one sorted pass
+//! into a new base), instead of one persistent map insert and one seal per change. The
+//! per-op replay (`State::apply`, then `State::seal`, per transaction) is the model the tests
+//! compare it with.
+
+use std::collections::HashMap;
+
+use super::base::prefix_of;
+use super::codec::{Bytes, Op};
+use super::rows::Row;
+use super::state::{State, TableState};
+
+/// Collected changes a table holds before they are cut down (see [`TableChanges::push`]).
+const CUT_MIN: usize = if cfg!(test) { 4 } else { 1 << 16 };
+
+/// The row changes of one table (`None`: deleted), in the order they were made; now and
+/// then sorted by key and cut to the last change of each key, so that they stay at most about
+/// twice as many as the keys changed.
+#[derive(Default)]
+struct TableChanges {
+    changes: Vec<(Bytes, Option<Row>)>,
+    /// How many were left by the last cut.
+    kept: usize,
+}
+
+impl TableChanges {
+    /// Adds a change, after every change before it. `rows`: how many rows the table had
+    /// (changes up to that many are kept before a cut, as they may all be of different keys).
+    fn push(&mut self, key: Bytes, row: Option<Row>, rows: usize) {
+        self.changes.push((key, row));
+        if self.changes.len() >= self.kept.saturating_mul(2).max(CUT_MIN).max(rows) {
+            self.cut();
+        }
+    }
+
+    /// The positions of the last change of each key, in key order.
+    fn last_per_key(&self) -> Vec<usize> {
+        // Positions sorted by key prefix (most comparisons end there), key, then position:
+        // small items, not the changes themselves, are moved about.
+        let mut order: Vec<(u64, usize)> = self
+            .changes
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (prefix_of(k), i))
+            .collect();
+        let key = |i: usize| self.changes.get(i).map(|(k, _)| k);
+        order.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| key(a.1).cmp(&key(b.1)))
+                .then(a.1.cmp(&b.1))
+        });
+        // `later` follows `kept` (the first change of its key so far): it takes its place.
+        order.dedup_by(|later, kept| {
+            let same = later.0 == kept.0 && key(later.1) == key(kept.1);
+            if same {
+                kept.1 = later.1;
+            }
+            same
+        });
+        order.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// Keeps only the last change of each key, in key order.
+    fn cut(&mut self) {
+        let order = self.last_per_key();
+        let mut all: Vec<Option<(Bytes, Option<Row>)>> = std::mem::take(&mut self.changes)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.changes = order
+            .into_iter()
+            .filter_map(|i| all.get_mut(i).and_then(Option::take))
+            .collect();
+        self.kept = self.changes.len();
+    }
+}
+
+/// A state being restored from its snapshot and the transactions logged after it.
+pub(super) struct Replay {
+    state: State,
+    /// Row changes not yet merged, of the tables `slots` maps to them (every id there is a
+    /// table of `state`: tables are never dropped).
+    changes: Vec<(u32, usize, TableChanges)>,
+    /// Where in `changes` each table's are.
+    slots: HashMap<u32, usize>,
+    /// The table changed last and its slot (most tails change few tables, one at a time).
+    last: Option<(u32, usize)>,
+}
+
+/// How [`Replay::finish_with`] merges a table's changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Merge {
+    /// Into a new base when the changes are many next to the table (see [`fold`]).
+    Auto,
+    /// Always into a new base.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Fold,
+    /// Always into the table's delta, key by key.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Delta,
+}
+
+impl Replay {
+    /// A replay starting from `state` (the snapshot's, or an empty one).
+    pub(super) fn new(state: State) -> Replay {
+        Replay {
+            state,
+            changes: Vec::new(),
+            slots: HashMap::new(),
+            last: None,
+        }
+    }
+
+    /// Applies one transaction: its ops in order, each checked as [`State::apply`] checks it
+    /// (a table created twice or renamed, a change of a missing table: the same errors), then
+    /// counts it in `seq`. After an error the replay is abandoned (the restore fails), so no
+    /// transaction is ever applied in part.
+    pub(super) fn apply(&mut self, ops: Vec<Op>) -> Result<(), String> {
+        for op in ops {
+            match op {
+                Op::Put {
+                    table,
+                    key,
+                    value,
+                    version,
+                } => {
+                    let (rows, changes) = self.rows_of(table)?;
+                    changes.push(key, Some(Row { value, version }), rows);
+                }
+                Op::Delete { table, key } => {
+                    let (rows, changes) = self.rows_of(table)?;
+                    changes.push(key, None, rows);
+                }
+                other => self.state.apply(&other)?,
+            }
+        }
+        self.state.seq += 1;
+        Ok(())
+    }
+
+    /// The changes collected for table `table`, which must exist now, and how many rows it
+    /// had when it was first changed.
+    fn rows_of(&mut self, table: u32) -> Result<(usize, &mut TableChanges), String> {
+        let slot = match self.last {
+            Some((id, slot)) if id == table => slot,
+            _ => {
+                let slot = match self.slots.get(&table) {
+                    Some(slot) => *slot,
+                    None => {
+                        let Some(t) = self.state.tables.get(&table) else {
+                            return Err(format!("no table with id {table}"));
+                        };
+                        self.changes
+                            .push((table, t.rows.len(), TableChanges::default()));
+                        self.slots.insert(table, self.changes.len() - 1);
+                        self.changes.len() - 1
+                    }
+                };
+                self.last = Some((table, slot));
+                slot
+            }
+        };
+        self.changes
+            .get_mut(slot)
+            .map(|(_, rows, c)| (*rows, c))
+            .ok_or_else(|| format!("no table with id {table}"))
+    }
+
+    /// The restored state: every table's changes merged into its rows.
+    pub(super) fn finish(self) -> State {
+        self.finish_with(Merge::Auto)
+    }
+
+    /// [`finish`](Self::finish), merging as `how` says.
+    pub(super) fn finish_with(self, how: Merge) -> State {
+        let Replay {
+            mut state, changes, ..
+        } = self;
+        for (id, _, changes) in changes {
+            let Ok(t) = state.table_mut(id) else {
+                continue; // not reached: changes are only kept for tables that exist
+            };
+            let order = changes.last_per_key();
+            let last = order.iter().filter_map(|i| changes.changes.get(*i));
+            let into_base = match how {
+                Merge::Auto => fold(t, order.len()),
+                Merge::Fold => true,
+                Merge::Delta => false,
+            };
+            if into_base {
+                t.rows = t.rows.merged(last, order.len());
+                // Stored indexes hold the entries of the old base's rows.
+                t.stored.clear();
+            } else {
+                for (key, row) in last {
+                    match row {
+                        Some(row) => {
+                            t.rows.insert(key.clone(), row.clone());
+                        }
+                        None => {
+                            t.rows.remove(key);
+                        }
+                    }
+                }
+            }
+        }
+        state.seal();
+        state
+    }
+}
+
+/// Whether `changes` changed keys of table `t` are merged into a new base rather than put in
+/// its delta one by one: when they are a sixteenth of its rows or more; but for a table with
+/// stored unique indexes (which describe the base, and spare a rebuild when the table is
+/// opened) only when they are as many as [`TableState::delta_is_large`] folds.
+fn fold(t: &TableState, changes: usize) -> bool {
+    if t.stored.is_empty() {
+        changes.saturating_mul(16) >= t.rows.len()
+    } else {
+        changes + t.rows.delta_len() > t.rows.base_len() / 8 + 4096
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::codec::{TableKind, TableMeta};
+    use crate::store::rows::Rows;
+    use crate::store::state::IndexState;
+    use proptest::prelude::*;
+
+    /// The replay as it was (the model): each op applied to the state, then the transaction
+    /// sealed and counted. `Err` is the index of the transaction that does not fit.
+    fn per_op(mut state: State, txs: &[Vec<Op>]) -> Result<State, usize> {
+        for (i, ops) in txs.iter().enumerate() {
+            for op in ops {
+                state.apply(op).map_err(|_| i)?;
+            }
+            state.seal();
+            state.seq += 1;
+        }
+        Ok(state)
+    }
+
+    /// The replay in bulk, merging as `how` says.
+    fn bulk(state: State, txs: &[Vec<Op>], how: Merge) -> Result<State, usize> {
+        let mut replay = Replay::new(state);
+        for (i, ops) in txs.iter().enumerate() {
+            replay.apply(ops.clone()).map_err(|_| i)?;
+        }
+        Ok(replay.finish_with(how))
+    }
+
+    /// A table's rows as (key, value, version), in order.
+    type RowList = Vec<(Vec<u8>, Vec<u8>, u64)>;
+
+    /// What must be equal: the state's counters and names, and per table its metadata, next
+    /// id, length and rows.
+    #[derive(Debug, PartialEq)]
+    struct Summary {
+        seq: u64,
+        next_table_id: u32,
+        by_name: Vec<(String, u32)>,
+        tables: Vec<(u32, TableMeta, u64, usize, RowList)>,
+    }
+
+    fn summary(s: &State) -> Summary {
+        Summary {
+            seq: s.seq,
+            next_table_id: s.next_table_id,
+            by_name: s.by_name.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            tables: s
+                .tables
+                .iter()
+                .map(|(id, t)| {
+                    let rows = t
+                        .rows
+                        .iter()
+                        .map(|r| (r.key.to_vec(), r.value.to_vec(), r.version))
+                        .collect();
+                    (*id, t.meta.clone(), t.next_id, t.rows.len(), rows)
+                })
+                .collect(),
+        }
+    }
+
+    /// Index entries in order.
+    fn entries(map: &Rows) -> Vec<(Vec<u8>, Vec<u8>)> {
+        map.iter()
+            .map(|r| (r.key.to_vec(), r.value.to_vec()))
+            .collect()
+    }
+
+    /// Checks `got` (a bulk replay) against `want` (the per-op model): equal summaries, gets
+    /// of every key, and stored indexes either dropped with a new base or kept with the very
+    /// base they describe.
+    fn same(got: &State, want: &State, probes: &[Vec<u8>]) -> Result<(), TestCaseError> {
+        prop_assert_eq!(summary(got), summary(want));
+        for (id, t) in got.tables.iter() {
+            let w = want
+                .tables
+                .get(id)
+                .ok_or_else(|| TestCaseError::fail("table"))?;
+            for k in probes {
+                prop_assert_eq!(t.rows.get(k), w.rows.get(k));
+            }
+            prop_assert!(!t.rows.has_pending());
+            prop_assert!(t.indexes.is_empty());
+            if t.stored.is_empty() {
+                continue;
+            }
+            prop_assert_eq!(t.stored.len(), w.stored.len());
+            for (a, b) in t.stored.iter().zip(&w.stored) {
+                prop_assert_eq!(&a.name, &b.name);
+                prop_assert_eq!(entries(&a.map), entries(&b.map));
+            }
+            prop_assert_eq!(t.rows.base_len(), w.rows.base_len());
+            for i in 0..t.rows.base_len() {
+                prop_assert_eq!(t.rows.base_row(i), w.rows.base_row(i));
+            }
+        }
+        Ok(())
+    }
+
+    /// Keys: short ones (kept inline) and long ones (shared), sharing prefixes.
+    fn key(n: u8) -> Bytes {
+        let mut k = vec![n % 5, n / 5];
+        if n % 4 == 3 {
+            k.extend_from_slice(&[7; 30]);
+        }
+        if n % 7 == 0 {
+            k.truncate(1);
+        }
+        Bytes::new(&k)
+    }
+
+    fn meta(id: u32, name: &str, version: u32) -> TableMeta {
+        TableMeta {
+            id,
+            name: name.into(),
+            kind: TableKind::Bytes,
+            key_type: "bytes".into(),
+            value_type: "bytes".into(),
+            version,
+        }
+    }
+
+    /// A snapshot's table: id, rows (key number → value byte, version), next id, and
+    /// whether it stores a unique index.
+    type SnapTable = (u32, Vec<(u8, u8, u64)>, u64, bool);
+
+    /// Decodes the snapshot of a state holding `tables` (as a restore does), `seq` first.
+    fn snapshot(tables: &[SnapTable], seq: u64) -> State {
+        let mut s = State::default();
+        for (id, rows, next, index) in tables {
+            let _ = s.apply(&Op::CreateTable(meta(*id, &format!("t{id}"), 1)));
+            for (k, v, version) in rows {
+                let _ = s.apply(&Op::Put {
+                    table: *id,
+                    key: key(*k),
+                    value: Bytes::new(&[*v]),
+                    version: *version,
+                });
+            }
+            let _ = s.apply(&Op::Sequence {
+                table: *id,
+                next: *next,
+            });
+            if *index
+                && let Ok(t) = s.table_mut(*id)
+                && t.indexes.is_empty()
+            {
+                // Entries of the rows: value → key (enough for a stored index's layout).
+                let mut map = Rows::default();
+                for r in t.rows.iter() {
+                    map.insert_primary_key(Bytes::new(&[r.value[0], r.key[0]]), Bytes::new(r.key));
+                }
+                t.indexes.push(IndexState {
+                    name: "ix".into(),
+                    map,
+                });
+            }
+            s.seal();
+        }
+        s.seq = seq;
+        let image = s.encode_snapshot().expect("encode");
+        State::decode_snapshot_owned(image).expect("decode")
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let table = prop_oneof![8 => 0u32..3, 1 => 3u32..6];
+        prop_oneof![
+            8 => (table.clone(), 0u8..40, any::<u8>(), 1u64..50).prop_map(|(table, k, v, version)| Op::Put {
+                table,
+                key: key(k),
+                value: if v % 5 == 0 { Bytes::new(&[v; 40]) } else { Bytes::new(&[v]) },
+                version,
+            }),
+            4 => (table.clone(), 0u8..40).prop_map(|(table, k)| Op::Delete { table, key: key(k) }),
+            1 => (table.clone(), 0u64..30).prop_map(|(table, next)| Op::Sequence { table, next }),
+            1 => (0u32..6, 0u8..8).prop_map(|(id, n)| {
+                let name = if n < 6 { format!("t{id}") } else { format!("x{n}") };
+                Op::CreateTable(meta(id, &name, 1))
+            }),
+            1 => (table, 0u8..8).prop_map(|(id, n)| {
+                let name = if n < 7 { format!("t{id}") } else { "renamed".into() };
+                Op::AlterTable(meta(id, &name, u32::from(n)))
+            }),
+        ]
+    }
+
+    fn snap_table() -> impl Strategy<Value = SnapTable> {
+        (
+            0u32..3,
+            proptest::collection::vec((0u8..40, any::<u8>(), 1u64..9), 0..40),
+            0u64..20,
+            any::<bool>(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any snapshot and any tail of transactions (puts, deletes, sequences, creates and
+        /// alters, keys repeated, several tables, valid or not): the bulk replay, whichever
+        /// way it merges, gives the state the per-op replay gives, or fails at the same
+        /// transaction.
+        #[test]
+        fn bulk_replay_is_per_op_replay(
+            tables in proptest::collection::vec(snap_table(), 0..4),
+            seq in 0u64..5,
+            txs in proptest::collection::vec(proptest::collection::vec(op(), 0..6), 0..16),
+            before in proptest::collection::vec(proptest::collection::vec(op(), 0..6), 0..3),
+        ) {
+            // Rows changed after the snapshot too, in some cases: a delta, appended rows.
+            let start = per_op(snapshot(&tables, seq), &before)
+                .unwrap_or_else(|_| snapshot(&tables, seq));
+            let want = per_op(start.clone(), &txs);
+            let probes: Vec<Vec<u8>> = (0..45).map(|n| key(n).to_vec()).collect();
+            // A tail that fails is compared up to the failing transaction too.
+            let valid = want.as_ref().err().map_or(txs.len(), |i| *i);
+            let want_valid = per_op(start.clone(), &txs[..valid]);
+            for how in [Merge::Auto, Merge::Fold, Merge::Delta] {
+                let got = bulk(start.clone(), &txs, how);
+                match (&got, &want) {
+                    (Ok(got), Ok(want)) => same(got, want, &probes)?,
+                    (got, want) => prop_assert_eq!(got.as_ref().err(), want.as_ref().err()),
+                }
+                match (bulk(start.clone(), &txs[..valid], how), &want_valid) {
+                    (Ok(got), Ok(want)) => same(&got, want, &probes)?,
+                    _ => prop_assert!(false, "a prefix of valid transactions failed"),
+                }
+            }
+        }
+    }
+
+    /// The cases the contract names: a put then a delete of one key ends deleted, a delete of
+    /// a key only in the snapshot removes it, a table created in the tail starts empty, and a
+    /// change of a table the tail creates only later fails.
+    #[test]
+    fn named_cases() {
+        let start = snapshot(&[(0, vec![(1, 1, 1), (2, 2, 1)], 1, true)], 3);
+        let put = |table, k: u8, v: u8| Op::Put {
+            table,
+            key: key(k),
+            value: Bytes::new(&[v]),
+            version: 2,
+        };
+        let del = |table, k: u8| Op::Delete { table, key: key(k) };
+        let txs = vec![
+            vec![put(0, 5, 9)],
+            vec![del(0, 5), del(0, 1)],
+            vec![Op::CreateTable(meta(1, "t1", 1)), put(1, 3, 4)],
+            vec![put(0, 2, 8), del(1, 3), put(1, 6, 6)],
+        ];
+        for how in [Merge::Auto, Merge::Fold, Merge::Delta] {
+            let got = bulk(start.clone(), &txs, how).expect("valid");
+            let s = summary(&got);
+            assert_eq!(s.seq, 7);
+            assert_eq!(s.next_table_id, 2);
+            let rows: Vec<RowList> = s.tables.into_iter().map(|t| t.4).collect();
+            assert_eq!(
+                rows,
+                vec![
+                    vec![(key(2).to_vec(), vec![8], 2)],
+                    vec![(key(6).to_vec(), vec![6], 2)]
+                ]
+            );
+            let late = vec![
+                vec![put(0, 1, 1)],
+                vec![put(2, 1, 1)],
+                vec![Op::CreateTable(meta(2, "t2", 1))],
+            ];
+            assert_eq!(bulk(start.clone(), &late, how).err(), Some(1));
+            let twice = vec![vec![Op::CreateTable(meta(5, "t0", 1))]];
+            assert_eq!(bulk(start.clone(), &twice, how).err(), Some(0));
+            let renamed = vec![vec![], vec![Op::AlterTable(meta(0, "t9", 2))]];
+            assert_eq!(bulk(start.clone(), &renamed, how).err(), Some(1));
+        }
+    }
+}
