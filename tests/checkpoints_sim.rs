@@ -109,6 +109,7 @@ fn workload(be: &SimBackend, seed: u64) -> Run {
 }
 
 fn check(be: &SimBackend, run: &Run, ctx: &str) {
+    common::assert_verify_clean(be, &dir(), ctx);
     let (store, _) = open(be).unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
     let list = store
         .checkpoints()

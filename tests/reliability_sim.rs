@@ -215,6 +215,8 @@ fn repaired(weak: &(Nodes, Leases), platforms: &Platforms) -> (Nodes, Leases) {
 }
 
 fn check(be: &SimBackend, run: &Run, ctx: &str) {
+    common::assert_verify_clean(be, Path::new("/state"), ctx);
+    common::assert_verify_clean(be, Path::new("/cache"), ctx);
     let (p, t) = open(be).unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
     let strong: Platforms = p
         .strong

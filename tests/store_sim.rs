@@ -150,6 +150,7 @@ fn workload(be: &SimBackend, seed: u64, steps: usize) -> Run {
 }
 
 fn check(be: &SimBackend, run: &Run, ctx: &str) {
+    common::assert_verify_clean(be, &dir(), ctx);
     let (store, t) = open(be).unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
     let got: Model = store.read().list(&t).unwrap().into_iter().collect();
     assert!(

@@ -1,7 +1,8 @@
 //! The `statelog` command: a thin layer over the library's tools (`statelog::tools`,
 //! `read_only_snapshot`, `Store`, `EpochLog`).
 //!
-//! Exit status: 0 success; 1 damage found (verify) or a line refused (apply); 2 the command
+//! Exit status: 0 success; 1 damage found (verify) or a line refused (apply); 3 crash residue
+//! only (`verify --strict`); 2 the command
 //! could not run (missing directory, not a statelog directory, locked, incompatible version,
 //! I/O error).
 
@@ -22,7 +23,7 @@ use statelog::{
 
 const EXAMPLES: &str = "Examples:
   statelog inspect ./state             what is on disk: segments, epochs, tables, lock holder
-  statelog verify ./state --json       check every checksum; exit 1 on damage
+  statelog verify ./state --json       check every checksum; exit 1 on damage (crash residue: 0)
   statelog dump ./state --table users  rows as JSON lines
   echo '{\"ops\":[{\"op\":\"put\",\"table\":\"t\",\"key\":\"k\",\"value\":\"v\"}]}' | statelog apply ./state
   statelog repair ./state --dry-run    what a repair would cut
@@ -50,7 +51,8 @@ enum Command {
         json: bool,
     },
     /// Check every checksum and structural rule of every file (read-only, safe beside a
-    /// writer). Exit 0: clean; 1: damage found; 2: cannot run.
+    /// writer). Exit 0: clean (crash residue, which the next open cuts or finishes, is listed as
+    /// notes); 1: damage found; 3: only crash residue, with --strict; 2: cannot run.
     #[command(after_help = "Example: statelog verify ./state && echo clean")]
     Verify {
         /// The store directory.
@@ -58,6 +60,10 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Also exit 3 on crash residue (a torn tail, an unfinished intent, a temporary
+        /// file), which is otherwise clean (exit 0): the next open cuts or finishes it.
+        #[arg(long)]
+        strict: bool,
     },
     /// Rows as JSON lines, tables in name order, rows in key order: {"table","key","value"}, key
     /// and value as strings when UTF-8, else {"hex": "..."}.
@@ -212,7 +218,7 @@ fn require_store(dir: &Path) -> Result<(), Fail> {
 fn run(command: Command) -> Result<i32, Fail> {
     match command {
         Command::Inspect { dir, json } => inspect(&dir, json),
-        Command::Verify { dir, json } => verify(&dir, json),
+        Command::Verify { dir, json, strict } => verify(&dir, json, strict),
         Command::Dump { dir, table, epoch } => dump(&dir, table.as_deref(), epoch),
         Command::Apply {
             dir,
@@ -400,7 +406,7 @@ fn spinner(what: &str) -> Option<ProgressBar> {
     Some(bar)
 }
 
-fn verify(dir: &Path, json: bool) -> Result<i32, Fail> {
+fn verify(dir: &Path, json: bool, strict: bool) -> Result<i32, Fail> {
     require_dir(dir)?;
     let bar = progress_bar("verifying");
     let mut progress = |done: usize, total: usize| {
@@ -416,6 +422,8 @@ fn verify(dir: &Path, json: bool) -> Result<i32, Fail> {
     if json {
         let out = json!({
             "clean": report.is_clean(),
+            "residue": !report.is_pristine() && report.is_clean(),
+            "notes": report.notes,
             "files": report.files,
             "entries": report.entries,
             "writer_running": report.writer_running,
@@ -430,24 +438,35 @@ fn verify(dir: &Path, json: bool) -> Result<i32, Fail> {
     } else {
         for f in &report.findings {
             let what = if f.torn_tail {
-                "torn tail (an unfinished write; a writer cuts it on open)"
+                "note: torn tail (an unfinished write a crash leaves; a writer cuts it on open)"
             } else {
                 "corruption"
             };
             println!("{}:{}: {}: {}", f.file.display(), f.offset, what, f.kind);
         }
+        for n in &report.notes {
+            println!("{}: note: {n}", dir.display());
+        }
+        let damage = report.findings.iter().filter(|f| !f.torn_tail).count();
+        let residue = report.findings.len() - damage + report.notes.len();
         println!(
             "{} files, {} entries checked: {}",
             report.files,
             report.entries,
-            if report.is_clean() {
-                "clean".to_string()
-            } else {
-                format!("{} findings", report.findings.len())
+            match (damage, residue) {
+                (0, 0) => "clean".to_string(),
+                (0, r) => format!("clean, with {r} notes of crash residue the next open handles"),
+                (d, _) => format!("{d} findings of damage"),
             }
         );
     }
-    Ok(if report.is_clean() { 0 } else { 1 })
+    Ok(if !report.is_clean() {
+        1
+    } else if strict && !report.is_pristine() {
+        3
+    } else {
+        0
+    })
 }
 
 fn bytes_json(b: &[u8]) -> Value {
@@ -640,9 +659,12 @@ fn repair(dir: &Path, dry_run: bool, salvage: bool) -> Result<i32, Fail> {
     require_store(dir)?;
     if dry_run {
         let report = tools::verify(backend(), dir, &mut |_, _| {})?;
-        if report.is_clean() {
+        if report.is_pristine() {
             println!("nothing to repair");
             return Ok(0);
+        }
+        for n in &report.notes {
+            println!("{}: would finish or remove {n}", dir.display());
         }
         for f in &report.findings {
             let action = match (f.torn_tail, salvage) {

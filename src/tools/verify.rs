@@ -37,13 +37,44 @@ pub struct VerifyReport {
     /// Whether a writer held the directory while it was checked (then an unfinished last
     /// write in the newest segment is a write in progress, not a finding).
     pub writer_running: bool,
+    /// Crash residue that the next writer's open cuts, removes or finishes, described: an
+    /// unfinished intent (`REWIND`, `FALLBACK`, `RETIRE`, `SYNCFAIL`) or a `.tmp` file. A torn
+    /// tail of the newest segment is residue too; it is in `findings` with `torn_tail` set.
+    pub notes: Vec<String>,
 }
 
 impl VerifyReport {
-    /// Whether nothing was found.
+    /// Whether no damage was found: crash residue (a torn tail of the newest segment, the
+    /// files in `notes`) is what every crash can leave, and is clean.
     pub fn is_clean(&self) -> bool {
-        self.findings.is_empty()
+        self.findings.iter().all(|f| f.torn_tail)
     }
+
+    /// Whether nothing at all was found, crash residue included (`verify --strict`).
+    pub fn is_pristine(&self) -> bool {
+        self.findings.is_empty() && self.notes.is_empty()
+    }
+}
+
+/// Files a crash can leave that the next writer's open finishes or removes, with what it
+/// does about each.
+fn residue_notes(names: &[String]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for n in names {
+        let what = match n.as_str() {
+            "REWIND" => "an unfinished rewind; the next open finishes it",
+            "FALLBACK" => "an unfinished fall-back; the next open finishes it",
+            "RETIRE" => "an unfinished retention; the next open finishes deleting old segments",
+            "SYNCFAIL" => {
+                "a failed fsync was recorded; the next open cuts the newest segment at its \
+                 certified end"
+            }
+            n if n.ends_with(".tmp") => "a temporary file; the next open removes it",
+            _ => continue,
+        };
+        notes.push(format!("{n}: {what}"));
+    }
+    notes
 }
 
 /// Checks every segment of the store directory `dir`: the frame layer's checksums and record
@@ -79,6 +110,11 @@ pub fn verify(
     );
     let mut report = VerifyReport {
         writer_running,
+        notes: if writer_running {
+            Vec::new()
+        } else {
+            residue_notes(&names)
+        },
         ..VerifyReport::default()
     };
     // A segment the manifest names is gone (checked only with no writer running: a writer
@@ -126,11 +162,15 @@ pub fn verify(
             let entry = match reader.next_entry() {
                 Ok(Some(e)) => e,
                 Ok(None) => {
+                    // An unfinished last write of the newest segment is crash residue (a
+                    // writer cuts it on open); in an older segment it is damage.
                     if let Some(t) = reader.tail() {
                         if !(is_newest && writer_running) {
-                            report
-                                .findings
-                                .push(finding(t.offset, CorruptKind::Incomplete, true));
+                            report.findings.push(finding(
+                                t.offset,
+                                CorruptKind::Incomplete,
+                                is_newest,
+                            ));
                         }
                     }
                     break;
