@@ -147,6 +147,7 @@ fn workload(be: &SimBackend, seed: u64, steps: usize) -> Run {
 /// Reopens after a crash and checks the state is one the workload passed through, at or after
 /// the last acknowledged one; then checks the store still works.
 fn check(be: &SimBackend, run: &Run, ctx: &str) {
+    common::assert_verify_epochs_clean(be, &dir(), ctx);
     let backend: Arc<dyn Backend> = Arc::new(be.clone());
     let (log, restored) = match EpochLog::open(backend.clone(), &dir(), options()) {
         Ok(x) => x,

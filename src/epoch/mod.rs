@@ -50,6 +50,20 @@ pub(crate) fn check_manifest(
     })
 }
 
+/// The newest segment and its length at a clean close, if the manifest records one, for
+/// tools: damage below that length was certified by the close.
+pub(crate) fn closed_length(
+    backend: &std::sync::Arc<dyn crate::backend::Backend>,
+    dir: &std::path::Path,
+) -> crate::Result<Option<(u64, u64)>> {
+    let m = steps::read_manifest(&read::SegmentDir {
+        backend: backend.clone(),
+        path: dir.to_path_buf(),
+    })?;
+    Ok(m.filter(|m| m.closed_len > 0)
+        .map(|m| (m.newest, m.closed_len)))
+}
+
 /// Decodes an epoch-layer entry, for tools.
 pub(crate) fn decode_entry(b: &[u8]) -> std::result::Result<Decoded<'_>, crate::CorruptKind> {
     entry::decode(b).map_err(read::entry_error_kind)

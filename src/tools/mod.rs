@@ -9,4 +9,4 @@ mod inspect;
 mod verify;
 
 pub use inspect::{Inspection, SegmentSummary, inspect};
-pub use verify::{Finding, VerifyReport, verify};
+pub use verify::{Finding, VerifyReport, verify, verify_epochs};
