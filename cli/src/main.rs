@@ -323,6 +323,7 @@ fn inspect(dir: &Path, json: bool) -> Result<i32, Fail> {
             "lock_holder_pid": i.lock_holder,
             "checkpoints": i.checkpoints.iter().map(|c| json!({"name": c.name, "epoch": c.epoch, "status": format!("{:?}", c.status).to_lowercase(), "created_unix_s": time_of(c.created)})).collect::<Vec<_>>(),
             "other_files": i.other_files,
+            "needs_recovery": i.needs_recovery,
         });
         println!("{out}");
         return Ok(0);
@@ -381,6 +382,9 @@ fn inspect(dir: &Path, json: bool) -> Result<i32, Fail> {
     }
     for f in &i.other_files {
         println!("other file: {f}");
+    }
+    for n in &i.needs_recovery {
+        println!("needs recovery on open: {n}");
     }
     Ok(0)
 }

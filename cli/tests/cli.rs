@@ -392,6 +392,12 @@ fn verify_reports_damage_at_its_offset() {
     assert_eq!(f.len(), 1);
     assert_eq!(f[0]["torn_tail"], true);
     assert_eq!(statelog(&["verify", "--strict"], &d).status.code(), Some(3));
+    let out = statelog(&["inspect"], &d);
+    assert!(
+        text(&out.stdout).contains("needs recovery on open"),
+        "{}",
+        text(&out.stdout)
+    );
     let out = statelog(&["verify"], &d);
     assert!(
         text(&out.stdout).contains("crash residue"),

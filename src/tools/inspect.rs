@@ -40,10 +40,13 @@ pub struct Inspection {
     /// Files that are not segments, the lock, the checkpoint registry or the named locks'
     /// folder (side files of repairs, rewinds, fallbacks).
     pub other_files: Vec<String>,
+    /// Crash residue the next writer's open handles (a torn tail of the newest segment, an
+    /// unfinished intent, a temporary file), described; empty with a writer running.
+    pub needs_recovery: Vec<String>,
 }
 
 /// Names in a store directory that are neither segments nor side files.
-const KNOWN: [&str; 3] = ["LOCK", "CHECKPOINTS", "locks"];
+const KNOWN: [&str; 4] = ["LOCK", "CHECKPOINTS", "locks", "MANIFEST"];
 
 /// Describes the store directory `dir`: segments, epochs, tables, where the data ends, and who
 /// holds the lock. Reads only; safe beside a running writer.
@@ -82,6 +85,24 @@ pub fn inspect(backend: Arc<dyn Backend>, dir: &Path) -> Result<Inspection> {
         Err(Error::Locked { pid, .. }) => pid.or(Some(0)),
         _ => None,
     };
+    let mut needs_recovery = Vec::new();
+    if lock_holder.is_none() {
+        needs_recovery = super::verify::residue_notes(&names);
+        let file_len = log.file_len()?;
+        if end > 0 && file_len > end {
+            log.seek(end);
+            let torn = match log.next_entry() {
+                Ok(_) => log.tail().is_some(),
+                Err(_) => false,
+            };
+            let what = if torn {
+                "an unfinished last write (torn tail); the next open cuts it"
+            } else {
+                "space reserved after the last entry; the next open gives it back"
+            };
+            needs_recovery.push(format!("{}: {what}", newest_path.display()));
+        }
+    }
     let (snapshot, _) = read_only_snapshot(backend, dir, RecoveryMode::TolerateTornTail, None)?;
     Ok(Inspection {
         format_version: log.header().version,
@@ -95,5 +116,6 @@ pub fn inspect(backend: Arc<dyn Backend>, dir: &Path) -> Result<Inspection> {
             .into_iter()
             .filter(|n| segment_number(n).is_none() && !KNOWN.contains(&n.as_str()))
             .collect(),
+        needs_recovery,
     })
 }

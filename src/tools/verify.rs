@@ -58,7 +58,7 @@ impl VerifyReport {
 
 /// Files a crash can leave that the next writer's open finishes or removes, with what it
 /// does about each.
-fn residue_notes(names: &[String]) -> Vec<String> {
+pub(super) fn residue_notes(names: &[String]) -> Vec<String> {
     let mut notes = Vec::new();
     for n in names {
         let what = match n.as_str() {
