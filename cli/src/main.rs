@@ -168,6 +168,21 @@ impl From<Error> for Fail {
 }
 
 fn main() {
+    // A reader that stops early (`statelog inspect DIR | head -1`) closes the pipe: that ends
+    // the command quietly, as it ends `cat`, rather than as a panic (exit 101).
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default_hook(info);
+    }));
     let cli = Cli::parse();
     let code = match run(cli.command) {
         Ok(code) => code,

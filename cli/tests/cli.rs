@@ -582,3 +582,31 @@ fn follow_prints_each_new_transaction() {
     assert_eq!(lines[2]["ops"][1]["op"], "del");
     assert_eq!(lines[2]["ops"][1]["key"], "before");
 }
+
+/// A reader that stops early closes the pipe: `inspect` and `verify` end quietly (issue 21),
+/// never with a panic (exit 101).
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    let base = tempfile::tempdir().unwrap();
+    let d = base.path().join("s");
+    applied_store(&d);
+    for cmd in ["inspect", "verify"] {
+        for _ in 0..5 {
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_statelog"))
+                .arg(cmd)
+                .arg(&d)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            drop(child.stdout.take()); // the reader is gone before the first line
+            let out = child.wait_with_output().unwrap();
+            assert_ne!(out.status.code(), Some(101), "{cmd}: {}", text(&out.stderr));
+            assert!(
+                !text(&out.stderr).contains("panicked"),
+                "{cmd}: {}",
+                text(&out.stderr)
+            );
+        }
+    }
+}
