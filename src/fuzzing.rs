@@ -691,7 +691,7 @@ fn reopen_for_append(
 // Target 2: opening a directory of arbitrary files
 
 /// Names a store directory may hold (FORMAT.md §11.1), and junk.
-const NAMES: [&str; 12] = [
+const NAMES: [&str; 16] = [
     "0000000000000001.seg",
     "0000000000000002.seg",
     "0000000000000003.seg",
@@ -704,6 +704,18 @@ const NAMES: [&str; 12] = [
     "0000000000000001.seg.rewound",
     "0000000000000004.seg.0000000000000020.broken",
     "notes.txt",
+    "SYNCFAIL",
+    "FALLBACK",
+    "RETIRE",
+    "MANIFEST",
+];
+
+/// The intent files and the manifest (FORMAT.md §11.13): name, magic, field count.
+const INTENTS: [(&str, &[u8; 8], usize); 4] = [
+    ("SYNCFAIL", b"SLSYNCFL", 2),
+    ("FALLBACK", b"SLFALLBK", 2),
+    ("RETIRE", b"SLRETIRE", 1),
+    ("MANIFEST", b"SLMANIFS", 3),
 ];
 
 const SUFFIXES: [&str; 6] = [
@@ -761,6 +773,7 @@ fn synth_directory(inp: &mut Input<'_>) -> Vec<(String, Vec<u8>)> {
                 inp.bytes(n).to_vec()
             }
             2 => rewind_file(inp),
+            3 => intent_file(inp, &name),
             _ => synth_segment(inp),
         };
         files.push((name, bytes));
@@ -772,6 +785,28 @@ fn synth_directory(inp: &mut Input<'_>) -> Vec<(String, Vec<u8>)> {
 fn rewind_file(inp: &mut Input<'_>) -> Vec<u8> {
     let mut b = b"SLREWIND".to_vec();
     for _ in 0..4 {
+        b.extend_from_slice(&field(inp).to_le_bytes());
+    }
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    match inp.below(8) {
+        0 => tweak(&mut b, inp),
+        1 => b.truncate(inp.index(b.len())),
+        _ => {}
+    }
+    b
+}
+
+/// An intent file or manifest (FORMAT.md §11.13) with hostile fields and a valid checksum: of
+/// the kind its name says, or any kind under another name.
+fn intent_file(inp: &mut Input<'_>, name: &str) -> Vec<u8> {
+    let (_, magic, n) = INTENTS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .copied()
+        .unwrap_or(INTENTS[inp.index(INTENTS.len())]);
+    let mut b = magic.to_vec();
+    for _ in 0..n {
         b.extend_from_slice(&field(inp).to_le_bytes());
     }
     let crc = crc32fast::hash(&b);

@@ -125,6 +125,21 @@ mod tests {
         assert_eq!(v.get("RETIRE"), Some(&encode(RETIRE_MAGIC, &[7])));
     }
 
+    proptest::proptest! {
+        /// Bytes from disk are hostile: any input decodes or is refused, never panics, for
+        /// every intent kind and field count.
+        #[test]
+        fn arbitrary_bytes_never_panic(b in proptest::collection::vec(proptest::num::u8::ANY, 0..64), n in 0usize..10) {
+            let p = Path::new("X");
+            for magic in [SYNC_FAILED_MAGIC, FALLBACK_MAGIC, RETIRE_MAGIC, MANIFEST_MAGIC] {
+                let _ = decode(&b, magic, n, p);
+                let mut framed = magic.to_vec();
+                framed.extend_from_slice(&b);
+                let _ = decode(&framed, magic, n, p);
+            }
+        }
+    }
+
     #[test]
     fn intent_round_trips_and_refuses_damage() {
         let p = Path::new("RETIRE");
