@@ -174,3 +174,46 @@ fn a_crash_at_every_step_of_a_concurrent_snapshot_keeps_what_was_acknowledged() 
         }
     }
 }
+
+/// Back-pressure: while a compaction runs (its file sync held here), commits go on until the
+/// update tail is 4x past the size that made a compaction due; then a commit waits for the
+/// compaction to finish, and the stall is counted.
+#[test]
+fn commits_wait_for_a_compaction_that_falls_behind() {
+    let sim = SimBackend::new(6);
+    let (backend, control) = Probe::wrap_backend(Arc::new(sim.clone()));
+    let opts = common::sim_store_options(2, 1 << 20);
+    let store = Store::open_with(backend, &dir(), opts).unwrap();
+    let t = store.bytes_table("t").unwrap();
+    for i in 0..50u32 {
+        store
+            .write_with(Durability::Buffered, |tx| {
+                tx.put_bytes(&t, &i.to_le_bytes(), &[1u8; 100])
+            })
+            .unwrap();
+    }
+    store.compact().unwrap();
+    control.hold_next_sync();
+    std::thread::scope(|sc| {
+        let compacting = sc.spawn(|| store.compact());
+        control.wait_held();
+        let releaser = sc.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            control.release();
+        });
+        for i in 0..2_000u32 {
+            store
+                .write_with(Durability::Buffered, |tx| {
+                    tx.put_bytes(&t, &(i % 50).to_le_bytes(), &[2u8; 100])
+                })
+                .unwrap();
+            if store.compaction_stalls() > 0 {
+                break;
+            }
+        }
+        releaser.join().unwrap();
+        compacting.join().unwrap().unwrap();
+    });
+    assert!(store.compaction_stalls() >= 1, "no commit waited");
+    assert!(!store.compaction_running());
+}

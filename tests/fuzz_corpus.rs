@@ -458,6 +458,16 @@ fn regression_rewind_intent_overflow() {
     ]);
 }
 
+/// Found by the generated inputs of `open_directory` once it synthesized intent files: a
+/// FALLBACK intent whose range spans every segment number overflowed the count of given-up
+/// segments on open.
+#[test]
+fn regression_fallback_intent_range_overflow() {
+    let data =
+        include_bytes!("../fuzz/corpus/open_directory/regression-fallback-intent-range-overflow");
+    fuzzing::open_directory(data);
+}
+
 /// With fall-back on, a damaged newest segment (`0000000000000002.seg`, one byte) is given
 /// up and the previous one (a SNAPSHOT whose `high_epoch` is u64::MAX) restored: open computes
 /// `high_epoch + given_up` (src/epoch/log.rs, `EpochLog::open`) and panics.

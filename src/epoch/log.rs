@@ -156,7 +156,7 @@ impl EpochLog {
         if let Some(&[from, to]) = fallback.as_deref() {
             let cause = "an interrupted fall-back was finished".to_string();
             report.fell_back.push(set_aside(&segs, from, to, cause)?);
-            given_up += to.saturating_sub(from) + 1;
+            given_up = given_up.saturating_add(to.saturating_sub(from).saturating_add(1));
             intent::remove(&*backend, dir, intent::FALLBACK_FILE)?;
         }
         // A segment the manifest names that is gone under every name was deleted or lost:
@@ -565,6 +565,16 @@ impl EpochLog {
         let policy = self.options.compaction;
         g.update_bytes >= policy.min_update_bytes
             && g.update_bytes as f64 > policy.update_ratio * g.snapshot_bytes as f64
+    }
+
+    /// Whether the updates since the last snapshot are past `factor` times the size at which
+    /// the compaction policy makes one due (compaction falls behind).
+    pub fn compaction_behind(&self, factor: f64) -> bool {
+        let g = self.lock_inner();
+        let policy = self.options.compaction;
+        let due_at =
+            (policy.update_ratio * g.snapshot_bytes as f64).max(policy.min_update_bytes as f64);
+        g.update_bytes as f64 > factor * due_at
     }
 
     /// Starts a new epoch from `state`, the whole state after every update appended so far

@@ -10,6 +10,8 @@ use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::backup::BackupReport;
 use super::changes::{Changes, CommitPos, changes_since};
 use super::codec::{Bytes, Op, TableKind, TableMeta, decode_tx, encode_tx, encode_value_bytes};
@@ -115,6 +117,8 @@ pub(super) struct Shared {
     compaction_error: Mutex<Option<Error>>,
     /// One compaction at a time.
     pub(super) compaction: Arc<Gate>,
+    /// Commits that waited for a compaction that fell behind.
+    stalls: AtomicU64,
     recovery: RecoveryReport,
     lost: Vec<LostRange>,
 }
@@ -136,6 +140,10 @@ impl std::fmt::Debug for Store {
             .finish_non_exhaustive()
     }
 }
+
+/// How far past its trigger the update tail may grow while a compaction runs before commits
+/// wait for it.
+const COMPACTION_BEHIND: f64 = 4.0;
 
 /// Rebuilds a state from an epoch's snapshot and updates; also returns the ranges skipped in
 /// salvage mode.
@@ -228,6 +236,7 @@ impl Store {
                 retention_error: Mutex::new(None),
                 compaction_error: Mutex::new(None),
                 compaction: Arc::new(Gate::default()),
+                stalls: AtomicU64::new(0),
                 recovery: report,
                 lost,
             }),
@@ -296,6 +305,15 @@ impl Store {
         drop(w);
         if due {
             self.compact_beside_writers();
+            // Back-pressure: when updates outpace a running compaction (the tail past 4x the
+            // size that made one due), the committer waits for it to finish; counted in
+            // `compaction_stalls`.
+            if self.shared.compaction.running()
+                && self.shared.log.compaction_behind(COMPACTION_BEHIND)
+            {
+                self.shared.stalls.fetch_add(1, Ordering::Relaxed);
+                drop(self.shared.compaction.acquire());
+            }
         }
         if durability == Durability::Strong {
             self.shared.log.wait_durable(pos)?;
@@ -478,6 +496,12 @@ impl Store {
     /// Whether a compaction is running now.
     pub fn compaction_running(&self) -> bool {
         self.shared.compaction.running()
+    }
+
+    /// How many commits waited for a running compaction because updates outpaced it (the
+    /// update tail grew past 4 times the size that made the compaction due).
+    pub fn compaction_stalls(&self) -> u64 {
+        self.shared.stalls.load(Ordering::Relaxed)
     }
 
     /// An automatic compaction, unless one runs: on a thread of its own (or, on a
