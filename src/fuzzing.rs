@@ -783,8 +783,14 @@ fn synth_directory(inp: &mut Input<'_>) -> Vec<(String, Vec<u8>)> {
 
 /// A rewind intent (`REWIND`, FORMAT.md §11.8) with hostile fields and a valid checksum.
 fn rewind_file(inp: &mut Input<'_>) -> Vec<u8> {
-    let mut b = b"SLREWIND".to_vec();
-    for _ in 0..4 {
+    record_file(inp, b"SLREWIND", 4)
+}
+
+/// `magic ‖ n hostile u64 fields ‖ CRC-32`, the layout of the small record files, sometimes
+/// damaged or cut.
+fn record_file(inp: &mut Input<'_>, magic: &[u8; 8], n: usize) -> Vec<u8> {
+    let mut b = magic.to_vec();
+    for _ in 0..n {
         b.extend_from_slice(&field(inp).to_le_bytes());
     }
     let crc = crc32fast::hash(&b);
@@ -805,18 +811,7 @@ fn intent_file(inp: &mut Input<'_>, name: &str) -> Vec<u8> {
         .find(|(n, _, _)| *n == name)
         .copied()
         .unwrap_or(INTENTS[inp.index(INTENTS.len())]);
-    let mut b = magic.to_vec();
-    for _ in 0..n {
-        b.extend_from_slice(&field(inp).to_le_bytes());
-    }
-    let crc = crc32fast::hash(&b);
-    b.extend_from_slice(&crc.to_le_bytes());
-    match inp.below(8) {
-        0 => tweak(&mut b, inp),
-        1 => b.truncate(inp.index(b.len())),
-        _ => {}
-    }
-    b
+    record_file(inp, magic, n)
 }
 
 /// A segment file: a valid frame header (usually with the segment tag) and epoch entries made

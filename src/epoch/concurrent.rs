@@ -6,15 +6,15 @@
 use std::path::PathBuf;
 
 use super::dir::{TMP_SUFFIX, with_suffix};
-use super::entry::{
-    Decoded, SNAP_STATE_OFFSET, SnapshotHead, decode, encode_snapshot, encode_update,
-};
+use super::entry::{Decoded, SnapshotHead, decode, encode_snapshot, encode_update};
 use super::log::{EpochLog, Inner, SnapshotReport, continue_segment};
 use super::options::{Options, Position};
 use super::read::{EpochInfo, SegmentDir, millis_to_time};
-use super::steps::{create_segment_file, io_at, next_id, record_newest, remove_quietly};
+use super::steps::{
+    check_snapshot_size, create_segment_file, io_at, next_id, record_newest, remove_quietly,
+};
 use crate::error::{CorruptKind, Error, Result};
-use crate::frame::{LogReader, LogWriter, MAX_ENTRY_LEN, random_file_id};
+use crate::frame::{LogReader, LogWriter, random_file_id};
 
 /// A snapshot under way, from [`EpochLog::snapshot_start`]: the new epoch's id and segment
 /// number (kept free until it finishes or is cancelled), and where the log ended when the
@@ -52,14 +52,7 @@ impl SnapshotTicket {
     /// ([`EpochLog::snapshot_cancel`]). The log is not poisoned: nothing it certifies was
     /// touched.
     pub fn prepare(&self, state: &[u8]) -> Result<PreparedSnapshot> {
-        let max = MAX_ENTRY_LEN - SNAP_STATE_OFFSET as u64;
-        if state.len() as u64 > max {
-            return Err(Error::TooLarge {
-                what: "a snapshot".into(),
-                size: state.len() as u64,
-                limit: max,
-            });
-        }
+        check_snapshot_size(state)?;
         let head = SnapshotHead {
             epoch: self.epoch,
             prev: Some(self.prev),

@@ -12,8 +12,8 @@ use super::checkpoints::{self, Checkpoint, CheckpointChange, CheckpointStatus, c
 use super::copy::{self, CopyReport};
 use super::dir::{REWIND_FILE, TMP_SUFFIX};
 use super::entry::{
-    ContinueHead, SNAP_STATE_OFFSET, SnapshotHead, encode_close, encode_continue, encode_seal,
-    encode_snapshot, encode_update,
+    ContinueHead, SnapshotHead, encode_close, encode_continue, encode_seal, encode_snapshot,
+    encode_update,
 };
 use super::intent;
 use super::options::{Durability, Options, Position};
@@ -22,13 +22,13 @@ use super::read::{
     reader_ends_with_seal,
 };
 use super::steps::{
-    RewindIntent, any_set_aside, check_manifest, damaged_epoch_segments, finish_rewind,
-    highest_segment_name, io_at, next_id, read_manifest, record_newest, retire_below, set_aside,
-    start_segment,
+    RewindIntent, any_set_aside, check_manifest, check_snapshot_size, damaged_epoch_segments,
+    finish_rewind, highest_segment_name, io_at, next_id, read_manifest, record_newest,
+    retire_below, set_aside, start_segment,
 };
 use crate::backend::{Backend, DirLock, LockMode};
 use crate::error::{CorruptKind, Error, Result};
-use crate::frame::{LogReader, LogWriter, MAX_ENTRY_LEN, TailPolicy};
+use crate::frame::{LogReader, LogWriter, TailPolicy};
 
 /// What a snapshot did.
 #[derive(Debug)]
@@ -608,14 +608,7 @@ impl EpochLog {
         state: &[u8],
         name: Option<&str>,
     ) -> Result<(SnapshotReport, Option<Checkpoint>)> {
-        let max = MAX_ENTRY_LEN - SNAP_STATE_OFFSET as u64;
-        if state.len() as u64 > max {
-            return Err(Error::TooLarge {
-                what: "a snapshot".into(),
-                size: state.len() as u64,
-                limit: max,
-            });
-        }
+        check_snapshot_size(state)?;
         let mut g = self.lock_inner();
         self.wait_idle(&mut g);
         g.check()?;

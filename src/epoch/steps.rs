@@ -443,3 +443,17 @@ pub(super) fn check_manifest(dir: &SegmentDir) -> Result<()> {
     }
     Ok(())
 }
+
+/// Refuses a snapshot state larger than a SNAPSHOT entry can hold (`TooLarge`), before
+/// anything is written.
+pub(super) fn check_snapshot_size(state: &[u8]) -> Result<()> {
+    let max = crate::frame::MAX_ENTRY_LEN - super::entry::SNAP_STATE_OFFSET as u64;
+    if state.len() as u64 > max {
+        return Err(Error::TooLarge {
+            what: "a snapshot".into(),
+            size: state.len() as u64,
+            limit: max,
+        });
+    }
+    Ok(())
+}

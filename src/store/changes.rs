@@ -139,11 +139,11 @@ pub(crate) fn changes_since(
     upto: Option<CommitPos>,
 ) -> Result<Changes> {
     let epochs = source.epochs()?;
-    // The position's epoch, or the epoch started from it if that one began at `pos`.
-    let (start, _exact) = match epochs.iter().position(|e| e.id == pos.epoch) {
-        Some(i) => (i, false),
+    // The position's epoch, or (retention deleted it) the epoch started from it.
+    let start = match epochs.iter().position(|e| e.id == pos.epoch) {
+        Some(i) => i,
         None => match epochs.iter().rposition(|e| e.prev == Some(pos.epoch)) {
-            Some(i) => (i, true),
+            Some(i) => i,
             None => return Ok(Changes::Reset),
         },
     };
