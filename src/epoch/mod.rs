@@ -11,6 +11,7 @@ mod intent;
 mod log;
 mod options;
 mod read;
+mod rewind;
 mod steps;
 mod tail;
 mod view;
