@@ -723,3 +723,47 @@ fn a_cut_at_an_entry_boundary_of_a_closed_segment_is_damage() {
     let t = store.bytes_table("t").unwrap();
     assert_eq!(store.read().count(&t).unwrap(), 40);
 }
+
+/// After a failed automatic compaction the next try waits until the updates have doubled;
+/// a compaction that then succeeds (here an explicit one) ends that wait, so automatic
+/// compaction comes back at its usual point.
+#[test]
+fn a_successful_compaction_ends_the_wait_a_failed_one_set() {
+    use statelog::Store;
+    let sim = SimBackend::new(31);
+    let opts = common::sim_store_options(2, 1 << 20);
+    let store = Store::open_with(Arc::new(sim.clone()), &dir(), opts).unwrap();
+    let t = store.bytes_table("t").unwrap();
+    let mut i = 0u32;
+    let mut put = |store: &Store| {
+        store
+            .write(|tx| tx.put_bytes(&t, &(i % 20).to_le_bytes(), &[i as u8; 60]))
+            .unwrap();
+        i += 1;
+    };
+    let mut failed_at = None;
+    for _ in 0..2000 {
+        sim.clear_faults();
+        sim.inject(Fault {
+            op: OpKind::Create,
+            nth: 1,
+            kind: FaultKind::Enospc,
+        });
+        put(&store);
+        sim.clear_faults();
+        if store.compaction_error().is_some() {
+            failed_at = Some(store.log().update_bytes());
+            break;
+        }
+    }
+    let failed_at = failed_at.expect("no compaction was tried");
+    store.compact().unwrap();
+    let epoch = store.log().current_epoch();
+    while store.log().current_epoch() == epoch {
+        put(&store);
+        assert!(
+            store.log().update_bytes() < failed_at * 3 / 2,
+            "automatic compaction still waits for the failed one's doubled tail"
+        );
+    }
+}

@@ -124,6 +124,8 @@ pub(super) fn compact(weak: &Weak<Shared>) -> Result<()> {
         None => (*w.head).clone(),
     };
     let old = store.start_epoch_with(&mut w, next, report.epoch.id);
+    // A success ends the wait a failed automatic compaction set.
+    w.compact_after = 0;
     drop(w);
     // Freeing the replaced state and deleting old segments take time: not under the lock.
     drop(old);
