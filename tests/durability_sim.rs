@@ -767,3 +767,75 @@ fn a_successful_compaction_ends_the_wait_a_failed_one_set() {
         );
     }
 }
+
+/// Defect 2, across processes: a follower read the segment's bytes straight from the page
+/// cache, so it showed a strong commit whose fsync had not returned (and then failed). Now an
+/// update is delivered only once a later entry's sync mark covers it; the writer appends a
+/// CLOSE as that mark after a sync nothing else followed, so an idle writer's last commit is
+/// shown too.
+#[test]
+fn a_follower_in_another_process_shows_only_durable_commits() {
+    use statelog::{Follower, FollowerOptions, Readable, Store, StoreOptions, TableDef};
+    let sim = SimBackend::new(5);
+    let (backend, control) = Probe::wrap_backend(Arc::new(sim.clone()));
+    let opts = StoreOptions {
+        auto_compact: false,
+        ..StoreOptions::default()
+    };
+    let store = Store::open_with(backend, &dir(), opts).unwrap();
+    let t = store.table(TableDef::<u8, u32>::new("kv")).unwrap();
+    store.write(|tx| tx.insert(&t, &1, &10)).unwrap();
+    let follower = Follower::open_with(
+        Arc::new(sim.clone()),
+        &dir(),
+        FollowerOptions::default(),
+    )
+    .unwrap();
+    let rows = |f: &Follower| -> Vec<(u8, u32)> {
+        f.poll().unwrap();
+        let snap = f.read();
+        snap.table_named::<u8, u32>("kv")
+            .and_then(|t| snap.list(&t))
+            .unwrap_or_default()
+    };
+    // The writer is idle after its commit: the mark it appended shows the commit.
+    assert_eq!(rows(&follower), vec![(1, 10)]);
+    sim.inject(Fault {
+        op: OpKind::Sync,
+        nth: 1,
+        kind: FaultKind::WritebackError,
+    });
+    control.hold_next_sync();
+    std::thread::scope(|sc| {
+        let w = sc.spawn(|| store.write(|tx| tx.insert(&t, &1, &11)));
+        control.wait_held();
+        let seen = rows(&follower);
+        control.release();
+        assert_eq!(
+            seen,
+            vec![(1, 10)],
+            "a follower showed a commit whose fsync had not returned"
+        );
+        assert!(w.join().unwrap().is_err(), "the failed fsync was acknowledged");
+    });
+    assert_eq!(
+        rows(&follower),
+        vec![(1, 10)],
+        "a follower showed a commit whose fsync failed"
+    );
+    // The next writer cuts the bytes the failed fsync covered and goes on; the follower shows
+    // its commits and never the failed one.
+    drop(store);
+    let store = Store::open_with(Arc::new(sim.clone()), &dir(), StoreOptions::default()).unwrap();
+    let t = store.table(TableDef::<u8, u32>::new("kv")).unwrap();
+    assert_eq!(store.read().list(&t).unwrap(), vec![(1, 10)]);
+    store.write(|tx| tx.insert(&t, &2, &20)).unwrap();
+    assert_eq!(rows(&follower), vec![(1, 10), (2, 20)]);
+    // Buffered commits are not durable: a follower shows them after a sync.
+    store
+        .write_with(statelog::Durability::Buffered, |tx| tx.insert(&t, &3, &30))
+        .unwrap();
+    assert_eq!(rows(&follower), vec![(1, 10), (2, 20)]);
+    store.sync().unwrap();
+    assert_eq!(rows(&follower), vec![(1, 10), (2, 20), (3, 30)]);
+}

@@ -170,6 +170,11 @@ impl EpochLog {
         g.snapshot_bytes = snapshot_end;
         g.update_bytes = size.saturating_sub(snapshot_end);
         g.pending_snapshot = None;
+        if !tail.is_empty() {
+            // The copied updates are durable (the file was synced before its rename), but no
+            // entry after them says so to a follower in another process.
+            self.mark_durable(&mut g);
+        }
         self.wake_all();
         drop(g);
         let report = SnapshotReport {

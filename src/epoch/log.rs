@@ -12,14 +12,14 @@ use super::checkpoints::{self, Checkpoint, CheckpointChange, CheckpointStatus, c
 use super::copy::{self, CopyReport};
 use super::dir::{REWIND_FILE, TMP_SUFFIX};
 use super::entry::{
-    ContinueHead, SnapshotHead, encode_close, encode_continue, encode_seal, encode_snapshot,
-    encode_update,
+    ContinueHead, Decoded, SnapshotHead, decode, encode_close, encode_continue, encode_seal,
+    encode_snapshot, encode_update,
 };
 use super::intent;
 use super::options::{Durability, Options, Position};
 use super::read::{
-    EpochInfo, RecoveryMode, RecoveryReport, Restored, SegmentDir, Updates, millis_to_time,
-    reader_ends_with_seal,
+    EpochInfo, RecoveryMode, RecoveryReport, Restored, SegmentDir, Updates, last_short_entry,
+    millis_to_time,
 };
 use super::steps::{
     RewindIntent, any_set_aside, check_manifest, check_snapshot_size, damaged_epoch_segments,
@@ -68,6 +68,9 @@ pub(super) struct Inner {
     /// The current epoch is a checkpoint's fixed state (a fall-back made it current): it takes
     /// no update until a snapshot starts a new epoch. Holds the checkpoint's name.
     pub(super) fixed_by: Option<String>,
+    /// Where a CLOSE written as a durability mark after a sync starts, while it is the last
+    /// entry (FORMAT.md §11.5): it needs no sync of its own, so [`Inner::end`] stops before it.
+    pub(super) mark_from: Option<u64>,
 }
 
 impl Inner {
@@ -86,11 +89,19 @@ impl Inner {
         }
     }
 
+    /// The end of what was appended and must be synced to be durable (a trailing durability
+    /// mark left out).
     pub(super) fn end(&self) -> Position {
         Position {
             segment: self.seq,
-            offset: self.writer.end(),
+            offset: self.mark_from.unwrap_or(self.writer.end()),
         }
+    }
+
+    /// Appends an entry to the active segment (a trailing durability mark is no longer last).
+    pub(super) fn append_entry(&mut self, entry: &[u8]) -> Result<crate::frame::EntryPos> {
+        self.mark_from = None;
+        self.writer.append(entry)
     }
 }
 
@@ -293,14 +304,25 @@ impl EpochLog {
             needs_segment: false,
             pending_snapshot: None,
             fixed_by: None,
+            mark_from: None,
         };
         // A sealed newest segment (a crash during a snapshot or rotation) is never appended
         // to: the epoch continues in a new segment, made by the first write.
         if read_manifest(&segs)?.is_none_or(|m| m.newest < current.newest) {
             record_newest(&segs, current.newest, 0);
         }
-        let sealed = ends_with_seal(&inner.writer, &newest_path)?;
+        let last = last_entry(&inner.writer, &newest_path)?;
+        let sealed = last
+            .as_deref()
+            .is_some_and(|b| matches!(decode(b), Ok(Decoded::Seal { .. })));
         inner.needs_segment = sealed;
+        // Updates that no later entry certifies (the last batch before a crash, synced by the
+        // open): a durability mark lets followers in other processes deliver them.
+        let uncertified = last
+            .as_deref()
+            .is_some_and(|b| matches!(decode(b), Ok(Decoded::Update { .. })))
+            || last.is_none()
+                && (current.newest != current.snap_segment || inner.writer.end() > snapshot_bytes);
         if !report.fell_back.is_empty() {
             // A fall-back may land on an epoch a checkpoint names: its state is fixed, so it
             // is never continued (the store snapshots it into a new epoch on open).
@@ -329,7 +351,12 @@ impl EpochLog {
             updates,
             report,
         };
-        Ok((EpochLog::assemble(segs, options, inner, lock), restored))
+        let log = EpochLog::assemble(segs, options, inner, lock);
+        if uncertified {
+            let mut g = log.lock_inner();
+            log.mark_durable(&mut g);
+        }
+        Ok((log, restored))
     }
 
     fn assemble(dir: SegmentDir, options: Options, inner: Inner, lock: DirLock) -> Self {
@@ -383,7 +410,7 @@ impl EpochLog {
         let epoch = g.epoch;
         let mut scratch = std::mem::take(&mut g.scratch);
         encode_update(&mut scratch, epoch, update);
-        let appended = g.writer.append(&scratch);
+        let appended = g.append_entry(&scratch);
         g.scratch = scratch;
         let pos = match appended {
             Ok(pos) => pos,
@@ -481,6 +508,26 @@ impl EpochLog {
         }
     }
 
+    /// After a sync that covered everything appended, appends a CLOSE (written, not synced)
+    /// whose sync mark tells a reader in another process that the entries before it are
+    /// durable: a follower delivers an update only once a later entry's sync mark covers it
+    /// (FORMAT.md §11.5, §11.11). Nothing is written if the last entry already is one. A
+    /// failed write of the mark is forgotten (the next append writes over it): the mark helps
+    /// followers, and a full disk must not poison the log for it.
+    pub(super) fn mark_durable(&self, g: &mut Inner) {
+        if g.mark_from.is_some() || g.needs_segment || g.poisoned.is_some() {
+            return;
+        }
+        let from = g.writer.end();
+        if from != g.writer.durable_end() {
+            return;
+        }
+        let mark = encode_close(g.epoch);
+        if g.writer.try_append_written(&mark).is_ok() {
+            g.mark_from = Some(from);
+        }
+    }
+
     /// Wakes every waiter (after anything that may change what they wait for).
     pub(super) fn wake_all(&self) {
         for c in &self.synced {
@@ -541,6 +588,9 @@ impl EpochLog {
                 return Err(e);
             }
             g.durable = g.durable.max(reached);
+            if g.seq == seq && g.writer.end() == upto {
+                self.mark_durable(&mut g);
+            }
             // The next round's leader first: it starts the next sync while the threads this
             // sync released are still waking (waking it last left the disk idle longer).
             self.synced[((round + 1) % 2) as usize].notify_one();
@@ -773,7 +823,7 @@ impl EpochLog {
         // a mapped file must never shrink.
         self.sync_active(g)?;
         g.writer.trim()?;
-        g.writer.append(&encode_seal(epoch))?;
+        g.append_entry(&encode_seal(epoch))?;
         self.sync_active(g)?;
         g.durable = g.durable.max(g.end());
         Ok(())
@@ -882,7 +932,7 @@ impl EpochLog {
         let r = self
             .sync_active(&mut g)
             .and_then(|()| g.writer.trim())
-            .and_then(|()| g.writer.append(&encode_close(epoch)).map(|_| ()))
+            .and_then(|()| g.append_entry(&encode_close(epoch)).map(|_| ()))
             .and_then(|()| self.sync_active(&mut g));
         if r.is_ok() {
             // The clean close's length: a later cut of the file, even at an entry boundary,
@@ -921,6 +971,7 @@ impl Inner {
             needs_segment: false,
             pending_snapshot: None,
             fixed_by: None,
+            mark_from: None,
         }
     }
 
@@ -934,6 +985,7 @@ impl Inner {
         self.high_segment = self.high_segment.max(seq);
         self.needs_segment = false;
         self.fixed_by = None;
+        self.mark_from = None;
     }
 }
 
@@ -954,8 +1006,9 @@ pub(super) fn continue_segment(dir: &SegmentDir, options: &Options, g: &mut Inne
     Ok(())
 }
 
-/// Whether the last entry of the file `writer` appends to is a seal.
-fn ends_with_seal(writer: &LogWriter, path: &Path) -> Result<bool> {
+/// The last entry of the file `writer` appends to, if it is a short one (see
+/// [`last_short_entry`]).
+fn last_entry(writer: &LogWriter, path: &Path) -> Result<Option<Vec<u8>>> {
     let mut r = LogReader::new(writer.handle(), path)?;
-    reader_ends_with_seal(&mut r)
+    last_short_entry(&mut r)
 }

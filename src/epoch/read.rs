@@ -447,20 +447,22 @@ const SEAL_ENTRY_MAX: u64 = 256;
 /// Whether the last complete entry of `r`'s file is a SEAL (the reader's position is left
 /// anywhere; seek before reading on).
 pub(crate) fn reader_ends_with_seal(r: &mut LogReader) -> Result<bool> {
+    Ok(last_short_entry(r)?.is_some_and(|b| matches!(decode(&b), Ok(Decoded::Seal { .. }))))
+}
+
+/// The payload of the last complete entry of `r`'s file if that entry is a short one (a
+/// SEAL, CLOSE, CONTINUE or small UPDATE); `None` for none or a long one (a snapshot of a
+/// large state is not read again). The reader's position is left anywhere.
+pub(crate) fn last_short_entry(r: &mut LogReader) -> Result<Option<Vec<u8>>> {
     let len = r.file_len()?;
     let Some(last) = r.last_entry_before(len)? else {
-        return Ok(false);
+        return Ok(None);
     };
-    // A SEAL is a few bytes: a long last entry (a snapshot of a large state) is not one, and
-    // is not read again.
     if last.end.saturating_sub(last.start) > SEAL_ENTRY_MAX {
-        return Ok(false);
+        return Ok(None);
     }
     r.seek(last.start);
-    Ok(match r.next_entry()? {
-        Some(e) => matches!(decode(e.payload), Ok(Decoded::Seal { .. })),
-        None => false,
-    })
+    Ok(r.next_entry()?.map(|e| e.payload.to_vec()))
 }
 
 pub(crate) fn entry_error_kind(e: EntryError) -> CorruptKind {

@@ -2,6 +2,7 @@
 //! (FORMAT.md §11.6): the newest epoch's snapshot, then every update as it becomes readable,
 //! across segment rotation, compaction, retention and rewinds.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,13 +40,26 @@ struct At {
     offset: u64,
 }
 
+/// An update read from the segment, with where it lies.
+struct Read {
+    start: u64,
+    end: u64,
+    data: Vec<u8>,
+}
+
 /// Reads a store directory as it grows, without locking or changing it: safe beside a
 /// writer in another process. Complete entries only are returned: an entry the writer has
-/// not finished is read on a later call, once it is whole.
+/// not finished is read on a later call, once it is whole. Durable updates only are
+/// returned: an update is held back until a later entry's sync mark covers it (the writer
+/// appends a CLOSE after a sync when nothing else follows, FORMAT.md §11.11).
 pub struct LogTail {
     dir: SegmentDir,
     at: Option<At>,
     reader: Option<LogReader>,
+    /// Updates read after `at.offset` that no sync mark covers yet, in order.
+    held: VecDeque<Read>,
+    /// Updates a sync mark covered, still to be returned, in order.
+    ready: VecDeque<Read>,
     /// Whether the last read ended at the end of the data.
     at_end: bool,
     last: Option<(PathBuf, u64)>,
@@ -79,6 +93,8 @@ impl LogTail {
             },
             at: None,
             reader: None,
+            held: VecDeque::new(),
+            ready: VecDeque::new(),
             at_end: false,
             last: None,
         })
@@ -106,14 +122,21 @@ impl LogTail {
             return self.jump().map(Some);
         };
         let (epoch, path) = (at.epoch.id, self.dir.seg(at.segment));
+        if let Some(read) = self.ready.pop_front() {
+            return Ok(Some(self.deliver(path, read)));
+        }
         if let Some(r) = self.reader.as_mut().filter(|_| self.at_end) {
             // The last read found the end: read that place afresh, as the writer may have
             // written there since (the reader remembers an end it classified by the file's
             // length, and a write into preallocated or rewritten bytes keeps the length).
+            // Updates held back are read again too: a writer that reopened after a failed
+            // sync may have cut them and written others in their place.
             r.seek(at.offset);
+            self.held.clear();
         }
         self.at_end = false;
         if self.reader.is_none() {
+            self.held.clear();
             match LogReader::open(&*self.dir.backend, &path, false) {
                 Ok(mut r) => {
                     r.seek(at.offset);
@@ -131,7 +154,7 @@ impl LogTail {
                 return Ok(None);
             };
             let entry = match r.next_entry() {
-                Ok(Some(e)) => Some((e.pos, decode(e.payload).map(owned))),
+                Ok(Some(e)) => Some((e.pos, e.sync_mark, decode(e.payload).map(owned))),
                 Ok(None) => None,
                 Err(e) => {
                     return if self.moved_on()? {
@@ -141,7 +164,7 @@ impl LogTail {
                     };
                 }
             };
-            let Some((pos, decoded)) = entry else {
+            let Some((pos, sync_mark, decoded)) = entry else {
                 // The end of what is written. If the writer went on elsewhere without sealing
                 // this segment, the history followed was cut (rewind, fallback): jump. A seal
                 // written between the read and the listing is found by reading once more.
@@ -155,6 +178,7 @@ impl LogTail {
                 }
                 rechecked = true;
                 let offset = self.at.as_ref().map_or(0, |a| a.offset);
+                self.held.clear();
                 if let Some(r) = self.reader.as_mut() {
                     r.seek(offset);
                 }
@@ -174,17 +198,44 @@ impl LogTail {
                     found,
                 }));
             }
-            match decoded {
-                Ok(Owned::Update { data, .. }) => {
-                    self.set_offset(pos.end);
-                    self.last = Some((path, pos.start));
-                    return Ok(Some(TailEvent::Update(data)));
+            // Every update this entry's sync mark covers is durable (a SEAL's covers all).
+            let seal = matches!(decoded, Ok(Owned::Seal { .. }));
+            while let Some(h) = self.held.front() {
+                if h.end > sync_mark && !seal {
+                    break;
                 }
+                if let Some(h) = self.held.pop_front() {
+                    self.ready.push_back(h);
+                }
+            }
+            match decoded {
+                Ok(Owned::Update { data, .. }) => self.held.push_back(Read {
+                    start: pos.start,
+                    end: pos.end,
+                    data,
+                }),
                 // Stays before the seal until the next segment exists.
-                Ok(Owned::Seal { .. }) => return self.after_seal(),
-                _ => self.set_offset(pos.end),
+                Ok(Owned::Seal { .. }) if self.ready.is_empty() => return self.after_seal(),
+                Ok(Owned::Seal { .. }) => {
+                    // The seal is read again once the updates it certified are returned.
+                    if let Some(r) = self.reader.as_mut() {
+                        r.seek(pos.start);
+                    }
+                }
+                _ if self.held.is_empty() && self.ready.is_empty() => self.set_offset(pos.end),
+                _ => {}
+            }
+            if let Some(read) = self.ready.pop_front() {
+                return Ok(Some(self.deliver(path, read)));
             }
         }
+    }
+
+    /// Returns a durable update: the place moves past it.
+    fn deliver(&mut self, path: PathBuf, read: Read) -> TailEvent {
+        self.set_offset(read.end);
+        self.last = Some((path, read.start));
+        TailEvent::Update(read.data)
     }
 
     fn set_offset(&mut self, offset: u64) {
@@ -279,6 +330,8 @@ impl LogTail {
     /// Moves to the start of the newest epoch.
     fn jump(&mut self) -> Result<TailEvent> {
         self.reader = None;
+        self.held.clear();
+        self.ready.clear();
         let mut tries = 0;
         loop {
             tries += 1;

@@ -16,6 +16,9 @@ pub struct Entry<'a> {
     pub pos: EntryPos,
     /// The bytes that were appended.
     pub payload: &'a [u8],
+    /// The entry's sync mark: the file was durable up to this offset when the entry was
+    /// appended (FORMAT.md §4), so every entry ending at or before it is durable.
+    pub sync_mark: u64,
 }
 
 /// Damaged bytes at the end of a file, where reading stopped without an error because no sync
@@ -153,7 +156,7 @@ impl LogReader {
 
     /// Reads the next entry; `Ok(None)` at the end of the data.
     pub fn next_entry(&mut self) -> Result<Option<Entry<'_>>> {
-        let Some((pos, payload)) = self.advance()? else {
+        let Some((pos, sync_mark, payload)) = self.advance()? else {
             return Ok(None);
         };
         self.assembled = matches!(payload, PayloadAt::Assembled);
@@ -161,17 +164,23 @@ impl LogReader {
             PayloadAt::Block(from, to) => self.scan.cached(from, to),
             PayloadAt::Assembled => &self.entry,
         };
-        Ok(Some(Entry { pos, payload }))
+        Ok(Some(Entry {
+            pos,
+            payload,
+            sync_mark,
+        }))
     }
 
-    fn advance(&mut self) -> Result<Option<(EntryPos, PayloadAt)>> {
+    fn advance(&mut self) -> Result<Option<(EntryPos, u64, PayloadAt)>> {
         if let Some(s) = self.stuck {
             return Err(self.corrupt(s.at, s.kind));
         }
         let start = self.pos;
         let probe = self.probe_at(start)?;
         let (at, kind) = match probe {
-            Probe::Complete { pos, payload, .. } => return Ok(Some(self.accept(pos, payload))),
+            Probe::Complete { pos, mark, payload } => {
+                return Ok(Some(self.accept(pos, mark, payload)));
+            }
             Probe::Incomplete => (start, CorruptKind::Incomplete),
             Probe::Bad { at, kind } => (at, kind),
         };
@@ -190,8 +199,8 @@ impl LogReader {
                 .map_err(|e| self.io(e))?;
             // A live writer may have finished the entry while we looked past it.
             self.scan.invalidate();
-            if let Probe::Complete { pos, payload, .. } = self.probe_at(start)? {
-                return Ok(Some(self.accept(pos, payload)));
+            if let Probe::Complete { pos, mark, payload } = self.probe_at(start)? {
+                return Ok(Some(self.accept(pos, mark, payload)));
             }
             Some(class)
         };
@@ -233,11 +242,16 @@ impl LogReader {
             .map_err(|e| Error::io(self.scan.path(), e))
     }
 
-    fn accept(&mut self, pos: EntryPos, payload: PayloadAt) -> (EntryPos, PayloadAt) {
+    fn accept(
+        &mut self,
+        pos: EntryPos,
+        mark: u64,
+        payload: PayloadAt,
+    ) -> (EntryPos, u64, PayloadAt) {
         self.pos = self.scan.geometry().entry_start(pos.end);
         self.tail = None;
         self.quiet_tail = None;
-        (pos, payload)
+        (pos, mark, payload)
     }
 
     /// After [`Error::Corrupt`] from `next_entry`, skips the damaged bytes to the next valid entry

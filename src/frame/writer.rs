@@ -393,6 +393,27 @@ impl LogWriter {
         Ok(EntryPos { start, end: pos })
     }
 
+    /// Appends one entry and writes it to the file at once, all written before; on a failed
+    /// write the entry is forgotten (the writer is as before it, not poisoned) and the next
+    /// append writes over whatever part of it reached the file. For entries that only help
+    /// readers (a durability mark), where a full disk must not stop the log.
+    pub fn try_append_written(&mut self, payload: &[u8]) -> Result<EntryPos> {
+        self.flush()?;
+        let (end, appended) = (self.end, self.bytes_appended);
+        let limit = std::mem::replace(&mut self.buffer_limit, usize::MAX);
+        let pos = self.append(payload);
+        self.buffer_limit = limit;
+        let pos = pos?;
+        if let Err(e) = self.handle.write_at(&self.buf, self.flushed) {
+            self.buf.clear();
+            (self.end, self.bytes_appended) = (end, appended);
+            return Err(Error::io(&self.path, e));
+        }
+        self.flushed += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(pos)
+    }
+
     /// Writes buffered entries to the file (not yet durable).
     pub fn flush(&mut self) -> Result<()> {
         self.check_poisoned()?;
