@@ -3,10 +3,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::state::State;
 use crate::backend::Backend;
 use crate::epoch::{EpochLog, Options};
 use crate::error::{Error, Result};
+use crate::store::engine::{Snapshot, State, Store};
+
+/// How many times a backup starts again when retention deletes a segment it was copying.
+const BACKUP_TRIES: usize = 8;
 
 /// What a backup wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +18,54 @@ pub struct BackupReport {
     pub seq: u64,
     /// Bytes written.
     pub bytes: u64,
+}
+
+impl Store {
+    /// Writes a consistent copy of the store to the directory `dest` (which must not exist or
+    /// must be empty) while writers go on: everything committed before the call is made
+    /// durable, then the log's segments up to that point are copied (the last one cut
+    /// there), with the checkpoints naming copied epochs; every file is synced before this
+    /// returns. The copy is a whole store, with the retained epochs and checkpoints: open it
+    /// with [`Store::open`]. Writers wait only for the sync.
+    pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
+        let dest = dest.as_ref();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (seq, end) = {
+                let mut w = self.shared.writer.lock();
+                let end = self.shared.log.sync()?;
+                self.publish_ready(&mut w);
+                (w.head.seq, end)
+            };
+            match self.shared.log.copy_through(dest, end) {
+                Ok(copy) => {
+                    return Ok(BackupReport {
+                        seq,
+                        bytes: copy.bytes,
+                    });
+                }
+                // Retention deleted a segment before it could be opened: again, from now.
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && tries < BACKUP_TRIES => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Snapshot {
+    /// Writes this state as a new store directory `dest` (which must not exist or must be
+    /// empty): one snapshot, fsynced, restorable with `Store::open`. Use with
+    /// [`read_only_snapshot`](crate::read_only_snapshot) to back up a store that another
+    /// process is writing.
+    pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
+        write_backup(
+            Arc::new(crate::backend::FsBackend::new()),
+            &self.state,
+            dest.as_ref(),
+        )
+    }
 }
 
 /// Writes `state` as a new store directory `dest`: one epoch whose snapshot is the state,
