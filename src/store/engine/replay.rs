@@ -8,10 +8,9 @@
 
 use std::collections::HashMap;
 
-use super::base::prefix_of;
-use super::codec::{Bytes, Op};
-use super::rows::Row;
+use super::codec::Op;
 use super::state::{State, TableState};
+use crate::store::rows::{Bytes, Row, prefix_of};
 
 /// Collected changes a table holds before they are cut down (see [`TableChanges::push`]).
 const CUT_MIN: usize = if cfg!(test) { 4 } else { 1 << 16 };
@@ -227,9 +226,9 @@ fn fold(t: &TableState, changes: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::codec::{TableKind, TableMeta};
+    use crate::store::engine::codec::{TableKind, TableMeta};
+    use crate::store::engine::state::IndexState;
     use crate::store::rows::Rows;
-    use crate::store::state::IndexState;
     use proptest::prelude::*;
 
     /// The replay as it was (the model): each op applied to the state, then the transaction

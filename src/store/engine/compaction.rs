@@ -6,63 +6,57 @@
 
 use std::sync::{Arc, Weak};
 
-use parking_lot::{Condvar, Mutex};
-
 use super::codec::decode_tx;
 use super::db::{Shared, Store};
 use super::state::State;
 use super::txn::{TableIndexes, apply_indexed};
 use crate::error::{Error, Result};
 
-/// One compaction at a time: automatic ones skip when one runs, explicit ones (and other
-/// snapshots: checkpoints, restores) wait for it.
-#[derive(Default)]
-pub(super) struct Gate {
-    busy: Mutex<bool>,
-    idle: Condvar,
-}
+impl Store {
+    /// Writes a snapshot of the whole state now (starting a new epoch, so restore no longer
+    /// replays the transactions before it) and applies retention to old epochs. Runs on the
+    /// caller's thread while other writers go on committing (FORMAT.md §11.6.1); waits for an
+    /// automatic compaction that is running.
+    pub fn compact(&self) -> Result<()> {
+        let _gate = self.shared.compaction.acquire();
+        compact(&Arc::downgrade(&self.shared))
+    }
 
-/// A held [`Gate`]; released on drop.
-pub(super) struct GateGuard(Arc<Gate>);
-
-impl Gate {
-    /// Waits until no compaction runs, then holds the gate.
-    pub(super) fn acquire(self: &Arc<Self>) -> GateGuard {
-        let mut busy = self.busy.lock();
-        while *busy {
-            self.idle.wait(&mut busy);
+    /// An automatic compaction, unless one runs: on a thread of its own (or, on a
+    /// deterministic backend, on this one). Its failure is not the commit's (a caller that
+    /// retried would apply the transaction twice): it is kept for `compaction_error`, and
+    /// tried again once the updates have doubled.
+    pub(super) fn compact_beside_writers(&self) {
+        let Some(gate) = self.shared.compaction.try_acquire() else {
+            return;
+        };
+        let weak = Arc::downgrade(&self.shared);
+        let run = move || {
+            let _gate = gate;
+            if let Err(e) = compact(&weak) {
+                if let Some(shared) = weak.upgrade() {
+                    let mut w = shared.writer.lock();
+                    w.compact_after = shared.log.update_bytes().saturating_mul(2);
+                    drop(w);
+                    *shared.compaction_error.lock() = Some(e);
+                }
+            }
+        };
+        if self.shared.log.backend().deterministic() {
+            run();
+        } else if let Err(e) = std::thread::Builder::new()
+            .name("statelog-compaction".into())
+            .spawn(run)
+        {
+            *self.shared.compaction_error.lock() = Some(Error::io(self.shared.log.dir(), e));
         }
-        *busy = true;
-        GateGuard(self.clone())
-    }
-
-    /// Holds the gate if no compaction runs.
-    pub(super) fn try_acquire(self: &Arc<Self>) -> Option<GateGuard> {
-        let mut busy = self.busy.lock();
-        if *busy {
-            return None;
-        }
-        *busy = true;
-        Some(GateGuard(self.clone()))
-    }
-
-    /// Whether a compaction runs now.
-    pub(super) fn running(&self) -> bool {
-        *self.busy.lock()
-    }
-}
-
-impl Drop for GateGuard {
-    fn drop(&mut self) {
-        *self.0.busy.lock() = false;
-        self.0.idle.notify_all();
     }
 }
 
 /// Runs one compaction of the store `weak` points to (the caller holds the gate). The store
 /// is held only to start and to switch: if it is dropped meanwhile, the compaction is given
 /// up and its file removed.
-pub(super) fn compact(weak: &Weak<Shared>) -> Result<()> {
+fn compact(weak: &Weak<Shared>) -> Result<()> {
     let gone = || Error::InvalidArgument("the store was closed during compaction".into());
     let (ticket, base) = {
         let shared = weak.upgrade().ok_or_else(gone)?;

@@ -8,8 +8,8 @@
 use std::ops::Bound;
 use std::sync::{Arc, OnceLock};
 
-use super::codec::Bytes;
-use super::rows::Row;
+use super::bytes::Bytes;
+use super::row::Row;
 
 /// Slots in a block: the rows a block holds before it is made a chunk.
 pub const CAPACITY: usize = if cfg!(test) { 8 } else { 256 };

@@ -13,40 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering as MemoryOrder};
 use imbl::OrdMap;
 
 use super::base::Base;
-use super::codec::Bytes;
+use super::bytes::Bytes;
+use super::merge::{DeltaIter, Merge, Sorted, merge_changes, merge_order};
 use super::recent::Recent;
+use super::row::{Change, Row, RowRef};
 use super::tail::Tail;
-
-/// A row: its encoded value and its version (bumped by one on every write).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
-    /// Encoded value.
-    pub value: Bytes,
-    /// Version, starting at 1 for a new row.
-    pub version: u64,
-}
-
-/// A row read in place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RowRef<'a> {
-    /// Encoded key.
-    pub key: &'a [u8],
-    /// Encoded value.
-    pub value: &'a [u8],
-    /// Version.
-    pub version: u64,
-}
-
-/// A key changed since the base was laid out.
-#[derive(Debug, Clone, Copy)]
-pub struct Change<'a> {
-    /// The key.
-    pub key: &'a [u8],
-    /// Its row in the base, if any.
-    pub before: Option<RowRef<'a>>,
-    /// Its row now, if any.
-    pub now: Option<RowRef<'a>>,
-}
 
 /// Rows by encoded key, in key order: a shared base, the rows appended after it in key order
 /// (sorted chunks, the recent rows of small commits, and the rows of the transaction at work
@@ -72,17 +43,6 @@ pub struct Rows {
     /// delta's tree (most gets, while the delta is small next to the base). Shared by every
     /// state built on this base (see [`DeltaKeys`]).
     seen: Arc<DeltaKeys>,
-}
-
-/// Which of two sorted streams goes next in a merge by key, given their next keys: `Less`
-/// the first, `Greater` the second, `Equal` both (the same key); `None` when both are done.
-fn merge_order(a: Option<&[u8]>, b: Option<&[u8]>) -> Option<Ordering> {
-    match (a, b) {
-        (None, None) => None,
-        (Some(_), None) => Some(Ordering::Less),
-        (None, Some(_)) => Some(Ordering::Greater),
-        (Some(a), Some(b)) => Some(a.cmp(b)),
-    }
 }
 
 /// Rows a sorted run needs before [`Rows::put_sorted`] merges it into a new base.
@@ -548,40 +508,6 @@ impl Rows {
     }
 }
 
-/// `rows` (in key order) with `changes` (strictly increasing keys; `None`: removed) merged in.
-fn merge_changes<'a>(
-    rows: impl Iterator<Item = RowRef<'a>>,
-    changes: impl Iterator<Item = &'a (Bytes, Option<Row>)>,
-) -> impl Iterator<Item = RowRef<'a>> {
-    let mut rows = rows.peekable();
-    let mut changes = changes.peekable();
-    std::iter::from_fn(move || {
-        loop {
-            let order = merge_order(
-                rows.peek().map(|r| r.key),
-                changes.peek().map(|(k, _)| k.as_slice()),
-            )?;
-            if order == Ordering::Less {
-                return rows.next();
-            }
-            if order == Ordering::Equal {
-                rows.next(); // replaced or removed by the change
-            }
-            match changes.next() {
-                Some((k, Some(r))) => {
-                    return Some(RowRef {
-                        key: k,
-                        value: &r.value,
-                        version: r.version,
-                    });
-                }
-                Some((_, None)) => {}
-                None => return None,
-            }
-        }
-    })
-}
-
 /// A chunk of the `len` rows of `rows` (in strictly increasing key order).
 fn chunk_of<'a>(rows: impl Iterator<Item = &'a (Bytes, Row)> + Clone, len: usize) -> Base {
     let bytes = rows.clone().map(|(k, r)| k.len() + r.value.len()).sum();
@@ -608,84 +534,6 @@ fn as_slice(b: &Bound<Bytes>) -> Bound<&[u8]> {
         Bound::Included(k) => Bound::Included(k.as_slice()),
         Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
         Bound::Unbounded => Bound::Unbounded,
-    }
-}
-
-type DeltaIter<'a> = Box<dyn Iterator<Item = (&'a Bytes, &'a Option<Row>)> + 'a>;
-
-/// Rows of sorted parts (the base's, then the tail's chunks'), then of the recent rows, then
-/// of a sorted slice (the pending rows), each part's keys above the part before's.
-#[derive(Default)]
-struct Sorted<'a> {
-    parts: Vec<(&'a Base, usize, usize)>,
-    at: usize,
-    recent: std::slice::Iter<'a, std::sync::OnceLock<(Bytes, Row)>>,
-    pending: std::slice::Iter<'a, (Bytes, Row)>,
-}
-
-impl<'a> Iterator for Sorted<'a> {
-    type Item = RowRef<'a>;
-
-    fn next(&mut self) -> Option<RowRef<'a>> {
-        while let Some((base, next, end)) = self.parts.get_mut(self.at) {
-            if *next < *end {
-                let row = base.row(*next);
-                *next += 1;
-                return row;
-            }
-            self.at += 1;
-        }
-        for slot in self.recent.by_ref() {
-            if let Some((k, r)) = slot.get() {
-                return Some(RowRef {
-                    key: k,
-                    value: &r.value,
-                    version: r.version,
-                });
-            }
-        }
-        self.pending.next().map(|(k, r)| RowRef {
-            key: k,
-            value: &r.value,
-            version: r.version,
-        })
-    }
-}
-
-/// Rows laid out (base, tail, pending) and the delta merged in key order (the delta wins on
-/// equal keys).
-pub struct Merge<'a> {
-    sorted: std::iter::Peekable<Sorted<'a>>,
-    delta: std::iter::Peekable<DeltaIter<'a>>,
-}
-
-impl<'a> Iterator for Merge<'a> {
-    type Item = RowRef<'a>;
-
-    fn next(&mut self) -> Option<RowRef<'a>> {
-        loop {
-            let order = merge_order(
-                self.sorted.peek().map(|r| r.key),
-                self.delta.peek().map(|(k, _)| k.as_slice()),
-            )?;
-            if order == Ordering::Less {
-                return self.sorted.next();
-            }
-            if order == Ordering::Equal {
-                self.sorted.next(); // replaced or deleted by the delta
-            }
-            match self.delta.next() {
-                Some((k, Some(r))) => {
-                    return Some(RowRef {
-                        key: k,
-                        value: &r.value,
-                        version: r.version,
-                    });
-                }
-                Some((_, None)) => continue,
-                None => return None,
-            }
-        }
     }
 }
 

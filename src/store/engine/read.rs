@@ -2,21 +2,16 @@
 //! sees its own writes).
 
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::backup::BackupReport;
-use super::changes::CommitPos;
-use super::codec::{
-    Bytes, TableKind, decode_key, decode_value, encode_key_bytes, with_encoded_key,
-};
-use super::rows::RowRef;
+use super::codec::{TableKind, decode_key, decode_value, encode_key_bytes, with_encoded_key};
 use super::state::{State, TableState};
 use super::table::{AnyTable, BytesTable, Table, type_label};
 use crate::error::{Error, Result};
+use crate::store::rows::{Bytes, RowRef};
 
 /// What a snapshot says about one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,6 +249,18 @@ pub trait Readable {
     }
 }
 
+/// Where a committed state is in a store's history: the epoch of the log it was committed in
+/// and the number of transactions committed before it (its `seq`). Positions from a history
+/// an operator rewound away are never mistaken for current ones: their epoch is no longer in
+/// the log's chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CommitPos {
+    /// The epoch.
+    pub epoch: u64,
+    /// Transactions committed up to and including this state.
+    pub seq: u64,
+}
+
 /// A consistent, read-only view of one committed state. Taking one is O(1); it never blocks
 /// writers and is never blocked by them, and later snapshots never show an older state.
 #[derive(Clone)]
@@ -273,18 +280,6 @@ impl Snapshot {
             epoch: self.state.epoch,
             seq: self.state.seq,
         }
-    }
-
-    /// Writes this state as a new store directory `dest` (which must not exist or must be
-    /// empty): one snapshot, fsynced, restorable with `Store::open`. Use with
-    /// [`read_only_snapshot`](crate::read_only_snapshot) to back up a store that another
-    /// process is writing.
-    pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
-        super::backup::write_backup(
-            Arc::new(crate::backend::FsBackend::new()),
-            &self.state,
-            dest.as_ref(),
-        )
     }
 
     /// The derived view computed from this state (see

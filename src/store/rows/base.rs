@@ -6,9 +6,9 @@ use std::cmp::Ordering;
 use std::ops::Bound;
 use std::sync::{Arc, OnceLock};
 
-use super::codec::{put_varint, read_varint, varint_bytes};
+use super::bytes::{put_varint, read_varint, varint_bytes};
 use super::directory::{Directory, MAX_TARGET, key_hash};
-use super::rows::RowRef;
+use super::row::RowRef;
 
 /// Where one base row's bytes are.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +76,7 @@ fn fences_of(slots: &[Slot]) -> Vec<u64> {
     clippy::big_endian_bytes,
     reason = "key order is byte order: the prefix must compare as the bytes do"
 )]
-pub(super) fn prefix_of(key: &[u8]) -> u64 {
+pub(crate) fn prefix_of(key: &[u8]) -> u64 {
     let mut p = [0u8; 8];
     let n = key.len().min(8);
     if let (Some(dst), Some(src)) = (p.get_mut(..n), key.get(..n)) {

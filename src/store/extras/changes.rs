@@ -6,24 +6,11 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
-use super::codec::{Op, decode_key, decode_tx, decode_value};
-use super::read::schema_error;
-use super::state::State;
-use super::table::Table;
 use crate::epoch::{EpochInfo, EpochLog, EpochReader, Restored};
 use crate::error::{CorruptKind, Error, Result};
-
-/// Where a committed state is in a store's history: the epoch of the log it was committed in
-/// and the number of transactions committed before it (its `seq`). Positions from a history
-/// an operator rewound away are never mistaken for current ones: their epoch is no longer in
-/// the log's chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CommitPos {
-    /// The epoch.
-    pub epoch: u64,
-    /// Transactions committed up to and including this state.
-    pub seq: u64,
-}
+use crate::store::engine::{
+    CommitPos, Op, Snapshot, State, Store, Table, decode_key, decode_tx, decode_value, schema_error,
+};
 
 /// One committed transaction's changes to rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +88,23 @@ pub enum Changes {
     /// position is from a history that was rewound away, or salvage skipped damage): reload
     /// the whole state from a snapshot and continue from its position.
     Reset,
+}
+
+impl Store {
+    /// Up to `limit` transactions committed after `pos` (a [`Snapshot::position`]), read from
+    /// the log, or [`Changes::Reset`] when the log no longer holds them all (retention
+    /// deleted them, or the position is from a history an operator rewound away). Reads the
+    /// log from the start of `pos`'s epoch.
+    pub fn changes_since(&self, pos: CommitPos, limit: usize) -> Result<Changes> {
+        // The published state is durable: nothing after it is shipped.
+        let names = self.shared.published.load_full();
+        let upto = Snapshot {
+            state: names.clone(),
+        }
+        .position();
+        let dir = self.shared.log.dir();
+        changes_since(&self.shared.log, dir, &names, pos, limit, Some(upto))
+    }
 }
 
 /// Read access to a directory's retained epochs.

@@ -5,13 +5,12 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::base::Base;
-use super::codec::{Bytes, Op, decode_value, encode_key_bytes, encode_value_bytes};
+use super::codec::{Op, decode_value, encode_key_bytes, encode_value_bytes};
 use super::read::{Readable, not_found, schema_error, table_state};
-use super::rows::{Change, Row, RowRef, Rows};
 use super::state::{IndexState, State, TableState};
 use super::table::{BytesTable, Table};
 use crate::error::{Error, Result};
+use crate::store::rows::{Base, Bytes, Change, Row, RowRef, Rows};
 
 /// A write transaction, given to the closure of [`Store::write`](crate::Store::write). Reads
 /// see the transaction's own writes. If the closure returns an error or panics, nothing is
@@ -684,7 +683,7 @@ pub(crate) fn apply_indexed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::codec::{TableKind, TableMeta};
+    use crate::store::engine::codec::{TableKind, TableMeta};
 
     fn state_with_row(version: u64, next_id: u64) -> (State, Table<u32, u32>) {
         let mut state = State::default();

@@ -8,10 +8,9 @@ use imbl::OrdMap;
 use serde::Serialize;
 use serde::ser::Serializer;
 
-use super::base::BaseBuilder;
-use super::codec::{Op, TableMeta, decode_prefix, decode_prefix_len, read_varint};
-use super::rows::{Row, Rows};
+use super::codec::{Op, TableMeta, decode_prefix, decode_prefix_len};
 use crate::error::Result;
+use crate::store::rows::{BaseBuilder, Row, Rows, read_varint};
 
 /// A unique index: encoded index key → primary key. Derived from the rows when a table is
 /// opened with its index definitions; never written to disk.
@@ -351,6 +350,11 @@ impl State {
         }
         Ok(state)
     }
+}
+
+/// Whether `b` decodes as a store state image (for verification).
+pub(crate) fn decode_state(b: &[u8]) -> std::result::Result<(), String> {
+    State::decode_snapshot(b).map(|_| ())
 }
 
 /// Reads a bincode (standard configuration) state image in place.

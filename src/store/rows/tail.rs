@@ -8,7 +8,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use super::base::Base;
-use super::rows::RowRef;
+use super::row::RowRef;
 
 /// Chunks merged at once, when the oldest of them is at most twice the newest's size.
 const MERGE_CHUNKS: usize = 8;

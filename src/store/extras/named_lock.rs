@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::backend::{Backend, DirLock, LockMode};
 use crate::error::{CorruptKind, Error, Result};
+use crate::store::engine::Store;
 
 /// The folder of a store directory that holds one subfolder per named lock.
 pub(crate) const LOCKS_DIR: &str = "locks";
@@ -41,6 +42,17 @@ impl NamedLock {
     /// refuse a holder that has since lost the lock.
     pub fn fence(&self) -> u64 {
         self.fence
+    }
+}
+
+impl Store {
+    /// Takes the lock `name` without waiting, or returns [`Locked`](Error::Locked) naming the
+    /// holder's process. The lock excludes every other holder of the name, in this process
+    /// (whatever store handle or thread asks) and in others, until the returned guard is
+    /// dropped or its process dies. Each acquisition gets a larger fencing number
+    /// ([`NamedLock::fence`]), recorded durably before this returns.
+    pub fn try_lock(&self, name: &str) -> Result<NamedLock> {
+        try_lock(&**self.shared.log.backend(), self.shared.log.dir(), name)
     }
 }
 

@@ -4,11 +4,9 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::changes::CommitPos;
-use super::db::{Store, replay};
-use super::read::Snapshot;
 use crate::epoch::{Checkpoint, CheckpointChange, CheckpointStatus};
 use crate::error::{Error, Result};
+use crate::store::engine::{CommitPos, Snapshot, Store, replay};
 
 /// The checkpoints of a store, from [`Store::checkpoints`].
 #[derive(Debug, Clone, Copy)]

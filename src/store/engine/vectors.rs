@@ -3,12 +3,10 @@
 
 use std::collections::HashMap;
 
-use super::codec::{
-    Bytes, Op, TableKind, TableMeta, decode_tx, encode_key, encode_tx, encode_value,
-};
-use super::rows::Rows;
+use super::codec::{Op, TableKind, TableMeta, decode_tx, encode_key, encode_tx, encode_value};
 use super::state::{IndexState, State};
 use crate::format_doc::{assert_vectors_match, doc_vectors};
+use crate::store::rows::{Bytes, Rows};
 
 fn meta() -> TableMeta {
     TableMeta {

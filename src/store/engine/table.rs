@@ -6,8 +6,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::codec::{Bytes, decode_value, encode_key_bytes};
+use super::codec::{decode_value, encode_key_bytes};
 use crate::error::Result;
+use crate::store::rows::Bytes;
 
 type UniqueFn<V> = Arc<dyn Fn(&V) -> Result<Bytes> + Send + Sync>;
 type MigrateFn<V> = Arc<dyn Fn(&[u8]) -> std::result::Result<V, String> + Send + Sync>;

@@ -12,11 +12,8 @@ use serde::de::DeserializeOwned;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::backup::BackupReport;
-use super::changes::{Changes, CommitPos, changes_since};
-use super::codec::{Bytes, Op, TableKind, TableMeta, decode_tx, encode_tx, encode_value_bytes};
-use super::compaction::{self, Gate};
-use super::named_lock::{self, NamedLock};
+use super::codec::{Op, TableKind, TableMeta, decode_tx, encode_tx, encode_value_bytes};
+use super::gate::Gate;
 use super::read::{Snapshot, schema_error};
 use super::replay::Replay;
 use super::state::{State, ViewValue};
@@ -28,9 +25,7 @@ use crate::epoch::{
     Restored,
 };
 use crate::error::{CorruptKind, Error, Result};
-
-/// How many times a backup starts again when retention deletes a segment it was copying.
-const BACKUP_TRIES: usize = 8;
+use crate::store::rows::Bytes;
 
 /// Settings of a store.
 #[derive(Debug, Clone)]
@@ -94,9 +89,9 @@ pub(super) struct Pending {
     strong: bool,
 }
 
-pub(super) struct Writer {
+pub(crate) struct Writer {
     /// Every committed transaction, durable or not.
-    pub(super) head: Arc<State>,
+    pub(crate) head: Arc<State>,
     /// States committed but not yet published, oldest first.
     pub(super) pending: VecDeque<Pending>,
     /// After a failed automatic compaction: the update bytes the epoch must reach before the
@@ -104,19 +99,19 @@ pub(super) struct Writer {
     pub(super) compact_after: u64,
 }
 
-pub(super) struct Shared {
-    pub(super) log: EpochLog,
-    pub(super) writer: Mutex<Writer>,
+pub(crate) struct Shared {
+    pub(crate) log: EpochLog,
+    pub(crate) writer: Mutex<Writer>,
     /// The unique indexes of the tables opened, to rebuild them on a restored state.
-    pub(super) indexes: Mutex<Vec<TableIndexes>>,
-    published: ArcSwap<State>,
+    pub(crate) indexes: Mutex<Vec<TableIndexes>>,
+    pub(crate) published: ArcSwap<State>,
     auto_compact: bool,
     view: Option<DerivedView>,
     view_error: Mutex<Option<Error>>,
     retention_error: Mutex<Option<Error>>,
-    compaction_error: Mutex<Option<Error>>,
+    pub(super) compaction_error: Mutex<Option<Error>>,
     /// One compaction at a time.
-    pub(super) compaction: Arc<Gate>,
+    pub(crate) compaction: Arc<Gate>,
     /// Commits that waited for a compaction that fell behind.
     stalls: AtomicU64,
     recovery: RecoveryReport,
@@ -130,7 +125,7 @@ pub(super) struct Shared {
 /// once, unless a strong one before it is still waiting for its fsync.
 #[derive(Clone)]
 pub struct Store {
-    pub(super) shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Store {
@@ -147,7 +142,7 @@ const COMPACTION_BEHIND: f64 = 4.0;
 
 /// Rebuilds a state from an epoch's snapshot and updates; also returns the ranges skipped in
 /// salvage mode.
-pub(super) fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostRange>)> {
+pub(crate) fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostRange>)> {
     let snapshot_file = dir.join(format!("{:016x}.seg", restored.epoch.segment));
     let mut restored = restored;
     let mut state = match restored.snapshot.take() {
@@ -351,7 +346,7 @@ impl Store {
     }
 
     /// Publishes the newest pending state that no unsynced strong commit precedes.
-    fn publish_ready(&self, w: &mut Writer) {
+    pub(crate) fn publish_ready(&self, w: &mut Writer) {
         let durable = self.shared.log.durable_position();
         let mut ready = None;
         while let Some(front) = w.pending.front() {
@@ -367,7 +362,7 @@ impl Store {
 
     /// Publishes a state unless a newer one is already visible (never moves backwards), with
     /// its derived view computed first; if the view fails, the previous state stays.
-    pub(super) fn publish(&self, state: Arc<State>) {
+    pub(crate) fn publish(&self, state: Arc<State>) {
         if state.generation <= self.shared.published.load().generation {
             return;
         }
@@ -410,66 +405,10 @@ impl Store {
     }
 
     /// Keeps a snapshot's retention failure for [`retention_error`](Self::retention_error).
-    pub(super) fn note_retention(&self, report: &mut crate::epoch::SnapshotReport) {
+    pub(crate) fn note_retention(&self, report: &mut crate::epoch::SnapshotReport) {
         if let Some(e) = report.retention_error.take() {
             *self.shared.retention_error.lock() = Some(e);
         }
-    }
-
-    /// Writes a consistent copy of the store to the directory `dest` (which must not exist or
-    /// must be empty) while writers go on: everything committed before the call is made
-    /// durable, then the log's segments up to that point are copied (the last one cut
-    /// there), with the checkpoints naming copied epochs; every file is synced before this
-    /// returns. The copy is a whole store, with the retained epochs and checkpoints: open it
-    /// with [`Store::open`]. Writers wait only for the sync.
-    pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
-        let dest = dest.as_ref();
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let (seq, end) = {
-                let mut w = self.shared.writer.lock();
-                let end = self.shared.log.sync()?;
-                self.publish_ready(&mut w);
-                (w.head.seq, end)
-            };
-            match self.shared.log.copy_through(dest, end) {
-                Ok(copy) => {
-                    return Ok(BackupReport {
-                        seq,
-                        bytes: copy.bytes,
-                    });
-                }
-                // Retention deleted a segment before it could be opened: again, from now.
-                Err(Error::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound && tries < BACKUP_TRIES => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Up to `limit` transactions committed after `pos` (a [`Snapshot::position`]), read from
-    /// the log, or [`Changes::Reset`] when the log no longer holds them all (retention
-    /// deleted them, or the position is from a history an operator rewound away). Reads the
-    /// log from the start of `pos`'s epoch.
-    pub fn changes_since(&self, pos: CommitPos, limit: usize) -> Result<Changes> {
-        // The published state is durable: nothing after it is shipped.
-        let names = self.shared.published.load_full();
-        let upto = Snapshot {
-            state: names.clone(),
-        }
-        .position();
-        let dir = self.shared.log.dir();
-        changes_since(&self.shared.log, dir, &names, pos, limit, Some(upto))
-    }
-
-    /// Takes the lock `name` without waiting, or returns [`Locked`](Error::Locked) naming the
-    /// holder's process. The lock excludes every other holder of the name, in this process
-    /// (whatever store handle or thread asks) and in others, until the returned guard is
-    /// dropped or its process dies. Each acquisition gets a larger fencing number
-    /// ([`NamedLock::fence`]), recorded durably before this returns.
-    pub fn try_lock(&self, name: &str) -> Result<NamedLock> {
-        named_lock::try_lock(&**self.shared.log.backend(), self.shared.log.dir(), name)
     }
 
     /// Makes every committed transaction durable and visible.
@@ -478,19 +417,10 @@ impl Store {
         self.sync_locked(&mut w)
     }
 
-    pub(super) fn sync_locked(&self, w: &mut Writer) -> Result<()> {
+    pub(crate) fn sync_locked(&self, w: &mut Writer) -> Result<()> {
         self.shared.log.sync()?;
         self.publish_ready(w);
         Ok(())
-    }
-
-    /// Writes a snapshot of the whole state now (starting a new epoch, so restore no longer
-    /// replays the transactions before it) and applies retention to old epochs. Runs on the
-    /// caller's thread while other writers go on committing (FORMAT.md §11.6.1); waits for an
-    /// automatic compaction that is running.
-    pub fn compact(&self) -> Result<()> {
-        let _gate = self.shared.compaction.acquire();
-        compaction::compact(&Arc::downgrade(&self.shared))
     }
 
     /// Whether a compaction is running now.
@@ -502,36 +432,6 @@ impl Store {
     /// update tail grew past 4 times the size that made the compaction due).
     pub fn compaction_stalls(&self) -> u64 {
         self.shared.stalls.load(Ordering::Relaxed)
-    }
-
-    /// An automatic compaction, unless one runs: on a thread of its own (or, on a
-    /// deterministic backend, on this one). Its failure is not the commit's (a caller that
-    /// retried would apply the transaction twice): it is kept for `compaction_error`, and
-    /// tried again once the updates have doubled.
-    fn compact_beside_writers(&self) {
-        let Some(gate) = self.shared.compaction.try_acquire() else {
-            return;
-        };
-        let weak = Arc::downgrade(&self.shared);
-        let run = move || {
-            let _gate = gate;
-            if let Err(e) = compaction::compact(&weak) {
-                if let Some(shared) = weak.upgrade() {
-                    let mut w = shared.writer.lock();
-                    w.compact_after = shared.log.update_bytes().saturating_mul(2);
-                    drop(w);
-                    *shared.compaction_error.lock() = Some(e);
-                }
-            }
-        };
-        if self.shared.log.backend().deterministic() {
-            run();
-        } else if let Err(e) = std::thread::Builder::new()
-            .name("statelog-compaction".into())
-            .spawn(run)
-        {
-            *self.shared.compaction_error.lock() = Some(Error::io(self.shared.log.dir(), e));
-        }
     }
 
     /// After a concurrent compaction: `next` (the head's state, compacted) becomes the head,
@@ -551,7 +451,7 @@ impl Store {
 
     /// After a snapshot of the head: the same state, now at the start of epoch `epoch` (the
     /// seal made everything before it durable, so nothing is pending).
-    pub(super) fn start_epoch_locked(&self, w: &mut Writer, epoch: u64) {
+    pub(crate) fn start_epoch_locked(&self, w: &mut Writer, epoch: u64) {
         self.publish_ready(w);
         let mut head = w.head.compacted();
         head.epoch = epoch;

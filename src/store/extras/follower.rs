@@ -12,16 +12,14 @@ use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::changes::{Change, Changes, CommitPos, change_in, changes_since};
-use super::codec::{Op, decode_tx};
-use super::db::DerivedView;
-use super::read::{Readable, Snapshot};
-use super::state::State;
-use super::table::{Table, TableDef};
-use super::txn::{TableIndexes, apply_indexed};
+use super::changes::{Change, Changes, change_in, changes_since};
 use crate::backend::{Backend, FsBackend};
 use crate::epoch::{EpochReader, LogTail, RecoveryMode, TailEvent};
 use crate::error::{CorruptKind, Error, Result};
+use crate::store::engine::{
+    CommitPos, DerivedView, Op, Readable, Snapshot, State, Table, TableDef, TableIndexes,
+    apply_indexed, decode_tx,
+};
 
 /// Settings of a follower.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,31 @@
+//! The transactional engine, the commit and restore paths: the store and its writer (`db`),
+//! write transactions (`txn`), reads and snapshots (`read`), the state and its image
+//! (`state`, compressed by `compress`), table handles (`table`), the FORMAT.md §12 payloads
+//! (`codec`), restore's bulk replay (`replay`), and compaction beside the writers
+//! (`compaction`, one at a time through `gate`).
+
+mod codec;
+mod compaction;
+mod compress;
+mod db;
+mod gate;
+mod read;
+mod replay;
+mod state;
+mod table;
+mod txn;
+#[cfg(test)]
+mod vectors;
+
+pub(crate) use codec::{
+    Op, decode_key, decode_transaction, decode_tx, decode_value, encode_key, encode_key_bytes,
+    encode_value_bytes,
+};
+pub(crate) use db::replay;
+pub use db::{DerivedView, Store, StoreOptions, read_only_snapshot};
+pub(crate) use read::schema_error;
+pub use read::{CommitPos, Readable, Snapshot, TableInfo};
+pub(crate) use state::{State, decode_state};
+pub use table::{AnyTable, BytesTable, Table, TableDef};
+pub use txn::WriteTx;
+pub(crate) use txn::{EncodedRow, TableIndexes, apply_indexed, index_keys};

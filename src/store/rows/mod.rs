@@ -1,0 +1,19 @@
+//! A table's rows in memory, bottom up: the bytes they are made of (`bytes`) and the row types
+//! (`row`); the sorted base laid out on restore and at compaction, with its hash directory
+//! (`base`, `directory`); the rows appended after it in key order, as sorted chunks (`tail`)
+//! and the newest few in write-once slots (`recent`); and the set of them all under a
+//! persistent delta (`set`), read in key order by one merge (`merge`).
+
+mod base;
+mod bytes;
+mod directory;
+mod merge;
+mod recent;
+mod row;
+mod set;
+mod tail;
+
+pub(crate) use base::{Base, BaseBuilder, prefix_of};
+pub(crate) use bytes::{Bytes, read_varint};
+pub(crate) use row::{Change, Row, RowRef};
+pub(crate) use set::Rows;
