@@ -7,25 +7,31 @@ use std::path::Path;
 use std::time::Instant;
 
 use redb::Database;
-use statelog::{Durability, Readable};
+use statelog::{Durability, Readable, Store};
 
-use crate::engines::redb::{open_redb, redb_all, redb_bulk};
-use crate::engines::sqlite::{open_sqlite, sqlite_all, sqlite_bulk};
-use crate::engines::statelog::{open_store, open_store_keep, statelog_bulk};
-use crate::util::memory_kib;
+use crate::engines::redb::{open_redb, redb_all, redb_bulk, redb_bulk_with};
+use crate::engines::sqlite::{open_sqlite, sqlite_all, sqlite_bulk, sqlite_bulk_with};
+use crate::engines::statelog::{
+    open_store, rows_table, statelog_bulk, statelog_bulk_with, store_options,
+};
+use crate::util::{memory_kib, random_row};
 
 /// Child mode `restore-child ENGINE PATH [KEEP_EPOCHS]`: open the database and bring every
 /// row into memory (statelog: open, which restores the state; SQLite and redb: open and read
 /// every row into a `Vec<Row>`), then print rows, seconds, retained and peak KiB over the
-/// process's resident memory before opening.
+/// process's resident memory before opening, and the seconds of the open alone (statelog:
+/// `Store::open`, before the table's first open with its unique index; the others: all).
 pub fn restore_child(args: &[String]) {
     let path = Path::new(&args[1]);
     let (base, _) = memory_kib();
     let t0 = Instant::now();
+    let mut opened = None;
     let (n, kept): (usize, Box<dyn std::any::Any>) = match args[0].as_str() {
         "statelog" => {
             let keep = args.get(2).and_then(|k| k.parse().ok()).unwrap_or(1);
-            let (store, t) = open_store_keep(path, keep);
+            let store = Store::open(path, store_options(keep)).unwrap();
+            opened = Some(t0.elapsed());
+            let t = rows_table(&store);
             let n = store.read().count(&t).unwrap();
             (n, Box::new((store, t)))
         }
@@ -44,21 +50,24 @@ pub fn restore_child(args: &[String]) {
     let took = t0.elapsed();
     let (rss, hwm) = memory_kib();
     println!(
-        "{n} {} {} {}",
+        "{n} {} {} {} {}",
         took.as_secs_f64(),
         rss.saturating_sub(base),
-        hwm.saturating_sub(base)
+        hwm.saturating_sub(base),
+        opened.unwrap_or(took).as_secs_f64()
     );
     drop(kept);
 }
 
-/// Child mode `bulk-child ENGINE PATH ROWS`: upsert ROWS rows in 1,000-row transactions into
-/// a new database, then print seconds, resident and peak KiB over the process's resident
-/// memory before opening. ENGINE: statelog-buffered (then one sync), statelog-strong,
-/// sqlite-NORMAL, sqlite-FULL, redb (default durability, Immediate).
+/// Child mode `bulk-child ENGINE PATH ROWS [random]`: upsert ROWS rows in 1,000-row
+/// transactions into a new database, then print seconds, resident and peak KiB over the
+/// process's resident memory before opening. ENGINE: statelog-buffered (then one sync),
+/// statelog-strong, sqlite-NORMAL, sqlite-FULL, redb (default durability, Immediate). With
+/// `random`, the rows' unique names are in random order ([`random_row`]).
 pub fn bulk_child(args: &[String]) {
     let path = Path::new(&args[1]);
     let rows: u64 = args[2].parse().unwrap();
+    let random = args.get(3).is_some_and(|a| a == "random");
     let (base, _) = memory_kib();
     let took = match args[0].as_str() {
         "statelog-buffered" | "statelog-strong" => {
@@ -69,20 +78,32 @@ pub fn bulk_child(args: &[String]) {
                 Durability::Buffered
             };
             let t0 = Instant::now();
-            statelog_bulk(&store, &t, 0..rows, 1000, 0, d);
+            if random {
+                statelog_bulk_with(&store, &t, 0..rows, 1000, d, |id| random_row(id, 0));
+            } else {
+                statelog_bulk(&store, &t, 0..rows, 1000, 0, d);
+            }
             store.sync().unwrap();
             t0.elapsed()
         }
         "sqlite-NORMAL" | "sqlite-FULL" => {
             let c = open_sqlite(path, &args[0]["sqlite-".len()..]);
             let t0 = Instant::now();
-            sqlite_bulk(&c, 0..rows, 1000, 0);
+            if random {
+                sqlite_bulk_with(&c, 0..rows, 1000, |id| random_row(id, 0));
+            } else {
+                sqlite_bulk(&c, 0..rows, 1000, 0);
+            }
             t0.elapsed()
         }
         "redb" => {
             let db = open_redb(path);
             let t0 = Instant::now();
-            redb_bulk(&db, 0..rows, 1000, 0);
+            if random {
+                redb_bulk_with(&db, 0..rows, 1000, |id| random_row(id, 0));
+            } else {
+                redb_bulk(&db, 0..rows, 1000, 0);
+            }
             t0.elapsed()
         }
         other => panic!("unknown engine {other}"),
@@ -114,10 +135,16 @@ pub fn child(args: &[String]) -> Vec<f64> {
 /// Restores in a child three times; returns (seconds, retained KiB, peak KiB) of the median
 /// run by time.
 pub fn restore3(engine: &str, path: &Path, keep: usize, rows: usize) -> (f64, f64, f64) {
-    let mut runs: Vec<(f64, f64, f64)> = (0..3)
+    let (secs, retained, peak, _) = restore3_open(engine, path, keep, rows);
+    (secs, retained, peak)
+}
+
+/// [`restore3`] with the seconds of the open alone in the same run (see [`restore_child`]).
+pub fn restore3_open(engine: &str, path: &Path, keep: usize, rows: usize) -> (f64, f64, f64, f64) {
+    let mut runs: Vec<(f64, f64, f64, f64)> = (0..3)
         .map(|_| {
             let f = restore_once(engine, path, keep, rows);
-            (f[1], f[2], f[3])
+            (f[1], f[2], f[3], f[4])
         })
         .collect();
     runs.sort_by(|a, b| a.0.total_cmp(&b.0));

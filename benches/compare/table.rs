@@ -55,6 +55,8 @@ pub struct Line {
     better: Better,
     ours: Cell,
     others: [Cell; 3],
+    /// The target for this row and whether the figure meets it.
+    target: Option<String>,
 }
 
 pub fn fmt_num(v: f64, decimals: usize) -> String {
@@ -137,6 +139,7 @@ impl Report {
             better,
             ours,
             others,
+            target: None,
         };
         progress(&format!(
             "{what}: statelog {} | {} | {} | {} | {}",
@@ -147,6 +150,13 @@ impl Report {
             line.ratio()
         ));
         self.lines.push(line);
+    }
+
+    /// Sets the last row's target cell: `what`, and whether the row's figure meets it.
+    pub fn target(&mut self, what: &str, met: bool) {
+        let cell = format!("{what}: {}", if met { "met" } else { "missed" });
+        progress(&format!("  target {cell}"));
+        self.lines.last_mut().expect("a row").target = Some(cell);
     }
 
     pub fn print(&self) {
@@ -163,12 +173,21 @@ impl Report {
             .map(|s| s.to_string())
             .collect(),
         ];
+        // A target column only in a table with targets.
+        let targets = self.lines.iter().any(|l| l.target.is_some());
+        if targets {
+            table[0].push("target".into());
+        }
         for l in &self.lines {
             let mut cells = vec![l.what.clone(), l.cell(&l.ours)];
             cells.extend(l.others.iter().map(|c| l.cell(c)));
             cells.push(l.ratio());
+            if targets {
+                cells.push(l.target.clone().unwrap_or_else(|| "-".into()));
+            }
             table.push(cells);
         }
+        let last = table[0].len() - 1;
         let widths: Vec<usize> = (0..table[0].len())
             .map(|i| table.iter().map(|r| r[i].chars().count()).max().unwrap())
             .collect();
@@ -178,7 +197,7 @@ impl Report {
                 .zip(&widths)
                 .enumerate()
                 .map(|(i, (s, w))| {
-                    if i == 0 {
+                    if i == 0 || (targets && i == last) {
                         format!("{s:<w$}")
                     } else {
                         format!("{s:>w$}")
@@ -188,12 +207,12 @@ impl Report {
             println!("| {} |", parts.join(" | "));
         };
         line(&table[0]);
-        // Markdown: the first column left-aligned, the figures right-aligned.
+        // Markdown: the first column (and the target) left-aligned, the figures right-aligned.
         let rule: Vec<String> = widths
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                if i == 0 {
+                if i == 0 || (targets && i == last) {
                     "-".repeat(w + 2)
                 } else {
                     format!("{}:", "-".repeat(w + 1))

@@ -37,6 +37,28 @@ pub fn row_v(id: u64, v: u64) -> Row {
     r
 }
 
+/// A bijection on u64 (the splitmix64 finalizer): distinct ids give distinct hashes.
+pub fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Row `id`'s unique name in random order (a hash of the id, unique as the ids are), for the
+/// issue 20 workloads: the others insert names in increasing order, the easy case for every
+/// index.
+pub fn random_name(id: u64) -> String {
+    format!("node-{:016x}", mix(id))
+}
+
+/// Version `v` of row `id` with its name in random order.
+pub fn random_row(id: u64, v: u64) -> Row {
+    let mut r = row_v(id, v);
+    r.name = random_name(id);
+    r
+}
+
 /// The median of some measurements.
 pub fn median_of(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -92,6 +114,21 @@ pub fn memory_kib() -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Resets this process's peak resident memory (VmHWM) to its current resident memory (Linux:
+/// 5 written to /proc/self/clear_refs); false if it cannot.
+pub fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The quantile `q` (0 to 1) of sorted latencies, in ms.
+pub fn quantile(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = (sorted.len() as f64 * q) as usize;
+    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1e3
 }
 
 pub fn percentile(sorted: &[Duration], p: usize) -> f64 {

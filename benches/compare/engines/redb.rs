@@ -80,6 +80,16 @@ pub fn redb_bulk(db: &Database, ids: Range<u64>, chunk: u64, v: u64) {
     }
 }
 
+/// Upserts the rows `make(id)` for `ids` in write transactions of `chunk` rows.
+pub fn redb_bulk_with(db: &Database, ids: Range<u64>, chunk: u64, make: impl Fn(u64) -> Row) {
+    let mut from = ids.start;
+    while from < ids.end {
+        let to = (from + chunk).min(ids.end);
+        redb_write(db, (from..to).map(&make));
+        from = to;
+    }
+}
+
 pub fn redb_get(db: &Database, id: u64) -> Row {
     let r = db.begin_read().unwrap();
     let t = r.open_table(REDB_ROWS).unwrap();

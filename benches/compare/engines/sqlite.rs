@@ -72,6 +72,37 @@ pub fn sqlite_bulk(c: &Connection, ids: Range<u64>, chunk: u64, v: u64) {
     }
 }
 
+/// Upserts the rows `make(id)` for `ids` in transactions of `chunk` rows.
+pub fn sqlite_bulk_with(c: &Connection, ids: Range<u64>, chunk: u64, make: impl Fn(u64) -> Row) {
+    let mut from = ids.start;
+    while from < ids.end {
+        let to = (from + chunk).min(ids.end);
+        c.execute_batch("BEGIN").unwrap();
+        for id in from..to {
+            sqlite_upsert(c, &make(id));
+        }
+        c.execute_batch("COMMIT").unwrap();
+        from = to;
+    }
+}
+
+/// One transaction upserting `rows`.
+pub fn sqlite_write(c: &Connection, rows: &[Row]) {
+    c.execute_batch("BEGIN").unwrap();
+    for r in rows {
+        sqlite_upsert(c, r);
+    }
+    c.execute_batch("COMMIT").unwrap();
+}
+
+/// The row whose unique name is `name`.
+pub fn sqlite_get_by_name(c: &Connection, name: &str) -> Row {
+    let mut st = c
+        .prepare_cached("SELECT id, name, tags, score, created_at FROM rows WHERE name = ?1")
+        .unwrap();
+    st.query_row(params![name], sqlite_row).unwrap()
+}
+
 pub fn sqlite_all(c: &Connection) -> Vec<Row> {
     let mut st = c
         .prepare("SELECT id, name, tags, score, created_at FROM rows")
