@@ -63,6 +63,8 @@ pub mod epoch;
 mod error;
 #[cfg(test)]
 mod format_doc;
+#[cfg(test)]
+mod format_lz4;
 pub mod frame;
 #[cfg(feature = "internals")]
 pub mod fuzzing;

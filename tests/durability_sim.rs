@@ -785,12 +785,8 @@ fn a_follower_in_another_process_shows_only_durable_commits() {
     let store = Store::open_with(backend, &dir(), opts).unwrap();
     let t = store.table(TableDef::<u8, u32>::new("kv")).unwrap();
     store.write(|tx| tx.insert(&t, &1, &10)).unwrap();
-    let follower = Follower::open_with(
-        Arc::new(sim.clone()),
-        &dir(),
-        FollowerOptions::default(),
-    )
-    .unwrap();
+    let follower =
+        Follower::open_with(Arc::new(sim.clone()), &dir(), FollowerOptions::default()).unwrap();
     let rows = |f: &Follower| -> Vec<(u8, u32)> {
         f.poll().unwrap();
         let snap = f.read();
@@ -816,7 +812,10 @@ fn a_follower_in_another_process_shows_only_durable_commits() {
             vec![(1, 10)],
             "a follower showed a commit whose fsync had not returned"
         );
-        assert!(w.join().unwrap().is_err(), "the failed fsync was acknowledged");
+        assert!(
+            w.join().unwrap().is_err(),
+            "the failed fsync was acknowledged"
+        );
     });
     assert_eq!(
         rows(&follower),

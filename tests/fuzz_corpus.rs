@@ -420,13 +420,13 @@ fn replay() {
 // u64::MAX made the crate panic (it builds with overflow checks in release too). Each input
 // must now give an error, never a panic.
 //
-// Input layout of `open_directory` (see `src/fuzzing.rs`): flags; file count - 1; per file:
-// name choice (0–11: a fixed name, 12–13: a segment-like name from a field), content kind
-// (3: a synthesized segment, 2: a rewind intent, 0: raw bytes). A synthesized segment: block
-// choice (2: 1 KiB), tag choice (nonzero: the segment tag), 8-byte file id, entry count, then
-// per entry a kind roll (0: SNAPSHOT first, 6: SEAL later), fields, a truncation roll and a
-// sync roll (nonzero: none), and a final damage roll (4: none). A field is `03 v` (small v) or
-// `00 00` (u64::MAX).
+// Input layout of `open_directory` (see `src/fuzzing/open_directory.rs`): flags; file count
+// minus 1; per file: name choice (0–11: a fixed name, 12–13: a segment-like name from a field),
+// content kind (3: a synthesized segment, 2: a rewind intent, 0: raw bytes). A synthesized
+// segment: block choice (2: 1 KiB), tag choice (nonzero: the segment tag), 8-byte file id,
+// entry count, then per entry a kind roll (0: SNAPSHOT first, 6: SEAL later), fields, a
+// truncation roll and a sync roll (nonzero: none), and a final damage roll (4: none). A field
+// is `03 v` (small v) or `00 00` (u64::MAX).
 
 /// A segment file named `ffffffffffffffff.seg` (a valid SNAPSHOT of epoch 0): listing the
 /// epochs computes `newest + 1` in `SegmentDir::epochs` (src/epoch/read.rs) and panics. Reached

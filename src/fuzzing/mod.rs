@@ -1,0 +1,36 @@
+//! Bodies of the fuzz targets in `fuzz/` (cargo-fuzz), kept in the crate so that
+//! `cargo test --release --all-features --test fuzz_corpus` runs them too, over their seed
+//! corpora and generated inputs, without the nightly toolchain. Compiled only with the
+//! `internals` feature; not part of the stable API.
+//!
+//! Every body takes arbitrary bytes. Bytes from disk are hostile: no input may make the library
+//! panic, hang or allocate without bound, and a record that fails its checksum is never
+//! returned. A body panics only through an `assert!` on a real invariant of the library (or
+//! through a panic inside the library), which is what the fuzzer looks for.
+//!
+//! - [`frame_decode()`] (`frame_decode.rs`): the frame decoder on a raw file image, and on
+//!   valid logs with damage.
+//! - [`open_directory()`] (`open_directory.rs`): opening a store directory made of arbitrary
+//!   (and synthesized) files.
+//! - [`restore_mutated()`] (`restore_mutated.rs`): restoring a valid store whose segment files
+//!   were damaged.
+//! - [`store_ops()`] (`store_ops.rs`): operation sequences (transactions, syncs, compactions,
+//!   reopens, crashes, rewinds) checked against a model.
+//!
+//! Shared by the bodies: `input.rs` (fuzzer bytes read as a stream of choices), `common.rs`
+//! (the simulated directory, little-endian readers, and the read-only checks that whatever a
+//! reader or follower finds it changes nothing and ends), `model.rs` (the store states the
+//! bodies compare with: a store's rows as plain maps).
+
+mod common;
+mod frame_decode;
+mod input;
+mod model;
+mod open_directory;
+mod restore_mutated;
+mod store_ops;
+
+pub use frame_decode::frame_decode;
+pub use open_directory::open_directory;
+pub use restore_mutated::restore_mutated;
+pub use store_ops::store_ops;
