@@ -1,9 +1,9 @@
-//! Power loss: the crash modes, the random generator, and what a crash keeps of the unsynced
-//! changes.
+//! Power loss: the crash modes, and what a crash keeps of the unsynced changes.
 
 use std::collections::BTreeMap;
 
 use super::model::{Change, Inode, State, file_inodes, prune, write_into};
+use super::types::Rng;
 
 /// The sector size of [`CrashMode::Sectors`].
 const SECTOR: usize = 512;
@@ -23,31 +23,6 @@ pub enum CrashMode {
     Sectors,
     /// One of the other three, picked by the simulator's random generator.
     Any,
-}
-
-/// SplitMix64: tiny, fast, and fixed forever so a printed seed replays a failure.
-#[derive(Debug, Clone)]
-pub(super) struct Rng(pub(super) u64);
-
-impl Rng {
-    pub(super) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (0 when `n` is 0).
-    pub(super) fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
-    }
-
-    /// A number in `0..n` (0 when `n` is 0).
-    pub(super) fn below_usize(&mut self, n: usize) -> usize {
-        let r = self.below(n as u64);
-        usize::try_from(r).unwrap_or(0)
-    }
 }
 
 impl State {

@@ -5,9 +5,9 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::faults::{FaultKind, OpKind, eio, fault_error, invalid, too_large};
-use super::machine::lock_state;
-use super::model::State;
+use super::errors::{eio, fault_error, invalid, too_large};
+use super::model::{State, lock_state};
+use super::types::{FaultKind, OpKind};
 use crate::backend::api::{FileHandle, LockMode, ReadAt, copy_at};
 
 /// The largest length a simulated file may reach.

@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::crash::CrashMode;
-use super::faults::{Fault, OpKind, invalid, is_a_dir, not_a_dir, not_found};
+use super::errors::{invalid, is_a_dir, not_a_dir, not_found};
 use super::handles::{SimFile, SimLock};
-use super::model::{Entry, NsChange, State, is_dir, is_fixed_dir, norm, parent_of, require_dir};
+use super::model::{
+    Entry, NsChange, State, is_dir, is_fixed_dir, lock_state, norm, parent_of, require_dir,
+};
+use super::types::{Fault, OpKind};
 use crate::backend::api::{Backend, DirLock, FileHandle, LockMode, ReadAt};
 use crate::error::{Error, Result};
 
@@ -150,12 +153,6 @@ impl SimBackend {
         st.plain_fault(OpKind::Open)?;
         Ok(self.handle(&mut st, ino, &path))
     }
-}
-
-pub(super) fn lock_state(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl fmt::Debug for SimBackend {

@@ -27,18 +27,22 @@
 //! - Only files can be removed or renamed; a file grows to at most 1 GiB
 //!   ([`io::ErrorKind::FileTooLarge`] beyond), so a wild offset cannot exhaust memory.
 //!
-//! The files: `model.rs` (the file model: inodes, the namespace, live and durable images, and
-//! the state's operations), `faults.rs` (operation kinds, injected faults and the errors),
-//! `crash.rs` (crash modes, the random generator, and what a power loss keeps), `machine.rs`
-//! ([`SimBackend`] and its [`Backend`](super::Backend) implementation), `handles.rs` (open files
-//! and directory locks).
+//! The files, bottom up (each imports only files above it in this list): `types.rs` (the
+//! random generator, operation kinds and faults), `errors.rs` (the errors operations fail
+//! with), `model.rs` (the file model: inodes, the namespace, live and durable images, and the
+//! state's operations), `faults.rs` (counting operations against the injected faults, and the
+//! faultable steps of a namespace change), `crash.rs` (crash modes and what a power loss
+//! keeps), `handles.rs` (open files and directory locks), `machine.rs` ([`SimBackend`] and its
+//! [`Backend`](super::Backend) implementation).
 
 mod crash;
+mod errors;
 mod faults;
 mod handles;
 mod machine;
 mod model;
+mod types;
 
 pub use crash::CrashMode;
-pub use faults::{Fault, FaultKind, OpKind};
 pub use machine::SimBackend;
+pub use types::{Fault, FaultKind, OpKind};

@@ -4,11 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
-use super::crash::Rng;
-use super::faults::{
-    Fault, OpKind, crash_error, full_error, is_a_dir, not_a_dir, not_found, stale_error,
-};
+use super::errors::{crash_error, full_error, is_a_dir, not_a_dir, not_found, stale_error};
+use super::types::{Fault, Rng};
 
 /// A namespace entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +163,13 @@ pub(super) struct State {
     pub(super) faults: Vec<(Fault, u64)>,
     pub(super) capacity: Option<u64>,
     pub(super) locks: BTreeMap<PathBuf, Held>,
+}
+
+/// Locks the machine's state; a panic while it was held does not poison it for the rest.
+pub(super) fn lock_state(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Drops `.` components; nothing else is rewritten.
@@ -359,25 +365,6 @@ impl State {
             }
         }
         self.pending_ns.retain(|c| c.dir() != dir);
-    }
-
-    /// Step 1 of a namespace operation: a counted, faultable change of the live namespace.
-    pub(super) fn ns_change(&mut self, kind: OpKind, change: NsChange) -> io::Result<()> {
-        self.alive()?;
-        self.count_op();
-        self.plain_fault(kind)?;
-        change.replay(&mut self.live);
-        self.pending_ns.push(change);
-        Ok(())
-    }
-
-    /// Step 2 of a namespace operation: the directory sync.
-    pub(super) fn ns_sync(&mut self, dir: &Path) -> io::Result<()> {
-        self.alive()?;
-        self.count_op();
-        self.plain_fault(OpKind::SyncDir)?;
-        self.sync_dir_now(dir);
-        Ok(())
     }
 
     pub(super) fn new_inode(&mut self) -> u64 {
