@@ -446,7 +446,7 @@ fn regression_epochs_newest_segment_overflow() {
 
 /// A rewind intent (`REWIND`, valid checksum) whose `high_segment` is u64::MAX, alone in the
 /// directory: `EpochLog::open` finishes the rewind and computes `intent.high_segment + 1` in
-/// `finish_rewind` (src/epoch/log.rs) and panics. Expected: open fails with `Corrupt`.
+/// `finish_rewind` (src/epoch/steps.rs) and panics. Expected: open fails with `Corrupt`.
 #[test]
 fn regression_rewind_intent_overflow() {
     fuzzing::open_directory(&[
@@ -470,7 +470,7 @@ fn regression_fallback_intent_range_overflow() {
 
 /// With fall-back on, a damaged newest segment (`0000000000000002.seg`, one byte) is given
 /// up and the previous one (a SNAPSHOT whose `high_epoch` is u64::MAX) restored: open computes
-/// `high_epoch + given_up` (src/epoch/log.rs, `EpochLog::open`) and panics.
+/// `high_epoch + given_up` (src/epoch/open.rs, `EpochLog::open`) and panics.
 #[test]
 fn regression_fall_back_high_epoch_overflow() {
     fuzzing::open_directory(&[

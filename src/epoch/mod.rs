@@ -9,6 +9,7 @@ mod dir;
 mod entry;
 mod intent;
 mod log;
+mod open;
 mod options;
 mod read;
 mod rewind;
