@@ -1,11 +1,13 @@
 //! A table's rows in memory, bottom up: the bytes they are made of (`bytes`) and the row types
 //! (`row`); the sorted base laid out on restore and at compaction, with its hash directory
 //! (`base`, `directory`); the rows appended after it in key order, as sorted chunks (`tail`)
-//! and the newest few in write-once slots (`recent`); and the set of them all under a
-//! persistent delta (`set`), read in key order by one merge (`merge`).
+//! and the newest few in write-once slots (`recent`); the persistent delta of the other
+//! changes, a small tree over merged sorted runs (`delta`); and the set of them all (`set`),
+//! read in key order by one merge (`merge`).
 
 mod base;
 mod bytes;
+mod delta;
 mod directory;
 mod merge;
 mod recent;

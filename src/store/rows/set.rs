@@ -10,10 +10,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as MemoryOrder};
 
-use imbl::OrdMap;
-
 use super::base::Base;
 use super::bytes::Bytes;
+use super::delta::Delta;
 use super::merge::{DeltaIter, Merge, Sorted, merge_changes, merge_order};
 use super::recent::Recent;
 use super::row::{Change, Row, RowRef};
@@ -37,7 +36,7 @@ pub struct Rows {
     /// At least every key the rows have held since the base was laid out: a key above it is
     /// new, and is appended without a search.
     bound: Option<Bytes>,
-    delta: OrdMap<Bytes, Option<Row>>,
+    delta: Delta,
     len: usize,
     /// A bit per hash of every key ever put in the delta: a get whose bit is clear skips the
     /// delta's tree (most gets, while the delta is small next to the base). Shared by every
@@ -65,8 +64,10 @@ fn filter_keys(base_len: usize) -> usize {
     base_len / 2 + 4096
 }
 
-/// Filter bits per key at the filter's capacity (one hash: at that many keys, a get on a key
-/// outside the delta looks in the tree for nothing about once in 16; fewer keys, less often).
+/// Filter bits per key at the filter's capacity. Each key sets three bits of one 64-bit word
+/// (one cache line read per get): at that many keys a get on a key outside the delta looks in
+/// the delta for nothing about once in 70 (a single bit per key: once in 16); fewer keys,
+/// less often.
 const FILTER_BITS_PER_KEY: usize = 16;
 
 /// The key filter of a delta: never a false negative. Bits are only ever set, never cleared,
@@ -74,8 +75,15 @@ const FILTER_BITS_PER_KEY: usize = 16;
 /// that later (or abandoned) transactions added, which only cost a look in the tree. The
 /// writer sets a key's bit before the state holding the key is published, and publication
 /// orders the two for readers.
+///
+/// A delta that outgrows the keys its filter was sized for gets a filter twice its size, of
+/// its own keys (states built on it before keep theirs).
 #[derive(Debug)]
-struct DeltaKeys(Box<[AtomicU64]>);
+struct DeltaKeys {
+    bits: Box<[AtomicU64]>,
+    /// Keys it is sized for.
+    keys: usize,
+}
 
 impl Default for DeltaKeys {
     fn default() -> Self {
@@ -86,12 +94,30 @@ impl Default for DeltaKeys {
 impl DeltaKeys {
     /// A filter for the delta over a base of `base_len` rows.
     fn for_base(base_len: usize) -> DeltaKeys {
-        let words = filter_keys(base_len).saturating_mul(FILTER_BITS_PER_KEY) / 64;
-        DeltaKeys((0..words.max(1)).map(|_| AtomicU64::new(0)).collect())
+        DeltaKeys::for_keys(filter_keys(base_len))
     }
 
-    /// The word and bit of `key`: FNV-1a, finished with a multiply-xorshift so every bit
-    /// depends on every byte, then mapped onto the bits by a multiply (no modulo).
+    /// A filter sized for `keys` keys.
+    fn for_keys(keys: usize) -> DeltaKeys {
+        let words = keys.saturating_mul(FILTER_BITS_PER_KEY) / 64;
+        DeltaKeys {
+            bits: (0..words.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            keys,
+        }
+    }
+
+    /// A filter of `delta`'s keys, sized for twice as many.
+    fn of_delta(delta: &Delta) -> DeltaKeys {
+        let keys = DeltaKeys::for_keys(delta.len().saturating_mul(2));
+        for k in delta.keys() {
+            keys.add(k);
+        }
+        keys
+    }
+
+    /// The word and bits of `key`: FNV-1a, finished with a multiply-xorshift so every bit
+    /// depends on every byte; the high half picks the word by a multiply (no modulo), three
+    /// six-bit fields of the low half pick the bits in it.
     fn bit(&self, key: &[u8]) -> (usize, u64) {
         let mut h = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -99,22 +125,23 @@ impl DeltaKeys {
         h ^= h >> 33;
         h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
         h ^= h >> 33;
-        let bits = self.0.len() as u64 * 64;
-        let bit = ((u128::from(h) * u128::from(bits)) >> 64) as usize;
-        (bit / 64, 1u64 << (bit % 64))
+        let words = self.bits.len() as u64;
+        let word = ((u128::from(h >> 32) * u128::from(words)) >> 32) as usize;
+        let mask = (1u64 << (h & 63)) | (1u64 << ((h >> 6) & 63)) | (1u64 << ((h >> 12) & 63));
+        (word, mask)
     }
 
     fn may_hold(&self, key: &[u8]) -> bool {
         let (w, m) = self.bit(key);
-        self.0
+        self.bits
             .get(w)
-            .is_some_and(|x| x.load(MemoryOrder::Relaxed) & m != 0)
+            .is_some_and(|x| x.load(MemoryOrder::Relaxed) & m == m)
     }
 
     fn add(&self, key: &[u8]) {
         let (w, m) = self.bit(key);
-        if let Some(x) = self.0.get(w)
-            && x.load(MemoryOrder::Relaxed) & m == 0
+        if let Some(x) = self.bits.get(w)
+            && x.load(MemoryOrder::Relaxed) & m != m
         {
             x.fetch_or(m, MemoryOrder::Relaxed);
         }
@@ -132,7 +159,7 @@ impl Rows {
             tail: Tail::default(),
             recent: Recent::default(),
             pending: Vec::new(),
-            delta: OrdMap::new(),
+            delta: Delta::default(),
         }
     }
 
@@ -243,8 +270,15 @@ impl Rows {
             }
             return false;
         }
-        self.seen.add(&key);
-        let existed = match (self.delta.insert(key.clone(), Some(row)), known) {
+        // A key the filter has never seen is not in the delta: no search of it.
+        let before = if self.seen.may_hold(&key) {
+            self.delta.insert(key.clone(), Some(row))
+        } else {
+            self.seen.add(&key);
+            self.delta.insert_absent(key.clone(), Some(row));
+            None
+        };
+        let existed = match (before, known) {
             (Some(Some(_)), _) => true,
             (Some(None), _) => false,
             (None, Some(existed)) => existed,
@@ -253,7 +287,16 @@ impl Rows {
         if !existed {
             self.len += 1;
         }
+        self.grow_filter();
         existed
+    }
+
+    /// Gives a delta that outgrew its filter a larger one (a full filter would send every
+    /// get to the delta).
+    fn grow_filter(&mut self) {
+        if self.delta.len() > self.seen.keys {
+            self.seen = Arc::new(DeltaKeys::of_delta(&self.delta));
+        }
     }
 
     /// Removes the row under `key`; returns whether there was one.
@@ -262,7 +305,9 @@ impl Rows {
         let existed = if in_base {
             // A tombstone hides the base (or appended) row.
             self.seen.add(key);
-            !matches!(self.delta.insert(Bytes::new(key), None), Some(None))
+            let hidden = !matches!(self.delta.insert(Bytes::new(key), None), Some(None));
+            self.grow_filter();
+            hidden
         } else {
             matches!(self.delta.remove(key), Some(Some(_)))
         };

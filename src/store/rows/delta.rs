@@ -1,0 +1,362 @@
+//! The delta of a table's rows: the changes on top of its base and appended rows, by key,
+//! persistent (a clone is O(1)). Changes go into a small persistent tree; when it fills, it is
+//! frozen into an immutable sorted run, and runs of like size are merged, the newer over the
+//! older (a log-structured merge). So a change copies a path of a small tree, never of one as
+//! large as the delta: changes at random keys cost about what changes at increasing keys do,
+//! where one large tree copied a leaf of 64 entries for nearly every change of a commit.
+
+use std::cmp::Ordering;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use imbl::OrdMap;
+
+use super::bytes::Bytes;
+use super::row::Row;
+
+/// What the delta holds for a key.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// A row (`Some`), or a deletion that hides a laid-out row (`None`).
+    Set(Option<Row>),
+    /// Nothing: hides the key's entry in an older run (a key removed from the delta).
+    Gone,
+}
+
+/// An immutable run of entries in strictly increasing key order.
+type Run = Arc<Vec<(Bytes, Slot)>>;
+
+/// Entries the tree takes before it is frozen into a run: small, so that the leaves a commit
+/// copies are few (a leaf holds 64), and large enough that runs stay few.
+const HOT_MAX: usize = if cfg!(test) { 8 } else { 1024 };
+
+/// Runs of about one size merged into one, the next size: every entry is copied about
+/// log4(len / HOT_MAX) times in all, and a get that the caller's filter lets through searches
+/// at most three runs of each size.
+const FAN_IN: usize = 4;
+
+/// Changes by key (`Some`: the row; `None`: deleted), persistent.
+#[derive(Debug, Clone, Default)]
+pub struct Delta {
+    hot: OrdMap<Bytes, Slot>,
+    /// Frozen runs, oldest first: at most `FAN_IN - 1` of about each size, each size
+    /// `FAN_IN` times the next.
+    runs: Vec<Run>,
+    /// Entries in the runs.
+    in_runs: usize,
+}
+
+impl Delta {
+    /// Entries held: at least the keys it has a change for, 0 only when it has none.
+    pub fn len(&self) -> usize {
+        self.hot.len() + self.in_runs
+    }
+
+    /// Whether it holds no change.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn slot(&self, key: &[u8]) -> Option<(&Bytes, &Slot)> {
+        if let Some(found) = self.hot.get_key_value(key) {
+            return Some(found);
+        }
+        self.runs.iter().rev().find_map(|run| {
+            run.binary_search_by(|(k, _)| k.as_slice().cmp(key))
+                .ok()
+                .and_then(|i| run.get(i))
+                .map(|(k, s)| (k, s))
+        })
+    }
+
+    /// The change of `key`, with the key as the delta holds it.
+    pub fn get_key_value(&self, key: &[u8]) -> Option<(&Bytes, &Option<Row>)> {
+        match self.slot(key) {
+            Some((k, Slot::Set(row))) => Some((k, row)),
+            _ => None,
+        }
+    }
+
+    /// Puts a change; returns the change it replaced.
+    pub fn insert(&mut self, key: Bytes, change: Option<Row>) -> Option<Option<Row>> {
+        let before = match self.hot.insert(key.clone(), Slot::Set(change)) {
+            Some(Slot::Set(before)) => Some(before),
+            Some(Slot::Gone) => None,
+            None if self.runs.is_empty() => None,
+            None => self.in_runs(&key),
+        };
+        self.freeze_if_full();
+        before
+    }
+
+    /// Puts a change of a key the delta holds no change for (the caller knows, from a
+    /// filter): no search of the runs.
+    pub fn insert_absent(&mut self, key: Bytes, change: Option<Row>) {
+        self.hot.insert(key, Slot::Set(change));
+        self.freeze_if_full();
+    }
+
+    /// Removes the change of `key`; returns it.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Option<Row>> {
+        if self.runs.is_empty() {
+            return match self.hot.remove(key) {
+                Some(Slot::Set(before)) => Some(before),
+                _ => None,
+            };
+        }
+        let before = self.get_key_value(key).map(|(_, r)| r.clone());
+        if self.in_runs(key).is_some() {
+            self.hot.insert(Bytes::new(key), Slot::Gone);
+            self.freeze_if_full();
+        } else {
+            self.hot.remove(key);
+        }
+        before
+    }
+
+    /// The change the runs hold for `key`.
+    fn in_runs(&self, key: &[u8]) -> Option<Option<Row>> {
+        self.runs.iter().rev().find_map(|run| {
+            let i = run.binary_search_by(|(k, _)| k.as_slice().cmp(key)).ok()?;
+            Some(match run.get(i).map(|(_, s)| s) {
+                Some(Slot::Set(row)) => Some(row.clone()),
+                _ => None,
+            })
+        })?
+    }
+
+    /// Freezes a full tree into a run, then merges the newest `FAN_IN` runs while they are of
+    /// about one size (the oldest of them at most twice the newest).
+    fn freeze_if_full(&mut self) {
+        if self.hot.len() < HOT_MAX {
+            return;
+        }
+        let run: Vec<(Bytes, Slot)> = std::mem::take(&mut self.hot).into_iter().collect();
+        self.in_runs += run.len();
+        self.runs.push(Arc::new(run));
+        while self.runs.len() >= FAN_IN {
+            let from = self.runs.len() - FAN_IN;
+            let (oldest, newest) = match (self.runs.get(from), self.runs.last()) {
+                (Some(o), Some(n)) => (o.len(), n.len()),
+                _ => break,
+            };
+            if oldest > newest.saturating_mul(2) {
+                break;
+            }
+            let merged = merge_runs(self.runs.get(from..).unwrap_or_default(), from == 0);
+            let before: usize = self.runs.iter().skip(from).map(|r| r.len()).sum();
+            self.in_runs = self.in_runs - before + merged.len();
+            self.runs.truncate(from);
+            self.runs.push(Arc::new(merged));
+        }
+    }
+
+    /// Every key it holds an entry for, in no order, some perhaps twice: cheaper than
+    /// [`iter`](Self::iter) for a filter of its keys.
+    pub fn keys(&self) -> impl Iterator<Item = &Bytes> + '_ {
+        let runs = self.runs.iter().flat_map(|r| r.iter().map(|(k, _)| k));
+        self.hot.keys().chain(runs)
+    }
+
+    /// Every change, in key order.
+    pub fn iter(&self) -> DeltaRange<'_> {
+        self.range((Bound::Unbounded, Bound::Unbounded))
+    }
+
+    /// The changes of the keys in `bounds`, in key order.
+    pub fn range(&self, bounds: (Bound<Bytes>, Bound<Bytes>)) -> DeltaRange<'_> {
+        let lo = as_slice(&bounds.0);
+        let hi = as_slice(&bounds.1);
+        let mut sources: Vec<Source<'_>> = self
+            .runs
+            .iter()
+            .map(|run| {
+                let from = match lo {
+                    Bound::Included(k) => run.partition_point(|(p, _)| p.as_slice() < k),
+                    Bound::Excluded(k) => run.partition_point(|(p, _)| p.as_slice() <= k),
+                    Bound::Unbounded => 0,
+                };
+                let to = match hi {
+                    Bound::Included(k) => run.partition_point(|(p, _)| p.as_slice() <= k),
+                    Bound::Excluded(k) => run.partition_point(|(p, _)| p.as_slice() < k),
+                    Bound::Unbounded => run.len(),
+                };
+                let slice = run.get(from..to.max(from)).unwrap_or_default();
+                Box::new(slice.iter().map(|(k, s)| (k, s))) as Box<dyn Iterator<Item = _>>
+            })
+            .map(Iterator::peekable)
+            .collect();
+        let hot: Box<dyn Iterator<Item = (&Bytes, &Slot)>> = if self.hot.is_empty() {
+            Box::new(std::iter::empty())
+        } else {
+            Box::new(self.hot.range(bounds))
+        };
+        sources.push(hot.peekable());
+        DeltaRange { sources }
+    }
+}
+
+type Source<'a> = std::iter::Peekable<Box<dyn Iterator<Item = (&'a Bytes, &'a Slot)> + 'a>>;
+
+/// The changes of a key range, in key order: the runs and the tree merged, the newest entry of
+/// each key winning.
+pub struct DeltaRange<'a> {
+    /// Oldest first; the tree last.
+    sources: Vec<Source<'a>>,
+}
+
+impl<'a> Iterator for DeltaRange<'a> {
+    type Item = (&'a Bytes, &'a Option<Row>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let [only] = self.sources.as_mut_slice() {
+                match only.next()? {
+                    (k, Slot::Set(row)) => return Some((k, row)),
+                    (_, Slot::Gone) => continue,
+                }
+            }
+            // The smallest key, and the newest source holding it.
+            let mut best: Option<(usize, &'a Bytes)> = None;
+            for (i, s) in self.sources.iter_mut().enumerate() {
+                if let Some(&(k, _)) = s.peek() {
+                    match best {
+                        Some((_, b)) if k.as_slice().cmp(b.as_slice()) == Ordering::Greater => {}
+                        _ => best = Some((i, k)),
+                    }
+                }
+            }
+            let (newest, key) = best?;
+            let mut won = None;
+            for (i, s) in self.sources.iter_mut().enumerate() {
+                if s.peek()
+                    .is_some_and(|(k, _)| k.as_slice() == key.as_slice())
+                {
+                    let entry = s.next();
+                    if i == newest {
+                        won = entry;
+                    }
+                }
+            }
+            match won {
+                Some((k, Slot::Set(row))) => return Some((k, row)),
+                _ => continue,
+            }
+        }
+    }
+}
+
+/// `runs` (oldest first) merged, the newest entry of a key winning; `Gone` entries are
+/// dropped when nothing older is left for them to hide (`oldest`).
+fn merge_runs(runs: &[Run], oldest: bool) -> Vec<(Bytes, Slot)> {
+    let mut out = Vec::with_capacity(runs.iter().map(|r| r.len()).sum());
+    let mut at = vec![0usize; runs.len()];
+    loop {
+        // The smallest key, and the newest run holding it.
+        let mut best: Option<(usize, &Bytes)> = None;
+        for (i, run) in runs.iter().enumerate() {
+            if let Some((k, _)) = at.get(i).and_then(|&j| run.get(j)) {
+                match best {
+                    Some((_, b)) if k.as_slice() > b.as_slice() => {}
+                    _ => best = Some((i, k)),
+                }
+            }
+        }
+        let Some((newest, key)) = best else {
+            break;
+        };
+        let key = key.as_slice();
+        let mut won = None;
+        for (i, run) in runs.iter().enumerate() {
+            if let Some(j) = at.get_mut(i) {
+                if let Some(entry) = run.get(*j).filter(|(k, _)| k.as_slice() == key) {
+                    *j += 1;
+                    if i == newest {
+                        won = Some(entry);
+                    }
+                }
+            }
+        }
+        if let Some((k, s)) = won {
+            if !(oldest && matches!(s, Slot::Gone)) {
+                out.push((k.clone(), s.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn as_slice(b: &Bound<Bytes>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// The changes the delta should hold.
+    type Model = BTreeMap<Vec<u8>, Option<Row>>;
+
+    fn row(v: u8) -> Option<Row> {
+        (v != 0).then(|| Row {
+            value: Bytes::new(&[v]),
+            version: u64::from(v),
+        })
+    }
+
+    proptest! {
+        /// The delta answers as one ordered map of its changes would, for every operation,
+        /// lookup and range, and a clone taken midway keeps what it held.
+        #[test]
+        fn the_delta_is_an_ordered_map(
+            ops in proptest::collection::vec((0u8..40, 0u8..4, 0u8..5), 0..300),
+            lo in 0u8..40,
+            hi in 0u8..40,
+        ) {
+            let mut d = Delta::default();
+            let mut model: Model = BTreeMap::new();
+            let mut kept: Option<(Delta, Model)> = None;
+            for (i, (k, op, v)) in ops.iter().enumerate() {
+                let key = vec![*k];
+                if *op == 0 {
+                    let got = d.remove(&key);
+                    prop_assert_eq!(got, model.remove(&key));
+                } else {
+                    let got = d.insert(Bytes::new(&key), row(*v));
+                    prop_assert_eq!(got, model.insert(key.clone(), row(*v)));
+                }
+                if i == ops.len() / 2 {
+                    kept = Some((d.clone(), model.clone()));
+                }
+                prop_assert!(model.is_empty() || !d.is_empty());
+                prop_assert!(d.len() >= model.len());
+            }
+            for k in 0u8..40 {
+                let got = d.get_key_value(&[k]).map(|(_, r)| r.clone());
+                prop_assert_eq!(got, model.get(&vec![k]).cloned());
+            }
+            let all: Vec<(Vec<u8>, Option<Row>)> =
+                d.iter().map(|(k, r)| (k.as_slice().to_vec(), r.clone())).collect();
+            let want: Vec<(Vec<u8>, Option<Row>)> =
+                model.iter().map(|(k, r)| (k.clone(), r.clone())).collect();
+            prop_assert_eq!(all, want);
+            let bounds = (Bound::Included(Bytes::new(&[lo])), Bound::Excluded(Bytes::new(&[hi])));
+            if lo <= hi {
+                let got: Vec<Vec<u8>> = d.range(bounds).map(|(k, _)| k.as_slice().to_vec()).collect();
+                let want: Vec<Vec<u8>> = model.range(vec![lo]..vec![hi]).map(|(k, _)| k.clone()).collect();
+                prop_assert_eq!(got, want);
+            }
+            if let Some((d, model)) = kept {
+                let all: Vec<Vec<u8>> = d.iter().map(|(k, _)| k.as_slice().to_vec()).collect();
+                let want: Vec<Vec<u8>> = model.keys().cloned().collect();
+                prop_assert_eq!(all, want);
+            }
+        }
+    }
+}
