@@ -121,11 +121,26 @@ pub(crate) struct Shared {
 /// An embedded store of typed tables, kept in memory and persisted as a log of transactions
 /// with periodic snapshots. Cheap to clone; all clones share one store.
 ///
+/// Dropping the last handle closes the store as [`close`](Store::close) does (buffered
+/// commits synced, the space reserved ahead of the log given back, a CLOSE appended), so the
+/// next open finds a clean end; if that fails (a poisoned store, a full disk) the next open
+/// recovers as after a crash. After a crash (a killed process, a power loss) the next open
+/// reports what it cut in [`RecoveryReport::torn_tail`](crate::epoch::RecoveryReport): the
+/// reserved zeros (nothing lost) or an unfinished last write.
+///
 /// A strong transaction becomes visible to readers only once it is durable; a buffered one at
 /// once, unless a strong one before it is still waiting for its fsync.
 #[derive(Clone)]
 pub struct Store {
     pub(crate) shared: Arc<Shared>,
+}
+
+impl Drop for Shared {
+    /// The last handle is gone: close cleanly (see [`Store`]); a failure is left to the next
+    /// open, which recovers as after a crash.
+    fn drop(&mut self) {
+        let _ = self.log.close();
+    }
 }
 
 impl std::fmt::Debug for Store {
