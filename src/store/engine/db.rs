@@ -597,7 +597,7 @@ impl Store {
         let t = work.table_mut(id).map_err(Error::NotFound)?;
         if migrated {
             // Stored indexes describe values of the old schema.
-            t.stored.clear();
+            t.drop_stored();
         }
         indexes.rebuild(&mut work)?;
         if let Some(t) = work.tables.get(&id).filter(|t| t.delta_is_large()) {

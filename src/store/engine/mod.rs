@@ -1,9 +1,11 @@
 //! The transactional engine, the commit and restore paths: the store and its writer (`db`),
-//! write transactions (`txn`), reads and snapshots (`read`), the state and its image
+//! write transactions (`txn`, with the claim of the unique indexes a snapshot stored in
+//! `claim`), reads and snapshots (`read`), the state and its image
 //! (`state`, compressed by `compress`), table handles (`table`), the FORMAT.md §12 payloads
 //! (`codec`), restore's bulk replay (`replay`), and compaction beside the writers
 //! (`compaction`, one at a time through `gate`).
 
+mod claim;
 mod codec;
 mod compaction;
 mod compress;

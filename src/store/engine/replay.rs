@@ -7,10 +7,11 @@
 //! compare it with.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::codec::Op;
-use super::state::{State, TableState};
-use crate::store::rows::{Bytes, Row, prefix_of};
+use super::state::{Folded, State, TableState, sample_positions};
+use crate::store::rows::{Bytes, Row, RowRef, Rows, prefix_of};
 
 /// Collected changes a table holds before they are cut down (see [`TableChanges::push`]).
 const CUT_MIN: usize = if cfg!(test) { 4 } else { 1 << 16 };
@@ -190,9 +191,23 @@ impl Replay {
                 Merge::Delta => false,
             };
             if into_base {
-                t.rows = t.rows.merged(last, order.len());
-                // Stored indexes hold the entries of the old base's rows.
-                t.stored.clear();
+                // Stored indexes hold the entries of the old base's rows: what the fold
+                // changes from them is kept for their claim (or they are dropped).
+                match folded(t, order.len()) {
+                    Some(mut f) => {
+                        t.rows = fold_keeping(&t.rows, last, order.len(), &mut f);
+                        if f.fits() {
+                            f.base = t.rows.base_id();
+                            t.folded = Some(Arc::new(f));
+                        } else {
+                            t.drop_stored();
+                        }
+                    }
+                    None => {
+                        t.rows = t.rows.merged(last, order.len());
+                        t.drop_stored();
+                    }
+                }
             } else {
                 for (key, row) in last {
                     match row {
@@ -211,10 +226,68 @@ impl Replay {
     }
 }
 
+/// Changed keys a table may have next to its base's rows for its stored indexes to be kept
+/// through a fold (see [`folded`]): three quarters of them. A claim decodes each changed row
+/// twice (before and now) where a build decodes every row once, then sorts and lays out
+/// the index; on 1,000,000 rows with a unique name it was the faster one at every share
+/// measured (45 % of the rows changed: 0.35 s against 1.1 s; 98 %: 1.2 s against 1.6 s), but
+/// the values it keeps until the claim come near the old base's as the share grows.
+fn folded_max(base_len: usize) -> usize {
+    base_len / 4 * 3
+}
+
+/// What a claim of table `t`'s stored indexes will need once `count` changed keys are folded
+/// into a new base (see [`fold_keeping`]): so far `t`'s base's sample rows. `None`: there are
+/// no stored indexes (or they already were through a fold), or the changed keys are too
+/// many.
+fn folded(t: &TableState, count: usize) -> Option<Folded> {
+    let before_len = t.rows.base_len();
+    let keys = count.saturating_add(t.rows.delta_len());
+    if t.stored.is_empty() || t.folded.is_some() || keys > folded_max(before_len) {
+        return None;
+    }
+    let sample = sample_positions(before_len)
+        .filter_map(|i| t.rows.base_row(i))
+        .map(|r| (Bytes::new(r.key), Bytes::new(r.value)))
+        .collect();
+    Some(Folded::new(before_len, sample, keys))
+}
+
+/// `rows` with `last` (the last change of each key the replay changed, in key order, `count`
+/// of them) merged into a new base, adding to `f` every key whose row differs between the
+/// rows' base and the new one (changes on top of the base before the replay included), with
+/// its value in the rows' base.
+fn fold_keeping<'a>(
+    rows: &'a Rows,
+    last: impl Iterator<Item = &'a (Bytes, Option<Row>)>,
+    count: usize,
+    f: &mut Folded,
+) -> Rows {
+    let value = |r: RowRef<'a>| r.value;
+    // The changes on top of the base before the replay, merged by key with the replay's.
+    let mut earlier = rows.changes().peekable();
+    let merged = rows.merged_seeing(last, count, |c| {
+        while let Some(e) = earlier.next_if(|e| e.key < c.key) {
+            f.push_change(e.key, e.before.map(value), e.now.map(value));
+        }
+        // The row a change replaces is its base row, unless changed since the base.
+        let before = match earlier.next_if(|e| e.key == c.key) {
+            Some(e) => e.before,
+            None => c.before,
+        };
+        f.push_change(c.key, before.map(value), c.now.map(value));
+    });
+    for e in earlier {
+        f.push_change(e.key, e.before.map(value), e.now.map(value));
+    }
+    merged
+}
+
 /// Whether `changes` changed keys of table `t` are merged into a new base rather than put in
 /// its delta one by one: when they are a sixteenth of its rows or more; but for a table with
 /// stored unique indexes (which describe the base, and spare a rebuild when the table is
-/// opened) only when they are as many as [`TableState::delta_is_large`] folds.
+/// opened) only when they are as many as [`TableState::delta_is_large`] folds. Either way
+/// the stored indexes stay claimable: a fold keeps what it changes (see [`folded`]).
 fn fold(t: &TableState, changes: usize) -> bool {
     if t.stored.is_empty() {
         changes.saturating_mul(16) >= t.rows.len()
@@ -226,6 +299,8 @@ fn fold(t: &TableState, changes: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
     use crate::store::engine::codec::{TableKind, TableMeta};
     use crate::store::engine::state::IndexState;
     use crate::store::rows::Rows;
@@ -309,6 +384,7 @@ mod tests {
             prop_assert!(!t.rows.has_pending());
             prop_assert!(t.indexes.is_empty());
             if t.stored.is_empty() {
+                prop_assert!(t.folded.is_none());
                 continue;
             }
             prop_assert_eq!(t.stored.len(), w.stored.len());
@@ -316,11 +392,54 @@ mod tests {
                 prop_assert_eq!(&a.name, &b.name);
                 prop_assert_eq!(entries(&a.map), entries(&b.map));
             }
-            prop_assert_eq!(t.rows.base_len(), w.rows.base_len());
-            for i in 0..t.rows.base_len() {
-                prop_assert_eq!(t.rows.base_row(i), w.rows.base_row(i));
+            match &t.folded {
+                Some(f) => folded_leads_to(f, &t.rows, &w.rows)?,
+                None => prop_assert_eq!(base_of(&t.rows), base_of(&w.rows)),
             }
         }
+        Ok(())
+    }
+
+    /// A base's rows: key → (value, version).
+    fn base_of(rows: &Rows) -> BTreeMap<Vec<u8>, (Vec<u8>, u64)> {
+        (0..rows.base_len())
+            .filter_map(|i| rows.base_row(i))
+            .map(|r| (r.key.to_vec(), (r.value.to_vec(), r.version)))
+            .collect()
+    }
+
+    /// Checks that `f` leads from the base of `before` (the base the stored indexes describe)
+    /// to the base of `after`: its sample is the first's, its keys are increasing, and a key
+    /// is there, with its value in the first base, exactly when its value differs in the two.
+    fn folded_leads_to(f: &Folded, after: &Rows, before: &Rows) -> Result<(), TestCaseError> {
+        prop_assert!(after.is_on(&f.base));
+        prop_assert_eq!(f.before_len, before.base_len());
+        let sample: Vec<(Vec<u8>, Vec<u8>)> = sample_positions(before.base_len())
+            .filter_map(|i| before.base_row(i))
+            .map(|r| (r.key.to_vec(), r.value.to_vec()))
+            .collect();
+        let kept: Vec<(Vec<u8>, Vec<u8>)> = f
+            .sample
+            .iter()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        prop_assert_eq!(kept, sample);
+        let keys: Vec<&[u8]> = f.changes().map(|(k, _)| k).collect();
+        prop_assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        prop_assert_eq!(keys.len(), f.len());
+        let (old, new) = (base_of(before), base_of(after));
+        let value = |m: &BTreeMap<Vec<u8>, (Vec<u8>, u64)>, k: &[u8]| m.get(k).map(|r| r.0.clone());
+        let changed: BTreeMap<Vec<u8>, Option<Vec<u8>>> = old
+            .keys()
+            .chain(new.keys())
+            .filter(|k| value(&old, k) != value(&new, k))
+            .map(|k| (k.clone(), value(&old, k)))
+            .collect();
+        let got: BTreeMap<Vec<u8>, Option<Vec<u8>>> = f
+            .changes()
+            .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+            .collect();
+        prop_assert_eq!(got, changed);
         Ok(())
     }
 

@@ -10,7 +10,7 @@ use serde::ser::Serializer;
 
 use super::codec::{Op, TableMeta, decode_prefix, decode_prefix_len};
 use crate::error::Result;
-use crate::store::rows::{BaseBuilder, Row, Rows, read_varint};
+use crate::store::rows::{BaseBuilder, BaseId, Bytes, Row, Rows, read_varint};
 
 /// A unique index: encoded index key → primary key. Derived from the rows when a table is
 /// opened with its index definitions; never written to disk.
@@ -34,8 +34,12 @@ pub struct TableState {
     /// Unique indexes registered by the program.
     pub indexes: Vec<IndexState>,
     /// Unique indexes read from a snapshot and not yet claimed by a registration: each holds
-    /// the entries of the base rows (`rows.base_row`), whatever changed since.
+    /// the entries of the base rows (`rows.base_row`), whatever changed since; or, with
+    /// `folded`, of the base the replay folded its changes into.
     pub stored: Vec<IndexState>,
+    /// With `stored`, when the replay folded changes into a new base: what changed from the
+    /// base the stored indexes describe to the rows' base.
+    pub folded: Option<Arc<Folded>>,
 }
 
 impl TableState {
@@ -43,13 +47,19 @@ impl TableState {
     pub fn compacted(&self) -> TableState {
         let mut t = self.clone();
         if t.rows.delta_len() > 0 {
-            t.stored.clear(); // they describe the old base
+            t.drop_stored(); // they describe the old base
         }
         t.rows = t.rows.compacted();
         for ix in &mut t.indexes {
             ix.map = ix.map.compacted();
         }
         t
+    }
+
+    /// Drops the stored indexes, and what they need to be brought up to date.
+    pub fn drop_stored(&mut self) {
+        self.stored.clear();
+        self.folded = None;
     }
 
     /// Whether rows appended by a transaction wait to be sealed (see [`Rows::seal`]).
@@ -60,6 +70,112 @@ impl TableState {
     /// Whether the changes on top of the base are many enough to fold them in.
     pub fn delta_is_large(&self) -> bool {
         self.rows.delta_len() > self.rows.base_len() / 8 + 4096
+    }
+}
+
+/// Rows of a base a claim checks against a stored index before it trusts it (see
+/// [`sample_positions`]).
+const SAMPLE_ROWS: usize = 64;
+
+/// The positions of the rows of a base of `len` rows that a claim checks against a stored
+/// index: [`SAMPLE_ROWS`] or so, evenly spread, the last included.
+pub fn sample_positions(len: usize) -> impl Iterator<Item = usize> {
+    let step = (len / SAMPLE_ROWS).max(1);
+    (0..len).step_by(step).chain(len.checked_sub(1))
+}
+
+/// What a replay changed in a table's rows when it folded them into a new base while the
+/// table held stored unique indexes (which describe the base before): every key whose row
+/// differs between the two bases, with its value in the base before, and that base's sample
+/// rows. A claim checks the stored indexes and brings them up to date with these, at a cost
+/// of the changed rows, not of the table; the base before itself is not held (only the
+/// before values of the changed keys, in one buffer).
+#[derive(Debug)]
+pub struct Folded {
+    /// The base the changes were folded into (set once it is laid out): they only hold
+    /// while the rows are on it.
+    pub base: BaseId,
+    /// Rows the base before held.
+    pub before_len: usize,
+    /// Its rows at [`sample_positions`] of `before_len`: key and value.
+    pub sample: Vec<(Bytes, Bytes)>,
+    /// The changed keys and their before values, one after the other.
+    data: Vec<u8>,
+    /// Per changed key, in strictly increasing key order: where its key starts in `data`,
+    /// the key's length, and its before value's ([`ABSENT`]: no row before), which follows
+    /// the key.
+    items: Vec<(usize, u32, u32)>,
+    /// Whether every key pushed fit in `items`.
+    fits: bool,
+}
+
+/// The length of a before value that is not there.
+const ABSENT: u32 = u32::MAX;
+
+impl Folded {
+    /// Folded changes from a base of `before_len` rows whose sample rows are `sample`, with
+    /// room for `keys` changed keys (of the sample's average size); add the keys with
+    /// [`push_change`](Self::push_change), then set `base`.
+    pub fn new(before_len: usize, sample: Vec<(Bytes, Bytes)>, keys: usize) -> Folded {
+        let bytes: usize = sample.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let bytes = (bytes / sample.len().max(1)).saturating_mul(keys);
+        Folded {
+            base: BaseId::default(),
+            before_len,
+            sample,
+            data: Vec::with_capacity(bytes),
+            items: Vec::with_capacity(keys),
+            fits: true,
+        }
+    }
+
+    /// Adds key `key` (above every key added so far) if its row changed: `before`, its value
+    /// in the base before, if it had a row there, and `now`, its value after. A key or value
+    /// too long to lay out makes it [`fits`](Self::fits) no more.
+    pub fn push_change(&mut self, key: &[u8], before: Option<&[u8]>, now: Option<&[u8]>) {
+        if before == now {
+            return;
+        }
+        let value_len = match before.map(|v| u32::try_from(v.len())) {
+            None => ABSENT,
+            Some(Ok(n)) if n != ABSENT => n,
+            Some(_) => return self.fits = false,
+        };
+        let Ok(key_len) = u32::try_from(key.len()) else {
+            return self.fits = false;
+        };
+        self.items.push((self.data.len(), key_len, value_len));
+        self.data.extend_from_slice(key);
+        self.data.extend_from_slice(before.unwrap_or_default());
+    }
+
+    /// Whether every key added fit.
+    pub fn fits(&self) -> bool {
+        self.fits
+    }
+
+    /// The number of changed keys.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether no key changed.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The changed keys in increasing order, each with its value in the base before.
+    pub fn changes(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + '_ {
+        self.items.iter().map(|&(at, key_len, value_len)| {
+            let value_at = at + key_len as usize;
+            let key = self.data.get(at..value_at).unwrap_or_default();
+            let before = (value_len != ABSENT).then(|| {
+                self.data
+                    .get(value_at..value_at + value_len as usize)
+                    .unwrap_or_default()
+            });
+            (key, before)
+        })
     }
 }
 
@@ -121,6 +237,7 @@ impl State {
                         rows: Rows::default(),
                         indexes: Vec::new(),
                         stored: Vec::new(),
+                        folded: None,
                     },
                 );
             }
@@ -342,6 +459,7 @@ impl State {
                 rows,
                 indexes: Vec::new(),
                 stored,
+                folded: None,
             };
             state.tables.insert(table.meta.id, table);
         }

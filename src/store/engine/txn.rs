@@ -5,12 +5,13 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::claim::{claim_stored, index_threads};
 use super::codec::{Op, decode_value, encode_key_bytes, encode_value_bytes};
 use super::read::{Readable, not_found, schema_error, table_state};
 use super::state::{IndexState, State, TableState};
 use super::table::{BytesTable, Table};
 use crate::error::{Error, Result};
-use crate::store::rows::{Base, Bytes, Change, Row, RowRef, Rows};
+use crate::store::rows::{Base, Bytes, Row, RowRef, Rows};
 
 /// A write transaction, given to the closure of [`Store::write`](crate::Store::write). Reads
 /// see the transaction's own writes. If the closure returns an error or panics, nothing is
@@ -437,7 +438,7 @@ impl TableIndexes {
         let Ok(t) = state.table_mut(self.table) else {
             return Ok(());
         };
-        match claim_stored(t, &self.names, &self.indexer)? {
+        match claim_stored(t, &self.names, &*self.indexer) {
             Some(indexes) => {
                 t.indexes = indexes;
                 Ok(())
@@ -445,90 +446,6 @@ impl TableIndexes {
             None => build_indexes(t, self.names.clone(), &self.indexer),
         }
     }
-}
-
-/// Rows of the base checked against a stored index before it is trusted.
-const SAMPLE_ROWS: usize = 64;
-
-/// The stored indexes named `names` (from the table's snapshot), if all are there and pass
-/// the checks: one entry per base row, and the entries of a sample of base rows (evenly
-/// spread, the last included) are the keys the program's index functions derive from them.
-/// They are brought up to date with the rows changed since the snapshot (old entries removed
-/// first, then new ones added). `None` means: build them from the rows.
-fn claim_stored(
-    t: &mut TableState,
-    names: &[String],
-    indexer: &RowIndexer,
-) -> Result<Option<Vec<IndexState>>> {
-    // A row the program cannot decode (stored before a migration rewrote the table) means the
-    // stored index cannot be checked: build from the rows instead, which reports real errors.
-    let indexer = |v: &[u8]| indexer(v).ok();
-    if names.is_empty() {
-        return Ok(None);
-    }
-    let mut maps = Vec::with_capacity(names.len());
-    for name in names {
-        match t.stored.iter().find(|s| &s.name == name) {
-            Some(s) => maps.push(s.clone()),
-            None => return Ok(None),
-        }
-    }
-    // Claimed or not, they are not used again: a registration owns the indexes from now on.
-    t.stored.clear();
-    let base = t.rows.base_len();
-    if maps
-        .iter()
-        .any(|m| m.map.len() != base || m.map.delta_len() != 0)
-    {
-        return Ok(None);
-    }
-    let step = (base / SAMPLE_ROWS).max(1);
-    let sample = (0..base).step_by(step).chain(base.checked_sub(1));
-    for i in sample {
-        let Some(row) = t.rows.base_row(i) else {
-            return Ok(None);
-        };
-        let Some(keys) = indexer(row.value) else {
-            return Ok(None);
-        };
-        for (slot, uk) in keys {
-            let stored = maps.get(slot).and_then(|m| m.map.primary_key(&uk));
-            if stored != Some(row.key) {
-                return Ok(None);
-            }
-        }
-    }
-    let changes: Vec<Change<'_>> = t.rows.changes().collect();
-    for c in &changes {
-        if let Some(before) = c.before {
-            let Some(keys) = indexer(before.value) else {
-                return Ok(None);
-            };
-            for (slot, uk) in keys {
-                if let Some(m) = maps.get_mut(slot) {
-                    if m.map.primary_key(&uk) == Some(c.key) {
-                        m.map.remove(&uk);
-                    }
-                }
-            }
-        }
-    }
-    for c in &changes {
-        if let Some(now) = c.now {
-            let Some(keys) = indexer(now.value) else {
-                return Ok(None);
-            };
-            for (slot, uk) in keys {
-                if let Some(m) = maps.get_mut(slot) {
-                    if m.map.primary_key(&uk).is_some_and(|pk| pk != c.key) {
-                        return Ok(None); // let a full build report the conflict
-                    }
-                    m.map.insert_primary_key(uk, Bytes::new(c.key));
-                }
-            }
-        }
-    }
-    Ok(Some(maps))
 }
 
 /// Builds a table's unique indexes (named `names`, in slot order) from its rows; two rows with
@@ -540,11 +457,7 @@ pub(crate) fn build_indexes(
     indexer: &RowIndexer,
 ) -> Result<()> {
     let rows: Vec<RowRef<'_>> = t.rows.iter().collect();
-    let threads = if rows.len() < PARALLEL_INDEX_ROWS {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
-    };
+    let threads = index_threads(rows.len());
     let chunk = rows.len().div_ceil(threads).max(1);
     let slots = names.len();
     let shares: Vec<Result<Vec<IndexEntries<'_>>>> = std::thread::scope(|s| {
@@ -583,9 +496,6 @@ pub(crate) fn build_indexes(
 
 /// Index entries: index key and primary key.
 type IndexEntries<'a> = Vec<(Bytes, &'a [u8])>;
-
-/// Below this many rows an index is built on one thread.
-const PARALLEL_INDEX_ROWS: usize = 50_000;
 
 /// The index entries of some rows, per slot, each sorted by index key.
 fn index_share<'a>(

@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 
 use super::base::Base;
 use super::bytes::Bytes;
-use super::row::{Row, RowRef};
+use super::row::{Change, Row, RowRef};
 
 /// Which of two sorted streams goes next in a merge by key, given their next keys: `Less`
 /// the first, `Greater` the second, `Equal` both (the same key); `None` when both are done.
@@ -19,10 +19,12 @@ pub(super) fn merge_order(a: Option<&[u8]>, b: Option<&[u8]>) -> Option<Ordering
     }
 }
 
-/// `rows` (in key order) with `changes` (strictly increasing keys; `None`: removed) merged in.
+/// `rows` (in key order) with `changes` (strictly increasing keys; `None`: removed) merged in;
+/// `seen` is told each change as it is merged, with the row of `rows` it replaces or removes.
 pub(super) fn merge_changes<'a>(
     rows: impl Iterator<Item = RowRef<'a>>,
     changes: impl Iterator<Item = &'a (Bytes, Option<Row>)>,
+    mut seen: impl FnMut(Change<'a>),
 ) -> impl Iterator<Item = RowRef<'a>> {
     let mut rows = rows.peekable();
     let mut changes = changes.peekable();
@@ -35,19 +37,21 @@ pub(super) fn merge_changes<'a>(
             if order == Ordering::Less {
                 return rows.next();
             }
-            if order == Ordering::Equal {
-                rows.next(); // replaced or removed by the change
-            }
-            match changes.next() {
-                Some((k, Some(r))) => {
-                    return Some(RowRef {
-                        key: k,
-                        value: &r.value,
-                        version: r.version,
-                    });
-                }
-                Some((_, None)) => {}
-                None => return None,
+            // Replaced or removed by the change.
+            let before = if order == Ordering::Equal {
+                rows.next()
+            } else {
+                None
+            };
+            let (key, now) = changes.next()?;
+            let now = now.as_ref().map(|r| RowRef {
+                key,
+                value: &r.value,
+                version: r.version,
+            });
+            seen(Change { key, before, now });
+            if now.is_some() {
+                return now;
             }
         }
     })

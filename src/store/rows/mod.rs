@@ -17,5 +17,5 @@ mod tail;
 
 pub(crate) use base::{Base, BaseBuilder, prefix_of};
 pub(crate) use bytes::{Bytes, read_varint};
-pub(crate) use row::{Change, Row, RowRef};
-pub(crate) use set::Rows;
+pub(crate) use row::{Row, RowRef};
+pub(crate) use set::{BaseId, Rows};

@@ -7,8 +7,8 @@
 
 use std::cmp::Ordering;
 use std::ops::Bound;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as MemoryOrder};
+use std::sync::{Arc, Weak};
 
 use super::base::Base;
 use super::bytes::Bytes;
@@ -43,6 +43,12 @@ pub struct Rows {
     /// state built on this base (see [`DeltaKeys`]).
     seen: Arc<DeltaKeys>,
 }
+
+/// Names the base some rows are laid out on, without holding its rows (they are freed with
+/// the last rows on it): see [`Rows::base_id`].
+/// The default names no base.
+#[derive(Debug, Clone, Default)]
+pub struct BaseId(Weak<Base>);
 
 /// Rows a sorted run needs before [`Rows::put_sorted`] merges it into a new base.
 const MERGE_RUN_MIN: usize = 1024;
@@ -339,6 +345,18 @@ impl Rows {
         self.base.len()
     }
 
+    /// The name of the rows' base: [`is_on`](Self::is_on) tells whether rows are still laid
+    /// out on it (a base laid out anew is another, even at the same address, which the name
+    /// keeps from reuse).
+    pub fn base_id(&self) -> BaseId {
+        BaseId(Arc::downgrade(&self.base))
+    }
+
+    /// Whether the rows are laid out on the base `id` names.
+    pub fn is_on(&self, id: &BaseId) -> bool {
+        std::ptr::eq(id.0.as_ptr(), Arc::as_ptr(&self.base))
+    }
+
     /// Base row `i`, in key order (whatever the delta says of it).
     pub fn base_row(&self, i: usize) -> Option<RowRef<'_>> {
         self.base.row(i)
@@ -538,6 +556,17 @@ impl Rows {
         changes: impl Iterator<Item = &'a (Bytes, Option<Row>)>,
         count: usize,
     ) -> Rows {
+        self.merged_seeing(changes, count, |_| {})
+    }
+
+    /// [`merged`](Self::merged), telling `seen` each change in turn, with the row it replaces
+    /// or removes (`before`: the key's row in these rows, if any).
+    pub fn merged_seeing<'a>(
+        &'a self,
+        changes: impl Iterator<Item = &'a (Bytes, Option<Row>)>,
+        count: usize,
+        seen: impl FnMut(Change<'a>),
+    ) -> Rows {
         // Room for as many more rows as changes, of the rows' average size.
         let bytes = self.base.row_bytes();
         let bytes = bytes + bytes / self.base.len().max(1) * count;
@@ -545,9 +574,9 @@ impl Rows {
         let base = if self.delta_len() == 0 {
             // Only the base: its rows read straight from its slots.
             let rows = (0..self.base.len()).filter_map(|i| self.base.row(i));
-            Base::collect(merge_changes(rows, changes), count, bytes)
+            Base::collect(merge_changes(rows, changes, seen), count, bytes)
         } else {
-            Base::collect(merge_changes(self.iter(), changes), count, bytes)
+            Base::collect(merge_changes(self.iter(), changes, seen), count, bytes)
         };
         Rows::from_base(base)
     }

@@ -1,0 +1,530 @@
+//! The claim of stored unique indexes: when a program registers a table's unique indexes, the
+//! ones the table's snapshot stored (hostile input until checked) are checked against the
+//! rows they describe and brought up to date with the rows changed since (those on top of the
+//! base, and those a replay folded into a new base, see [`Folded`]), at a cost of the changed
+//! rows, instead of being built from every row.
+
+use super::state::{Folded, IndexState, TableState, sample_positions};
+use crate::error::Result;
+use crate::store::rows::{Bytes, RowRef, Rows};
+
+/// A row's unique-index keys, each with its index's slot.
+pub(super) type IndexKeys = Vec<(usize, Bytes)>;
+
+/// Derives a row's unique-index keys from its encoded value.
+pub(super) type Indexer<'a> = &'a (dyn Fn(&[u8]) -> Result<IndexKeys> + Send + Sync);
+
+/// Below this many rows, index keys are derived on one thread.
+const PARALLEL_INDEX_ROWS: usize = 50_000;
+
+/// Threads to derive the index keys of `rows` rows on: every core (up to 8) for many.
+pub(super) fn index_threads(rows: usize) -> usize {
+    if rows < PARALLEL_INDEX_ROWS {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    }
+}
+
+/// The stored indexes named `names` (from the table's snapshot), if all are there and pass
+/// the checks: one entry per row of the base they describe (the rows' base, or with
+/// [`Folded`] the base before the replay's fold), and the entries of a sample of its rows
+/// (see [`sample_positions`]) are the keys the program's index functions derive from them.
+/// They are brought up to date with the rows changed since: a change whose index keys stay
+/// the same only checks that they name its row; otherwise old entries are removed first,
+/// then new ones added. `None` means: build them from the rows (which reports conflicts and
+/// rows that do not decode). Either way the stored indexes are dropped.
+pub(super) fn claim_stored(
+    t: &mut TableState,
+    names: &[String],
+    indexer: Indexer<'_>,
+) -> Option<Vec<IndexState>> {
+    if names.is_empty() {
+        return None;
+    }
+    let mut maps = Vec::with_capacity(names.len());
+    for name in names {
+        maps.push(t.stored.iter().find(|s| &s.name == name)?.clone());
+    }
+    // Claimed or not, they are not used again: a registration owns the indexes from now on.
+    t.stored.clear();
+    let folded = t.folded.take();
+    let rows = &t.rows;
+    if folded.as_ref().is_some_and(|f| !rows.is_on(&f.base)) {
+        // Laid out anew since the fold (not reached: that drops the stored indexes).
+        return None;
+    }
+    // The rows the stored indexes describe: how many, and the sample to check.
+    let len = folded.as_ref().map_or(rows.base_len(), |f| f.before_len);
+    let sample: Vec<(&[u8], &[u8])> = match folded.as_deref() {
+        Some(f) => f.sample.iter().map(|(k, v)| (&**k, &**v)).collect(),
+        None => sample_positions(len)
+            .filter_map(|i| rows.base_row(i))
+            .map(|r| (r.key, r.value))
+            .collect(),
+    };
+    if maps
+        .iter()
+        .any(|m| m.map.len() != len || m.map.delta_len() != 0)
+    {
+        return None;
+    }
+    for (key, value) in sample {
+        // A row the program cannot decode (stored before a migration rewrote the table)
+        // means the stored index cannot be checked: build from the rows instead, which
+        // reports real errors.
+        for (slot, uk) in indexer(value).ok()? {
+            if maps.get(slot).and_then(|m| m.map.primary_key(&uk)) != Some(key) {
+                return None;
+            }
+        }
+    }
+    let changes = changed(rows, folded.as_deref());
+    let edits = edits(&changes, &maps, indexer)?;
+    for e in &edits {
+        for (slot, uk) in &e.gone {
+            if let Some(m) = maps.get_mut(*slot) {
+                if m.map.primary_key(uk) == Some(e.key) {
+                    m.map.remove(uk);
+                }
+            }
+        }
+    }
+    for e in edits {
+        for (slot, uk) in e.new {
+            if let Some(m) = maps.get_mut(slot) {
+                if m.map.primary_key(&uk).is_some_and(|pk| pk != e.key) {
+                    return None; // let a full build report the conflict
+                }
+                m.map.insert_primary_key(uk, Bytes::new(e.key));
+            }
+        }
+    }
+    Some(maps)
+}
+
+/// A key whose row differs from the base the stored indexes describe: its value there and
+/// its value now (`None`: no row).
+type Changed<'a> = (&'a [u8], Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// The keys whose rows differ from the base the stored indexes describe, in key order: those
+/// `folded` into the rows' base (their values now read from the rows), merged with those on
+/// top of the rows' base (whose base value is their value before the fold too).
+fn changed<'a>(rows: &'a Rows, folded: Option<&'a Folded>) -> Vec<Changed<'a>> {
+    let value = |r: RowRef<'a>| r.value;
+    let mut later = rows.changes().peekable();
+    let mut out = Vec::with_capacity(folded.map_or(0, Folded::len) + rows.delta_len());
+    let mut near = 0;
+    for (key, before) in folded.into_iter().flat_map(Folded::changes) {
+        while let Some(c) = later.next_if(|c| c.key < key) {
+            out.push((c.key, c.before.map(value), c.now.map(value)));
+        }
+        let now = match later.next_if(|c| c.key == key) {
+            Some(c) => c.now,
+            None => rows.get_near(key, &mut near),
+        };
+        out.push((key, before, now.map(value)));
+    }
+    out.extend(later.map(|c| (c.key, c.before.map(value), c.now.map(value))));
+    out
+}
+
+/// What a changed row does to the indexes: the index keys it no longer holds (removed if
+/// they still name it) and those it holds anew (added).
+struct Edit<'a> {
+    key: &'a [u8],
+    gone: IndexKeys,
+    new: IndexKeys,
+}
+
+/// The edits of `changes` to the indexes `maps`, their index keys derived on every core; the
+/// index keys a change keeps are checked to name its row in `maps`. `None`: a value does not
+/// decode, or a kept key does not name its row.
+fn edits<'a>(
+    changes: &[Changed<'a>],
+    maps: &[IndexState],
+    indexer: Indexer<'_>,
+) -> Option<Vec<Edit<'a>>> {
+    let chunk = changes.len().div_ceil(index_threads(changes.len())).max(1);
+    let shares: Vec<Option<Vec<Edit<'a>>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = changes
+            .chunks(chunk)
+            .map(|part| s.spawn(move || edits_of(part, maps, indexer)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().ok().flatten())
+            .collect()
+    });
+    let mut all = Vec::new();
+    for share in shares {
+        all.extend(share?);
+    }
+    Some(all)
+}
+
+/// [`edits`] of some changes, on one thread.
+fn edits_of<'a>(
+    changes: &[Changed<'a>],
+    maps: &[IndexState],
+    indexer: Indexer<'_>,
+) -> Option<Vec<Edit<'a>>> {
+    let keys = |v: Option<&[u8]>| v.map_or(Ok(Vec::new()), indexer).ok();
+    let names = |slot: usize, uk: &[u8], key: &[u8]| {
+        maps.get(slot).and_then(|m| m.map.primary_key(uk)) == Some(key)
+    };
+    let holds =
+        |keys: &IndexKeys, slot: usize, uk: &Bytes| keys.iter().any(|(s, k)| *s == slot && k == uk);
+    let mut out = Vec::new();
+    for &(key, before, now) in changes {
+        if before == now {
+            continue; // changed, and back again
+        }
+        let (before, now) = (keys(before)?, keys(now)?);
+        if before == now {
+            // Most changes: the same index keys, which must name the row already.
+            if !now.iter().all(|(slot, uk)| names(*slot, uk, key)) {
+                return None;
+            }
+            continue;
+        }
+        let gone = before
+            .iter()
+            .filter(|(slot, uk)| !holds(&now, *slot, uk))
+            .cloned()
+            .collect();
+        let mut new = Vec::new();
+        for (slot, uk) in now {
+            if !holds(&before, slot, &uk) {
+                new.push((slot, uk));
+            } else if !names(slot, &uk, key) {
+                return None;
+            }
+        }
+        out.push(Edit { key, gone, new });
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use crate::error::Error;
+    use crate::store::engine::codec::{Op, TableKind, TableMeta};
+    use crate::store::engine::replay::{Merge, Replay};
+    use crate::store::engine::state::State;
+    use crate::store::engine::txn::{TableIndexes, build_indexes};
+
+    /// Keys: short ones (kept inline) and long ones (shared).
+    fn key(n: u8) -> Bytes {
+        let mut k = vec![n];
+        if n % 4 == 3 {
+            k.extend_from_slice(&[7; 30]);
+        }
+        Bytes::new(&k)
+    }
+
+    /// A row's value: its name and its alias (each unique in the table), and a filler byte
+    /// (changing it changes no index key).
+    fn value(name: u8, alias: u8, filler: u8) -> Bytes {
+        Bytes::new(&[name, alias, filler])
+    }
+
+    /// Two unique indexes, on the name and on the alias; a value shorter than two bytes does
+    /// not decode.
+    fn indexes() -> TableIndexes {
+        TableIndexes {
+            table: 0,
+            names: vec!["name".into(), "alias".into()],
+            indexer: Arc::new(|v: &[u8]| match v {
+                [name, alias, ..] => Ok(vec![
+                    (0, Bytes::new(&[b'n', *name])),
+                    (1, Bytes::new(&[b'a', *alias])),
+                ]),
+                _ => Err(Error::InvalidArgument("short value".into())),
+            }),
+        }
+    }
+
+    fn meta() -> TableMeta {
+        TableMeta {
+            id: 0,
+            name: "t".into(),
+            kind: TableKind::Bytes,
+            key_type: "bytes".into(),
+            value_type: "bytes".into(),
+            version: 1,
+        }
+    }
+
+    /// A row: key number → (name, alias, filler).
+    type Model = BTreeMap<u8, (u8, u8, u8)>;
+
+    /// The state a restore decodes from the snapshot of table 0 holding `rows`, with its
+    /// unique indexes stored (`corrupt`: two rows' entries in the name index swapped).
+    fn snapshot(rows: &Model, corrupt: bool) -> State {
+        let mut s = State::default();
+        s.apply(&Op::CreateTable(meta())).expect("create");
+        for (k, (name, alias, filler)) in rows {
+            let put = Op::Put {
+                table: 0,
+                key: key(*k),
+                value: value(*name, *alias, *filler),
+                version: 1,
+            };
+            s.apply(&put).expect("put");
+        }
+        s.seal();
+        let ix = indexes();
+        let t = s.table_mut(0).expect("table");
+        build_indexes(t, ix.names.clone(), &ix.indexer).expect("unique");
+        if corrupt && let Some(names) = t.indexes.first_mut() {
+            let mut entries: Vec<(Bytes, Bytes)> = names
+                .map
+                .iter()
+                .map(|r| (Bytes::new(r.key), Bytes::new(r.value)))
+                .collect();
+            if let [a, b, ..] = entries.as_mut_slice() {
+                std::mem::swap(&mut a.1, &mut b.1);
+            }
+            names.map = Rows::default();
+            for (k, pk) in entries {
+                names.map.insert_primary_key(k, pk);
+            }
+            names.map.seal();
+            names.map = names.map.compacted();
+        }
+        State::decode_snapshot_owned(s.encode_snapshot().expect("encode")).expect("decode")
+    }
+
+    /// A change to the rows.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Put(u8, u8, u8, u8),
+        Delete(u8),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0u8..20, 0u8..20, 0u8..20, 0u8..3).prop_map(|(k, n, a, f)| Step::Put(k, n, a, f)),
+            1 => (0u8..20).prop_map(Step::Delete),
+        ]
+    }
+
+    /// The op of `step` if a registered index lets it through (its name and alias are no
+    /// other row's; `force`: even if not), applied to `model`.
+    fn op_of(model: &mut Model, step: &Step, force: bool) -> Option<Op> {
+        match *step {
+            Step::Put(k, name, alias, filler) => {
+                let taken = model
+                    .iter()
+                    .any(|(o, (n, a, _))| *o != k && (*n == name || *a == alias));
+                if taken && !force {
+                    return None;
+                }
+                model.insert(k, (name, alias, filler));
+                Some(Op::Put {
+                    table: 0,
+                    key: key(k),
+                    value: value(name, alias, filler),
+                    version: 2,
+                })
+            }
+            Step::Delete(k) => {
+                model.remove(&k);
+                Some(Op::Delete {
+                    table: 0,
+                    key: key(k),
+                })
+            }
+        }
+    }
+
+    /// Index entries in order.
+    fn entries(map: &Rows) -> Vec<(Vec<u8>, Vec<u8>)> {
+        map.iter()
+            .map(|r| (r.key.to_vec(), r.value.to_vec()))
+            .collect()
+    }
+
+    /// The table's unique indexes set up by a registration on `state` (a claim, or a build
+    /// when it fails) and built from the rows alone: equal entries, or both a conflict. Also
+    /// returns what the claim alone gave.
+    fn claimed_is_built(state: &State) -> Result<Option<Vec<IndexState>>, TestCaseError> {
+        let ix = indexes();
+        let mut claimed = state.clone();
+        let got = ix.rebuild(&mut claimed);
+        let mut built = state.clone();
+        let t = built.table_mut(0).map_err(TestCaseError::fail)?;
+        t.drop_stored();
+        let want = build_indexes(t, ix.names.clone(), &ix.indexer);
+        match (got, want) {
+            (Ok(()), Ok(())) => {
+                let (a, b) = (claimed.tables.get(&0), built.tables.get(&0));
+                let entries_of = |t: Option<&TableState>| -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+                    t.map(|t| t.indexes.iter().map(|i| entries(&i.map)).collect())
+                        .unwrap_or_default()
+                };
+                prop_assert_eq!(entries_of(a), entries_of(b));
+                prop_assert!(a.is_some_and(|t| t.stored.is_empty() && t.folded.is_none()));
+            }
+            (Err(Error::Conflict { .. }), Err(Error::Conflict { .. })) => {}
+            (got, want) => prop_assert!(false, "claimed: {:?}, built: {:?}", got, want),
+        }
+        let mut direct = state.clone();
+        let t = direct.table_mut(0).map_err(TestCaseError::fail)?;
+        Ok(claim_stored(t, &ix.names, &*ix.indexer))
+    }
+
+    /// `ops` applied one by one, each transaction sealed (as commits do).
+    fn apply_each(state: &mut State, ops: &[Op]) {
+        for op in ops {
+            state.apply(op).expect("op");
+            state.seal();
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// A table restored from a snapshot with stored unique indexes and a tail of changes
+        /// (rows renamed, deleted, names moving from row to row, changes before the snapshot
+        /// was taken as a base and after the replay), replayed whichever way (folded into a
+        /// new base or not): the indexes a registration claims are those a build from the
+        /// rows gives; a conflict in the rows, or a corrupt stored index, falls back to the
+        /// build (which reports the conflict); and sound stored indexes over conflict-free rows
+        /// are claimed, not built.
+        #[test]
+        fn a_claim_after_a_replay_is_a_build(
+            rows in proptest::sample::subsequence((0u8..16).collect::<Vec<_>>(), 0..16),
+            names in Just((0u8..20).collect::<Vec<_>>()).prop_shuffle(),
+            aliases in Just((0u8..20).collect::<Vec<_>>()).prop_shuffle(),
+            before in proptest::collection::vec(step(), 0..6),
+            tail in proptest::collection::vec(step(), 0..24),
+            after in proptest::collection::vec(step(), 0..6),
+            conflict in proptest::option::weighted(0.15, (0u8..20, 0u8..20, any::<bool>())),
+            corrupt in proptest::bool::weighted(0.1),
+        ) {
+            let mut model: Model = rows
+                .iter()
+                .zip(names.iter().zip(&aliases))
+                .map(|(k, (n, a))| (*k, (*n, *a, 0)))
+                .collect();
+            let start = snapshot(&model, corrupt);
+            let corrupt = corrupt && model.len() >= 2;
+            let ops = |steps: &[Step], model: &mut Model| -> Vec<Op> {
+                steps.iter().filter_map(|s| op_of(model, s, false)).collect()
+            };
+            let before = ops(&before, &mut model);
+            let mut tail = ops(&tail, &mut model);
+            if let Some((k, other, alias)) = conflict {
+                // A row takes the name (or the alias) of another.
+                let held = model.get(&other).copied();
+                if let Some((name, a, _)) = held.filter(|_| k != other) {
+                    let step = if alias { Step::Put(k, 99, a, 0) } else { Step::Put(k, name, 98, 0) };
+                    tail.extend(op_of(&mut model, &step, true));
+                }
+            }
+            let after = ops(&after, &mut model);
+            let mut unique = BTreeMap::new();
+            let valid = model.values().all(|(n, a, _)| {
+                unique.insert((0, *n), ()).is_none() && unique.insert((1, *a), ()).is_none()
+            });
+            for how in [Merge::Auto, Merge::Fold, Merge::Delta] {
+                let mut state = start.clone();
+                apply_each(&mut state, &before);
+                let mut replay = Replay::new(state);
+                for op in &tail {
+                    replay.apply(vec![op.clone()]).map_err(TestCaseError::fail)?;
+                }
+                let mut state = replay.finish_with(how);
+                apply_each(&mut state, &after);
+                let kept = state.tables.get(&0).is_some_and(|t| !t.stored.is_empty());
+                let claimed = claimed_is_built(&state)?;
+                if corrupt || !valid {
+                    prop_assert!(claimed.is_none());
+                } else if kept {
+                    prop_assert!(claimed.is_some());
+                }
+            }
+        }
+    }
+
+    /// A tail folded into a new base with a row renamed, one deleted, names moving from row to
+    /// row, a new row and a change that keeps every index key: the stored indexes are claimed
+    /// and up to date. A row taking another's name falls back to the build, which reports
+    /// the conflict, and so do stored indexes whose base was laid out anew since the fold.
+    #[test]
+    fn named_cases() {
+        let model: Model = (1..=12u8).map(|k| (k, (9 + k, 49 + k, 0))).collect();
+        let start = snapshot(&model, false);
+        let put = |k: u8, name: u8, alias: u8, filler: u8| Op::Put {
+            table: 0,
+            key: key(k),
+            value: value(name, alias, filler),
+            version: 2,
+        };
+        let tail = [
+            put(1, 30, 50, 0), // renamed: name 10 → 30
+            Op::Delete {
+                table: 0,
+                key: key(2),
+            },
+            put(3, 10, 52, 0),  // takes row 1's old name
+            put(13, 12, 70, 0), // a new row, with row 3's old name
+            put(4, 13, 53, 7),  // only the filler changes
+            put(5, 11, 54, 0),  // takes the deleted row's name
+        ];
+        let replay = |extra: Option<Op>| {
+            let mut replay = Replay::new(start.clone());
+            for op in tail.iter().cloned().chain(extra) {
+                replay.apply(vec![op]).expect("apply");
+            }
+            replay.finish_with(Merge::Fold)
+        };
+        let state = replay(None);
+        let t = state.tables.get(&0).expect("table");
+        let f = t.folded.as_deref().expect("kept through the fold");
+        assert_eq!(f.len(), 6);
+        assert_eq!(f.before_len, 12);
+        let claimed = claimed_is_built(&state).expect("same").expect("claimed");
+        let pk = |slot: usize, k: &[u8]| {
+            claimed
+                .get(slot)
+                .and_then(|ix| ix.map.primary_key(k))
+                .map(<[u8]>::to_vec)
+        };
+        assert_eq!(pk(0, &[b'n', 10]), Some(key(3).to_vec()));
+        assert_eq!(pk(0, &[b'n', 11]), Some(key(5).to_vec()));
+        assert_eq!(pk(0, &[b'n', 12]), Some(key(13).to_vec()));
+        assert_eq!(pk(0, &[b'n', 13]), Some(key(4).to_vec()));
+        assert_eq!(pk(0, &[b'n', 14]), None);
+        assert_eq!(pk(0, &[b'n', 30]), Some(key(1).to_vec()));
+        assert_eq!(pk(1, &[b'a', 51]), None);
+        assert_eq!(pk(1, &[b'a', 70]), Some(key(13).to_vec()));
+        // One entry per row.
+        assert_eq!(claimed.first().map(|ix| ix.map.len()), Some(12));
+
+        // Row 14 takes row 4's name.
+        let state = replay(Some(put(14, 13, 71, 0)));
+        assert!(state.tables.get(&0).is_some_and(|t| t.folded.is_some()));
+        assert!(claimed_is_built(&state).expect("same").is_none());
+        let mut s = state.clone();
+        assert!(matches!(
+            indexes().rebuild(&mut s),
+            Err(Error::Conflict { .. })
+        ));
+
+        // The rows laid out on another base after the fold: their folded changes no longer
+        // lead there.
+        let mut state = replay(None);
+        let t = state.table_mut(0).expect("table");
+        t.rows = t.rows.merged(std::iter::empty(), 0);
+        assert!(claimed_is_built(&state).expect("same").is_none());
+    }
+}
