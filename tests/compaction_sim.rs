@@ -64,7 +64,7 @@ fn commits_go_on_while_a_snapshot_is_written() {
     store.write(|tx| tx.put_bytes(&t, b"after", b"x")).unwrap();
     store.close().unwrap();
     drop(store);
-    let store = Store::open_with(Arc::new(sim.clone()), &dir(), opts).unwrap();
+    let store = Store::open_with(Arc::new(sim.process()), &dir(), opts).unwrap();
     let t = store.bytes_table("t").unwrap();
     assert_eq!(store.read().count(&t).unwrap(), 151);
     assert_eq!(

@@ -361,7 +361,7 @@ fn a_crash_during_retention_leaves_a_directory_that_verifies_clean() {
     use statelog::{Readable, Store};
     let build = |sim: &SimBackend| {
         let opts = common::sim_store_options(1, 2048);
-        let store = Store::open_with(Arc::new(sim.clone()), &dir(), opts).unwrap();
+        let store = Store::open_with(Arc::new(sim.process()), &dir(), opts).unwrap();
         let t = store.bytes_table("t").unwrap();
         for i in 0..60u32 {
             store
@@ -392,7 +392,7 @@ fn a_crash_during_retention_leaves_a_directory_that_verifies_clean() {
             "crash after step {n}/{steps}: {damage:?}"
         );
         let opts = common::sim_store_options(1, 2048);
-        let store = Store::open_with(Arc::new(sim.clone()), &dir(), opts).unwrap();
+        let store = Store::open_with(Arc::new(sim.process()), &dir(), opts).unwrap();
         let t = store.bytes_table("t").unwrap();
         assert_eq!(store.read().count(&t).unwrap(), 17, "step {n}");
         checked += 1;
@@ -441,7 +441,7 @@ fn the_change_feed_ships_only_durable_commits() {
     // A durable commit is shipped.
     let store2 = {
         drop(store);
-        Store::open_with(Arc::new(sim.clone()), &dir(), StoreOptions::default()).unwrap()
+        Store::open_with(Arc::new(sim.process()), &dir(), StoreOptions::default()).unwrap()
     };
     let t = store2.bytes_table("t").unwrap();
     let pos = store2.read().position();
@@ -555,7 +555,7 @@ fn a_change_feed_racing_retention_answers_reset() {
     for at in 1..=4 {
         let sim = SimBackend::new(40 + at as u64);
         let opts = common::sim_store_options(1, 2048);
-        let store = Arc::new(Store::open_with(Arc::new(sim.clone()), &dir(), opts).unwrap());
+        let store = Arc::new(Store::open_with(Arc::new(sim.process()), &dir(), opts).unwrap());
         let t = store.bytes_table("t").unwrap();
         let write = |store: &Store, n: u32| {
             for i in 0..n {
@@ -593,7 +593,7 @@ fn a_deleted_segment_is_damage_not_a_shorter_history() {
     let build = || {
         let sim = SimBackend::new(77);
         let opts = common::sim_store_options(3, 2048);
-        let store = Store::open_with(Arc::new(sim.clone()), &dir(), opts.clone()).unwrap();
+        let store = Store::open_with(Arc::new(sim.process()), &dir(), opts.clone()).unwrap();
         let t = store.bytes_table("t").unwrap();
         for round in 0..3u32 {
             for i in 0..100u32 {
@@ -668,7 +668,7 @@ fn a_cut_at_an_entry_boundary_of_a_closed_segment_is_damage() {
     let sim = SimBackend::new(5);
     let mut opts = common::sim_store_options(2, 1 << 20);
     opts.auto_compact = false;
-    let store = Store::open_with(Arc::new(sim.clone()), &dir(), opts.clone()).unwrap();
+    let store = Store::open_with(Arc::new(sim.process()), &dir(), opts.clone()).unwrap();
     let t = store.bytes_table("t").unwrap();
     for i in 0..40u32 {
         store
@@ -719,7 +719,7 @@ fn a_cut_at_an_entry_boundary_of_a_closed_segment_is_damage() {
         }
     }
     // Uncut, it opens with every row.
-    let store = Store::open_with(Arc::new(sim.clone()), &dir(), opts).unwrap();
+    let store = Store::open_with(Arc::new(sim.process()), &dir(), opts).unwrap();
     let t = store.bytes_table("t").unwrap();
     assert_eq!(store.read().count(&t).unwrap(), 40);
 }
@@ -732,7 +732,7 @@ fn a_successful_compaction_ends_the_wait_a_failed_one_set() {
     use statelog::Store;
     let sim = SimBackend::new(31);
     let opts = common::sim_store_options(2, 1 << 20);
-    let store = Store::open_with(Arc::new(sim.clone()), &dir(), opts).unwrap();
+    let store = Store::open_with(Arc::new(sim.process()), &dir(), opts).unwrap();
     let t = store.bytes_table("t").unwrap();
     let mut i = 0u32;
     let mut put = |store: &Store| {
@@ -825,7 +825,7 @@ fn a_follower_in_another_process_shows_only_durable_commits() {
     // The next writer cuts the bytes the failed fsync covered and goes on; the follower shows
     // its commits and never the failed one.
     drop(store);
-    let store = Store::open_with(Arc::new(sim.clone()), &dir(), StoreOptions::default()).unwrap();
+    let store = Store::open_with(Arc::new(sim.process()), &dir(), StoreOptions::default()).unwrap();
     let t = store.table(TableDef::<u8, u32>::new("kv")).unwrap();
     assert_eq!(store.read().list(&t).unwrap(), vec![(1, 10)]);
     store.write(|tx| tx.insert(&t, &2, &20)).unwrap();

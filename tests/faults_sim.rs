@@ -33,7 +33,7 @@ fn options() -> StoreOptions {
 }
 
 fn open(be: &SimBackend) -> statelog::Result<(Store, Table<u16, u64>)> {
-    let store = Store::open_with(Arc::new(be.clone()), Path::new("/db"), options())?;
+    let store = Store::open_with(Arc::new(be.process()), Path::new("/db"), options())?;
     let t = store.table(TableDef::new("t"))?;
     Ok((store, t))
 }

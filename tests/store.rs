@@ -943,7 +943,11 @@ fn dropping_the_last_handle_closes_the_store() {
     clone.write(|tx| tx.put_bytes(&t, b"c", b"3")).unwrap();
     drop(clone);
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    assert_eq!(store.recovery().torn_tail, None, "a dropped store read as a crash");
+    assert_eq!(
+        store.recovery().torn_tail,
+        None,
+        "a dropped store read as a crash"
+    );
     let t = store.bytes_table("t").unwrap();
     let snap = store.read();
     assert_eq!(snap.get_bytes(&t, b"b").unwrap(), b"2");

@@ -25,7 +25,7 @@ fn options() -> StoreOptions {
 }
 
 fn open(be: &SimBackend) -> statelog::Result<(Store, Table<u8, u32>)> {
-    let store = Store::open_with(Arc::new(be.clone()), &dir(), options())?;
+    let store = Store::open_with(Arc::new(be.process()), &dir(), options())?;
     let t = store.table(TableDef::new("kv"))?;
     Ok((store, t))
 }

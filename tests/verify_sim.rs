@@ -22,7 +22,7 @@ fn closed_store() -> SimBackend {
     let sim = SimBackend::new(8);
     let mut opts: StoreOptions = common::sim_store_options(3, 2048);
     opts.auto_compact = false;
-    let store = Store::open_with(Arc::new(sim.clone()), &dir(), opts).unwrap();
+    let store = Store::open_with(Arc::new(sim.process()), &dir(), opts).unwrap();
     let t = store.bytes_table("t").unwrap();
     for round in 0..3u32 {
         for i in 0..30u32 {

@@ -679,12 +679,24 @@ impl EpochLog {
         }
         let epoch = g.epoch;
         // Sync first, so the close entry's sync mark proves the last batch was durable; the
-        // reserved space is given back, so a closed store's files end at their data.
-        let r = self
-            .sync_active(&mut g)
-            .and_then(|()| g.writer.trim())
-            .and_then(|()| g.append_entry(&encode_close(epoch)).map(|_| ()))
-            .and_then(|()| self.sync_active(&mut g));
+        // reserved space is given back, so a closed store's files end at their data. If the
+        // last entry already is a CLOSE (a durability mark, or an earlier close) with nothing
+        // after it, that one is made durable instead of appending another.
+        let r = if g.mark_from.is_some() {
+            self.sync_active(&mut g)
+                .and_then(|()| g.writer.trim())
+                .and_then(|()| self.sync_active(&mut g))
+        } else {
+            self.sync_active(&mut g)
+                .and_then(|()| g.writer.trim())
+                .and_then(|()| {
+                    let before = g.writer.end();
+                    g.append_entry(&encode_close(epoch))?;
+                    g.mark_from = Some(before);
+                    Ok(())
+                })
+                .and_then(|()| self.sync_active(&mut g))
+        };
         if r.is_ok() {
             // The clean close's length: a later cut of the file, even at an entry boundary,
             // is then damage, not a crash (FORMAT.md §11.13.4).

@@ -158,7 +158,7 @@ impl OpsRun {
     }
 
     fn open(&self) -> crate::Result<(Store, Table<u8, u32>)> {
-        let store = Store::open_with(Arc::new(self.be.clone()), dir(), self.options.clone())?;
+        let store = Store::open_with(Arc::new(self.be.process()), dir(), self.options.clone())?;
         let kv = store.table(TableDef::new("kv"))?;
         Ok((store, kv))
     }

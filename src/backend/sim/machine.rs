@@ -21,6 +21,8 @@ use crate::error::{Error, Result};
 pub struct SimBackend {
     seed: u64,
     state: Arc<Mutex<State>>,
+    /// The crash generation a process handle belongs to (see [`process`](Self::process)).
+    boot: Option<u64>,
 }
 
 impl SimBackend {
@@ -29,6 +31,30 @@ impl SimBackend {
         SimBackend {
             seed,
             state: Arc::new(Mutex::new(State::new(seed))),
+            boot: None,
+        }
+    }
+
+    /// A handle for one process of the machine as it runs now: after the next power loss
+    /// ([`crash`](Self::crash)) every operation through it fails, as the process that held it
+    /// died with the machine. A store opened through it and dropped after the power loss (a
+    /// test's leftover) can then write nothing into the machine's next life; handles from
+    /// [`new`](Self::new) and `clone` stay the machine's own and work across power losses.
+    pub fn process(&self) -> SimBackend {
+        SimBackend {
+            seed: self.seed,
+            state: self.state.clone(),
+            boot: Some(self.state().generation),
+        }
+    }
+
+    /// Fails for a process handle of an earlier life of the machine.
+    fn current(&self, st: &State) -> io::Result<()> {
+        match self.boot {
+            Some(g) if g != st.generation => Err(io::Error::other(
+                "simulated crash: this process died in an earlier power loss",
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -149,6 +175,7 @@ impl SimBackend {
         let path = norm(path);
         let mut st = self.state();
         st.alive()?;
+        self.current(&st)?;
         let ino = st.lookup_file(&path)?;
         st.plain_fault(OpKind::Open)?;
         Ok(self.handle(&mut st, ino, &path))
@@ -187,6 +214,7 @@ impl Backend for SimBackend {
         let path = norm(path);
         let mut st = self.state();
         st.alive()?;
+        self.current(&st)?;
         if is_fixed_dir(&path) || st.live.contains_key(&path) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -212,6 +240,7 @@ impl Backend for SimBackend {
         let (from, to) = (norm(from), norm(to));
         let mut st = self.state();
         st.alive()?;
+        self.current(&st)?;
         if is_fixed_dir(&from) || is_fixed_dir(&to) {
             return Err(invalid("rename needs two file paths"));
         }
@@ -235,6 +264,7 @@ impl Backend for SimBackend {
         let path = norm(path);
         let mut st = self.state();
         st.alive()?;
+        self.current(&st)?;
         if is_fixed_dir(&path) {
             return Err(is_a_dir(&path));
         }
@@ -252,6 +282,7 @@ impl Backend for SimBackend {
         let dir = norm(dir);
         let mut st = self.state();
         st.alive()?;
+        self.current(&st)?;
         require_dir(&st.live, &dir)?;
         st.plain_fault(OpKind::List)?;
         let mut names: Vec<String> = st
@@ -269,6 +300,7 @@ impl Backend for SimBackend {
         let dir = norm(dir);
         let mut st = self.state();
         st.alive()?;
+        self.current(&st)?;
         let mut missing = Vec::new();
         for level in dir.ancestors() {
             if is_dir(&st.live, level) {
@@ -304,6 +336,7 @@ impl Backend for SimBackend {
         let dir = norm(dir);
         let mut st = self.state();
         st.alive()?;
+        self.current(&st)?;
         require_dir(&st.live, &dir)?;
         st.ns_sync(&dir)
     }
@@ -312,6 +345,7 @@ impl Backend for SimBackend {
         let path = norm(path);
         let st = self.state();
         st.alive()?;
+        self.current(&st)?;
         Ok(is_fixed_dir(&path) || st.live.contains_key(&path))
     }
 
@@ -319,6 +353,7 @@ impl Backend for SimBackend {
         let key = norm(dir);
         let mut st = self.state();
         st.alive().map_err(|e| Error::io(dir, e))?;
+        self.current(&st).map_err(|e| Error::io(dir, e))?;
         require_dir(&st.live, &key).map_err(|e| Error::io(dir, e))?;
         st.plain_fault(OpKind::Lock)
             .map_err(|e| Error::io(dir, e))?;
