@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use imbl::OrdMap;
 
+use super::base::prefix_of;
 use super::bytes::Bytes;
+use super::directory::key_hash;
 use super::row::Row;
 
 /// What the delta holds for a key.
@@ -23,8 +25,62 @@ enum Slot {
     Gone,
 }
 
-/// An immutable run of entries in strictly increasing key order.
-type Run = Arc<Vec<(Bytes, Slot)>>;
+/// An immutable run: entries in strictly increasing key order, and a filter of their keys.
+#[derive(Debug)]
+struct RunData {
+    entries: Vec<(Bytes, Slot)>,
+    /// Three bits of one word per key, [`RUN_FILTER_BITS`] bits per key: a get skips the runs
+    /// whose filter does not hold its key (a run holds it about once in 70 when it does not).
+    filter: Box<[u64]>,
+}
+
+type Run = Arc<RunData>;
+
+/// Filter bits per key of a run.
+const RUN_FILTER_BITS: usize = 16;
+
+impl RunData {
+    fn new(entries: Vec<(Bytes, Slot)>) -> RunData {
+        let words = (entries.len() * RUN_FILTER_BITS / 64).max(1);
+        let mut filter = vec![0u64; words].into_boxed_slice();
+        for (k, _) in &entries {
+            let (w, m) = probe(hash(k.as_slice()), words);
+            if let Some(x) = filter.get_mut(w) {
+                *x |= m;
+            }
+        }
+        RunData { entries, filter }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The entry of `key` (whose [`hash`] is `h`), if the run has one.
+    fn find(&self, key: &[u8], h: u64) -> Option<&(Bytes, Slot)> {
+        let (w, m) = probe(h, self.filter.len());
+        if self.filter.get(w).is_none_or(|x| x & m != m) {
+            return None;
+        }
+        let i = self
+            .entries
+            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+            .ok()?;
+        self.entries.get(i)
+    }
+}
+
+/// The hash of a key for the run filters.
+fn hash(key: &[u8]) -> u64 {
+    key_hash(prefix_of(key), key)
+}
+
+/// The word of a filter of `words` words and the three bits in it that stand for hash `h`.
+fn probe(h: u64, words: usize) -> (usize, u64) {
+    let word = ((u128::from(h >> 32) * words as u128) >> 32) as usize;
+    let mask = (1u64 << (h & 63)) | (1u64 << ((h >> 6) & 63)) | (1u64 << ((h >> 12) & 63));
+    (word, mask)
+}
 
 /// Entries the tree takes before it is frozen into a run: small, so that the leaves a commit
 /// copies are few (a leaf holds 64), and large enough that runs stay few.
@@ -35,12 +91,18 @@ const HOT_MAX: usize = if cfg!(test) { 8 } else { 1024 };
 /// at most three runs of each size.
 const FAN_IN: usize = 4;
 
+/// Runs are merged only while the result stays at most this long: a merge runs inside a
+/// commit, and one of this size takes a few milliseconds. Larger deltas keep more runs of this
+/// size (each searched newest first by a get its key filter lets through); compaction folds
+/// them into the base.
+const MERGE_MAX: usize = if cfg!(test) { 64 } else { 1 << 14 };
+
 /// Changes by key (`Some`: the row; `None`: deleted), persistent.
 #[derive(Debug, Clone, Default)]
 pub struct Delta {
     hot: OrdMap<Bytes, Slot>,
     /// Frozen runs, oldest first: at most `FAN_IN - 1` of about each size, each size
-    /// `FAN_IN` times the next.
+    /// `FAN_IN` times the next, up to [`MERGE_MAX`] entries, and any number of that size.
     runs: Vec<Run>,
     /// Entries in the runs.
     in_runs: usize,
@@ -61,12 +123,14 @@ impl Delta {
         if let Some(found) = self.hot.get_key_value(key) {
             return Some(found);
         }
-        self.runs.iter().rev().find_map(|run| {
-            run.binary_search_by(|(k, _)| k.as_slice().cmp(key))
-                .ok()
-                .and_then(|i| run.get(i))
-                .map(|(k, s)| (k, s))
-        })
+        if self.runs.is_empty() {
+            return None;
+        }
+        let h = hash(key);
+        self.runs
+            .iter()
+            .rev()
+            .find_map(|run| run.find(key, h).map(|(k, s)| (k, s)))
     }
 
     /// The change of `key`, with the key as the delta holds it.
@@ -116,13 +180,11 @@ impl Delta {
 
     /// The change the runs hold for `key`.
     fn in_runs(&self, key: &[u8]) -> Option<Option<Row>> {
-        self.runs.iter().rev().find_map(|run| {
-            let i = run.binary_search_by(|(k, _)| k.as_slice().cmp(key)).ok()?;
-            Some(match run.get(i).map(|(_, s)| s) {
-                Some(Slot::Set(row)) => Some(row.clone()),
-                _ => None,
-            })
-        })?
+        let h = hash(key);
+        match self.runs.iter().rev().find_map(|run| run.find(key, h)) {
+            Some((_, Slot::Set(row))) => Some(row.clone()),
+            _ => None,
+        }
     }
 
     /// Freezes a full tree into a run, then merges the newest `FAN_IN` runs while they are of
@@ -133,28 +195,31 @@ impl Delta {
         }
         let run: Vec<(Bytes, Slot)> = std::mem::take(&mut self.hot).into_iter().collect();
         self.in_runs += run.len();
-        self.runs.push(Arc::new(run));
+        self.runs.push(Arc::new(RunData::new(run)));
         while self.runs.len() >= FAN_IN {
             let from = self.runs.len() - FAN_IN;
             let (oldest, newest) = match (self.runs.get(from), self.runs.last()) {
                 (Some(o), Some(n)) => (o.len(), n.len()),
                 _ => break,
             };
-            if oldest > newest.saturating_mul(2) {
+            let total: usize = self.runs.iter().skip(from).map(|r| r.len()).sum();
+            if oldest > newest.saturating_mul(2) || total > MERGE_MAX {
                 break;
             }
             let merged = merge_runs(self.runs.get(from..).unwrap_or_default(), from == 0);
-            let before: usize = self.runs.iter().skip(from).map(|r| r.len()).sum();
-            self.in_runs = self.in_runs - before + merged.len();
+            self.in_runs = self.in_runs - total + merged.len();
             self.runs.truncate(from);
-            self.runs.push(Arc::new(merged));
+            self.runs.push(Arc::new(RunData::new(merged)));
         }
     }
 
     /// Every key it holds an entry for, in no order, some perhaps twice: cheaper than
     /// [`iter`](Self::iter) for a filter of its keys.
     pub fn keys(&self) -> impl Iterator<Item = &Bytes> + '_ {
-        let runs = self.runs.iter().flat_map(|r| r.iter().map(|(k, _)| k));
+        let runs = self
+            .runs
+            .iter()
+            .flat_map(|r| r.entries.iter().map(|(k, _)| k));
         self.hot.keys().chain(runs)
     }
 
@@ -172,16 +237,16 @@ impl Delta {
             .iter()
             .map(|run| {
                 let from = match lo {
-                    Bound::Included(k) => run.partition_point(|(p, _)| p.as_slice() < k),
-                    Bound::Excluded(k) => run.partition_point(|(p, _)| p.as_slice() <= k),
+                    Bound::Included(k) => run.entries.partition_point(|(p, _)| p.as_slice() < k),
+                    Bound::Excluded(k) => run.entries.partition_point(|(p, _)| p.as_slice() <= k),
                     Bound::Unbounded => 0,
                 };
                 let to = match hi {
-                    Bound::Included(k) => run.partition_point(|(p, _)| p.as_slice() <= k),
-                    Bound::Excluded(k) => run.partition_point(|(p, _)| p.as_slice() < k),
+                    Bound::Included(k) => run.entries.partition_point(|(p, _)| p.as_slice() <= k),
+                    Bound::Excluded(k) => run.entries.partition_point(|(p, _)| p.as_slice() < k),
                     Bound::Unbounded => run.len(),
                 };
-                let slice = run.get(from..to.max(from)).unwrap_or_default();
+                let slice = run.entries.get(from..to.max(from)).unwrap_or_default();
                 Box::new(slice.iter().map(|(k, s)| (k, s))) as Box<dyn Iterator<Item = _>>
             })
             .map(Iterator::peekable)
@@ -247,42 +312,59 @@ impl<'a> Iterator for DeltaRange<'a> {
 }
 
 /// `runs` (oldest first) merged, the newest entry of a key winning; `Gone` entries are
-/// dropped when nothing older is left for them to hide (`oldest`).
+/// dropped when nothing older is left for them to hide (`oldest`). Merged in pairs (one
+/// comparison per entry and level).
 fn merge_runs(runs: &[Run], oldest: bool) -> Vec<(Bytes, Slot)> {
-    let mut out = Vec::with_capacity(runs.iter().map(|r| r.len()).sum());
-    let mut at = vec![0usize; runs.len()];
-    loop {
-        // The smallest key, and the newest run holding it.
-        let mut best: Option<(usize, &Bytes)> = None;
-        for (i, run) in runs.iter().enumerate() {
-            if let Some((k, _)) = at.get(i).and_then(|&j| run.get(j)) {
-                match best {
-                    Some((_, b)) if k.as_slice() > b.as_slice() => {}
-                    _ => best = Some((i, k)),
-                }
-            }
+    match runs {
+        [] => Vec::new(),
+        [only] => only
+            .entries
+            .iter()
+            .filter(|(_, s)| !(oldest && matches!(s, Slot::Gone)))
+            .cloned()
+            .collect(),
+        [older, newer] => merge_two(&older.entries, &newer.entries, oldest),
+        _ => {
+            let half = runs.len() / 2;
+            let (older, newer) = runs.split_at(half);
+            let older = merge_runs(older, oldest);
+            let newer = merge_runs(newer, false);
+            merge_two(&older, &newer, oldest)
         }
-        let Some((newest, key)) = best else {
-            break;
-        };
-        let key = key.as_slice();
-        let mut won = None;
-        for (i, run) in runs.iter().enumerate() {
-            if let Some(j) = at.get_mut(i) {
-                if let Some(entry) = run.get(*j).filter(|(k, _)| k.as_slice() == key) {
-                    *j += 1;
-                    if i == newest {
-                        won = Some(entry);
-                    }
+    }
+}
+
+/// Two runs merged (see [`merge_runs`]).
+fn merge_two(older: &[(Bytes, Slot)], newer: &[(Bytes, Slot)], oldest: bool) -> Vec<(Bytes, Slot)> {
+    let mut out = Vec::with_capacity(older.len() + newer.len());
+    let (mut a, mut b) = (0usize, 0usize);
+    let keep = |s: &Slot| !(oldest && matches!(s, Slot::Gone));
+    while let (Some(x), Some(y)) = (older.get(a), newer.get(b)) {
+        match x.0.as_slice().cmp(y.0.as_slice()) {
+            Ordering::Less => {
+                if keep(&x.1) {
+                    out.push(x.clone());
                 }
+                a += 1;
             }
-        }
-        if let Some((k, s)) = won {
-            if !(oldest && matches!(s, Slot::Gone)) {
-                out.push((k.clone(), s.clone()));
+            Ordering::Greater => {
+                if keep(&y.1) {
+                    out.push(y.clone());
+                }
+                b += 1;
+            }
+            Ordering::Equal => {
+                if keep(&y.1) {
+                    out.push(y.clone());
+                }
+                a += 1;
+                b += 1;
             }
         }
     }
+    let rest = older.get(a..).unwrap_or_default().iter();
+    let rest = rest.chain(newer.get(b..).unwrap_or_default());
+    out.extend(rest.filter(|(_, s)| keep(s)).cloned());
     out
 }
 
