@@ -6,6 +6,7 @@
 //! where one large tree copied a leaf of 64 entries for nearly every change of a commit.
 
 use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -257,17 +258,72 @@ impl Delta {
             Box::new(self.hot.range(bounds))
         };
         sources.push(hot.peekable());
-        DeltaRange { sources }
+        DeltaRange::new(sources)
     }
 }
 
 type Source<'a> = std::iter::Peekable<Box<dyn Iterator<Item = (&'a Bytes, &'a Slot)> + 'a>>;
 
 /// The changes of a key range, in key order: the runs and the tree merged, the newest entry of
-/// each key winning.
+/// each key winning (a heap of the sources' next keys, so a delta of many runs costs a log of
+/// their number per entry).
 pub struct DeltaRange<'a> {
     /// Oldest first; the tree last.
     sources: Vec<Source<'a>>,
+    /// The next key of every source that has one.
+    heads: BinaryHeap<Head<'a>>,
+}
+
+/// A source's next key.
+struct Head<'a> {
+    key: &'a Bytes,
+    source: usize,
+}
+
+impl Ord for Head<'_> {
+    /// The heap's greatest is the smallest key, and of equal keys the newest source.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .key
+            .as_slice()
+            .cmp(self.key.as_slice())
+            .then(self.source.cmp(&other.source))
+    }
+}
+
+impl PartialOrd for Head<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Head<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Head<'_> {}
+
+impl<'a> DeltaRange<'a> {
+    fn new(mut sources: Vec<Source<'a>>) -> Self {
+        let heads = sources
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(source, s)| s.peek().map(|&(key, _)| Head { key, source }))
+            .collect();
+        DeltaRange { sources, heads }
+    }
+
+    /// Takes the next entry of source `i`, and puts its following key on the heap.
+    fn advance(&mut self, i: usize) -> Option<(&'a Bytes, &'a Slot)> {
+        let s = self.sources.get_mut(i)?;
+        let entry = s.next();
+        if let Some(&(key, _)) = s.peek() {
+            self.heads.push(Head { key, source: i });
+        }
+        entry
+    }
 }
 
 impl<'a> Iterator for DeltaRange<'a> {
@@ -275,33 +331,16 @@ impl<'a> Iterator for DeltaRange<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let [only] = self.sources.as_mut_slice() {
-                match only.next()? {
-                    (k, Slot::Set(row)) => return Some((k, row)),
-                    (_, Slot::Gone) => continue,
+            let top = self.heads.pop()?;
+            let won = self.advance(top.source);
+            // Older entries of the same key lose.
+            while let Some(h) = self.heads.peek() {
+                if h.key.as_slice() != top.key.as_slice() {
+                    break;
                 }
-            }
-            // The smallest key, and the newest source holding it.
-            let mut best: Option<(usize, &'a Bytes)> = None;
-            for (i, s) in self.sources.iter_mut().enumerate() {
-                if let Some(&(k, _)) = s.peek() {
-                    match best {
-                        Some((_, b)) if k.as_slice().cmp(b.as_slice()) == Ordering::Greater => {}
-                        _ => best = Some((i, k)),
-                    }
-                }
-            }
-            let (newest, key) = best?;
-            let mut won = None;
-            for (i, s) in self.sources.iter_mut().enumerate() {
-                if s.peek()
-                    .is_some_and(|(k, _)| k.as_slice() == key.as_slice())
-                {
-                    let entry = s.next();
-                    if i == newest {
-                        won = entry;
-                    }
-                }
+                let source = h.source;
+                self.heads.pop();
+                self.advance(source);
             }
             match won {
                 Some((k, Slot::Set(row))) => return Some((k, row)),
