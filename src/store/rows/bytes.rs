@@ -48,6 +48,16 @@ impl Bytes {
     }
 }
 
+/// A bound over bytes as a bound over their slice.
+pub(super) fn as_slice(b: &std::ops::Bound<Bytes>) -> std::ops::Bound<&[u8]> {
+    use std::ops::Bound;
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
 impl From<Vec<u8>> for Bytes {
     fn from(v: Vec<u8>) -> Self {
         if v.len() <= INLINE {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use imbl::OrdMap;
 
 use super::base::prefix_of;
-use super::bytes::Bytes;
+use super::bytes::{Bytes, as_slice};
 use super::directory::key_hash;
 use super::row::Row;
 
@@ -405,14 +405,6 @@ fn merge_two(older: &[(Bytes, Slot)], newer: &[(Bytes, Slot)], oldest: bool) -> 
     let rest = rest.chain(newer.get(b..).unwrap_or_default());
     out.extend(rest.filter(|(_, s)| keep(s)).cloned());
     out
-}
-
-fn as_slice(b: &Bound<Bytes>) -> Bound<&[u8]> {
-    match b {
-        Bound::Included(k) => Bound::Included(k.as_slice()),
-        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
 }
 
 #[cfg(test)]

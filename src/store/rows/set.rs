@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering as MemoryOrder};
 use std::sync::{Arc, Weak};
 
 use super::base::Base;
-use super::bytes::Bytes;
+use super::bytes::{Bytes, as_slice};
 use super::delta::Delta;
 use super::merge::{DeltaIter, Merge, Sorted, merge_changes, merge_order};
 use super::recent::Recent;
@@ -600,14 +600,6 @@ fn is_empty_range(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
         (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
         | (Bound::Excluded(a), Bound::Included(b)) => a >= b,
         _ => false,
-    }
-}
-
-fn as_slice(b: &Bound<Bytes>) -> Bound<&[u8]> {
-    match b {
-        Bound::Included(k) => Bound::Included(k.as_slice()),
-        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
     }
 }
 
