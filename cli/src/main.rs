@@ -88,6 +88,9 @@ Line format: {\"ops\":[{\"op\":\"put\",\"table\":\"t\",\"key\":\"k\",\"value\":\
         /// When lines become durable.
         #[arg(long, value_enum, default_value_t = DurabilityArg::Strong)]
         durability: DurabilityArg,
+        /// Create a store in a directory that holds other files (refused otherwise).
+        #[arg(long)]
+        allow_foreign_files: bool,
     },
     /// Cut a torn tail, or with --salvage rebuild the newest state skipping damaged records;
     /// the cut or replaced bytes are kept in `.broken` files.
@@ -185,7 +188,8 @@ fn run(command: Command) -> Result<i32, Fail> {
             dir,
             keep_going,
             durability,
-        } => cmd::apply::run(&dir, keep_going, durability),
+            allow_foreign_files,
+        } => cmd::apply::run(&dir, keep_going, durability, allow_foreign_files),
         Command::Repair {
             dir,
             dry_run,

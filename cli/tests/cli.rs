@@ -610,3 +610,49 @@ fn a_closed_pipe_is_not_a_panic() {
         }
     }
 }
+
+/// Issue 21 (9): `apply` refuses a directory of unrelated files unless asked, and a line that
+/// is not UTF-8 is refused with its number (`--keep-going` goes on after it).
+#[test]
+fn apply_refuses_foreign_directories_and_names_bad_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let foreign = tmp.path().join("photos");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("cat.jpg"), b"not a store").unwrap();
+    let line = "{\"ops\":[{\"op\":\"put\",\"table\":\"t\",\"key\":\"k\",\"value\":\"v\"}]}\n";
+    let out = statelog_stdin(&["apply"], &foreign, line);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--allow-foreign-files"));
+    assert_eq!(
+        std::fs::read_dir(&foreign).unwrap().count(),
+        1,
+        "nothing was created"
+    );
+    let out = statelog_stdin(&["apply", "--allow-foreign-files"], &foreign, line);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A store directory is not foreign.
+    let out = statelog_stdin(&["apply"], &foreign, line);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let dir = tmp.path().join("store");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_statelog"))
+        .args(["apply", "--keep-going"])
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = line.as_bytes().to_vec();
+    input.extend_from_slice(b"{\"ops\":[\xff]}\n");
+    input.extend_from_slice(line.replace("\"v\"", "\"w\"").as_bytes());
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "ok 1\nok 3\n");
+    assert!(
+        text(&out.stderr).starts_with("error 2: not UTF-8"),
+        "{}",
+        text(&out.stderr)
+    );
+}

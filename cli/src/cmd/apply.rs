@@ -1,7 +1,7 @@
 //! `statelog apply`: JSON lines from standard input, one transaction per line, into bytes tables.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
 use serde_json::Value;
@@ -66,7 +66,70 @@ fn parse_line(line: &str) -> Result<Vec<ApplyOp>, String> {
         .collect()
 }
 
-pub(crate) fn run(dir: &Path, keep_going: bool, durability: DurabilityArg) -> Result<i32, Fail> {
+/// The longest line read (a transaction's entry is at most 1 GiB; a longer line is refused
+/// before it is read whole).
+const MAX_LINE: u64 = 1 << 30;
+
+/// Refuses a directory that holds files but no store (no segment): a mistyped path must not
+/// scatter a store among unrelated files.
+fn check_target(dir: &Path, allow_foreign: bool) -> Result<(), Fail> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(()); // missing: created
+    };
+    let names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if allow_foreign || names.is_empty() || names.iter().any(|n| n.ends_with(".seg")) {
+        return Ok(());
+    }
+    Err(Fail(
+        format!(
+            "{} holds {} file(s) but no statelog store (no .seg file); choose an empty or new \
+             directory, or pass --allow-foreign-files to create a store among them",
+            dir.display(),
+            names.len()
+        ),
+        2,
+    ))
+}
+
+/// Reads the next line (without its end of line) into `buf`: `Ok(false)` at the end of the
+/// input; `Err(reason)` for a line over [`MAX_LINE`] bytes (skipped to its end).
+fn next_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<Result<bool, String>> {
+    buf.clear();
+    let n = input.by_ref().take(MAX_LINE + 1).read_until(b'\n', buf)?;
+    if n == 0 {
+        return Ok(Ok(false));
+    }
+    if buf.last() != Some(&b'\n') && n as u64 > MAX_LINE {
+        // Skip the rest of the line without keeping it.
+        let mut rest = Vec::new();
+        loop {
+            rest.clear();
+            let m = input.by_ref().take(1 << 20).read_until(b'\n', &mut rest)?;
+            if m == 0 || rest.last() == Some(&b'\n') {
+                break;
+            }
+        }
+        return Ok(Err(format!("the line is longer than {MAX_LINE} bytes")));
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    }
+    Ok(Ok(true))
+}
+
+pub(crate) fn run(
+    dir: &Path,
+    keep_going: bool,
+    durability: DurabilityArg,
+    allow_foreign: bool,
+) -> Result<i32, Fail> {
+    check_target(dir, allow_foreign)?;
     let store = Store::open(dir, StoreOptions::default())?;
     let mut tables: HashMap<String, BytesTable> = HashMap::new();
     let mut pending: Vec<usize> = Vec::new();
@@ -74,17 +137,31 @@ pub(crate) fn run(dir: &Path, keep_going: bool, durability: DurabilityArg) -> Re
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let stdin = std::io::stdin();
-    for (i, line) in stdin.lock().lines().enumerate() {
-        let n = i + 1;
-        let line = line.map_err(|e| Fail(format!("reading standard input: {e}"), 2))?;
-        if line.trim().is_empty() {
-            continue;
-        }
+    let mut input = stdin.lock();
+    let mut buf = Vec::new();
+    let mut n = 0usize;
+    loop {
+        n += 1;
+        let read = next_line(&mut input, &mut buf)
+            .map_err(|e| Fail(format!("reading standard input at line {n}: {e}"), 2))?;
         let refused = |reason: String| {
             eprintln!("error {n}: {reason}");
         };
-        let ops = match parse_line(&line) {
-            Ok(ops) => ops,
+        let line = match read {
+            Ok(false) => break,
+            Ok(true) => std::str::from_utf8(&buf).map_err(|e| format!("not UTF-8: {e}")),
+            Err(reason) => Err(reason),
+        };
+        let parsed = line.and_then(|line| {
+            if line.trim().is_empty() {
+                Ok(None)
+            } else {
+                parse_line(line).map(Some)
+            }
+        });
+        let ops = match parsed {
+            Ok(None) => continue,
+            Ok(Some(ops)) => ops,
             Err(reason) => {
                 refused(reason);
                 status = 1;
