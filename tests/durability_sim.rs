@@ -452,14 +452,14 @@ fn the_change_feed_ships_only_durable_commits() {
     }
 }
 
-/// Concurrent paths under faults: committers, compactions, a change feed and a reader's
-/// listings run on threads against the simulator; a writeback error hits a random fsync, then
-/// the power goes. Every acknowledged commit, and every commit the change feed shipped, is
-/// there after recovery. The OS schedules the threads (many interleavings per run, not a
+/// Concurrent paths under faults: committers, compactions, a change feed, a follower (as in
+/// another process) and a reader's listings run on threads against the simulator; a writeback
+/// error hits a random fsync, then the power goes. Every acknowledged commit, and every commit
+/// the change feed shipped or the follower showed, is there after recovery. The OS schedules the threads (many interleavings per run, not a
 /// controlled exploration); `STATELOG_SCHEDULES=N` runs more seeds.
 #[test]
 fn commits_compactions_feeds_and_readers_beside_a_failing_fsync() {
-    use statelog::{Changes, Readable, Store};
+    use statelog::{Changes, Follower, FollowerOptions, Readable, Store};
     use std::sync::Mutex;
     let seeds: u64 = std::env::var("STATELOG_SCHEDULES")
         .ok()
@@ -469,9 +469,12 @@ fn commits_compactions_feeds_and_readers_beside_a_failing_fsync() {
         let sim = SimBackend::new(1000 + seed);
         let be: Arc<dyn Backend> = Arc::new(sim.clone());
         let opts = common::sim_store_options(2, 4096);
-        let store = Store::open_with(be.clone(), &dir(), opts.clone()).unwrap();
+        // A process handle: the store dies with the machine (its drop writes nothing after).
+        let store = Store::open_with(Arc::new(sim.process()), &dir(), opts.clone()).unwrap();
         let t = store.bytes_table("t").unwrap();
         let start = store.read().position();
+        let follower =
+            Follower::open_with(Arc::new(sim.clone()), &dir(), FollowerOptions::default()).unwrap();
         let mut rng = common::Rng(seed);
         sim.inject(Fault {
             op: OpKind::Sync,
@@ -480,7 +483,21 @@ fn commits_compactions_feeds_and_readers_beside_a_failing_fsync() {
         });
         let acked = Mutex::new(Vec::<u32>::new());
         let shipped = Mutex::new(Vec::<Vec<u8>>::new());
+        let shown = Mutex::new(Vec::<Vec<u8>>::new());
         std::thread::scope(|sc| {
+            let (follower, shown, ft) = (&follower, &shown, &t);
+            sc.spawn(move || {
+                for _ in 0..40 {
+                    if follower.poll().is_ok() {
+                        // The table has the same id in the follower's state.
+                        let snap = follower.read();
+                        if let Ok(rows) = snap.range_bytes(ft, ..) {
+                            shown.lock().unwrap().extend(rows.map(|(k, _)| k));
+                        }
+                    }
+                    std::thread::yield_now();
+                }
+            });
             for w in 0..3u32 {
                 let (store, t, acked) = (&store, &t, &acked);
                 sc.spawn(move || {
@@ -524,9 +541,9 @@ fn commits_compactions_feeds_and_readers_beside_a_failing_fsync() {
                 }
             });
         });
-        drop(store);
         sim.clear_faults();
         sim.crash(CrashMode::LoseUnsynced);
+        drop(store);
         let store = Store::open_with(be, &dir(), opts)
             .unwrap_or_else(|e| panic!("seed {seed}: reopen failed: {e}"));
         let t = store.bytes_table("t").unwrap();
@@ -541,6 +558,12 @@ fn commits_compactions_feeds_and_readers_beside_a_failing_fsync() {
             assert!(
                 snap.get_bytes(&t, k).is_ok(),
                 "seed {seed}: the change feed shipped {k:?}, then it was lost"
+            );
+        }
+        for k in shown.lock().unwrap().iter() {
+            assert!(
+                snap.get_bytes(&t, k).is_ok(),
+                "seed {seed}: a follower showed {k:?}, then it was lost"
             );
         }
     }

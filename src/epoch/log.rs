@@ -274,8 +274,10 @@ impl EpochLog {
             return;
         }
         let mark = encode_close(g.epoch);
-        if g.writer.try_append_written(&mark).is_ok() {
+        if let Ok(pos) = g.writer.try_append_written(&mark) {
             g.mark_from = Some(from);
+            // Bytes on disk, as an open counts them (segment sizes).
+            g.update_bytes += pos.end - pos.start;
         }
     }
 
