@@ -498,12 +498,12 @@ fn newer_format_version_is_incompatible() {
     let path = dir.path().join("a.log");
     write_log(&be, &path, 1024, &[1], false);
     let mut b = std::fs::read(&path).unwrap();
-    b[8] = 2; // version 2, with a header this build cannot check
+    b[8] = 3; // version 3, with a header this build cannot check
     std::fs::write(&path, b).unwrap();
     match LogReader::open(&be, &path, false) {
         Err(Error::Incompatible {
-            found: 2,
-            supported: 1,
+            found: 3,
+            supported: 2,
             ..
         }) => {}
         other => panic!("{other:?}"),

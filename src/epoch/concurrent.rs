@@ -6,13 +6,12 @@
 use std::path::PathBuf;
 
 use super::dir::{TMP_SUFFIX, with_suffix};
-use super::entry::{Decoded, SnapshotHead, decode, encode_snapshot, encode_update};
+use super::entry::{Decoded, SnapshotHead, decode, encode_update};
 use super::log::{EpochLog, Inner, SnapshotReport, continue_segment};
 use super::options::{Options, Position};
+use super::parts::StateWriter;
 use super::read::{EpochInfo, SegmentDir, millis_to_time};
-use super::steps::{
-    check_snapshot_size, create_segment_file, io_at, next_id, record_newest, remove_quietly,
-};
+use super::steps::{io_at, next_id, record_newest, remove_quietly};
 use crate::error::{CorruptKind, Error, Result};
 use crate::frame::{LogReader, LogWriter, random_file_id};
 
@@ -52,7 +51,15 @@ impl SnapshotTicket {
     /// ([`EpochLog::snapshot_cancel`]). The log is not poisoned: nothing it certifies was
     /// touched.
     pub fn prepare(&self, state: &[u8]) -> Result<PreparedSnapshot> {
-        check_snapshot_size(state)?;
+        let mut w = self.state_writer();
+        w.write(state)?;
+        self.prepared(w)
+    }
+
+    /// A writer of the new epoch's state given in pieces, as it is produced (so the whole
+    /// state is never held): [`prepared`](Self::prepared) ends it. A state over
+    /// [`PART_BYTES`](super::PART_BYTES) goes into parts (FORMAT.md §11.2).
+    pub fn state_writer(&self) -> StateWriter {
         let head = SnapshotHead {
             epoch: self.epoch,
             prev: Some(self.prev),
@@ -61,8 +68,12 @@ impl SnapshotTicket {
             high_segment: self.segment,
             has_state: true,
         };
-        let first = encode_snapshot(&head, Some(state));
-        let writer = create_segment_file(&self.dir, &self.options, &self.tmp, &first)?;
+        StateWriter::new(&self.dir, &self.options, &self.tmp, head)
+    }
+
+    /// Ends the state `w` wrote and syncs its file, as [`prepare`](Self::prepare) does.
+    pub fn prepared(&self, w: StateWriter) -> Result<PreparedSnapshot> {
+        let writer = w.finish()?;
         Ok(PreparedSnapshot {
             snapshot_end: writer.end(),
             writer,

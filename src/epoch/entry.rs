@@ -15,6 +15,8 @@ pub const KIND_CONTINUE: u8 = 3;
 pub const KIND_SEAL: u8 = 4;
 /// Kind byte of a close entry (a clean shutdown; more entries may follow after reopen).
 pub const KIND_CLOSE: u8 = 5;
+/// Kind byte of a state entry: one part of a snapshot's state (format version 2).
+pub const KIND_STATE: u8 = 6;
 
 /// Offset of the kind byte in every entry.
 pub const KIND_OFFSET: usize = 0;
@@ -42,6 +44,16 @@ pub const SNAP_STATE_OFFSET: usize = SNAP_FLAGS_OFFSET + size_of::<u8>();
 pub const FLAG_HAS_STATE: u8 = 1;
 /// Snapshot flag: the previous-epoch fields are meaningful.
 pub const FLAG_HAS_PREV: u8 = 2;
+/// Snapshot flag: the state is in the STATE entries that follow (format version 2), not in
+/// this entry.
+pub const FLAG_PARTS: u8 = 4;
+
+/// Offset of the flags byte in a state entry.
+pub const STATE_FLAGS_OFFSET: usize = COMMON_LEN;
+/// Offset of the data in a state entry.
+pub const STATE_DATA_OFFSET: usize = STATE_FLAGS_OFFSET + size_of::<u8>();
+/// State entry flag: the last part of the state.
+pub const STATE_FLAG_LAST: u8 = 1;
 
 /// Offset of the epoch's first segment in a continue entry.
 pub const CONT_EPOCH_SEGMENT_OFFSET: usize = COMMON_LEN;
@@ -123,8 +135,19 @@ pub enum Decoded<'a> {
     Snapshot {
         /// The fixed fields.
         head: SnapshotHead,
-        /// The state bytes (empty when `head.has_state` is false).
+        /// The state bytes (empty when `head.has_state` is false, or when `parts`).
         state: &'a [u8],
+        /// Whether the state is in the STATE entries that follow (`FLAG_PARTS`).
+        parts: bool,
+    },
+    /// One part of a snapshot's state.
+    State {
+        /// The epoch of the snapshot.
+        epoch: u64,
+        /// Whether this is the state's last part.
+        last: bool,
+        /// The part's bytes.
+        data: &'a [u8],
     },
     /// The start of a later segment of an epoch.
     Continue(ContinueHead),
@@ -163,13 +186,17 @@ pub fn decode(b: &[u8]) -> Result<Decoded<'_>, EntryError> {
         }),
         KIND_SNAPSHOT => {
             let flags = *b.get(SNAP_FLAGS_OFFSET).ok_or(EntryError::Short)?;
-            if flags & !(FLAG_HAS_STATE | FLAG_HAS_PREV) != 0 {
+            if flags & !(FLAG_HAS_STATE | FLAG_HAS_PREV | FLAG_PARTS) != 0 {
                 return Err(EntryError::Flags(flags));
             }
             let has_state = flags & FLAG_HAS_STATE != 0;
+            let parts = flags & FLAG_PARTS != 0;
             let state = b.get(SNAP_STATE_OFFSET..).unwrap_or(&[]);
-            if !has_state && !state.is_empty() {
+            if (!has_state || parts) && !state.is_empty() {
                 return Err(EntryError::Short);
+            }
+            if parts && !has_state {
+                return Err(EntryError::Flags(flags));
             }
             let head = SnapshotHead {
                 epoch,
@@ -182,7 +209,18 @@ pub fn decode(b: &[u8]) -> Result<Decoded<'_>, EntryError> {
                 high_segment: field(SNAP_HIGH_SEGMENT_OFFSET)?,
                 has_state,
             };
-            Ok(Decoded::Snapshot { head, state })
+            Ok(Decoded::Snapshot { head, state, parts })
+        }
+        KIND_STATE => {
+            let flags = *b.get(STATE_FLAGS_OFFSET).ok_or(EntryError::Short)?;
+            if flags & !STATE_FLAG_LAST != 0 {
+                return Err(EntryError::Flags(flags));
+            }
+            Ok(Decoded::State {
+                epoch,
+                last: flags & STATE_FLAG_LAST != 0,
+                data: b.get(STATE_DATA_OFFSET..).unwrap_or(&[]),
+            })
         }
         KIND_CONTINUE if b.len() == CONT_LEN => Ok(Decoded::Continue(ContinueHead {
             epoch,
@@ -245,6 +283,27 @@ pub fn encode_snapshot(head: &SnapshotHead, state: Option<&[u8]>) -> Vec<u8> {
     }
     b.extend_from_slice(state);
     b
+}
+
+/// Encodes the snapshot entry of a state in parts: `FLAG_PARTS` set, no state bytes (the
+/// STATE entries after it hold them).
+pub fn encode_snapshot_parts(head: &SnapshotHead) -> Vec<u8> {
+    let mut b = encode_snapshot(head, None);
+    if let Some(f) = b.get_mut(SNAP_FLAGS_OFFSET) {
+        *f |= FLAG_HAS_STATE | FLAG_PARTS;
+    }
+    b
+}
+
+/// Encodes a state entry (one part of a snapshot's state) into `out` (cleared first).
+pub fn encode_state(out: &mut Vec<u8>, epoch: u64, last: bool, data: &[u8]) {
+    out.clear();
+    out.push(KIND_STATE);
+    let mut e = [0u8; 8];
+    LittleEndian::write_u64(&mut e, epoch);
+    out.extend_from_slice(&e);
+    out.push(if last { STATE_FLAG_LAST } else { 0 });
+    out.extend_from_slice(data);
 }
 
 /// Encodes a continue entry.

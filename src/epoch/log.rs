@@ -13,13 +13,13 @@ use std::time::UNIX_EPOCH;
 use super::checkpoints::{self, Checkpoint, CheckpointChange, CheckpointStatus, check_name};
 use super::copy::{self, CopyReport};
 use super::entry::{
-    ContinueHead, SnapshotHead, encode_close, encode_continue, encode_seal, encode_snapshot,
-    encode_update,
+    ContinueHead, SnapshotHead, encode_close, encode_continue, encode_seal, encode_update,
 };
 use super::intent;
 use super::options::{Durability, Options, Position};
+use super::parts::create_snapshot_file;
 use super::read::{EpochInfo, Restored, SegmentDir, millis_to_time};
-use super::steps::{check_snapshot_size, next_id, record_newest, retire_below, start_segment};
+use super::steps::{next_id, record_newest, retire_below, start_segment, start_segment_with};
 use crate::backend::{Backend, DirLock};
 use crate::error::{Error, Result};
 use crate::frame::LogWriter;
@@ -411,7 +411,6 @@ impl EpochLog {
         state: &[u8],
         name: Option<&str>,
     ) -> Result<(SnapshotReport, Option<Checkpoint>)> {
-        check_snapshot_size(state)?;
         let mut g = self.lock_inner();
         self.wait_idle(&mut g);
         g.check()?;
@@ -540,12 +539,9 @@ impl EpochLog {
             high_segment: seq,
             has_state: true,
         };
-        let writer = start_segment(
-            &self.dir,
-            &self.options,
-            seq,
-            &encode_snapshot(&head, Some(state)),
-        )?;
+        let writer = start_segment_with(&self.dir, &self.options, seq, |tmp| {
+            create_snapshot_file(&self.dir, &self.options, tmp, &head, state)
+        })?;
         let size = writer.end();
         g.switch_to(writer, seq);
         record_newest(&self.dir, seq, 0);

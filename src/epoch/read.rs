@@ -205,11 +205,22 @@ impl SegmentDir {
         let Some(e) = r.next_entry()? else {
             return Err(Error::corrupt(&p, first, CorruptKind::Incomplete));
         };
-        let pos = e.pos;
+        let mut pos = e.pos;
         let bad = |kind| Error::corrupt(&p, pos.start, kind);
         // A large state is moved out of the reader's buffer rather than copied.
         let (head, state, in_buffer) = match decode(e.payload) {
-            Ok(Decoded::Snapshot { head, state }) if head.has_state => {
+            Ok(Decoded::Snapshot {
+                head, parts: true, ..
+            }) => {
+                // Only a version 2 file may hold a state in parts (FORMAT.md §9).
+                if r.header().version < 2 {
+                    return Err(bad(CorruptKind::Payload));
+                }
+                let (state, end) = read_parts(&mut r, &p, head.epoch)?;
+                pos.end = end;
+                (SegmentStart::Snapshot(head), Some(state), None)
+            }
+            Ok(Decoded::Snapshot { head, state, .. }) if head.has_state => {
                 let at = (state.as_ptr() as usize).saturating_sub(e.payload.as_ptr() as usize);
                 if state.len() >= MOVE_STATE_BYTES {
                     (SegmentStart::Snapshot(head), None, Some((at, state.len())))
@@ -437,6 +448,43 @@ impl SegmentDir {
             updates,
             report: RecoveryReport::default(),
         })
+    }
+}
+
+/// The state of a snapshot in parts (FORMAT.md §11.2): the data of the STATE entries of
+/// `epoch` that follow the snapshot entry, up to the one marked last, and where that one
+/// ends. Anything else before it is damage.
+fn read_parts(r: &mut LogReader, path: &Path, epoch: u64) -> Result<(Vec<u8>, u64)> {
+    // The parts are no longer than the rest of the file: room for them up front (untouched
+    // capacity costs no memory).
+    let room = r.file_len()?.saturating_sub(r.position());
+    let mut state = Vec::with_capacity(usize::try_from(room).unwrap_or(usize::MAX));
+    loop {
+        let at = r.position();
+        let Some(e) = r.next_entry()? else {
+            return Err(Error::corrupt(path, at, CorruptKind::Incomplete));
+        };
+        let bad = |kind| Error::corrupt(path, e.pos.start, kind);
+        match decode(e.payload) {
+            Ok(Decoded::State {
+                epoch: found,
+                last,
+                data,
+            }) => {
+                if found != epoch {
+                    return Err(bad(CorruptKind::WrongEpoch {
+                        expected: epoch,
+                        found,
+                    }));
+                }
+                state.extend_from_slice(data);
+                if last {
+                    return Ok((state, e.pos.end));
+                }
+            }
+            Ok(_) => return Err(bad(CorruptKind::BrokenChain)),
+            Err(k) => return Err(bad(entry_error_kind(k))),
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use super::options::Options;
 use super::read::{FellBack, SegmentDir, Start};
 use crate::backend::Backend;
 use crate::error::{CorruptKind, Error, Result};
-use crate::frame::{LogOptions, LogWriter, TailPolicy, random_file_id};
+use crate::frame::{BASE_VERSION, LogOptions, LogWriter, TailPolicy, random_file_id};
 
 pub(super) fn io_at(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
@@ -82,12 +82,24 @@ pub(super) fn create_segment_file(
     path: &Path,
     first: &[u8],
 ) -> Result<LogWriter> {
+    create_segment_file_version(dir, options, path, first, BASE_VERSION)
+}
+
+/// [`create_segment_file`] with the frame header's format `version`.
+pub(super) fn create_segment_file_version(
+    dir: &SegmentDir,
+    options: &Options,
+    path: &Path,
+    first: &[u8],
+    version: u16,
+) -> Result<LogWriter> {
     let log_options = LogOptions {
         file_id: random_file_id(),
         block_size: options.block_size,
         tag: SEGMENT_TAG,
     };
-    let written = LogWriter::create(&*dir.backend, path, &log_options).and_then(|mut w| {
+    let created = LogWriter::create_version(&*dir.backend, path, &log_options, version);
+    let written = created.and_then(|mut w| {
         w.set_write_buffer(options.write_buffer);
         w.append(first)?;
         w.sync()?;
@@ -112,9 +124,21 @@ pub(super) fn start_segment(
     seq: u64,
     first: &[u8],
 ) -> Result<LogWriter> {
+    start_segment_with(dir, options, seq, |tmp| {
+        create_segment_file(dir, options, tmp, first)
+    })
+}
+
+/// [`start_segment`] with the file (under its temporary name) made by `create`.
+pub(super) fn start_segment_with(
+    dir: &SegmentDir,
+    options: &Options,
+    seq: u64,
+    create: impl FnOnce(&Path) -> Result<LogWriter>,
+) -> Result<LogWriter> {
     let path = segment_path(&dir.path, seq);
     let tmp = with_suffix(&path, TMP_SUFFIX);
-    let written = create_segment_file(dir, options, &tmp, first).and_then(|w| {
+    let written = create(&tmp).and_then(|w| {
         dir.backend.rename(&tmp, &path).map_err(io_at(&tmp))?;
         Ok(w)
     });
@@ -440,20 +464,6 @@ pub(super) fn check_manifest(dir: &SegmentDir) -> Result<()> {
                 CorruptKind::Incomplete,
             ));
         }
-    }
-    Ok(())
-}
-
-/// Refuses a snapshot state larger than a SNAPSHOT entry can hold (`TooLarge`), before
-/// anything is written.
-pub(super) fn check_snapshot_size(state: &[u8]) -> Result<()> {
-    let max = crate::frame::MAX_ENTRY_LEN - super::entry::SNAP_STATE_OFFSET as u64;
-    if state.len() as u64 > max {
-        return Err(Error::TooLarge {
-            what: "a snapshot".into(),
-            size: state.len() as u64,
-            limit: max,
-        });
     }
     Ok(())
 }

@@ -115,6 +115,16 @@ fn code_vectors() -> HashMap<String, Vec<u8>> {
         "snapshot-epoch0".into(),
         encode_snapshot(&snapshot_epoch0(), None),
     );
+    out.insert(
+        "snapshot-parts-entry".into(),
+        encode_snapshot_parts(&snapshot_with_state()),
+    );
+    let mut part = Vec::new();
+    encode_state(&mut part, 2, false, b"S1");
+    out.insert("state-entry".into(), part);
+    let mut last = Vec::new();
+    encode_state(&mut last, 2, true, b"S2");
+    out.insert("state-entry-last".into(), last);
     out.insert("continue-entry".into(), encode_continue(&continue_head()));
     out.insert("seal-entry".into(), encode_seal(2));
     out.insert("close-entry".into(), encode_close(2));
@@ -143,14 +153,16 @@ fn format_md_epoch_vectors_decode_back() {
         decode(get("snapshot-entry")),
         Ok(Decoded::Snapshot {
             head: snapshot_with_state(),
-            state: b"S"
+            state: b"S",
+            parts: false,
         })
     );
     assert_eq!(
         decode(get("snapshot-epoch0")),
         Ok(Decoded::Snapshot {
             head: snapshot_epoch0(),
-            state: b""
+            state: b"",
+            parts: false,
         })
     );
     assert_eq!(
@@ -159,6 +171,30 @@ fn format_md_epoch_vectors_decode_back() {
     );
     assert_eq!(decode(get("seal-entry")), Ok(Decoded::Seal { epoch: 2 }));
     assert_eq!(decode(get("close-entry")), Ok(Decoded::Close { epoch: 2 }));
+    assert_eq!(
+        decode(get("snapshot-parts-entry")),
+        Ok(Decoded::Snapshot {
+            head: snapshot_with_state(),
+            state: b"",
+            parts: true,
+        })
+    );
+    assert_eq!(
+        decode(get("state-entry")),
+        Ok(Decoded::State {
+            epoch: 2,
+            last: false,
+            data: b"S1",
+        })
+    );
+    assert_eq!(
+        decode(get("state-entry-last")),
+        Ok(Decoded::State {
+            epoch: 2,
+            last: true,
+            data: b"S2",
+        })
+    );
 }
 
 #[test]
@@ -199,6 +235,15 @@ fn format_md_epoch_tables_match_the_constants() {
     assert_eq!(layout_only(&doc), cont);
     assert_eq!(fixed_len(&doc), CONT_LEN);
 
+    let mut state = common.clone();
+    state.extend([
+        row(STATE_FLAGS_OFFSET, Some(1), "flags"),
+        row(STATE_DATA_OFFSET, None, "data"),
+    ]);
+    let doc = doc_layout("state-entry");
+    assert_eq!(layout_only(&doc), state);
+    assert_eq!(fixed_len(&doc), STATE_DATA_OFFSET);
+
     for name in ["seal-entry", "close-entry"] {
         let doc = doc_layout(name);
         assert_eq!(layout_only(&doc), common, "{name}");
@@ -212,6 +257,7 @@ fn format_md_epoch_tables_match_the_constants() {
         ("continue-entry", KIND_CONTINUE),
         ("seal-entry", KIND_SEAL),
         ("close-entry", KIND_CLOSE),
+        ("state-entry", KIND_STATE),
     ] {
         let meaning = doc_layout(name)
             .into_iter()
@@ -230,13 +276,19 @@ fn format_md_epoch_tables_match_the_constants() {
         (KIND_CONTINUE, "CONTINUE".into()),
         (KIND_SEAL, "SEAL".into()),
         (KIND_CLOSE, "CLOSE".into()),
+        (KIND_STATE, "STATE".into()),
     ];
     assert_eq!(doc_values("entry-kinds"), kinds);
     let flags: Vec<(u8, String)> = vec![
         (FLAG_HAS_STATE, "HAS_STATE".into()),
         (FLAG_HAS_PREV, "HAS_PREV".into()),
+        (FLAG_PARTS, "PARTS".into()),
     ];
     assert_eq!(doc_values("snapshot-flags"), flags);
+    assert_eq!(
+        doc_values("state-flags"),
+        vec![(STATE_FLAG_LAST, "LAST".into())]
+    );
 }
 
 /// The rejection rules of FORMAT.md §11.2, and the corruption kinds it names for them.
@@ -252,8 +304,8 @@ fn decode_rejects_what_format_md_forbids() {
             assert_eq!(decode(&b), Err(EntryError::Short), "len {len} kind {kind}");
         }
     }
-    // Kind 0 and 6..=255.
-    for kind in std::iter::once(0u8).chain(6..=255) {
+    // Kind 0 and 7..=255.
+    for kind in std::iter::once(0u8).chain(7..=255) {
         let mut b = vec![0u8; CONT_LEN];
         if let Some(k) = b.first_mut() {
             *k = kind;
@@ -287,13 +339,16 @@ fn decode_rejects_what_format_md_forbids() {
         if let Some(f) = b.get_mut(SNAP_FLAGS_OFFSET) {
             *f = flags;
         }
-        let want_ok = flags & !(FLAG_HAS_STATE | FLAG_HAS_PREV) == 0;
+        // PARTS only with HAS_STATE.
+        let want_ok = flags & !(FLAG_HAS_STATE | FLAG_HAS_PREV | FLAG_PARTS) == 0
+            && (flags & FLAG_PARTS == 0 || flags & FLAG_HAS_STATE != 0);
         assert_eq!(decode(&b).is_ok(), want_ok, "flags {flags}");
         if !want_ok {
             assert_eq!(decode(&b), Err(EntryError::Flags(flags)));
         }
         b.push(b'x');
-        let with_state_ok = want_ok && flags & FLAG_HAS_STATE != 0;
+        // State bytes only with HAS_STATE and not PARTS.
+        let with_state_ok = want_ok && flags & FLAG_HAS_STATE != 0 && flags & FLAG_PARTS == 0;
         assert_eq!(decode(&b).is_ok(), with_state_ok, "flags {flags} + state");
     }
     // HAS_STATE with no state bytes is an empty state, not an absent one.
@@ -302,7 +357,8 @@ fn decode_rejects_what_format_md_forbids() {
         decode(&empty),
         Ok(Decoded::Snapshot {
             head: snapshot_with_state(),
-            state: b""
+            state: b"",
+            parts: false,
         })
     );
     // Continue, seal and close have exact lengths.
@@ -504,4 +560,30 @@ fn format_md_rewind_file_is_finished_on_open() {
     // Ids and segment numbers are not reused: the next epoch is 3, in segment 5.
     let report = log.snapshot(b"S3").expect("snapshot");
     assert_eq!((report.epoch.id, report.epoch.segment), (3, 5));
+}
+
+/// A STATE entry (FORMAT.md §11.2): at least 10 bytes, no flag bit but LAST.
+#[test]
+fn state_entries_reject_short_and_unknown_flags() {
+    let mut b = Vec::new();
+    encode_state(&mut b, 4, true, b"");
+    assert_eq!(b.len(), STATE_DATA_OFFSET);
+    assert_eq!(
+        decode(&b),
+        Ok(Decoded::State {
+            epoch: 4,
+            last: true,
+            data: b""
+        })
+    );
+    assert_eq!(
+        decode(b.get(..STATE_DATA_OFFSET - 1).unwrap_or(&[])),
+        Err(EntryError::Short)
+    );
+    for flags in 2..=255u8 {
+        if let Some(f) = b.get_mut(STATE_FLAGS_OFFSET) {
+            *f = flags;
+        }
+        assert_eq!(decode(&b), Err(EntryError::Flags(flags)), "flags {flags}");
+    }
 }

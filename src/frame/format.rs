@@ -14,8 +14,13 @@ use crate::error::{CorruptKind, Error, Result};
 /// some systems (the PNG trick).
 pub const MAGIC: [u8; 8] = [0x89, b'S', b'L', b'O', b'G', 0x0D, 0x0A, 0x1A];
 
-/// The newest format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The newest format version this build reads (and writes, in a file that needs it).
+pub const FORMAT_VERSION: u16 = 2;
+
+/// The version a file is written with unless it needs a newer one: version 2 differs only
+/// above the frame layer (a segment whose snapshot state is in parts, FORMAT.md §9), so every
+/// other file stays readable by builds that know version 1 only.
+pub const BASE_VERSION: u16 = 1;
 
 /// Offset of the magic in the file header.
 pub const MAGIC_OFFSET: usize = 0;
@@ -104,10 +109,10 @@ pub struct FileHeader {
 }
 
 impl FileHeader {
-    /// A version-1 header.
+    /// A header of [`BASE_VERSION`].
     pub fn new(file_id: u64, block_size: u32, tag: u32) -> Self {
         FileHeader {
-            version: FORMAT_VERSION,
+            version: BASE_VERSION,
             block_size,
             file_id,
             tag,

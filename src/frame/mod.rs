@@ -37,8 +37,8 @@ mod scan;
 mod writer;
 
 pub use format::{
-    DEFAULT_BLOCK_SIZE, FILE_HEADER_LEN, FORMAT_VERSION, FileHeader, MAGIC, MAX_BLOCK_SIZE,
-    MAX_ENTRY_LEN, MIN_BLOCK_SIZE, RECORD_HEADER_LEN, RecordType, SYNC_MARK_LEN,
+    BASE_VERSION, DEFAULT_BLOCK_SIZE, FILE_HEADER_LEN, FORMAT_VERSION, FileHeader, MAGIC,
+    MAX_BLOCK_SIZE, MAX_ENTRY_LEN, MIN_BLOCK_SIZE, RECORD_HEADER_LEN, RecordType, SYNC_MARK_LEN,
 };
 pub(crate) use format::{read_u32, read_u64, write_u64};
 pub use reader::{Entry, LogReader, Skipped, TailDamage};

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::format::{
-    DEFAULT_BLOCK_SIZE, FILE_HEADER_LEN, FileHeader, Geometry, MAX_ENTRY_LEN, RECORD_HEADER_LEN,
-    RecordHeader, RecordType, SYNC_MARK_LEN, crc_seed, valid_block_size,
+    BASE_VERSION, DEFAULT_BLOCK_SIZE, FILE_HEADER_LEN, FORMAT_VERSION, FileHeader, Geometry,
+    MAX_ENTRY_LEN, RECORD_HEADER_LEN, RecordHeader, RecordType, SYNC_MARK_LEN, crc_seed,
+    valid_block_size,
 };
 use super::scan::{EntryPos, Probe, Scanner, TailClass};
 use crate::backend::{Backend, FileHandle};
@@ -124,13 +125,30 @@ impl std::fmt::Debug for LogWriter {
 impl LogWriter {
     /// Creates a new log file (an error if it exists) and makes its header durable.
     pub fn create(backend: &dyn Backend, path: &Path, options: &LogOptions) -> Result<Self> {
+        Self::create_version(backend, path, options, BASE_VERSION)
+    }
+
+    /// [`create`](Self::create) with the header's format `version` (1 or 2; FORMAT.md §9):
+    /// the layer above asks for 2 in a file whose content a version-1 reader must refuse.
+    pub fn create_version(
+        backend: &dyn Backend,
+        path: &Path,
+        options: &LogOptions,
+        version: u16,
+    ) -> Result<Self> {
+        if version == 0 || version > FORMAT_VERSION {
+            return Err(Error::InvalidArgument(format!(
+                "format version {version} is not one this build writes (1 to {FORMAT_VERSION})"
+            )));
+        }
         if !valid_block_size(options.block_size) {
             return Err(Error::InvalidArgument(format!(
                 "block size {} is not a power of two between 1 KiB and 64 KiB",
                 options.block_size
             )));
         }
-        let header = FileHeader::new(options.file_id, options.block_size, options.tag);
+        let mut header = FileHeader::new(options.file_id, options.block_size, options.tag);
+        header.version = version;
         let handle = backend.create(path).map_err(|e| Error::io(path, e))?;
         handle
             .write_at(&header.encode(), 0)

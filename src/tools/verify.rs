@@ -185,6 +185,10 @@ fn verify_with(
         let mut epoch = None;
         let mut sealed = false;
         let mut first = true;
+        // While reading a state in parts: what was read of it (with `payloads`), and where
+        // its snapshot entry is.
+        let mut parts: Option<Vec<u8>> = None;
+        let mut parts_at = 0;
         loop {
             // Tolerant reading: damage a later entry proves was synced is an error (corruption);
             // an unfinished last write ends the reading and is reported by `tail()`.
@@ -233,8 +237,49 @@ fn verify_with(
             } else {
                 match decode_entry(entry.payload) {
                     Err(kind) => rule(kind),
+                    // The parts of a snapshot's state (FORMAT.md §11.2), up to the last.
+                    Ok(d) if parts.is_some() => match d {
+                        Decoded::State {
+                            epoch: e,
+                            last,
+                            data,
+                        } if Some(e) == epoch => {
+                            let mut state = parts.take().unwrap_or_default();
+                            if payloads {
+                                state.extend_from_slice(data);
+                            }
+                            if !last {
+                                parts = Some(state);
+                                None
+                            } else if payloads && decode_state(&state).is_err() {
+                                Some(finding(parts_at, CorruptKind::Payload, false))
+                            } else {
+                                None
+                            }
+                        }
+                        Decoded::State { epoch: e, .. } => rule(CorruptKind::WrongEpoch {
+                            expected: epoch.unwrap_or(0),
+                            found: e,
+                        }),
+                        _ => {
+                            parts = None;
+                            rule(CorruptKind::BrokenChain)
+                        }
+                    },
                     Ok(d) if first => match d {
-                        Decoded::Snapshot { head, state } => {
+                        Decoded::Snapshot {
+                            head, parts: true, ..
+                        } => {
+                            epoch = Some(head.epoch);
+                            if reader.header().version < 2 {
+                                rule(CorruptKind::Payload)
+                            } else {
+                                parts = Some(Vec::new());
+                                parts_at = at;
+                                None
+                            }
+                        }
+                        Decoded::Snapshot { head, state, .. } => {
                             epoch = Some(head.epoch);
                             let bad_state =
                                 payloads && head.has_state && decode_state(state).is_err();
@@ -292,6 +337,12 @@ fn verify_with(
                 CorruptKind::Incomplete,
                 false,
             ));
+        }
+        if parts.is_some() {
+            // The state's last part is missing.
+            report
+                .findings
+                .push(finding(parts_at, CorruptKind::Incomplete, false));
         }
         if let Some(e) = epoch {
             epoch_of.push((seq, e));

@@ -65,9 +65,11 @@ fn compact(weak: &Weak<Shared>) -> Result<()> {
         let ticket = shared.log.snapshot_start()?;
         (ticket, w.head.clone())
     };
+    // Streamed: the image goes to the file block by block, never whole in memory.
+    let mut file = ticket.state_writer();
     let prepared = base
-        .encode_snapshot()
-        .and_then(|bytes| ticket.prepare(&bytes));
+        .write_snapshot(&mut |b| file.write(b))
+        .and_then(|()| ticket.prepared(file));
     let Some(shared) = weak.upgrade() else {
         ticket.discard();
         return Err(gone());

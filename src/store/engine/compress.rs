@@ -1,5 +1,10 @@
-//! Compression of state images (FORMAT.md §12.2, image format 3): the body cut into chunks
-//! compressed as independent LZ4 blocks, on every core, both ways.
+//! Compression of state images (FORMAT.md §12.2): the body cut into chunks compressed as
+//! independent LZ4 blocks, on every core, both ways. Image format 4 (what this version
+//! writes) is streamed: each block is preceded by its lengths, so a block is written as soon
+//! as it is compressed and the image is never whole in memory; format 3 (a chunk table up
+//! front) is still read.
+
+use std::sync::mpsc::SyncSender;
 
 use super::codec::DECODE_LIMIT;
 
@@ -9,6 +14,8 @@ const CHUNK: usize = 4 << 20;
 const HEAD: usize = 12;
 /// LZ4 never expands data more than this many times (a decoder bound, with margin).
 const MAX_RATIO: u64 = 255;
+/// Bytes before each block of image format 4: its uncompressed and compressed lengths.
+const BLOCK_HEAD: usize = 8;
 
 /// Threads for `work` chunks: every core, less `spare` (left to the store's readers).
 fn threads(work: usize, spare: usize) -> usize {
@@ -21,6 +28,7 @@ fn threads(work: usize, spare: usize) -> usize {
 
 /// Compresses `body` (appended to `out`): its length, the chunk table, the chunks. It runs
 /// while the store serves readers (compaction), so one core is left to them.
+#[cfg(test)]
 pub(crate) fn compress(body: &[u8], out: &mut Vec<u8>) {
     let chunks: Vec<&[u8]> = body.chunks(CHUNK).collect();
     let per = chunks.len().div_ceil(threads(chunks.len(), 1)).max(1);
@@ -104,13 +112,59 @@ fn table(b: &[u8]) -> Result<(usize, Vec<ChunkAt>), String> {
     Ok((sum, chunks))
 }
 
-/// The body `b` holds (as `compress` wrote it).
+/// The body `b` holds (format 3: as `compress` wrote it).
 pub(crate) fn decompress(b: &[u8]) -> Result<Vec<u8>, String> {
     let (total, chunks) = table(b)?;
+    inflate(b, total, &chunks)
+}
+
+/// The body of the format 4 blocks `b` (the image after its format byte).
+pub(crate) fn decompress_blocks(b: &[u8]) -> Result<Vec<u8>, String> {
+    let (total, chunks) = blocks(b)?;
+    inflate(b, total, &chunks)
+}
+
+/// The places of the format 4 blocks of `b`, checked for bounds before anything is allocated:
+/// each at most `CHUNK` long uncompressed and at most `MAX_RATIO` times its compressed length.
+fn blocks(b: &[u8]) -> Result<(usize, Vec<ChunkAt>), String> {
+    let mut chunks = Vec::new();
+    let (mut at, mut total) = (0usize, 0usize);
+    while at < b.len() {
+        let u32_at = |at: usize| {
+            b.get(at..at.saturating_add(4))
+                .and_then(|s| s.try_into().ok())
+                .map(u32::from_le_bytes)
+                .ok_or_else(|| format!("block {} ends early", chunks.len()))
+        };
+        let raw = u32_at(at)? as usize;
+        let len = u32_at(at + 4)? as usize;
+        let from = at + BLOCK_HEAD;
+        if raw == 0 || raw > CHUNK || raw as u64 > (len as u64).saturating_mul(MAX_RATIO) {
+            return Err(format!(
+                "block {} claims {raw} bytes from {len} compressed",
+                chunks.len()
+            ));
+        }
+        let to = from
+            .checked_add(len)
+            .filter(|&t| t <= b.len())
+            .ok_or_else(|| format!("block {} lies outside the image", chunks.len()))?;
+        chunks.push(ChunkAt { from, to, raw });
+        total = total
+            .checked_add(raw)
+            .ok_or("the image's length overflows")?;
+        at = to;
+    }
+    Ok((total, chunks))
+}
+
+/// Decompresses `chunks` of `b` (their uncompressed lengths adding up to `total`) into one
+/// body, on every core.
+fn inflate(b: &[u8], total: usize, chunks: &[ChunkAt]) -> Result<Vec<u8>, String> {
     let mut body = vec![0u8; total];
     let mut outs: Vec<(&ChunkAt, &mut [u8])> = Vec::with_capacity(chunks.len());
     let mut rest: &mut [u8] = &mut body;
-    for c in &chunks {
+    for c in chunks {
         let (head, tail) = std::mem::take(&mut rest).split_at_mut(c.raw);
         outs.push((c, head));
         rest = tail;
@@ -148,9 +202,21 @@ pub(crate) fn decompress(b: &[u8]) -> Result<Vec<u8>, String> {
     Ok(body)
 }
 
-/// The first `n` bytes of the body (for reading the sequence number without the rest).
-pub(crate) fn decompress_prefix(b: &[u8], n: usize) -> Result<Vec<u8>, String> {
-    let (_, chunks) = table(b)?;
+/// The first `n` bytes of the body (for reading the sequence number without the rest):
+/// format 3 (`blocks` false) or 4.
+pub(crate) fn decompress_prefix(b: &[u8], n: usize, format4: bool) -> Result<Vec<u8>, String> {
+    let chunks = if format4 {
+        // Only the first block is needed: bound the scan to it.
+        let first = b
+            .get(4..8)
+            .and_then(|s| s.try_into().ok())
+            .map(u32::from_le_bytes)
+            .ok_or("the image ends early")? as usize;
+        let end = BLOCK_HEAD.saturating_add(first).min(b.len());
+        blocks(b.get(..end).unwrap_or_default())?.1
+    } else {
+        table(b)?.1
+    };
     let Some(c) = chunks.first() else {
         return Ok(Vec::new());
     };
@@ -164,6 +230,120 @@ pub(crate) fn decompress_prefix(b: &[u8], n: usize) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Runs `fill`, which writes an image body to the writer it is given, and hands `out` the
+/// body as format 4 blocks (each: its uncompressed and compressed lengths, u32 LE, then the
+/// LZ4 block), in order, as they are compressed. `fill` runs on a thread of its own and the
+/// blocks are compressed on others while `out` writes, so memory stays at a few blocks
+/// whatever the body's size. An error of `out` stops `fill` and is returned.
+pub(crate) fn stream_blocks(
+    fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send,
+    out: &mut dyn FnMut(&[u8]) -> crate::Result<()>,
+) -> crate::Result<()> {
+    use std::sync::mpsc::{Receiver, sync_channel};
+    let workers = threads(usize::MAX, 1);
+    std::thread::scope(|s| {
+        let (order_tx, order_rx) = sync_channel::<Receiver<Block>>(2 * workers);
+        let mut inputs: Vec<SyncSender<Job>> = Vec::new();
+        for _ in 0..workers {
+            let (tx, rx) = sync_channel::<Job>(1);
+            inputs.push(tx);
+            s.spawn(move || {
+                for (raw, reply) in rx {
+                    let packed = lz4_flex::block::compress(&raw);
+                    let _ = reply.send((raw.len(), packed));
+                }
+            });
+        }
+        let encoder = s.spawn(move || {
+            let mut sink = ChunkSink {
+                buf: Vec::with_capacity(CHUNK),
+                next: 0,
+                inputs,
+                order: order_tx,
+            };
+            fill(&mut sink)?;
+            sink.send_chunk()
+        });
+        let mut written = Ok(());
+        let mut head = [0u8; BLOCK_HEAD];
+        for rx in order_rx {
+            let Ok((raw, packed)) = rx.recv() else {
+                break;
+            };
+            head[..4].copy_from_slice(&(raw as u32).to_le_bytes());
+            head[4..].copy_from_slice(&(packed.len() as u32).to_le_bytes());
+            written = out(&head).and_then(|()| out(&packed));
+            if written.is_err() {
+                // Dropping the receiver stops the encoder at its next chunk.
+                break;
+            }
+        }
+        let encoded = encoder.join();
+        written?;
+        match encoded {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(crate::Error::InvalidArgument(format!(
+                "cannot encode the state image: {e}"
+            ))),
+            Err(_) => Err(crate::Error::InvalidArgument(
+                "the state image's encoder panicked".into(),
+            )),
+        }
+    })
+}
+
+/// Cuts what is written to it into `CHUNK`-byte chunks and sends each to a compressor, in
+/// turn, with the place of its result in the writer's queue.
+/// A compressed block: its uncompressed length and its bytes.
+type Block = (usize, Vec<u8>);
+/// A chunk to compress and where to send its block.
+type Job = (Vec<u8>, SyncSender<Block>);
+
+struct ChunkSink {
+    buf: Vec<u8>,
+    next: usize,
+    inputs: Vec<SyncSender<Job>>,
+    order: SyncSender<std::sync::mpsc::Receiver<Block>>,
+}
+
+impl ChunkSink {
+    fn send_chunk(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let raw = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        let (reply, result) = std::sync::mpsc::sync_channel(1);
+        let stopped = || std::io::Error::other("the image's writer stopped");
+        self.order.send(result).map_err(|_| stopped())?;
+        let input = self.inputs.get(self.next % self.inputs.len().max(1));
+        self.next += 1;
+        input
+            .ok_or_else(stopped)?
+            .send((raw, reply))
+            .map_err(|_| stopped())
+    }
+}
+
+impl std::io::Write for ChunkSink {
+    fn write(&mut self, mut data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len();
+        while !data.is_empty() {
+            let take = (CHUNK - self.buf.len()).min(data.len());
+            let (now, rest) = data.split_at(take);
+            self.buf.extend_from_slice(now);
+            data = rest;
+            if self.buf.len() == CHUNK {
+                self.send_chunk()?;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,7 +355,7 @@ mod tests {
         compress(&body, &mut packed);
         assert!(packed.len() < body.len() / 4);
         assert_eq!(decompress(&packed).unwrap(), body);
-        assert_eq!(decompress_prefix(&packed, 10).unwrap(), body[..10]);
+        assert_eq!(decompress_prefix(&packed, 10, false).unwrap(), body[..10]);
         for len in [0, 5, 12, 20, packed.len() - 1] {
             assert!(decompress(&packed[..len]).is_err(), "length {len}");
         }
@@ -191,7 +371,9 @@ mod tests {
         #[test]
         fn hostile_bytes_never_panic(b in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
             let _ = decompress(&b);
-            let _ = decompress_prefix(&b, 9);
+            let _ = decompress_prefix(&b, 9, false);
+            let _ = decompress_prefix(&b, 9, true);
+            let _ = decompress_blocks(&b);
         }
     }
 }

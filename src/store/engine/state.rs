@@ -327,28 +327,35 @@ impl State {
         }
     }
 
-    /// Encodes the whole state as a snapshot payload: image format 3, the format 2 body in
-    /// compressed chunks.
+    /// Encodes the whole state as a snapshot payload (image format 4), in memory; see
+    /// [`write_snapshot`](Self::write_snapshot).
     pub fn encode_snapshot(&self) -> Result<Vec<u8>> {
-        let plain = self.encode_image_uncompressed()?;
-        // The reader refuses an image body over its decode limit: never write one.
-        let body = plain.len().saturating_sub(1);
-        if body > super::codec::DECODE_LIMIT {
-            return Err(crate::error::Error::TooLarge {
-                what: "the state's snapshot image".into(),
-                size: body as u64,
-                limit: super::codec::DECODE_LIMIT as u64,
-            });
-        }
-        let mut out = Vec::with_capacity(plain.len() / 2 + 64);
-        out.push(IMAGE_FORMAT);
-        super::compress::compress(plain.get(1..).unwrap_or_default(), &mut out);
+        let mut out = Vec::new();
+        self.write_snapshot(&mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })?;
         Ok(out)
     }
 
-    /// Encodes the whole state as an uncompressed image (format 2), which readers accept too.
-    pub fn encode_image_uncompressed(&self) -> Result<Vec<u8>> {
-        let image = ImageRef {
+    /// Writes the whole state as a snapshot payload to `out`, piece by piece: image format
+    /// 4, the format 2 body in LZ4 blocks compressed as the body is encoded, so neither the
+    /// body nor the image is ever whole in memory.
+    pub fn write_snapshot(&self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        out(&[IMAGE_FORMAT])?;
+        let image = self.image_ref();
+        super::compress::stream_blocks(
+            |mut w| {
+                bincode::serde::encode_into_std_write(&image, &mut w, bincode::config::standard())
+                    .map(|_| ())
+                    .map_err(std::io::Error::other)
+            },
+            out,
+        )
+    }
+
+    fn image_ref(&self) -> ImageRef<'_> {
+        ImageRef {
             seq: self.seq,
             next_table_id: self.next_table_id,
             tables: self
@@ -365,7 +372,12 @@ impl State {
                         .collect(),
                 })
                 .collect(),
-        };
+        }
+    }
+
+    /// Encodes the whole state as an uncompressed image (format 2), which readers accept too.
+    pub fn encode_image_uncompressed(&self) -> Result<Vec<u8>> {
+        let image = self.image_ref();
         let mut out = vec![IMAGE_V2];
         out.extend(super::codec::encode_value(&image)?);
         Ok(out)
@@ -375,8 +387,11 @@ impl State {
     pub fn snapshot_seq(b: &[u8]) -> std::result::Result<u64, String> {
         match b.split_first() {
             Some((&(IMAGE_V1 | IMAGE_V2), rest)) => decode_prefix(rest),
+            Some((&IMAGE_V3, rest)) => {
+                decode_prefix(&super::compress::decompress_prefix(rest, 9, false)?)
+            }
             Some((&IMAGE_FORMAT, rest)) => {
-                decode_prefix(&super::compress::decompress_prefix(rest, 9)?)
+                decode_prefix(&super::compress::decompress_prefix(rest, 9, true)?)
             }
             Some((v, _)) => Err(format!("store format {v} is not supported")),
             None => Err("empty snapshot".into()),
@@ -396,8 +411,13 @@ impl State {
     pub fn decode_snapshot_owned(b: Vec<u8>) -> std::result::Result<State, String> {
         let (version, data, start) = match b.first() {
             Some(&v @ (IMAGE_V1 | IMAGE_V2)) => (v, Arc::new(b), 1),
-            Some(&IMAGE_FORMAT) => {
+            Some(&IMAGE_V3) => {
                 let body = super::compress::decompress(b.get(1..).unwrap_or_default())?;
+                (IMAGE_V3, Arc::new(body), 0)
+            }
+            Some(&IMAGE_FORMAT) => {
+                let body = super::compress::decompress_blocks(b.get(1..).unwrap_or_default())?;
+                drop(b);
                 (IMAGE_FORMAT, Arc::new(body), 0)
             }
             Some(v) => return Err(format!("store format {v} is not supported")),
@@ -548,8 +568,10 @@ struct TableRef<'a> {
     indexes: Vec<(&'a str, PairsRef<'a>)>,
 }
 
-/// The image format this build writes: 3, the format 2 body in LZ4-compressed chunks.
-pub const IMAGE_FORMAT: u8 = 3;
+/// The image format this build writes: 4, the format 2 body in a stream of LZ4 blocks.
+pub const IMAGE_FORMAT: u8 = 4;
+/// The format 2 body in LZ4-compressed chunks after a chunk table; still read.
+pub const IMAGE_V3: u8 = 3;
 /// Uncompressed, with the unique indexes; still read.
 pub const IMAGE_V2: u8 = 2;
 /// The first image format (no indexes), still read.

@@ -104,9 +104,19 @@ fn format_md_store_vectors_match_the_code() {
         state.encode_image_uncompressed().expect("image"),
         plain.encode_image_uncompressed().expect("image")
     );
-    // What the writer writes decodes to the same state.
+    // Format 4: the same block, streamed.
+    let streamed = v1
+        .get("state-image-v4")
+        .expect("FORMAT.md has the format 4 image");
+    let state = State::decode_snapshot(streamed).expect("decode");
+    assert_eq!(
+        state.encode_image_uncompressed().expect("image"),
+        plain.encode_image_uncompressed().expect("image")
+    );
+    assert_eq!(State::snapshot_seq(streamed), Ok(0));
+    // What the writer writes (format 4) decodes to the same state.
     let written = plain.encode_snapshot().expect("image");
-    assert_eq!(written.first(), Some(&3));
+    assert_eq!(written.first(), Some(&4));
     let back = State::decode_snapshot(&written).expect("decode");
     assert_eq!(
         back.encode_image_uncompressed().expect("image"),
