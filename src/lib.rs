@@ -69,6 +69,7 @@ pub mod frame;
 #[cfg(feature = "internals")]
 pub mod fuzzing;
 mod store;
+mod sync;
 pub mod tools;
 pub mod weak;
 

@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use crate::sync::{Condvar, Mutex, MutexGuard};
 use std::time::UNIX_EPOCH;
 
 use super::checkpoints::{self, Checkpoint, CheckpointChange, CheckpointStatus, check_name};

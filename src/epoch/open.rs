@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 
 use super::checkpoints;
 use super::dir::{REWIND_FILE, TMP_SUFFIX};

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 /// What a flush does with a marked key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

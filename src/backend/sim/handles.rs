@@ -49,6 +49,11 @@ impl SimFile {
     }
 
     fn sync(&self) -> io::Result<()> {
+        // An fsync takes time: under a controlled scheduler (tests/shuttle_sim.rs) other
+        // threads may run before it reaches the disk (two fsyncs of one file overlap, an append
+        // lands between a sync's start and its end).
+        #[cfg(shuttle)]
+        shuttle::thread::yield_now();
         let mut st = self.begin()?;
         st.count_op();
         match st.fault(OpKind::Sync) {

@@ -333,6 +333,8 @@ impl Backend for SimBackend {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        #[cfg(shuttle)]
+        shuttle::thread::yield_now();
         let dir = norm(dir);
         let mut st = self.state();
         st.alive()?;

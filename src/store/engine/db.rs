@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::sync::{Mutex, MutexGuard};
 use arc_swap::ArcSwap;
-use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

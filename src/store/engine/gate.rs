@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 
 /// One compaction at a time: automatic ones skip when one runs, explicit ones (and other
 /// snapshots: checkpoints, restores) wait for it.
