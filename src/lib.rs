@@ -72,7 +72,7 @@ mod store;
 pub mod tools;
 pub mod weak;
 
-pub use epoch::{Checkpoint, CheckpointStatus, Durability};
+pub use epoch::{Checkpoint, CheckpointStatus, Durability, RecoveryMode};
 pub use error::{CorruptKind, Error, Result};
 pub use store::{
     AnyTable, BackupReport, BytesTable, Change, ChangeOp, Changes, Checkpoints, CommitPos,

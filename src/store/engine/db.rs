@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::codec::{Op, TableKind, TableMeta, decode_tx, encode_tx, encode_value_bytes};
 use super::gate::Gate;
+use super::options::StoreOptions;
 use super::read::{Snapshot, schema_error};
 use super::replay::Replay;
 use super::state::{State, ViewValue};
@@ -21,33 +22,10 @@ use super::table::{BytesTable, Table, TableDef, type_label};
 use super::txn::{TableIndexes, WriteTx};
 use crate::backend::{Backend, FsBackend};
 use crate::epoch::{
-    Durability, EpochLog, EpochReader, LostRange, Options, Position, RecoveryMode, RecoveryReport,
-    Restored,
+    Durability, EpochLog, EpochReader, LostRange, Position, RecoveryMode, RecoveryReport, Restored,
 };
 use crate::error::{CorruptKind, Error, Result};
 use crate::store::rows::Bytes;
-
-/// Settings of a store.
-#[derive(Debug, Clone)]
-pub struct StoreOptions {
-    /// Settings of the underlying epoch log: recovery mode, retention, compaction policy,
-    /// segment size.
-    pub log: Options,
-    /// Take a snapshot (compact) by itself when the log's compaction policy says one is due.
-    pub auto_compact: bool,
-    /// A view derived from every new state and published atomically with it.
-    pub view: Option<DerivedView>,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions {
-            log: Options::default(),
-            auto_compact: true,
-            view: None,
-        }
-    }
-}
 
 type ViewFn = dyn Fn(&Snapshot) -> Result<ViewValue> + Send + Sync;
 

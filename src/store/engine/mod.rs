@@ -1,6 +1,6 @@
 //! The transactional engine, the commit and restore paths: the store and its writer (`db`),
 //! write transactions (`txn`, with the claim of the unique indexes a snapshot stored in
-//! `claim`), reads and snapshots (`read`), the state and its image
+//! `claim`), reads and snapshots (`read`), the store's settings (`options`), the state and its image
 //! (`state`, compressed by `compress`), table handles (`table`), the FORMAT.md §12 payloads
 //! (`codec`), restore's bulk replay (`replay`), and compaction beside the writers
 //! (`compaction`, one at a time through `gate`).
@@ -11,6 +11,7 @@ mod compaction;
 mod compress;
 mod db;
 mod gate;
+mod options;
 mod read;
 mod replay;
 mod state;
@@ -24,7 +25,8 @@ pub(crate) use codec::{
     encode_value_bytes,
 };
 pub(crate) use db::replay;
-pub use db::{DerivedView, Store, StoreOptions, read_only_snapshot};
+pub use db::{DerivedView, Store, read_only_snapshot};
+pub use options::StoreOptions;
 pub(crate) use read::schema_error;
 pub use read::{CommitPos, Readable, Snapshot, TableInfo};
 pub(crate) use state::{State, decode_state};
