@@ -70,6 +70,7 @@ pub mod frame;
 pub mod fuzzing;
 mod store;
 pub mod tools;
+mod trace;
 pub mod weak;
 
 pub use epoch::{Checkpoint, CheckpointStatus, Durability, RecoveryMode};
@@ -77,5 +78,6 @@ pub use error::{CorruptKind, Error, Result};
 pub use store::{
     AnyTable, BackupReport, BytesTable, Change, ChangeOp, Changes, Checkpoints, CommitPos,
     DerivedView, Follower, FollowerOptions, NamedLock, PollReport, Readable, Snapshot, Store,
-    StoreOptions, Table, TableDef, TableInfo, Watcher, WriteTx, read_only_snapshot,
+    StoreOptions, StoreStats, Table, TableDef, TableInfo, TableStats, Watcher, WriteTx,
+    read_only_snapshot,
 };

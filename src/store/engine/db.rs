@@ -18,6 +18,7 @@ use super::options::StoreOptions;
 use super::read::{Snapshot, schema_error};
 use super::replay::Replay;
 use super::state::{State, ViewValue};
+use super::stats::Counters;
 use super::table::{BytesTable, Table, TableDef, type_label};
 use super::txn::{TableIndexes, WriteTx};
 use crate::backend::{Backend, FsBackend};
@@ -26,6 +27,7 @@ use crate::epoch::{
 };
 use crate::error::{CorruptKind, Error, Result};
 use crate::store::rows::Bytes;
+use crate::trace::trace_event;
 
 type ViewFn = dyn Fn(&Snapshot) -> Result<ViewValue> + Send + Sync;
 
@@ -92,6 +94,8 @@ pub(crate) struct Shared {
     pub(crate) compaction: Arc<Gate>,
     /// Commits that waited for a compaction that fell behind.
     stalls: AtomicU64,
+    /// What the store did since it was opened, for `stats`.
+    pub(crate) stats: Counters,
     recovery: RecoveryReport,
     lost: Vec<LostRange>,
 }
@@ -159,6 +163,61 @@ pub(crate) fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostR
     Ok((replay.finish(), updates.lost().to_vec()))
 }
 
+/// Emits the events of an open: where the state was restored from and what recovery did.
+fn trace_recovery(dir: &Path, state: &State, report: &RecoveryReport, lost: &[LostRange]) {
+    let dir = dir.display();
+    if let Some(cut) = &report.torn_tail {
+        if cut.zeroed {
+            trace_event!(
+                debug,
+                "statelog: {dir}: cut {} reserved zero bytes",
+                cut.len
+            );
+        } else {
+            trace_event!(
+                warn,
+                "statelog: {dir}: cut a torn tail of {} bytes at offset {} ({} entries; kept in {:?})",
+                cut.len,
+                cut.offset,
+                cut.entries_cut,
+                cut.saved_to
+            );
+        }
+    }
+    for f in &report.fell_back {
+        trace_event!(
+            warn,
+            "statelog: {dir}: fell back to an older epoch ({}); segments set aside: {:?}",
+            f.cause,
+            f.segments
+        );
+    }
+    for p in &report.removed_temporary {
+        trace_event!(
+            info,
+            "statelog: {dir}: removed {} left by an interrupted operation",
+            p.display()
+        );
+    }
+    for l in lost {
+        trace_event!(
+            warn,
+            "statelog: {dir}: salvage skipped {}..{} of {}: {}",
+            l.from,
+            l.to,
+            l.file.display(),
+            l.kind
+        );
+    }
+    trace_event!(
+        info,
+        "statelog: opened {dir} at epoch {}, seq {}, {} tables",
+        state.epoch,
+        state.seq,
+        state.tables.len()
+    );
+}
+
 /// Reads the state of a store directory without locking or changing it (safe beside a
 /// writer in another process): the newest epoch, or retained epoch `epoch`. Damage is handled
 /// by `mode`; in salvage mode the skipped ranges are returned too.
@@ -198,6 +257,7 @@ impl Store {
         let (log, restored) = EpochLog::open(backend, dir, options.log)?;
         let report = restored.report.clone();
         let (mut state, lost) = replay(dir, restored)?;
+        trace_recovery(dir, &state, &report, &lost);
         state.generation = 1;
         // After replaying many transactions, reads are faster from a base than from the tree.
         state.fold_large_deltas();
@@ -225,6 +285,7 @@ impl Store {
                 compaction_error: Mutex::new(None),
                 compaction: Arc::new(Gate::default()),
                 stalls: AtomicU64::new(0),
+                stats: Counters::default(),
                 recovery: report,
                 lost,
             }),
@@ -325,6 +386,7 @@ impl Store {
     ) -> Result<Position> {
         let bytes = encode_tx(ops)?;
         let pos = self.shared.log.append(&bytes, Durability::Buffered)?;
+        self.shared.stats.commit(bytes.len());
         work.seal();
         work.seq = w.head.seq + 1;
         work.generation = w.head.generation + 1;
@@ -431,6 +493,10 @@ impl Store {
     /// at the start of epoch `epoch` (the switch's seal made everything before it durable).
     /// Returns the replaced head, for the caller to drop once it released the lock.
     pub(super) fn start_epoch_with(&self, w: &mut Writer, next: State, epoch: u64) -> Arc<State> {
+        self.shared
+            .stats
+            .compactions
+            .fetch_add(1, Ordering::Relaxed);
         self.publish_ready(w);
         let mut head = next;
         head.epoch = epoch;

@@ -3,7 +3,8 @@
 //! `claim`), reads and snapshots (`read`), the store's settings (`options`), the state and its image
 //! (`state`, compressed by `compress`), table handles (`table`), the FORMAT.md §12 payloads
 //! (`codec`), restore's bulk replay (`replay`), and compaction beside the writers
-//! (`compaction`, one at a time through `gate`).
+//! (`compaction`, one at a time through `gate`); the counters behind `Store::stats`
+//! (`stats`).
 
 mod claim;
 mod codec;
@@ -15,6 +16,7 @@ mod options;
 mod read;
 mod replay;
 mod state;
+mod stats;
 mod table;
 mod txn;
 #[cfg(test)]
@@ -30,6 +32,7 @@ pub use options::StoreOptions;
 pub(crate) use read::schema_error;
 pub use read::{CommitPos, Readable, Snapshot, TableInfo};
 pub(crate) use state::{State, decode_state};
+pub use stats::{StoreStats, TableStats};
 pub use table::{AnyTable, BytesTable, Table, TableDef};
 pub use txn::WriteTx;
 pub(crate) use txn::{EncodedRow, TableIndexes, apply_indexed, index_keys};

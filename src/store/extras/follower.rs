@@ -185,6 +185,11 @@ impl Follower {
                 Err(e) => break Err(e),
             };
             if let Err(e) = step {
+                crate::trace::trace_event!(
+                    error,
+                    "statelog: follower of {} stopped: {e}",
+                    self.shared.dir.display()
+                );
                 c.broken = Some(e.to_string());
                 break Err(e);
             }
