@@ -76,8 +76,8 @@ pub mod weak;
 pub use epoch::{Checkpoint, CheckpointStatus, Durability, RecoveryMode};
 pub use error::{CorruptKind, Error, Result};
 pub use store::{
-    AnyTable, BackupReport, BytesTable, Change, ChangeOp, Changes, Checkpoints, CommitPos,
-    DerivedView, Follower, FollowerOptions, NamedLock, PollReport, Readable, Snapshot, Store,
-    StoreOptions, StoreStats, Table, TableDef, TableInfo, TableStats, Watcher, WriteTx,
-    read_only_snapshot,
+    AnyTable, BackupReport, BytesTable, Change, ChangeFilter, ChangeOp, Changes, Checkpoints,
+    CommitPos, DerivedView, Follower, FollowerOptions, NamedLock, PollReport, Readable, Snapshot,
+    Store, StoreOptions, StoreStats, Subscription, Table, TableDef, TableInfo, TableStats, Watcher,
+    WriteTx, read_only_snapshot,
 };

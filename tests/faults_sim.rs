@@ -291,3 +291,32 @@ fn a_failed_strong_commit_stays_invisible() {
     assert!(matches!(store.sync(), Err(Error::Poisoned { .. })));
     assert!(matches!(store.read().get(&t, &2), Err(Error::NotFound(_))));
 }
+
+/// A subscriber never hears of a commit that is not durable: not of a strong commit whose
+/// fsync failed, nor of the buffered commit before it, which that fsync would have covered.
+#[test]
+fn a_subscriber_never_sees_a_commit_whose_fsync_failed() {
+    let be = SimBackend::new(22);
+    let (store, t) = open(&be).unwrap();
+    let sub = store.subscribe(statelog::ChangeFilter::all());
+    store.write(|tx| tx.insert(&t, &1, &10)).unwrap();
+    let seen = match sub.try_recv().unwrap() {
+        statelog::Changes::Since(c) => c,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(seen.len(), 1);
+    store
+        .write_with(Durability::Buffered, |tx| tx.insert(&t, &2, &20))
+        .unwrap();
+    be.inject(Fault {
+        op: OpKind::Sync,
+        nth: 1,
+        kind: FaultKind::Eio,
+    });
+    assert!(store.write(|tx| tx.insert(&t, &3, &30)).is_err());
+    be.clear_faults();
+    assert!(store.sync().is_err());
+    assert!(sub.try_recv().is_err(), "nothing after the failed fsync");
+    drop(store);
+    assert!(matches!(sub.recv(), Err(std::sync::mpsc::RecvError)));
+}

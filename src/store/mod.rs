@@ -16,7 +16,7 @@ pub(crate) use engine::{
     index_keys,
 };
 pub use extras::{
-    BackupReport, Change, ChangeOp, Changes, Checkpoints, Follower, FollowerOptions, NamedLock,
-    PollReport, Watcher,
+    BackupReport, Change, ChangeFilter, ChangeOp, Changes, Checkpoints, Follower, FollowerOptions,
+    NamedLock, PollReport, Subscription, Watcher,
 };
 pub(crate) use rows::Bytes;

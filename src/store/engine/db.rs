@@ -13,9 +13,10 @@ use serde::de::DeserializeOwned;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::codec::{Op, TableKind, TableMeta, decode_tx, encode_tx, encode_value_bytes};
+use super::feed::{Feed, Logged};
 use super::gate::Gate;
 use super::options::StoreOptions;
-use super::read::{Snapshot, schema_error};
+use super::read::{CommitPos, Snapshot, schema_error};
 use super::replay::Replay;
 use super::state::{State, ViewValue};
 use super::stats::Counters;
@@ -77,6 +78,8 @@ pub(crate) struct Writer {
     /// After a failed automatic compaction: the update bytes the epoch must reach before the
     /// next try (so a state too large to snapshot is not encoded again on every commit).
     pub(super) compact_after: u64,
+    /// Commits waiting to be durable before subscribers hear of them.
+    pub(crate) feed: Feed,
 }
 
 pub(crate) struct Shared {
@@ -275,6 +278,7 @@ impl Store {
                     head: state.clone(),
                     pending: VecDeque::new(),
                     compact_after: 0,
+                    feed: Feed::default(),
                 }),
                 indexes: Mutex::new(Vec::new()),
                 published: ArcSwap::new(state),
@@ -392,6 +396,14 @@ impl Store {
         work.generation = w.head.generation + 1;
         let state = Arc::new(work);
         w.head = state.clone();
+        if w.feed.active() {
+            let commit = CommitPos {
+                epoch: state.epoch,
+                seq: state.seq,
+            };
+            let (ops, state) = (ops.to_vec(), state.clone());
+            w.feed.push(pos, Logged { commit, ops, state });
+        }
         let strong = durability == Durability::Strong;
         w.pending.push_back(Pending { pos, state, strong });
         if !strong {
@@ -412,6 +424,10 @@ impl Store {
         }
         if let Some(p) = ready {
             self.publish(p.state);
+        }
+        // After the publication: a subscriber told of a commit reads a state that holds it.
+        if w.feed.active() {
+            w.feed.deliver(durable);
         }
     }
 

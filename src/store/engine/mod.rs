@@ -1,16 +1,17 @@
 //! The transactional engine, the commit and restore paths: the store and its writer (`db`),
-//! write transactions (`txn`, with the claim of the unique indexes a snapshot stored in
-//! `claim`), reads and snapshots (`read`), the store's settings (`options`), the state and its image
+//! with its settings (`options`), its counters (`stats`) and the feed of durable commits to
+//! subscribers (`feed`); write transactions (`txn`, with the claim of the unique indexes a
+//! snapshot stored in `claim`), reads and snapshots (`read`), the state and its image
 //! (`state`, compressed by `compress`), table handles (`table`), the FORMAT.md §12 payloads
 //! (`codec`), restore's bulk replay (`replay`), and compaction beside the writers
-//! (`compaction`, one at a time through `gate`); the counters behind `Store::stats`
-//! (`stats`).
+//! (`compaction`, one at a time through `gate`).
 
 mod claim;
 mod codec;
 mod compaction;
 mod compress;
 mod db;
+mod feed;
 mod gate;
 mod options;
 mod read;
@@ -28,6 +29,7 @@ pub(crate) use codec::{
 };
 pub(crate) use db::replay;
 pub use db::{DerivedView, Store, read_only_snapshot};
+pub(crate) use feed::{Logged, Sink};
 pub use options::StoreOptions;
 pub(crate) use read::schema_error;
 pub use read::{CommitPos, Readable, Snapshot, TableInfo};

@@ -142,6 +142,7 @@ impl Checkpoints<'_> {
         let state = Arc::new(state);
         w.head = state.clone();
         self.store.publish(state.clone());
+        w.feed.reset();
         drop(w);
         self.activate(name)?;
         Ok(CommitPos {

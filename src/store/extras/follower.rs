@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::changes::{Change, Changes, change_in, changes_since};
+use super::subscribe::{ChangeFilter, Subscriber, Subscription};
 use crate::backend::{Backend, FsBackend};
 use crate::epoch::{EpochReader, LogTail, RecoveryMode, TailEvent};
 use crate::error::{CorruptKind, Error, Result};
@@ -61,6 +62,8 @@ struct Shared {
     published: ArcSwap<State>,
     view: Option<DerivedView>,
     view_error: Mutex<Option<Error>>,
+    /// Told of every transaction applied (locked after `cursor`).
+    subscribers: Mutex<Vec<Subscriber>>,
 }
 
 /// A read-only mirror of a store directory that a writer (in this process or another) is
@@ -110,6 +113,7 @@ impl Follower {
                 published: ArcSwap::new(Arc::new(State::default())),
                 view: options.view,
                 view_error: Mutex::new(None),
+                subscribers: Mutex::new(Vec::new()),
             }),
         };
         follower.poll()?;
@@ -141,13 +145,21 @@ impl Follower {
         Ok((report, changes))
     }
 
-    fn poll_into(&self, mut sink: Option<&mut Vec<Change>>) -> Result<PollReport> {
+    fn poll_into(&self, sink: Option<&mut Vec<Change>>) -> Result<PollReport> {
         let mut c = self.shared.cursor.lock();
         if let Some(cause) = &c.broken {
             return Err(Error::Poisoned {
                 cause: cause.clone(),
             });
         }
+        // Subscribers need the changes too.
+        let pushing = !self.shared.subscribers.lock().is_empty();
+        let mut own = Vec::new();
+        let mut sink = match sink {
+            Some(s) => Some(s),
+            None if pushing => Some(&mut own),
+            None => None,
+        };
         let mut applied = 0;
         let mut reloaded = false;
         let mut changed = false;
@@ -202,6 +214,15 @@ impl Follower {
             epoch: c.head.epoch,
             seq: c.head.seq,
         };
+        if pushing {
+            let changes = sink.as_deref().map(Vec::as_slice).unwrap_or_default();
+            let mut subscribers = self.shared.subscribers.lock();
+            subscribers.retain_mut(|s| (!reloaded || s.send_reset()) && s.send(changes));
+            if c.broken.is_some() {
+                // No more changes will come: receivers see the end.
+                subscribers.clear();
+            }
+        }
         result.map(|()| PollReport {
             applied,
             reloaded,
@@ -283,6 +304,45 @@ impl Follower {
         changes_since(&reader, &self.shared.dir, &names, pos, limit, None)
     }
 
+    /// Subscribes to the changes of the transactions this follower applies from now on (by
+    /// [`poll`](Self::poll) or a [`Watcher`]) to the tables `filter` admits, in commit order,
+    /// each after the state holding it is published. A reload sends
+    /// [`Changes::Reset`]; a follower stopped by damage ends the subscription (receiving
+    /// fails; the cause is what [`poll`](Self::poll) returns).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use statelog::{ChangeFilter, Changes, Follower, FollowerOptions, Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path(), StoreOptions::default())?;
+    /// let t = store.bytes_table("t")?;
+    /// let follower = Follower::open(dir.path(), FollowerOptions::default())?;
+    /// let sub = follower.subscribe(ChangeFilter::all());
+    /// let _watcher = follower.watch(Duration::from_millis(5));
+    /// store.write(|tx| tx.put_bytes(&t, b"k", b"v"))?;
+    /// // No sleep loop: the watcher's polls push what they apply.
+    /// let Ok(Changes::Since(changes)) = sub.recv_timeout(Duration::from_secs(10)) else {
+    ///     panic!("no change")
+    /// };
+    /// assert_eq!(changes[0].ops[0].table(), "t");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn subscribe(&self, filter: ChangeFilter) -> Subscription {
+        let c = self.shared.cursor.lock();
+        let start = CommitPos {
+            epoch: c.head.epoch,
+            seq: c.head.seq,
+        };
+        let (sub, subscription) = Subscriber::new(filter, start);
+        if c.broken.is_none() {
+            self.shared.subscribers.lock().push(sub);
+        }
+        subscription
+    }
+
     /// Starts a thread that polls every `interval` until the returned [`Watcher`] is dropped.
     pub fn watch(&self, interval: Duration) -> Watcher {
         let signal = Arc::new(Signal::default());
@@ -302,6 +362,7 @@ impl Follower {
             }
         });
         Watcher {
+            follower: self.clone(),
             signal,
             error,
             thread: Some(thread),
@@ -379,6 +440,7 @@ struct Signal {
 /// A thread polling a [`Follower`] at an interval (the interval runs from the end of one
 /// poll to the start of the next). Stops when dropped.
 pub struct Watcher {
+    follower: Follower,
     signal: Arc<Signal>,
     error: Arc<Mutex<Option<Error>>>,
     thread: Option<JoinHandle<()>>,
@@ -391,6 +453,17 @@ impl std::fmt::Debug for Watcher {
 }
 
 impl Watcher {
+    /// Subscribes to the changes the watcher's polls apply from now on (see
+    /// [`Follower::subscribe`]): wait on the subscription instead of sleeping between reads.
+    pub fn subscribe(&self, filter: ChangeFilter) -> Subscription {
+        self.follower.subscribe(filter)
+    }
+
+    /// The follower polled.
+    pub fn follower(&self) -> &Follower {
+        &self.follower
+    }
+
     /// The last error a poll returned, if any (taken: a second call returns `None` until a
     /// poll fails again). Polling goes on after errors.
     pub fn last_error(&self) -> Option<Error> {
