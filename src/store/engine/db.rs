@@ -247,6 +247,17 @@ pub fn read_only_snapshot(
 
 impl Store {
     /// Opens (or creates) the store in directory `dir` and restores its state.
+    ///
+    /// ```
+    /// use statelog::{Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path(), StoreOptions::default())?;
+    /// assert!(store.recovery().torn_tail.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         Self::open_with(Arc::new(FsBackend::new()), dir.as_ref(), options)
     }
@@ -319,6 +330,23 @@ impl Store {
     }
 
     /// A read snapshot of the newest published state (O(1), never blocked by writers).
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// store.write(|tx| tx.insert(&t, &"a".to_string(), &1))?;
+    /// let snap = store.read();
+    /// store.write(|tx| tx.insert(&t, &"a".to_string(), &2))?;
+    /// // The snapshot still shows the state it was taken of.
+    /// assert_eq!(snap.get(&t, &"a".to_string())?, 1);
+    /// assert_eq!(store.read().get(&t, &"a".to_string())?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn read(&self) -> Snapshot {
         Snapshot {
             state: self.shared.published.load_full(),
@@ -327,11 +355,51 @@ impl Store {
 
     /// Runs `f` in a write transaction and commits it with strong durability: returns once
     /// the transaction is durable. If `f` fails or panics, nothing is committed.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// // Read and write in one atomic transaction; the value returned is `write`'s.
+    /// let total = store.write(|tx| {
+    ///     tx.insert(&t, &"a".to_string(), &1)?;
+    ///     tx.insert(&t, &"b".to_string(), &2)?;
+    ///     Ok(tx.count(&t)?)
+    /// })?;
+    /// assert_eq!(total, 2);
+    /// // An error rolls the whole transaction back.
+    /// let failed = store.write(|tx| {
+    ///     tx.insert(&t, &"c".to_string(), &3)?;
+    ///     tx.delete(&t, &"missing".to_string())
+    /// });
+    /// assert!(failed.is_err());
+    /// assert_eq!(store.read().count(&t)?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn write<R>(&self, f: impl FnOnce(&mut WriteTx) -> Result<R>) -> Result<R> {
         self.write_with(Durability::Strong, f)
     }
 
     /// Runs `f` in a write transaction and commits it with the given durability.
+    ///
+    /// ```
+    /// use statelog::{Durability, Readable};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// // Returns at once, visible to readers at once; durable with the next sync.
+    /// store.write_with(Durability::Buffered, |tx| tx.insert(&t, &"a".to_string(), &1))?;
+    /// assert_eq!(store.read().get(&t, &"a".to_string())?, 1);
+    /// store.sync()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn write_with<R>(
         &self,
         durability: Durability,
@@ -483,6 +551,21 @@ impl Store {
     }
 
     /// Makes every committed transaction durable and visible.
+    ///
+    /// ```
+    /// use statelog::Durability;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// for i in 0..100u32 {
+    ///     store.write_with(Durability::Buffered, |tx| tx.put_bytes(&b, &i.to_le_bytes(), b"v"))?;
+    /// }
+    /// store.sync()?; // all 100 durable, with one fsync
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn sync(&self) -> Result<()> {
         let mut w = self.shared.writer.lock();
         self.sync_locked(&mut w)
@@ -538,6 +621,18 @@ impl Store {
     }
 
     /// Syncs everything and records a clean shutdown.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.close()?; // a clean end: the next open has nothing to recover
+    /// # drop(store);
+    /// let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// assert!(store.recovery().torn_tail.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn close(&self) -> Result<()> {
         // A compaction under way finishes first.
         let _gate = self.shared.compaction.acquire();
@@ -551,6 +646,26 @@ impl Store {
     /// [`IncompatibleSchema`](Error::IncompatibleSchema). A table stored at an older version
     /// with a migration is rewritten in one transaction. Unique indexes are built from the
     /// rows.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use statelog::{Readable, TableDef};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct User { email: String }
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let users = store.table(
+    ///     TableDef::<u64, User>::new("users").unique("email", |u| u.email.clone()),
+    /// )?;
+    /// store.write(|tx| tx.insert(&users, &1, &User { email: "a@x".into() }))?;
+    /// let (id, _) = store.read().get_by(&users, "email", &"a@x")?;
+    /// assert_eq!(id, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn table<K, V>(&self, def: TableDef<K, V>) -> Result<Table<K, V>>
     where
         K: Serialize + DeserializeOwned,
@@ -678,6 +793,19 @@ impl Store {
     }
 
     /// Opens the bytes table `name` (raw keys and values), creating it on first use.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let raw = store.bytes_table("raw")?;
+    /// store.write(|tx| tx.put_bytes(&raw, b"k", b"v"))?;
+    /// assert_eq!(store.read().get_bytes(&raw, b"k")?, b"v");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn bytes_table(&self, name: &str) -> Result<BytesTable> {
         let mut w = self.shared.writer.lock();
         if let Some(t) = w.head.table_by_name(name) {

@@ -88,6 +88,21 @@ impl std::fmt::Debug for Follower {
 
 impl Follower {
     /// Follows the store in directory `dir`, starting from its newest committed state.
+    ///
+    /// ```
+    /// use statelog::{Follower, FollowerOptions, Readable};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// // In this process or another: a read-only mirror of the writer's store.
+    /// let follower = Follower::open(dir.path(), FollowerOptions::default())?;
+    /// assert_eq!(follower.read().get_bytes(&b, b"k")?, b"v");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open(dir: impl AsRef<Path>, options: FollowerOptions) -> Result<Follower> {
         Self::open_with(Arc::new(FsBackend::new()), dir.as_ref(), options)
     }
@@ -121,6 +136,22 @@ impl Follower {
     }
 
     /// A read snapshot of the newest state the follower published (O(1)).
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// # let follower = statelog::Follower::open(dir.path(), statelog::FollowerOptions::default())?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// assert_eq!(follower.read().count(&b)?, 0); // not polled yet
+    /// follower.poll()?;
+    /// assert_eq!(follower.read().count(&b)?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn read(&self) -> Snapshot {
         Snapshot {
             state: self.shared.published.load_full(),
@@ -131,6 +162,20 @@ impl Follower {
     /// one new state. A transaction the writer has not finished writing is applied by a later
     /// poll. Damage in the log, or a transaction that does not fit the state, is an error;
     /// the transactions before it stay applied, and every later poll returns the error.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// # let follower = statelog::Follower::open(dir.path(), statelog::FollowerOptions::default())?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// let report = follower.poll()?;
+    /// assert_eq!(report.applied, 1);
+    /// assert_eq!(report.pos, store.read().position());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn poll(&self) -> Result<PollReport> {
         self.poll_into(None)
     }
@@ -139,6 +184,20 @@ impl Follower {
     /// oldest first, read once as they are applied (no second pass over the log, unlike
     /// [`changes_since`](Self::changes_since)). If the report says `reloaded`, they are the
     /// changes after the last reload, whose state is the one before the first of them.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// # let follower = statelog::Follower::open(dir.path(), statelog::FollowerOptions::default())?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// let (_report, changes) = follower.poll_changes()?;
+    /// assert_eq!(changes.len(), 1);
+    /// assert_eq!(changes[0].ops[0].table(), "b");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn poll_changes(&self) -> Result<(PollReport, Vec<Change>)> {
         let mut changes = Vec::new();
         let report = self.poll_into(Some(&mut changes))?;
@@ -256,6 +315,22 @@ impl Follower {
     /// A handle for the typed table `def` describes, which must exist with the same key and
     /// value types and schema version; its unique indexes are built now and kept up to date
     /// by every poll, so [`Readable::get_by`] works on the follower's snapshots.
+    ///
+    /// ```
+    /// use statelog::{Follower, FollowerOptions, Readable, TableDef};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let def = || TableDef::<u32, String>::new("names").unique("name", |n| n.clone());
+    /// let names = store.table(def())?;
+    /// store.write(|tx| tx.insert(&names, &1, &"ann".to_string()))?;
+    /// let follower = Follower::open(dir.path(), FollowerOptions::default())?;
+    /// let names = follower.table(def())?;
+    /// assert_eq!(follower.read().get_by(&names, "name", &"ann")?.0, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn table<K, V>(&self, def: TableDef<K, V>) -> Result<Table<K, V>>
     where
         K: Serialize + DeserializeOwned,
@@ -294,6 +369,22 @@ impl Follower {
     /// Up to `limit` transactions committed after `pos`, read from the log, or
     /// [`Changes::Reset`] when the log no longer holds them all. Reads the log from the start
     /// of `pos`'s epoch.
+    ///
+    /// ```
+    /// use statelog::Changes;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// # let follower = statelog::Follower::open(dir.path(), statelog::FollowerOptions::default())?;
+    /// let from = follower.read().position();
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// let Changes::Since(changes) = follower.changes_since(from, 10)? else { panic!() };
+    /// assert_eq!(changes.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn changes_since(&self, pos: CommitPos, limit: usize) -> Result<Changes> {
         let reader = EpochReader::open(
             self.shared.backend.clone(),
@@ -344,6 +435,28 @@ impl Follower {
     }
 
     /// Starts a thread that polls every `interval` until the returned [`Watcher`] is dropped.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// # let follower = statelog::Follower::open(dir.path(), statelog::FollowerOptions::default())?;
+    /// let watcher = follower.watch(Duration::from_millis(10));
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// # let start = std::time::Instant::now();
+    /// # while follower.read().count(&b)? == 0 && start.elapsed() < Duration::from_secs(10) {
+    /// #     std::thread::sleep(Duration::from_millis(5));
+    /// # }
+    /// // The watcher's thread polls; readers just read.
+    /// assert_eq!(follower.read().count(&b)?, 1);
+    /// drop(watcher); // stops polling
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn watch(&self, interval: Duration) -> Watcher {
         let signal = Arc::new(Signal::default());
         let error = Arc::new(Mutex::new(None));
@@ -466,6 +579,23 @@ impl Watcher {
 
     /// The last error a poll returned, if any (taken: a second call returns `None` until a
     /// poll fails again). Polling goes on after errors.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// # let follower = statelog::Follower::open(dir.path(), statelog::FollowerOptions::default())?;
+    /// let watcher = follower.watch(Duration::from_millis(10));
+    /// // Polling goes on after an error; check now and then, or on a subscription's end.
+    /// if let Some(e) = watcher.last_error() {
+    ///     eprintln!("follower: {e}");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn last_error(&self) -> Option<Error> {
         self.error.lock().take()
     }

@@ -88,6 +88,22 @@ impl Store {
     /// (whatever store handle or thread asks) and in others, until the returned guard is
     /// dropped or its process dies. Each acquisition gets a larger fencing number
     /// ([`NamedLock::fence`]), recorded durably before this returns.
+    ///
+    /// ```
+    /// use statelog::Error;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let leader = store.try_lock("leader")?;
+    /// // Any other holder, in this process or another, is refused until it is dropped.
+    /// assert!(matches!(store.try_lock("leader"), Err(Error::Locked { .. })));
+    /// let fence = leader.fence(); // pass it with every action taken as leader
+    /// drop(leader);
+    /// assert!(store.try_lock("leader")?.fence() > fence);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn try_lock(&self, name: &str) -> Result<NamedLock> {
         try_lock(&**self.shared.log.backend(), self.shared.log.dir(), name)
     }
