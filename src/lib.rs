@@ -7,7 +7,9 @@
 //!   bounded restore, rewind, compaction and group commit.
 //! - The store ([`Store`]): typed tables, transactions, read snapshots, compaction,
 //!   [`Checkpoints`], named locks, hot backup; [`Follower`]: a read-only mirror of a store
-//!   another process writes, and [`Changes`] since a [`CommitPos`].
+//!   another process writes, and [`Changes`] since a [`CommitPos`]; [`Store::subscribe`]
+//!   pushes durable changes to a [`Subscription`]; [`Store::stats`] says what the store does
+//!   (and, with the `tracing` feature, so do `tracing` events).
 //! - [`weak`]: weak durability (dirty sets, flushes, the flush worker), two-class bootstrap,
 //!   references and repair.
 //!
