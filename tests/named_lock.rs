@@ -251,3 +251,24 @@ fn acquire_times_out_while_held() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+/// A waiter in this process takes the lock once the holding process ends (here: its stdin
+/// closes), and a wait that runs out names that process.
+#[test]
+fn acquire_waits_for_another_process() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, fence, pid) = spawn_holder(dir.path());
+    assert_eq!(fence, 1);
+    match NamedLock::acquire(dir.path(), "leader", Duration::from_millis(100)) {
+        Err(Error::LockTimeout { holder, .. }) => assert_eq!(holder, Some(pid)),
+        other => panic!("expected LockTimeout, got {other:?}"),
+    }
+    let path = dir.path().to_path_buf();
+    let waiter =
+        std::thread::spawn(move || NamedLock::acquire(&path, "leader", Duration::from_secs(30)));
+    std::thread::sleep(Duration::from_millis(50));
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    assert_eq!(waiter.join().unwrap().unwrap().fence(), 2);
+}
