@@ -56,3 +56,32 @@ fn open_and_compaction_emit_events() {
     assert!(has("compaction started"), "{got:?}");
     assert!(has("compaction finished in"), "{got:?}");
 }
+
+/// A failed fsync poisons the log: an error event says writes are refused from now on.
+#[cfg(feature = "internals")]
+#[test]
+fn poisoning_emits_an_error_event() {
+    use statelog::backend::{Fault, FaultKind, OpKind, SimBackend};
+    let be = SimBackend::new(7);
+    let messages = Messages::default();
+    tracing::subscriber::with_default(messages.clone(), || {
+        let store = Store::open_with(
+            Arc::new(be.process()),
+            std::path::Path::new("/db"),
+            StoreOptions::default(),
+        )
+        .unwrap();
+        let t = store.bytes_table("t").unwrap();
+        be.inject(Fault {
+            op: OpKind::Sync,
+            nth: 1,
+            kind: FaultKind::Eio,
+        });
+        assert!(store.write(|tx| tx.put_bytes(&t, b"k", b"v")).is_err());
+    });
+    let got = messages.0.lock().unwrap().clone();
+    assert!(
+        got.iter().any(|m| m.contains("writes refused from now on")),
+        "{got:?}"
+    );
+}
