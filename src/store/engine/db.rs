@@ -469,8 +469,7 @@ impl Store {
                 epoch: state.epoch,
                 seq: state.seq,
             };
-            let (ops, state) = (ops.to_vec(), state.clone());
-            w.feed.push(pos, Logged { commit, ops, state });
+            w.feed.push(pos, Logged::new(commit, ops, &state));
         }
         let strong = durability == Durability::Strong;
         w.pending.push_back(Pending { pos, state, strong });

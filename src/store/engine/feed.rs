@@ -1,19 +1,38 @@
 //! The feed of committed transactions to subscribers: each waits here until it is durable,
 //! then goes to every subscriber (`extras` turns it into changes and filters them).
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
 
 use super::codec::Op;
 use super::read::CommitPos;
 use super::state::State;
 use crate::epoch::Position;
 
-/// A committed transaction: where it is, what it did, and the state it made (for names).
+/// A committed transaction: where it is, what it did, and the names of the tables it
+/// changed (not the state it made: a subscriber must not hold states alive).
 pub(crate) struct Logged {
     pub(crate) commit: CommitPos,
     pub(crate) ops: Vec<Op>,
-    pub(crate) state: Arc<State>,
+    pub(crate) names: HashMap<u32, String>,
+}
+
+impl Logged {
+    /// The transaction `ops` that made `after`, at `commit`.
+    pub(crate) fn new(commit: CommitPos, ops: &[Op], after: &State) -> Logged {
+        let names = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put { table, .. } | Op::Delete { table, .. } => Some(*table),
+                _ => None,
+            })
+            .filter_map(|id| after.tables.get(&id).map(|t| (id, t.meta.name.clone())))
+            .collect();
+        Logged {
+            commit,
+            ops: ops.to_vec(),
+            names,
+        }
+    }
 }
 
 /// Where the feed delivers.

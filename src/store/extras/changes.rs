@@ -306,11 +306,16 @@ pub(crate) fn change_in(pos: CommitPos, ops: Vec<Op>, after: &State) -> Change {
         })
         .filter_map(|id| after.tables.get(&id).map(|t| (id, t.meta.name.clone())))
         .collect();
+    change_named(pos, ops, &names)
+}
+
+/// The change one transaction (`ops`) made, with table names from `names`.
+pub(crate) fn change_named(pos: CommitPos, ops: Vec<Op>, names: &HashMap<u32, String>) -> Change {
     Change {
         pos,
         ops: ops
             .into_iter()
-            .filter_map(|op| change_op(op, &names))
+            .filter_map(|op| change_op(op, names))
             .collect(),
     }
 }

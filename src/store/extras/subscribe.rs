@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::mpsc::{Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::time::Duration;
 
-use super::changes::{Change, Changes, change_in};
+use super::changes::{Change, Changes, change_named};
 use crate::store::engine::{CommitPos, Logged, Sink, Store};
 
 /// Which tables' changes a subscription receives.
@@ -45,7 +45,8 @@ impl ChangeFilter {
 /// [`Changes::Since`] with the changes made durable together, oldest first (never empty), or
 /// [`Changes::Reset`] when the state jumped (a checkpoint restored, a follower reloaded):
 /// take a new snapshot then. Receiving ends (`Err`) once the store or follower is gone.
-/// Dropping it unsubscribes.
+/// Messages wait without bound until received: drop a subscription no longer read, which
+/// unsubscribes.
 #[derive(Debug)]
 pub struct Subscription {
     rx: Receiver<Changes>,
@@ -140,7 +141,7 @@ impl Sink for Subscriber {
         let changes: Vec<Change> = durable
             .iter()
             .filter(|l| l.commit.seq > self.after)
-            .map(|l| change_in(l.commit, l.ops.clone(), &l.state))
+            .map(|l| change_named(l.commit, l.ops.clone(), &l.names))
             .collect();
         self.send(&changes)
     }
