@@ -314,6 +314,17 @@ impl Store {
     }
 
     /// What recovery found and did when the store was opened.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// if let Some(cut) = &store.recovery().torn_tail {
+    ///     eprintln!("cut an unfinished last write of {} bytes", cut.len);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn recovery(&self) -> &RecoveryReport {
         &self.shared.recovery
     }
@@ -538,6 +549,18 @@ impl Store {
     /// The last failure of an automatic compaction (taken: a second call returns `None` until
     /// another one fails). The commits that triggered it were not failed by it; the next due
     /// commit tries again.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// // After commits that may have started an automatic compaction:
+    /// if let Some(e) = store.compaction_error() {
+    ///     eprintln!("compaction failed, retried later: {e}");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn compaction_error(&self) -> Option<Error> {
         self.shared.compaction_error.lock().take()
     }

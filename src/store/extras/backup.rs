@@ -75,6 +75,22 @@ impl Snapshot {
     /// empty): one snapshot, fsynced, restorable with `Store::open`. Use with
     /// [`read_only_snapshot`](crate::read_only_snapshot) to back up a store that another
     /// process is writing.
+    ///
+    /// ```
+    /// use statelog::{Readable, Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// let dest = dir.path().join("one-state");
+    /// store.read().backup_to(&dest)?;
+    /// let copy = Store::open(&dest, StoreOptions::default())?;
+    /// assert_eq!(copy.read().count(&copy.bytes_table("b")?)?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
         write_backup(
             Arc::new(crate::backend::FsBackend::new()),
