@@ -263,6 +263,20 @@ impl Store {
     }
 
     /// Opens the store through a given I/O backend.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use statelog::backend::FsBackend;
+    /// use statelog::{Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// // The file system; tests pass a simulated backend (feature `internals`).
+    /// let store = Store::open_with(Arc::new(FsBackend::new()), dir.path(), StoreOptions::default())?;
+    /// # drop(store);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open_with(
         backend: Arc<dyn Backend>,
         dir: &Path,
@@ -330,6 +344,21 @@ impl Store {
     }
 
     /// Log ranges skipped while restoring (salvage mode only).
+    ///
+    /// ```
+    /// use statelog::{RecoveryMode, Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// // Salvage skips damaged records instead of refusing to open, and reports them.
+    /// let store = Store::open(dir.path(), StoreOptions::default().recovery(RecoveryMode::Salvage))?;
+    /// for range in store.lost() {
+    ///     eprintln!("lost {}..{} of {}", range.from, range.to, range.file.display());
+    /// }
+    /// assert!(store.lost().is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn lost(&self) -> &[LostRange] {
         &self.shared.lost
     }
@@ -536,12 +565,43 @@ impl Store {
 
     /// The last failure of the derived view function, if any (taken: a second call returns
     /// `None` until it fails again).
+    ///
+    /// ```
+    /// use statelog::{DerivedView, Error, Readable, Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// // A view that fails once there are rows.
+    /// let view = DerivedView::new(|s| match s.tables().iter().any(|t| t.rows > 0) {
+    ///     true => Err(Error::InvalidArgument("no view today".into())),
+    ///     false => Ok(()),
+    /// });
+    /// let store = Store::open(dir.path(), StoreOptions::default().view(view))?;
+    /// let b = store.bytes_table("b")?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?; // committed all the same
+    /// assert!(store.view_error().is_some());
+    /// assert!(store.view_error().is_none(), "taken");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn view_error(&self) -> Option<Error> {
         self.shared.view_error.lock().take()
     }
 
     /// The last failure to delete old epochs after a snapshot, if any (taken). The snapshot
     /// itself succeeded; retention is tried again after the next one.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.compact()?;
+    /// if let Some(e) = store.retention_error() {
+    ///     eprintln!("old epochs not deleted yet: {e}");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn retention_error(&self) -> Option<Error> {
         self.shared.retention_error.lock().take()
     }
@@ -600,12 +660,33 @@ impl Store {
     }
 
     /// Whether a compaction is running now.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.compact()?; // runs on this thread, and is over when it returns
+    /// assert!(!store.compaction_running());
+    /// assert_eq!(store.stats().compactions, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn compaction_running(&self) -> bool {
         self.shared.compaction.running()
     }
 
     /// How many commits waited for a running compaction because updates outpaced it (the
     /// update tail grew past 4 times the size that made the compaction due).
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// assert_eq!(store.compaction_stalls(), 0);
+    /// assert_eq!(store.stats().compaction_stalls, 0); // also in the stats
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn compaction_stalls(&self) -> u64 {
         self.shared.stalls.load(Ordering::Relaxed)
     }

@@ -90,6 +90,19 @@ impl Checkpoints<'_> {
     }
 
     /// The checkpoint named `name`, or [`NotFound`](Error::NotFound).
+    ///
+    /// ```
+    /// use statelog::CheckpointStatus;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.checkpoints().save("c")?;
+    /// assert_eq!(store.checkpoints().get("c")?.status, CheckpointStatus::Pending);
+    /// assert!(store.checkpoints().get("missing").is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn get(&self, name: &str) -> Result<Checkpoint> {
         self.list()?
             .into_iter()
@@ -120,6 +133,23 @@ impl Checkpoints<'_> {
     /// Makes `name` the active checkpoint and the previously active one inactive, in one
     /// durable step. An unknown name changes nothing ([`NotFound`](Error::NotFound)); a
     /// failed checkpoint cannot be activated.
+    ///
+    /// ```
+    /// use statelog::CheckpointStatus;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let cps = store.checkpoints();
+    /// cps.save("v1")?;
+    /// cps.activate("v1")?;
+    /// cps.save("v2")?;
+    /// cps.activate("v2")?;
+    /// assert_eq!(cps.get("v1")?.status, CheckpointStatus::Inactive);
+    /// assert_eq!(cps.active()?.name, "v2");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn activate(&self, name: &str) -> Result<()> {
         self.change(CheckpointChange::Activate(name.to_string()))
             .map(|_| ())
@@ -165,6 +195,20 @@ impl Checkpoints<'_> {
 
     /// Deletes every checkpoint saved before `time` except the active one, and returns them;
     /// retention reclaims their epochs at the next snapshot.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.checkpoints().save("old")?;
+    /// let deleted = store.checkpoints().delete_older_than(SystemTime::now() + Duration::from_secs(1))?;
+    /// assert_eq!(deleted.len(), 1);
+    /// assert!(store.checkpoints().list()?.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn delete_older_than(&self, time: SystemTime) -> Result<Vec<Checkpoint>> {
         self.change(CheckpointChange::DeleteOlderThan(time))
     }

@@ -108,6 +108,20 @@ impl Follower {
     }
 
     /// Follows a store through a given I/O backend.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use statelog::backend::FsBackend;
+    /// use statelog::{Follower, FollowerOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let follower = Follower::open_with(Arc::new(FsBackend::new()), dir.path(), FollowerOptions::default())?;
+    /// assert_eq!(follower.read().position(), store.read().position());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open_with(
         backend: Arc<dyn Backend>,
         dir: &Path,
@@ -308,6 +322,22 @@ impl Follower {
     }
 
     /// The last failure of the derived view function, if any (taken).
+    ///
+    /// ```
+    /// use statelog::{DerivedView, Error, Follower, FollowerOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// let view = DerivedView::new(|_| Err::<(), _>(Error::InvalidArgument("no view".into())));
+    /// let follower = Follower::open(dir.path(), FollowerOptions { view: Some(view) })?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// follower.poll()?; // applied; the previous state stays published
+    /// assert!(follower.view_error().is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn view_error(&self) -> Option<Error> {
         self.shared.view_error.lock().take()
     }
