@@ -46,6 +46,19 @@ pub enum Error {
         /// The process id recorded by the lock holder, when it could be read.
         pid: Option<u32>,
     },
+    /// A named lock was still held by another holder when the wait for it ran out.
+    #[error(
+        "lock {name} is still held by {} after waiting {waited:?}; retry later or wait longer",
+        match holder { Some(p) => format!("process {p}"), None => "another holder".to_string() }
+    )]
+    LockTimeout {
+        /// The lock's name.
+        name: String,
+        /// How long the caller waited.
+        waited: std::time::Duration,
+        /// The process id of the holder, when it could be read.
+        holder: Option<u32>,
+    },
     /// An earlier write or sync failed, so nothing later can be acknowledged as durable.
     /// Reads go on; reopen to write again.
     #[error("writes are refused after an earlier failure ({cause}); reopen to recover")]

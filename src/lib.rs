@@ -7,7 +7,9 @@
 //!   bounded restore, rewind, compaction and group commit.
 //! - The store ([`Store`]): typed tables, transactions, read snapshots, compaction,
 //!   [`Checkpoints`], named locks, hot backup; [`Follower`]: a read-only mirror of a store
-//!   another process writes, and [`Changes`] since a [`CommitPos`].
+//!   another process writes, and [`Changes`] since a [`CommitPos`]; [`Store::subscribe`]
+//!   pushes durable changes to a [`Subscription`]; [`Store::stats`] says what the store does
+//!   (and, with the `tracing` feature, so do `tracing` events).
 //! - [`weak`]: weak durability (dirty sets, flushes, the flush worker), two-class bootstrap,
 //!   references and repair.
 //!
@@ -71,12 +73,14 @@ pub mod fuzzing;
 mod store;
 mod sync;
 pub mod tools;
+mod trace;
 pub mod weak;
 
-pub use epoch::{Checkpoint, CheckpointStatus, Durability};
+pub use epoch::{Checkpoint, CheckpointStatus, Durability, RecoveryMode};
 pub use error::{CorruptKind, Error, Result};
 pub use store::{
-    AnyTable, BackupReport, BytesTable, Change, ChangeOp, Changes, Checkpoints, CommitPos,
-    DerivedView, Follower, FollowerOptions, NamedLock, PollReport, Readable, Snapshot, Store,
-    StoreOptions, Table, TableDef, TableInfo, Watcher, WriteTx, read_only_snapshot,
+    AnyTable, BackupReport, BytesTable, Change, ChangeFilter, ChangeOp, Changes, Checkpoints,
+    CommitPos, DerivedView, Follower, FollowerOptions, NamedLock, PollReport, Readable, Snapshot,
+    Store, StoreOptions, StoreStats, Subscription, Table, TableDef, TableInfo, TableStats, Watcher,
+    WriteTx, read_only_snapshot,
 };

@@ -176,3 +176,99 @@ fn damaged_fence_file_is_corruption() {
         Err(Error::Corrupt { .. })
     ));
 }
+
+/// A waiter on another thread takes the lock once its holder drops it, after waiting.
+#[test]
+fn acquire_waits_for_the_holder_to_drop_it() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let held = store.try_lock("leader").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let other = store.clone();
+    let waiter = std::thread::spawn(move || {
+        tx.send(()).unwrap();
+        let start = Instant::now();
+        let lock = other.lock("leader", Duration::from_secs(10)).unwrap();
+        (lock.fence(), start.elapsed())
+    });
+    rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(held);
+    let (fence, waited) = waiter.join().unwrap();
+    assert_eq!(fence, 2);
+    assert!(waited >= Duration::from_millis(50), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    // Without the store, too.
+    let a = NamedLock::acquire(dir.path(), "other", Duration::from_secs(1)).unwrap();
+    assert_eq!(a.fence(), 1);
+}
+
+/// A wait that runs out is a distinct error naming the lock and this process as the holder;
+/// the lock is still free to take afterwards once released.
+#[test]
+fn acquire_times_out_while_held() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let held = store.try_lock("leader").unwrap();
+    let other = store.clone();
+    let start = Instant::now();
+    let err = std::thread::spawn(move || other.lock("leader", Duration::from_millis(200)))
+        .join()
+        .unwrap()
+        .unwrap_err();
+    let waited_here = start.elapsed();
+    match &err {
+        Error::LockTimeout {
+            name,
+            waited,
+            holder,
+        } => {
+            assert_eq!(name, "leader");
+            assert!(*waited >= Duration::from_millis(200), "{waited:?}");
+            assert_eq!(*holder, Some(std::process::id()));
+        }
+        other => panic!("expected LockTimeout, got {other:?}"),
+    }
+    assert!(waited_here < Duration::from_secs(5), "{waited_here:?}");
+    assert!(err.to_string().contains("retry later"), "{err}");
+    // A zero timeout is one try.
+    assert!(matches!(
+        NamedLock::acquire(dir.path(), "leader", Duration::ZERO),
+        Err(Error::LockTimeout { .. })
+    ));
+    drop(held);
+    assert_eq!(
+        NamedLock::acquire(dir.path(), "leader", Duration::ZERO)
+            .unwrap()
+            .fence(),
+        2
+    );
+    // A bad name fails at once, not after the timeout.
+    assert!(matches!(
+        store.lock("a/b", Duration::from_secs(60)),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+/// A waiter in this process takes the lock once the holding process ends (here: its stdin
+/// closes), and a wait that runs out names that process.
+#[test]
+fn acquire_waits_for_another_process() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, fence, pid) = spawn_holder(dir.path());
+    assert_eq!(fence, 1);
+    match NamedLock::acquire(dir.path(), "leader", Duration::from_millis(100)) {
+        Err(Error::LockTimeout { holder, .. }) => assert_eq!(holder, Some(pid)),
+        other => panic!("expected LockTimeout, got {other:?}"),
+    }
+    let path = dir.path().to_path_buf();
+    let waiter =
+        std::thread::spawn(move || NamedLock::acquire(&path, "leader", Duration::from_secs(30)));
+    std::thread::sleep(Duration::from_millis(50));
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    assert_eq!(waiter.join().unwrap().unwrap().fence(), 2);
+}

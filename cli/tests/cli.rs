@@ -656,3 +656,59 @@ fn apply_refuses_foreign_directories_and_names_bad_lines() {
         text(&out.stderr)
     );
 }
+
+/// `statelog inspect DIR | head -1` and `statelog verify DIR | head -1` in a shell: the command
+/// itself exits 0 (`pipefail`) and says nothing on standard error.
+#[test]
+fn head_of_inspect_and_verify_in_a_shell() {
+    let base = tempfile::tempdir().unwrap();
+    let d = base.path().join("s");
+    applied_store(&d);
+    for cmd in ["inspect", "verify", "dump"] {
+        let script = format!(
+            "set -o pipefail; \"{}\" {cmd} \"{}\" | head -1",
+            env!("CARGO_BIN_EXE_statelog"),
+            d.display()
+        );
+        let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{cmd}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout).lines().count(), 1, "{cmd}");
+        assert_eq!(text(&out.stderr), "", "{cmd}");
+    }
+}
+
+/// `follow` whose reader went away ends quietly (exit 0) at its next line, not with an error.
+#[test]
+fn follow_ends_quietly_when_its_reader_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let t = store.bytes_table("kv").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_statelog"))
+        .args(["follow", "--interval-ms", "5"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(first.starts_with("following"), "{first}");
+    drop(child.stdout.take());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        store.write(|tx| tx.put_bytes(&t, b"k", b"v")).unwrap();
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("follow did not end after its reader went away");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(rest, "", "nothing more on standard error");
+}

@@ -79,6 +79,7 @@ impl Inner {
 
     pub(super) fn poison(&mut self, e: &Error) {
         if self.poisoned.is_none() {
+            crate::trace::trace_event!(error, "statelog: writes refused from now on: {e}");
             self.poisoned = Some(e.to_string());
         }
     }
@@ -198,6 +199,11 @@ impl EpochLog {
         let end = g.end();
         self.wait_locked(g, end)?;
         Ok(end)
+    }
+
+    /// Group-commit fsyncs (the ones strong appends wait for) since the log was opened.
+    pub fn sync_count(&self) -> u64 {
+        self.lock_inner().sync_round
     }
 
     /// The position up to which everything appended is durable.

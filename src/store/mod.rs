@@ -8,15 +8,15 @@ mod extras;
 mod rows;
 
 pub use engine::{
-    AnyTable, BytesTable, CommitPos, DerivedView, Readable, Snapshot, Store, StoreOptions, Table,
-    TableDef, TableInfo, WriteTx, read_only_snapshot,
+    AnyTable, BytesTable, CommitPos, DerivedView, Readable, Snapshot, Store, StoreOptions,
+    StoreStats, Table, TableDef, TableInfo, TableStats, WriteTx, read_only_snapshot,
 };
 pub(crate) use engine::{
     EncodedRow, decode_state, decode_transaction, encode_key, encode_key_bytes, encode_value_bytes,
     index_keys,
 };
 pub use extras::{
-    BackupReport, Change, ChangeOp, Changes, Checkpoints, Follower, FollowerOptions, NamedLock,
-    PollReport, Watcher,
+    BackupReport, Change, ChangeFilter, ChangeOp, Changes, Checkpoints, Follower, FollowerOptions,
+    NamedLock, PollReport, Subscription, Watcher,
 };
 pub(crate) use rows::Bytes;

@@ -48,6 +48,21 @@ pub struct Inspection {
 /// Names in a store directory that are neither segments nor side files.
 const KNOWN: [&str; 4] = ["LOCK", "CHECKPOINTS", "locks", "MANIFEST"];
 
+/// [`inspect`] through the file system: describes the store directory `dir`.
+///
+/// ```
+/// # fn main() -> statelog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # drop(statelog::Store::open(dir.path(), statelog::StoreOptions::default())?);
+/// let report = statelog::tools::inspect_dir(dir.path())?;
+/// assert!(!report.segments.is_empty());
+/// # Ok(())
+/// # }
+/// ```
+pub fn inspect_dir(dir: impl AsRef<Path>) -> Result<Inspection> {
+    inspect(Arc::new(crate::backend::FsBackend::new()), dir.as_ref())
+}
+
 /// Describes the store directory `dir`: segments, epochs, tables, where the data ends, and who
 /// holds the lock. Reads only; safe beside a running writer.
 pub fn inspect(backend: Arc<dyn Backend>, dir: &Path) -> Result<Inspection> {

@@ -8,5 +8,5 @@
 mod inspect;
 mod verify;
 
-pub use inspect::{Inspection, SegmentSummary, inspect};
-pub use verify::{Finding, VerifyReport, verify, verify_epochs};
+pub use inspect::{Inspection, SegmentSummary, inspect, inspect_dir};
+pub use verify::{Finding, VerifyReport, verify, verify_dir, verify_epochs};

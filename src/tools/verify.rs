@@ -92,6 +92,26 @@ pub fn verify(
     verify_with(backend, dir, progress, true)
 }
 
+/// [`verify`] through the file system, without progress reports: checks every segment of
+/// the store directory `dir`.
+///
+/// ```
+/// # fn main() -> statelog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # drop(statelog::Store::open(dir.path(), statelog::StoreOptions::default())?);
+/// let report = statelog::tools::verify_dir(dir.path())?;
+/// assert!(report.is_clean(), "{:?}", report.findings);
+/// # Ok(())
+/// # }
+/// ```
+pub fn verify_dir(dir: impl AsRef<Path>) -> Result<VerifyReport> {
+    verify(
+        Arc::new(crate::backend::FsBackend::new()),
+        dir.as_ref(),
+        &mut |_, _| {},
+    )
+}
+
 /// Like [`verify`], for a directory of the epoch layer alone (an [`EpochLog`] whose updates
 /// and snapshots are the caller's own bytes, not store transactions): every rule but the
 /// store payloads' decoding.

@@ -243,6 +243,15 @@ impl Rules {
             }
             Ok(())
         })?;
+        if report.total() > 0 {
+            crate::trace::trace_event!(
+                warn,
+                "statelog: repair of {} removed {} orphans: {:?}",
+                weak.log().dir().display(),
+                report.total(),
+                report.removed
+            );
+        }
         Ok(report)
     }
 

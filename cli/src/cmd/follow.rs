@@ -21,12 +21,11 @@ pub(crate) fn run(dir: &Path, count: Option<u64>, interval_ms: u64) -> Result<i3
     let mut printed = 0u64;
     let mut out = std::io::stdout().lock();
     let write = |out: &mut std::io::StdoutLock<'_>, line: Value| {
-        writeln!(out, "{line}").map_err(|e| Fail(format!("writing the output: {e}"), 2))
+        writeln!(out, "{line}").map_err(output_error)
     };
     loop {
         if count.is_some_and(|n| printed >= n) {
-            out.flush()
-                .map_err(|e| Fail(format!("writing the output: {e}"), 2))?;
+            out.flush().map_err(output_error)?;
             return Ok(0);
         }
         // Each poll reads only what was appended since the last one.
@@ -42,8 +41,7 @@ pub(crate) fn run(dir: &Path, count: Option<u64>, interval_ms: u64) -> Result<i3
             )?;
         }
         if changes.is_empty() {
-            out.flush()
-                .map_err(|e| Fail(format!("writing the output: {e}"), 2))?;
+            out.flush().map_err(output_error)?;
             std::thread::sleep(std::time::Duration::from_millis(interval_ms));
             continue;
         }
@@ -70,4 +68,13 @@ pub(crate) fn run(dir: &Path, count: Option<u64>, interval_ms: u64) -> Result<i3
             printed += 1;
         }
     }
+}
+
+/// A failed write of the output. A reader that stopped early (`statelog follow DIR | head -1`)
+/// closed the pipe: that ends the command quietly, as it ends `cat`.
+fn output_error(e: std::io::Error) -> Fail {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    Fail(format!("writing the output: {e}"), 2)
 }

@@ -57,6 +57,7 @@ impl Store {
 /// is held only to start and to switch: if it is dropped meanwhile, the compaction is given
 /// up and its file removed.
 fn compact(weak: &Weak<Shared>) -> Result<()> {
+    let _timing = super::stats::CompactionTiming::start(weak);
     let gone = || Error::InvalidArgument("the store was closed during compaction".into());
     let (ticket, base) = {
         let shared = weak.upgrade().ok_or_else(gone)?;

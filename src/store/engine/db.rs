@@ -13,41 +13,22 @@ use serde::de::DeserializeOwned;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::codec::{Op, TableKind, TableMeta, decode_tx, encode_tx, encode_value_bytes};
+use super::feed::{Feed, Logged};
 use super::gate::Gate;
-use super::read::{Snapshot, schema_error};
+use super::options::StoreOptions;
+use super::read::{CommitPos, Snapshot, schema_error};
 use super::replay::Replay;
 use super::state::{State, ViewValue};
+use super::stats::Counters;
 use super::table::{BytesTable, Table, TableDef, type_label};
 use super::txn::{TableIndexes, WriteTx};
 use crate::backend::{Backend, FsBackend};
 use crate::epoch::{
-    Durability, EpochLog, EpochReader, LostRange, Options, Position, RecoveryMode, RecoveryReport,
-    Restored,
+    Durability, EpochLog, EpochReader, LostRange, Position, RecoveryMode, RecoveryReport, Restored,
 };
 use crate::error::{CorruptKind, Error, Result};
 use crate::store::rows::Bytes;
-
-/// Settings of a store.
-#[derive(Debug, Clone)]
-pub struct StoreOptions {
-    /// Settings of the underlying epoch log: recovery mode, retention, compaction policy,
-    /// segment size.
-    pub log: Options,
-    /// Take a snapshot (compact) by itself when the log's compaction policy says one is due.
-    pub auto_compact: bool,
-    /// A view derived from every new state and published atomically with it.
-    pub view: Option<DerivedView>,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions {
-            log: Options::default(),
-            auto_compact: true,
-            view: None,
-        }
-    }
-}
+use crate::trace::trace_event;
 
 type ViewFn = dyn Fn(&Snapshot) -> Result<ViewValue> + Send + Sync;
 
@@ -97,6 +78,8 @@ pub(crate) struct Writer {
     /// After a failed automatic compaction: the update bytes the epoch must reach before the
     /// next try (so a state too large to snapshot is not encoded again on every commit).
     pub(super) compact_after: u64,
+    /// Commits waiting to be durable before subscribers hear of them.
+    pub(crate) feed: Feed,
 }
 
 pub(crate) struct Shared {
@@ -114,6 +97,8 @@ pub(crate) struct Shared {
     pub(crate) compaction: Arc<Gate>,
     /// Commits that waited for a compaction that fell behind.
     stalls: AtomicU64,
+    /// What the store did since it was opened, for `stats`.
+    pub(crate) stats: Counters,
     recovery: RecoveryReport,
     lost: Vec<LostRange>,
 }
@@ -181,6 +166,61 @@ pub(crate) fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostR
     Ok((replay.finish(), updates.lost().to_vec()))
 }
 
+/// Emits the events of an open: where the state was restored from and what recovery did.
+fn trace_recovery(dir: &Path, state: &State, report: &RecoveryReport, lost: &[LostRange]) {
+    let dir = dir.display();
+    if let Some(cut) = &report.torn_tail {
+        if cut.zeroed {
+            trace_event!(
+                debug,
+                "statelog: {dir}: cut {} reserved zero bytes",
+                cut.len
+            );
+        } else {
+            trace_event!(
+                warn,
+                "statelog: {dir}: cut a torn tail of {} bytes at offset {} ({} entries; kept in {:?})",
+                cut.len,
+                cut.offset,
+                cut.entries_cut,
+                cut.saved_to
+            );
+        }
+    }
+    for f in &report.fell_back {
+        trace_event!(
+            warn,
+            "statelog: {dir}: fell back to an older epoch ({}); segments set aside: {:?}",
+            f.cause,
+            f.segments
+        );
+    }
+    for p in &report.removed_temporary {
+        trace_event!(
+            info,
+            "statelog: {dir}: removed {} left by an interrupted operation",
+            p.display()
+        );
+    }
+    for l in lost {
+        trace_event!(
+            warn,
+            "statelog: {dir}: salvage skipped {}..{} of {}: {}",
+            l.from,
+            l.to,
+            l.file.display(),
+            l.kind
+        );
+    }
+    trace_event!(
+        info,
+        "statelog: opened {dir} at epoch {}, seq {}, {} tables",
+        state.epoch,
+        state.seq,
+        state.tables.len()
+    );
+}
+
 /// Reads the state of a store directory without locking or changing it (safe beside a
 /// writer in another process): the newest epoch, or retained epoch `epoch`. Damage is handled
 /// by `mode`; in salvage mode the skipped ranges are returned too.
@@ -207,11 +247,36 @@ pub fn read_only_snapshot(
 
 impl Store {
     /// Opens (or creates) the store in directory `dir` and restores its state.
+    ///
+    /// ```
+    /// use statelog::{Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path(), StoreOptions::default())?;
+    /// assert!(store.recovery().torn_tail.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         Self::open_with(Arc::new(FsBackend::new()), dir.as_ref(), options)
     }
 
     /// Opens the store through a given I/O backend.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use statelog::backend::FsBackend;
+    /// use statelog::{Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// // The file system; tests pass a simulated backend (feature `internals`).
+    /// let store = Store::open_with(Arc::new(FsBackend::new()), dir.path(), StoreOptions::default())?;
+    /// # drop(store);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open_with(
         backend: Arc<dyn Backend>,
         dir: &Path,
@@ -220,6 +285,7 @@ impl Store {
         let (log, restored) = EpochLog::open(backend, dir, options.log)?;
         let report = restored.report.clone();
         let (mut state, lost) = replay(dir, restored)?;
+        trace_recovery(dir, &state, &report, &lost);
         state.generation = 1;
         // After replaying many transactions, reads are faster from a base than from the tree.
         state.fold_large_deltas();
@@ -237,6 +303,7 @@ impl Store {
                     head: state.clone(),
                     pending: VecDeque::new(),
                     compact_after: 0,
+                    feed: Feed::default(),
                 }),
                 indexes: Mutex::new(Vec::new()),
                 published: ArcSwap::new(state),
@@ -247,6 +314,7 @@ impl Store {
                 compaction_error: Mutex::new(None),
                 compaction: Arc::new(Gate::default()),
                 stalls: AtomicU64::new(0),
+                stats: Counters::default(),
                 recovery: report,
                 lost,
             }),
@@ -260,11 +328,37 @@ impl Store {
     }
 
     /// What recovery found and did when the store was opened.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// if let Some(cut) = &store.recovery().torn_tail {
+    ///     eprintln!("cut an unfinished last write of {} bytes", cut.len);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn recovery(&self) -> &RecoveryReport {
         &self.shared.recovery
     }
 
     /// Log ranges skipped while restoring (salvage mode only).
+    ///
+    /// ```
+    /// use statelog::{RecoveryMode, Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// // Salvage skips damaged records instead of refusing to open, and reports them.
+    /// let store = Store::open(dir.path(), StoreOptions::default().recovery(RecoveryMode::Salvage))?;
+    /// for range in store.lost() {
+    ///     eprintln!("lost {}..{} of {}", range.from, range.to, range.file.display());
+    /// }
+    /// assert!(store.lost().is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn lost(&self) -> &[LostRange] {
         &self.shared.lost
     }
@@ -276,6 +370,23 @@ impl Store {
     }
 
     /// A read snapshot of the newest published state (O(1), never blocked by writers).
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// store.write(|tx| tx.insert(&t, &"a".to_string(), &1))?;
+    /// let snap = store.read();
+    /// store.write(|tx| tx.insert(&t, &"a".to_string(), &2))?;
+    /// // The snapshot still shows the state it was taken of.
+    /// assert_eq!(snap.get(&t, &"a".to_string())?, 1);
+    /// assert_eq!(store.read().get(&t, &"a".to_string())?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn read(&self) -> Snapshot {
         Snapshot {
             state: self.shared.published.load_full(),
@@ -284,11 +395,51 @@ impl Store {
 
     /// Runs `f` in a write transaction and commits it with strong durability: returns once
     /// the transaction is durable. If `f` fails or panics, nothing is committed.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// // Read and write in one atomic transaction; the value returned is `write`'s.
+    /// let total = store.write(|tx| {
+    ///     tx.insert(&t, &"a".to_string(), &1)?;
+    ///     tx.insert(&t, &"b".to_string(), &2)?;
+    ///     Ok(tx.count(&t)?)
+    /// })?;
+    /// assert_eq!(total, 2);
+    /// // An error rolls the whole transaction back.
+    /// let failed = store.write(|tx| {
+    ///     tx.insert(&t, &"c".to_string(), &3)?;
+    ///     tx.delete(&t, &"missing".to_string())
+    /// });
+    /// assert!(failed.is_err());
+    /// assert_eq!(store.read().count(&t)?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn write<R>(&self, f: impl FnOnce(&mut WriteTx) -> Result<R>) -> Result<R> {
         self.write_with(Durability::Strong, f)
     }
 
     /// Runs `f` in a write transaction and commits it with the given durability.
+    ///
+    /// ```
+    /// use statelog::{Durability, Readable};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// // Returns at once, visible to readers at once; durable with the next sync.
+    /// store.write_with(Durability::Buffered, |tx| tx.insert(&t, &"a".to_string(), &1))?;
+    /// assert_eq!(store.read().get(&t, &"a".to_string())?, 1);
+    /// store.sync()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn write_with<R>(
         &self,
         durability: Durability,
@@ -347,11 +498,19 @@ impl Store {
     ) -> Result<Position> {
         let bytes = encode_tx(ops)?;
         let pos = self.shared.log.append(&bytes, Durability::Buffered)?;
+        self.shared.stats.commit(bytes.len());
         work.seal();
         work.seq = w.head.seq + 1;
         work.generation = w.head.generation + 1;
         let state = Arc::new(work);
         w.head = state.clone();
+        if w.feed.active() {
+            let commit = CommitPos {
+                epoch: state.epoch,
+                seq: state.seq,
+            };
+            w.feed.push(pos, Logged::new(commit, ops, &state));
+        }
         let strong = durability == Durability::Strong;
         w.pending.push_back(Pending { pos, state, strong });
         if !strong {
@@ -372,6 +531,10 @@ impl Store {
         }
         if let Some(p) = ready {
             self.publish(p.state);
+        }
+        // After the publication: a subscriber told of a commit reads a state that holds it.
+        if w.feed.active() {
+            w.feed.deliver(durable);
         }
     }
 
@@ -402,12 +565,43 @@ impl Store {
 
     /// The last failure of the derived view function, if any (taken: a second call returns
     /// `None` until it fails again).
+    ///
+    /// ```
+    /// use statelog::{DerivedView, Error, Readable, Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// // A view that fails once there are rows.
+    /// let view = DerivedView::new(|s| match s.tables().iter().any(|t| t.rows > 0) {
+    ///     true => Err(Error::InvalidArgument("no view today".into())),
+    ///     false => Ok(()),
+    /// });
+    /// let store = Store::open(dir.path(), StoreOptions::default().view(view))?;
+    /// let b = store.bytes_table("b")?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?; // committed all the same
+    /// assert!(store.view_error().is_some());
+    /// assert!(store.view_error().is_none(), "taken");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn view_error(&self) -> Option<Error> {
         self.shared.view_error.lock().take()
     }
 
     /// The last failure to delete old epochs after a snapshot, if any (taken). The snapshot
     /// itself succeeded; retention is tried again after the next one.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.compact()?;
+    /// if let Some(e) = store.retention_error() {
+    ///     eprintln!("old epochs not deleted yet: {e}");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn retention_error(&self) -> Option<Error> {
         self.shared.retention_error.lock().take()
     }
@@ -415,6 +609,18 @@ impl Store {
     /// The last failure of an automatic compaction (taken: a second call returns `None` until
     /// another one fails). The commits that triggered it were not failed by it; the next due
     /// commit tries again.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// // After commits that may have started an automatic compaction:
+    /// if let Some(e) = store.compaction_error() {
+    ///     eprintln!("compaction failed, retried later: {e}");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn compaction_error(&self) -> Option<Error> {
         self.shared.compaction_error.lock().take()
     }
@@ -427,6 +633,21 @@ impl Store {
     }
 
     /// Makes every committed transaction durable and visible.
+    ///
+    /// ```
+    /// use statelog::Durability;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// for i in 0..100u32 {
+    ///     store.write_with(Durability::Buffered, |tx| tx.put_bytes(&b, &i.to_le_bytes(), b"v"))?;
+    /// }
+    /// store.sync()?; // all 100 durable, with one fsync
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn sync(&self) -> Result<()> {
         let mut w = self.shared.writer.lock();
         self.sync_locked(&mut w)
@@ -439,12 +660,33 @@ impl Store {
     }
 
     /// Whether a compaction is running now.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.compact()?; // runs on this thread, and is over when it returns
+    /// assert!(!store.compaction_running());
+    /// assert_eq!(store.stats().compactions, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn compaction_running(&self) -> bool {
         self.shared.compaction.running()
     }
 
     /// How many commits waited for a running compaction because updates outpaced it (the
     /// update tail grew past 4 times the size that made the compaction due).
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// assert_eq!(store.compaction_stalls(), 0);
+    /// assert_eq!(store.stats().compaction_stalls, 0); // also in the stats
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn compaction_stalls(&self) -> u64 {
         self.shared.stalls.load(Ordering::Relaxed)
     }
@@ -453,6 +695,10 @@ impl Store {
     /// at the start of epoch `epoch` (the switch's seal made everything before it durable).
     /// Returns the replaced head, for the caller to drop once it released the lock.
     pub(super) fn start_epoch_with(&self, w: &mut Writer, next: State, epoch: u64) -> Arc<State> {
+        self.shared
+            .stats
+            .compactions
+            .fetch_add(1, Ordering::Relaxed);
         self.publish_ready(w);
         let mut head = next;
         head.epoch = epoch;
@@ -478,6 +724,18 @@ impl Store {
     }
 
     /// Syncs everything and records a clean shutdown.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.close()?; // a clean end: the next open has nothing to recover
+    /// # drop(store);
+    /// let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// assert!(store.recovery().torn_tail.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn close(&self) -> Result<()> {
         // A compaction under way finishes first.
         let _gate = self.shared.compaction.acquire();
@@ -491,6 +749,26 @@ impl Store {
     /// [`IncompatibleSchema`](Error::IncompatibleSchema). A table stored at an older version
     /// with a migration is rewritten in one transaction. Unique indexes are built from the
     /// rows.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use statelog::{Readable, TableDef};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct User { email: String }
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let users = store.table(
+    ///     TableDef::<u64, User>::new("users").unique("email", |u| u.email.clone()),
+    /// )?;
+    /// store.write(|tx| tx.insert(&users, &1, &User { email: "a@x".into() }))?;
+    /// let (id, _) = store.read().get_by(&users, "email", &"a@x")?;
+    /// assert_eq!(id, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn table<K, V>(&self, def: TableDef<K, V>) -> Result<Table<K, V>>
     where
         K: Serialize + DeserializeOwned,
@@ -618,6 +896,19 @@ impl Store {
     }
 
     /// Opens the bytes table `name` (raw keys and values), creating it on first use.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let raw = store.bytes_table("raw")?;
+    /// store.write(|tx| tx.put_bytes(&raw, b"k", b"v"))?;
+    /// assert_eq!(store.read().get_bytes(&raw, b"k")?, b"v");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn bytes_table(&self, name: &str) -> Result<BytesTable> {
         let mut w = self.shared.writer.lock();
         if let Some(t) = w.head.table_by_name(name) {

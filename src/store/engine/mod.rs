@@ -1,6 +1,7 @@
 //! The transactional engine, the commit and restore paths: the store and its writer (`db`),
-//! write transactions (`txn`, with the claim of the unique indexes a snapshot stored in
-//! `claim`), reads and snapshots (`read`), the state and its image
+//! with its settings (`options`), its counters (`stats`) and the feed of durable commits to
+//! subscribers (`feed`); write transactions (`txn`, with the claim of the unique indexes a
+//! snapshot stored in `claim`), reads and snapshots (`read`), the state and its image
 //! (`state`, compressed by `compress`), table handles (`table`), the FORMAT.md §12 payloads
 //! (`codec`), restore's bulk replay (`replay`), and compaction beside the writers
 //! (`compaction`, one at a time through `gate`).
@@ -10,10 +11,13 @@ mod codec;
 mod compaction;
 mod compress;
 mod db;
+mod feed;
 mod gate;
+mod options;
 mod read;
 mod replay;
 mod state;
+mod stats;
 mod table;
 mod txn;
 #[cfg(test)]
@@ -24,10 +28,13 @@ pub(crate) use codec::{
     encode_value_bytes,
 };
 pub(crate) use db::replay;
-pub use db::{DerivedView, Store, StoreOptions, read_only_snapshot};
+pub use db::{DerivedView, Store, read_only_snapshot};
+pub(crate) use feed::{Logged, Sink};
+pub use options::StoreOptions;
 pub(crate) use read::schema_error;
 pub use read::{CommitPos, Readable, Snapshot, TableInfo};
 pub(crate) use state::{State, decode_state};
+pub use stats::{StoreStats, TableStats};
 pub use table::{AnyTable, BytesTable, Table, TableDef};
 pub use txn::WriteTx;
 pub(crate) use txn::{EncodedRow, TableIndexes, apply_indexed, index_keys};

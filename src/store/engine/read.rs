@@ -84,11 +84,40 @@ pub trait Readable {
     fn state(&self) -> &State;
 
     /// The value stored under `key`, or [`NotFound`](Error::NotFound).
+    ///
+    /// ```
+    /// use statelog::{Error, Readable};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// # store.write(|tx| { for (k, v) in [("a", 1), ("b", 2), ("c", 3)] { tx.insert(&t, &k.to_string(), &v)?; } Ok(()) })?;
+    /// let snap = store.read();
+    /// assert_eq!(snap.get(&t, &"a".to_string())?, 1);
+    /// assert!(matches!(snap.get(&t, &"z".to_string()), Err(Error::NotFound(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     fn get<K: Serialize, V: DeserializeOwned>(&self, table: &Table<K, V>, key: &K) -> Result<V> {
         self.get_versioned(table, key).map(|(v, _)| v)
     }
 
     /// The value under `key` and its version (1 for a new row, +1 for each write).
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// # store.write(|tx| { for (k, v) in [("a", 1), ("b", 2), ("c", 3)] { tx.insert(&t, &k.to_string(), &v)?; } Ok(()) })?;
+    /// store.write(|tx| tx.insert(&t, &"a".to_string(), &10))?;
+    /// assert_eq!(store.read().get_versioned(&t, &"a".to_string())?, (10, 2));
+    /// # Ok(())
+    /// # }
+    /// ```
     fn get_versioned<K: Serialize, V: DeserializeOwned>(
         &self,
         table: &Table<K, V>,
@@ -102,17 +131,58 @@ pub trait Readable {
     }
 
     /// The version of the row under `key`; 0 if there is none.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// # store.write(|tx| { for (k, v) in [("a", 1), ("b", 2), ("c", 3)] { tx.insert(&t, &k.to_string(), &v)?; } Ok(()) })?;
+    /// assert_eq!(store.read().version(&t, &"a".to_string())?, 1);
+    /// assert_eq!(store.read().version(&t, &"z".to_string())?, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     fn version<K: Serialize, V>(&self, table: &Table<K, V>, key: &K) -> Result<u64> {
         let t = table_state(self.state(), table.id, &table.name)?;
         with_encoded_key(key, |k| t.rows.get(k).map_or(0, |r| r.version))
     }
 
     /// Whether a row exists under `key`.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// # store.write(|tx| { for (k, v) in [("a", 1), ("b", 2), ("c", 3)] { tx.insert(&t, &k.to_string(), &v)?; } Ok(()) })?;
+    /// assert!(store.read().contains(&t, &"a".to_string())?);
+    /// assert!(!store.read().contains(&t, &"z".to_string())?);
+    /// # Ok(())
+    /// # }
+    /// ```
     fn contains<K: Serialize, V>(&self, table: &Table<K, V>, key: &K) -> Result<bool> {
         Ok(self.version(table, key)? > 0)
     }
 
     /// The row whose unique index `index` holds `value`, or [`NotFound`](Error::NotFound).
+    ///
+    /// ```
+    /// use statelog::{Readable, TableDef};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let t = store.table(TableDef::<u32, String>::new("names").unique("name", |n| n.clone()))?;
+    /// store.write(|tx| tx.insert(&t, &7, &"ann".to_string()))?;
+    /// assert_eq!(store.read().get_by(&t, "name", &"ann")?, (7, "ann".to_string()));
+    /// # Ok(())
+    /// # }
+    /// ```
     fn get_by<K: DeserializeOwned, V: DeserializeOwned, U: Serialize>(
         &self,
         table: &Table<K, V>,
@@ -132,6 +202,21 @@ pub trait Readable {
     }
 
     /// Rows with keys in `range`, in key order.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// # store.write(|tx| { for (k, v) in [("a", 1), ("b", 2), ("c", 3)] { tx.insert(&t, &k.to_string(), &v)?; } Ok(()) })?;
+    /// let snap = store.read();
+    /// let from_b: Vec<(String, u32)> = snap.range(&t, "b".to_string()..)?.collect::<Result<_, _>>()?;
+    /// assert_eq!(from_b, vec![("b".to_string(), 2), ("c".to_string(), 3)]);
+    /// # Ok(())
+    /// # }
+    /// ```
     fn range<'a, K, V, R>(
         &'a self,
         table: &Table<K, V>,
@@ -154,6 +239,21 @@ pub trait Readable {
     }
 
     /// Every row, in key order.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// # store.write(|tx| { for (k, v) in [("a", 1), ("b", 2), ("c", 3)] { tx.insert(&t, &k.to_string(), &v)?; } Ok(()) })?;
+    /// let rows = store.read().list(&t)?;
+    /// assert_eq!(rows.len(), 3);
+    /// assert_eq!(rows[0], ("a".to_string(), 1));
+    /// # Ok(())
+    /// # }
+    /// ```
     fn list<K, V>(&self, table: &Table<K, V>) -> Result<Vec<(K, V)>>
     where
         K: Serialize + DeserializeOwned,
@@ -163,6 +263,19 @@ pub trait Readable {
     }
 
     /// Number of rows.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// # store.write(|tx| { for (k, v) in [("a", 1), ("b", 2), ("c", 3)] { tx.insert(&t, &k.to_string(), &v)?; } Ok(()) })?;
+    /// assert_eq!(store.read().count(&t)?, 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     fn count(&self, table: &impl AnyTable) -> Result<usize> {
         Ok(
             table_state(self.state(), table.table_id(), table.table_name())?
@@ -172,6 +285,19 @@ pub trait Readable {
     }
 
     /// The bytes stored under `key` in a bytes table, or [`NotFound`](Error::NotFound).
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// assert_eq!(store.read().get_bytes(&b, b"k")?, b"v");
+    /// # Ok(())
+    /// # }
+    /// ```
     fn get_bytes(&self, table: &BytesTable, key: &[u8]) -> Result<Vec<u8>> {
         let t = table_state(self.state(), table.id, &table.name)?;
         t.rows
@@ -181,6 +307,21 @@ pub trait Readable {
     }
 
     /// Rows of a bytes table with keys in `range`, in byte order.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// store.write(|tx| { tx.put_bytes(&b, b"a", b"1")?; tx.put_bytes(&b, b"b", b"2") })?;
+    /// let snap = store.read();
+    /// let keys: Vec<Vec<u8>> = snap.range_bytes(&b, b"b".to_vec()..)?.map(|(k, _)| k).collect();
+    /// assert_eq!(keys, vec![b"b".to_vec()]);
+    /// # Ok(())
+    /// # }
+    /// ```
     fn range_bytes<'a>(
         &'a self,
         table: &BytesTable,
@@ -199,6 +340,22 @@ pub trait Readable {
     /// A read handle for the typed table named `name` (no unique indexes attached), checked
     /// against the key and value types recorded for it: for code that reads tables it did not
     /// open, such as a derived view.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// # store.write(|tx| { for (k, v) in [("a", 1), ("b", 2), ("c", 3)] { tx.insert(&t, &k.to_string(), &v)?; } Ok(()) })?;
+    /// // Another part of the program reads the table by name.
+    /// let same = store.read().table_named::<String, u32>("t")?;
+    /// assert_eq!(store.read().count(&same)?, 3);
+    /// assert!(store.read().table_named::<u64, u32>("t").is_err()); // other key type
+    /// # Ok(())
+    /// # }
+    /// ```
     fn table_named<K, V>(&self, name: &str) -> Result<Table<K, V>> {
         let t = self
             .state()
@@ -219,6 +376,19 @@ pub trait Readable {
     }
 
     /// The tables, in name order.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// let names: Vec<String> = store.read().tables().into_iter().map(|i| i.name).collect();
+    /// assert_eq!(names, vec!["t"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     fn tables(&self) -> Vec<TableInfo> {
         let s = self.state();
         s.by_name
@@ -270,11 +440,38 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The number of transactions committed before this state.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// let before = store.read().seq();
+    /// store.write(|tx| tx.insert(&t, &"a".to_string(), &1))?;
+    /// assert_eq!(store.read().seq(), before + 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn seq(&self) -> u64 {
         self.state.seq
     }
 
     /// Where this state is in the store's history (for `changes_since`).
+    ///
+    /// ```
+    /// use statelog::Changes;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// let pos = store.read().position();
+    /// store.write(|tx| tx.insert(&t, &"a".to_string(), &1))?;
+    /// let Changes::Since(changes) = store.changes_since(pos, 10)? else { panic!() };
+    /// assert_eq!(changes.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn position(&self) -> CommitPos {
         CommitPos {
             epoch: self.state.epoch,
@@ -284,6 +481,22 @@ impl Snapshot {
 
     /// The derived view computed from this state (see
     /// [`StoreOptions::view`](crate::StoreOptions::view)), if it is of type `T`.
+    ///
+    /// ```
+    /// use statelog::{DerivedView, Readable, Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let options = StoreOptions::default().view(DerivedView::new(|s| {
+    ///     Ok(s.tables().iter().map(|t| t.rows).sum::<usize>())
+    /// }));
+    /// let store = Store::open(dir.path(), options)?;
+    /// let b = store.bytes_table("b")?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// assert_eq!(*store.read().view::<usize>().unwrap(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn view<T: std::any::Any + Send + Sync>(&self) -> Option<Arc<T>> {
         self.state.view.clone().and_then(|v| v.downcast::<T>().ok())
     }

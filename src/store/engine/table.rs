@@ -72,6 +72,20 @@ where
     /// Adds a unique index named `name` on a value-derived key: two rows with different
     /// primary keys may not have the same index key (a write that would is a
     /// [`Conflict`](crate::Error::Conflict)).
+    ///
+    /// ```
+    /// use statelog::{Error, TableDef};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let t = store.table(TableDef::<u32, String>::new("names").unique("name", |n| n.clone()))?;
+    /// store.write(|tx| tx.insert(&t, &1, &"ann".to_string()))?;
+    /// let clash = store.write(|tx| tx.insert(&t, &2, &"ann".to_string()));
+    /// assert!(matches!(clash, Err(Error::Conflict { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn unique<U: Serialize>(
         mut self,
         name: impl Into<String>,
@@ -86,6 +100,31 @@ where
 
     /// Reads rows stored with schema version `from` as `Old` and converts them. When the table
     /// is opened at a newer version, every row is rewritten in one transaction.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use statelog::{Readable, TableDef};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct V1 { name: String }
+    /// #[derive(Serialize, Deserialize)]
+    /// struct V2 { name: String, admin: bool }
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let old = store.table(TableDef::<u32, V1>::new("users"))?;
+    /// store.write(|tx| tx.insert(&old, &1, &V1 { name: "ann".into() }))?;
+    /// // Later, the value type gains a field: raise the version and convert.
+    /// let users = store.table(
+    ///     TableDef::<u32, V2>::new("users")
+    ///         .version(2)
+    ///         .migrate_from(1, |v: V1| V2 { name: v.name, admin: false }),
+    /// )?;
+    /// assert!(!store.read().get(&users, &1)?.admin);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn migrate_from<Old: DeserializeOwned>(
         mut self,
         from: u32,

@@ -52,6 +52,18 @@ impl WriteTx {
     }
 
     /// Inserts or replaces the row under `key`; returns whether it created the row.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// let created = store.write(|tx| tx.insert(&t, &"a".to_string(), &1))?;
+    /// let replaced = store.write(|tx| tx.insert(&t, &"a".to_string(), &2))?;
+    /// assert!(created && !replaced);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn insert<K: Serialize, V: Serialize + DeserializeOwned>(
         &mut self,
         table: &Table<K, V>,
@@ -63,6 +75,20 @@ impl WriteTx {
     }
 
     /// Inserts the row only if there is none under `key`; returns whether it did.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// assert!(store.write(|tx| tx.insert_if_absent(&t, &"a".to_string(), &1))?);
+    /// assert!(!store.write(|tx| tx.insert_if_absent(&t, &"a".to_string(), &2))?);
+    /// assert_eq!(store.read().get(&t, &"a".to_string())?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn insert_if_absent<K: Serialize, V: Serialize + DeserializeOwned>(
         &mut self,
         table: &Table<K, V>,
@@ -76,6 +102,26 @@ impl WriteTx {
     /// Inserts or replaces the row under `key`, but when a row exists, `keep(old, &mut new)`
     /// first copies the fields to preserve (such as a creation time) from it. Returns whether
     /// it created the row.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use statelog::{Readable, TableDef};
+    ///
+    /// #[derive(Clone, Serialize, Deserialize)]
+    /// struct Item { name: String, created: u64 }
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let items = store.table(TableDef::<u32, Item>::new("items"))?;
+    /// let keep_created = |old: &Item, new: &mut Item| new.created = old.created;
+    /// store.write(|tx| tx.upsert_preserving(&items, &1, &Item { name: "a".into(), created: 10 }, keep_created))?;
+    /// store.write(|tx| tx.upsert_preserving(&items, &1, &Item { name: "b".into(), created: 99 }, keep_created))?;
+    /// let item = store.read().get(&items, &1)?;
+    /// assert_eq!((item.name.as_str(), item.created), ("b", 10));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn upsert_preserving<K: Serialize, V: Serialize + DeserializeOwned + Clone>(
         &mut self,
         table: &Table<K, V>,
@@ -96,6 +142,25 @@ impl WriteTx {
     /// and returns the new version, `expected + 1`. A different version is
     /// [`VersionMismatch`](Error::VersionMismatch); `expected == u64::MAX` is
     /// [`Overflow`](Error::Overflow).
+    ///
+    /// ```
+    /// use statelog::{Error, Readable};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// let k = "a".to_string();
+    /// let v1 = store.write(|tx| tx.save(&t, &k, &1, 0))?; // 0: no row yet
+    /// let v2 = store.write(|tx| tx.save(&t, &k, &2, v1))?;
+    /// assert_eq!((v1, v2), (1, 2));
+    /// // A writer holding an old version is refused.
+    /// let stale = store.write(|tx| tx.save(&t, &k, &3, v1));
+    /// assert!(matches!(stale, Err(Error::VersionMismatch { expected: 1, found: 2 })));
+    /// assert_eq!(store.read().get_versioned(&t, &k)?, (2, 2));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn save<K: Serialize, V: Serialize + DeserializeOwned>(
         &mut self,
         table: &Table<K, V>,
@@ -108,6 +173,21 @@ impl WriteTx {
     }
 
     /// Deletes the row under `key` and returns its value, or [`NotFound`](Error::NotFound).
+    ///
+    /// ```
+    /// use statelog::{Error, Readable};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// let k = "a".to_string();
+    /// store.write(|tx| tx.insert(&t, &k, &1))?;
+    /// assert_eq!(store.write(|tx| tx.delete(&t, &k))?, 1);
+    /// assert!(matches!(store.write(|tx| tx.delete(&t, &k)), Err(Error::NotFound(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn delete<K: Serialize, V: DeserializeOwned>(
         &mut self,
         table: &Table<K, V>,
@@ -142,6 +222,22 @@ impl WriteTx {
 
     /// The table's next id: a sequence that starts at 1 and never goes back, also after rows
     /// are deleted and the store is reopened.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let t = store.table(statelog::TableDef::<u64, String>::new("t"))?;
+    /// let id = store.write(|tx| {
+    ///     let id = tx.next_id(&t)?;
+    ///     tx.insert(&t, &id, &"first".to_string())?;
+    ///     Ok(id)
+    /// })?;
+    /// assert_eq!(id, 1);
+    /// assert_eq!(store.write(|tx| tx.next_id(&t))?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn next_id<K, V>(&mut self, table: &Table<K, V>) -> Result<u64> {
         let t = self
             .work
@@ -160,6 +256,19 @@ impl WriteTx {
     }
 
     /// Inserts or replaces a row of a bytes table.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// store.write(|tx| tx.put_bytes(&b, &[0, 1], &[2, 3]))?;
+    /// assert_eq!(store.read().get_bytes(&b, &[0, 1])?, vec![2, 3]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn put_bytes(&mut self, table: &BytesTable, key: &[u8], value: &[u8]) -> Result<()> {
         let t = self
             .work
@@ -181,6 +290,20 @@ impl WriteTx {
     }
 
     /// Deletes a row of a bytes table, or [`NotFound`](Error::NotFound).
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// store.write(|tx| tx.delete_bytes(&b, b"k"))?;
+    /// assert_eq!(store.read().count(&b)?, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn delete_bytes(&mut self, table: &BytesTable, key: &[u8]) -> Result<()> {
         let t = self
             .work

@@ -27,6 +27,22 @@ impl Store {
     /// there), with the checkpoints naming copied epochs; every file is synced before this
     /// returns. The copy is a whole store, with the retained epochs and checkpoints: open it
     /// with [`Store::open`]. Writers wait only for the sync.
+    ///
+    /// ```
+    /// use statelog::{Readable, Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// let dest = dir.path().join("copy");
+    /// store.backup_to(&dest)?;
+    /// let copy = Store::open(&dest, StoreOptions::default())?;
+    /// assert_eq!(copy.read().get_bytes(&copy.bytes_table("b")?, b"k")?, b"v");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
         let dest = dest.as_ref();
         let mut tries = 0;
@@ -59,6 +75,22 @@ impl Snapshot {
     /// empty): one snapshot, fsynced, restorable with `Store::open`. Use with
     /// [`read_only_snapshot`](crate::read_only_snapshot) to back up a store that another
     /// process is writing.
+    ///
+    /// ```
+    /// use statelog::{Readable, Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// let dest = dir.path().join("one-state");
+    /// store.read().backup_to(&dest)?;
+    /// let copy = Store::open(&dest, StoreOptions::default())?;
+    /// assert_eq!(copy.read().count(&copy.bytes_table("b")?)?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
         write_backup(
             Arc::new(crate::backend::FsBackend::new()),

@@ -55,6 +55,22 @@ impl ChangeOp {
     }
 
     /// The key and new value (`None` for a delete), if the change is to `table`.
+    ///
+    /// ```
+    /// use statelog::{Changes, TableDef};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let t = store.table(TableDef::<String, u32>::new("t"))?;
+    /// let from = store.read().position();
+    /// store.write(|tx| tx.insert(&t, &"a".to_string(), &1))?;
+    /// let Changes::Since(changes) = store.changes_since(from, 10)? else { panic!() };
+    /// let (key, value) = changes[0].ops[0].decode(&t).unwrap()?;
+    /// assert_eq!((key.as_str(), value), ("a", Some(1)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn decode<K: DeserializeOwned, V: DeserializeOwned>(
         &self,
         table: &Table<K, V>,
@@ -95,6 +111,27 @@ impl Store {
     /// the log, or [`Changes::Reset`] when the log no longer holds them all (retention
     /// deleted them, or the position is from a history an operator rewound away). Reads the
     /// log from the start of `pos`'s epoch.
+    ///
+    /// ```
+    /// use statelog::Changes;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// let from = store.read().position();
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// match store.changes_since(from, 100)? {
+    ///     Changes::Since(changes) => {
+    ///         assert_eq!(changes[0].ops[0].table(), "b");
+    ///         let next = changes.last().unwrap().pos; // continue from here
+    ///         # let _ = next;
+    ///     }
+    ///     Changes::Reset => { /* reload a whole snapshot instead */ }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn changes_since(&self, pos: CommitPos, limit: usize) -> Result<Changes> {
         // The published state is durable: nothing after it is shipped.
         let names = self.shared.published.load_full();
@@ -269,11 +306,16 @@ pub(crate) fn change_in(pos: CommitPos, ops: Vec<Op>, after: &State) -> Change {
         })
         .filter_map(|id| after.tables.get(&id).map(|t| (id, t.meta.name.clone())))
         .collect();
+    change_named(pos, ops, &names)
+}
+
+/// The change one transaction (`ops`) made, with table names from `names`.
+pub(crate) fn change_named(pos: CommitPos, ops: Vec<Op>, names: &HashMap<u32, String>) -> Change {
     Change {
         pos,
         ops: ops
             .into_iter()
-            .filter_map(|op| change_op(op, &names))
+            .filter_map(|op| change_op(op, names))
             .collect(),
     }
 }

@@ -16,6 +16,26 @@ pub struct Checkpoints<'a> {
 
 impl Store {
     /// The store's checkpoints: save, list, activate, fail, delete, read and restore.
+    ///
+    /// ```
+    /// use statelog::{CheckpointStatus, Readable};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// store.write(|tx| tx.put_bytes(&b, b"config", b"v1"))?;
+    /// let cps = store.checkpoints();
+    /// cps.save("v1")?;
+    /// assert_eq!(cps.get("v1")?.status, CheckpointStatus::Pending);
+    /// cps.activate("v1")?; // e.g. once the new version proved good
+    /// store.write(|tx| tx.put_bytes(&b, b"config", b"v2"))?;
+    /// // Back to the saved state, as a new state (history is kept).
+    /// cps.restore("v1")?;
+    /// assert_eq!(store.read().get_bytes(&b, b"config")?, b"v1");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn checkpoints(&self) -> Checkpoints<'_> {
         Checkpoints { store: self }
     }
@@ -25,6 +45,18 @@ impl Checkpoints<'_> {
     /// Saves the current state as checkpoint `name`, status pending: takes a snapshot (a new
     /// epoch starts) and names the epoch it ended, whose state is fixed from then on. Saving
     /// a name that exists returns the existing checkpoint unchanged (a retry is harmless).
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// let saved = store.checkpoints().save("before-migration")?;
+    /// // Saving again under the name is a harmless retry.
+    /// assert_eq!(store.checkpoints().save("before-migration")?, saved);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn save(&self, name: &str) -> Result<Checkpoint> {
         let s = &self.store.shared;
         // A compaction under way finishes first (one snapshot at a time).
@@ -41,11 +73,36 @@ impl Checkpoints<'_> {
     }
 
     /// Every checkpoint, in the order they were saved.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.checkpoints().save("a")?;
+    /// store.checkpoints().save("b")?;
+    /// let names: Vec<String> = store.checkpoints().list()?.into_iter().map(|c| c.name).collect();
+    /// assert_eq!(names, ["a", "b"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn list(&self) -> Result<Vec<Checkpoint>> {
         self.store.shared.log.checkpoints()
     }
 
     /// The checkpoint named `name`, or [`NotFound`](Error::NotFound).
+    ///
+    /// ```
+    /// use statelog::CheckpointStatus;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.checkpoints().save("c")?;
+    /// assert_eq!(store.checkpoints().get("c")?.status, CheckpointStatus::Pending);
+    /// assert!(store.checkpoints().get("missing").is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn get(&self, name: &str) -> Result<Checkpoint> {
         self.list()?
             .into_iter()
@@ -54,6 +111,18 @@ impl Checkpoints<'_> {
     }
 
     /// The active checkpoint, or [`NotFound`](Error::NotFound) if none is.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.checkpoints().save("a")?;
+    /// assert!(store.checkpoints().active().is_err());
+    /// store.checkpoints().activate("a")?;
+    /// assert_eq!(store.checkpoints().active()?.name, "a");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn active(&self) -> Result<Checkpoint> {
         self.list()?
             .into_iter()
@@ -64,6 +133,23 @@ impl Checkpoints<'_> {
     /// Makes `name` the active checkpoint and the previously active one inactive, in one
     /// durable step. An unknown name changes nothing ([`NotFound`](Error::NotFound)); a
     /// failed checkpoint cannot be activated.
+    ///
+    /// ```
+    /// use statelog::CheckpointStatus;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let cps = store.checkpoints();
+    /// cps.save("v1")?;
+    /// cps.activate("v1")?;
+    /// cps.save("v2")?;
+    /// cps.activate("v2")?;
+    /// assert_eq!(cps.get("v1")?.status, CheckpointStatus::Inactive);
+    /// assert_eq!(cps.active()?.name, "v2");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn activate(&self, name: &str) -> Result<()> {
         self.change(CheckpointChange::Activate(name.to_string()))
             .map(|_| ())
@@ -71,12 +157,37 @@ impl Checkpoints<'_> {
 
     /// Marks pending checkpoint `name` failed. The active checkpoint (or one that was
     /// active) cannot fail: the error leaves it as it is.
+    ///
+    /// ```
+    /// use statelog::CheckpointStatus;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.checkpoints().save("candidate")?;
+    /// store.checkpoints().fail("candidate")?;
+    /// assert_eq!(store.checkpoints().get("candidate")?.status, CheckpointStatus::Failed);
+    /// assert!(store.checkpoints().restore("candidate").is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn fail(&self, name: &str) -> Result<()> {
         self.change(CheckpointChange::Fail(name.to_string()))
             .map(|_| ())
     }
 
     /// Deletes checkpoint `name` (not the active one); its epoch is left to retention.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.checkpoints().save("old")?;
+    /// store.checkpoints().delete("old")?;
+    /// assert!(store.checkpoints().get("old").is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn delete(&self, name: &str) -> Result<()> {
         self.change(CheckpointChange::Delete(name.to_string()))
             .map(|_| ())
@@ -84,6 +195,20 @@ impl Checkpoints<'_> {
 
     /// Deletes every checkpoint saved before `time` except the active one, and returns them;
     /// retention reclaims their epochs at the next snapshot.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.checkpoints().save("old")?;
+    /// let deleted = store.checkpoints().delete_older_than(SystemTime::now() + Duration::from_secs(1))?;
+    /// assert_eq!(deleted.len(), 1);
+    /// assert!(store.checkpoints().list()?.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn delete_older_than(&self, time: SystemTime) -> Result<Vec<Checkpoint>> {
         self.change(CheckpointChange::DeleteOlderThan(time))
     }
@@ -94,6 +219,21 @@ impl Checkpoints<'_> {
 
     /// The state saved as checkpoint `name` (read from its epoch; unique indexes are not
     /// attached: look rows up by key).
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"old"))?;
+    /// store.checkpoints().save("c")?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"new"))?;
+    /// assert_eq!(store.checkpoints().read("c")?.get_bytes(&b, b"k")?, b"old");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn read(&self, name: &str) -> Result<Snapshot> {
         let c = self.get(name)?;
         let log = &self.store.shared.log;
@@ -111,6 +251,23 @@ impl Checkpoints<'_> {
     /// is cut: the state is written as a new snapshot, so the history after the checkpoint
     /// stays retained by the usual rules, followers move forward to it, and `seq` goes on
     /// growing. A failed checkpoint cannot be restored. Returns the new state's position.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"old"))?;
+    /// store.checkpoints().save("c")?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"new"))?;
+    /// let pos = store.checkpoints().restore("c")?;
+    /// assert_eq!(store.read().position(), pos);
+    /// assert_eq!(store.read().get_bytes(&b, b"k")?, b"old");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn restore(&self, name: &str) -> Result<CommitPos> {
         let c = self.get(name)?;
         if c.status == CheckpointStatus::Failed {
@@ -142,6 +299,7 @@ impl Checkpoints<'_> {
         let state = Arc::new(state);
         w.head = state.clone();
         self.store.publish(state.clone());
+        w.feed.reset();
         drop(w);
         self.activate(name)?;
         Ok(CommitPos {

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::changes::{Change, Changes, change_in, changes_since};
+use super::subscribe::{ChangeFilter, Subscriber, Subscription};
 use crate::backend::{Backend, FsBackend};
 use crate::epoch::{EpochReader, LogTail, RecoveryMode, TailEvent};
 use crate::error::{CorruptKind, Error, Result};
@@ -61,6 +62,8 @@ struct Shared {
     published: ArcSwap<State>,
     view: Option<DerivedView>,
     view_error: Mutex<Option<Error>>,
+    /// Told of every transaction applied (locked after `cursor`).
+    subscribers: Mutex<Vec<Subscriber>>,
 }
 
 /// A read-only mirror of a store directory that a writer (in this process or another) is
@@ -85,11 +88,40 @@ impl std::fmt::Debug for Follower {
 
 impl Follower {
     /// Follows the store in directory `dir`, starting from its newest committed state.
+    ///
+    /// ```
+    /// use statelog::{Follower, FollowerOptions, Readable};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// // In this process or another: a read-only mirror of the writer's store.
+    /// let follower = Follower::open(dir.path(), FollowerOptions::default())?;
+    /// assert_eq!(follower.read().get_bytes(&b, b"k")?, b"v");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open(dir: impl AsRef<Path>, options: FollowerOptions) -> Result<Follower> {
         Self::open_with(Arc::new(FsBackend::new()), dir.as_ref(), options)
     }
 
     /// Follows a store through a given I/O backend.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use statelog::backend::FsBackend;
+    /// use statelog::{Follower, FollowerOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let follower = Follower::open_with(Arc::new(FsBackend::new()), dir.path(), FollowerOptions::default())?;
+    /// assert_eq!(follower.read().position(), store.read().position());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open_with(
         backend: Arc<dyn Backend>,
         dir: &Path,
@@ -110,6 +142,7 @@ impl Follower {
                 published: ArcSwap::new(Arc::new(State::default())),
                 view: options.view,
                 view_error: Mutex::new(None),
+                subscribers: Mutex::new(Vec::new()),
             }),
         };
         follower.poll()?;
@@ -117,6 +150,22 @@ impl Follower {
     }
 
     /// A read snapshot of the newest state the follower published (O(1)).
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// # let follower = statelog::Follower::open(dir.path(), statelog::FollowerOptions::default())?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// assert_eq!(follower.read().count(&b)?, 0); // not polled yet
+    /// follower.poll()?;
+    /// assert_eq!(follower.read().count(&b)?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn read(&self) -> Snapshot {
         Snapshot {
             state: self.shared.published.load_full(),
@@ -127,6 +176,20 @@ impl Follower {
     /// one new state. A transaction the writer has not finished writing is applied by a later
     /// poll. Damage in the log, or a transaction that does not fit the state, is an error;
     /// the transactions before it stay applied, and every later poll returns the error.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// # let follower = statelog::Follower::open(dir.path(), statelog::FollowerOptions::default())?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// let report = follower.poll()?;
+    /// assert_eq!(report.applied, 1);
+    /// assert_eq!(report.pos, store.read().position());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn poll(&self) -> Result<PollReport> {
         self.poll_into(None)
     }
@@ -135,19 +198,41 @@ impl Follower {
     /// oldest first, read once as they are applied (no second pass over the log, unlike
     /// [`changes_since`](Self::changes_since)). If the report says `reloaded`, they are the
     /// changes after the last reload, whose state is the one before the first of them.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// # let follower = statelog::Follower::open(dir.path(), statelog::FollowerOptions::default())?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// let (_report, changes) = follower.poll_changes()?;
+    /// assert_eq!(changes.len(), 1);
+    /// assert_eq!(changes[0].ops[0].table(), "b");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn poll_changes(&self) -> Result<(PollReport, Vec<Change>)> {
         let mut changes = Vec::new();
         let report = self.poll_into(Some(&mut changes))?;
         Ok((report, changes))
     }
 
-    fn poll_into(&self, mut sink: Option<&mut Vec<Change>>) -> Result<PollReport> {
+    fn poll_into(&self, sink: Option<&mut Vec<Change>>) -> Result<PollReport> {
         let mut c = self.shared.cursor.lock();
         if let Some(cause) = &c.broken {
             return Err(Error::Poisoned {
                 cause: cause.clone(),
             });
         }
+        // Subscribers need the changes too.
+        let pushing = !self.shared.subscribers.lock().is_empty();
+        let mut own = Vec::new();
+        let mut sink = match sink {
+            Some(s) => Some(s),
+            None if pushing => Some(&mut own),
+            None => None,
+        };
         let mut applied = 0;
         let mut reloaded = false;
         let mut changed = false;
@@ -185,6 +270,11 @@ impl Follower {
                 Err(e) => break Err(e),
             };
             if let Err(e) = step {
+                crate::trace::trace_event!(
+                    error,
+                    "statelog: follower of {} stopped: {e}",
+                    self.shared.dir.display()
+                );
                 c.broken = Some(e.to_string());
                 break Err(e);
             }
@@ -197,6 +287,15 @@ impl Follower {
             epoch: c.head.epoch,
             seq: c.head.seq,
         };
+        if pushing {
+            let changes = sink.as_deref().map(Vec::as_slice).unwrap_or_default();
+            let mut subscribers = self.shared.subscribers.lock();
+            subscribers.retain_mut(|s| (!reloaded || s.send_reset()) && s.send(changes));
+            if c.broken.is_some() {
+                // No more changes will come: receivers see the end.
+                subscribers.clear();
+            }
+        }
         result.map(|()| PollReport {
             applied,
             reloaded,
@@ -223,6 +322,22 @@ impl Follower {
     }
 
     /// The last failure of the derived view function, if any (taken).
+    ///
+    /// ```
+    /// use statelog::{DerivedView, Error, Follower, FollowerOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// let view = DerivedView::new(|_| Err::<(), _>(Error::InvalidArgument("no view".into())));
+    /// let follower = Follower::open(dir.path(), FollowerOptions { view: Some(view) })?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// follower.poll()?; // applied; the previous state stays published
+    /// assert!(follower.view_error().is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn view_error(&self) -> Option<Error> {
         self.shared.view_error.lock().take()
     }
@@ -230,6 +345,22 @@ impl Follower {
     /// A handle for the typed table `def` describes, which must exist with the same key and
     /// value types and schema version; its unique indexes are built now and kept up to date
     /// by every poll, so [`Readable::get_by`] works on the follower's snapshots.
+    ///
+    /// ```
+    /// use statelog::{Follower, FollowerOptions, Readable, TableDef};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let def = || TableDef::<u32, String>::new("names").unique("name", |n| n.clone());
+    /// let names = store.table(def())?;
+    /// store.write(|tx| tx.insert(&names, &1, &"ann".to_string()))?;
+    /// let follower = Follower::open(dir.path(), FollowerOptions::default())?;
+    /// let names = follower.table(def())?;
+    /// assert_eq!(follower.read().get_by(&names, "name", &"ann")?.0, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn table<K, V>(&self, def: TableDef<K, V>) -> Result<Table<K, V>>
     where
         K: Serialize + DeserializeOwned,
@@ -268,6 +399,22 @@ impl Follower {
     /// Up to `limit` transactions committed after `pos`, read from the log, or
     /// [`Changes::Reset`] when the log no longer holds them all. Reads the log from the start
     /// of `pos`'s epoch.
+    ///
+    /// ```
+    /// use statelog::Changes;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// # let follower = statelog::Follower::open(dir.path(), statelog::FollowerOptions::default())?;
+    /// let from = follower.read().position();
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// let Changes::Since(changes) = follower.changes_since(from, 10)? else { panic!() };
+    /// assert_eq!(changes.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn changes_since(&self, pos: CommitPos, limit: usize) -> Result<Changes> {
         let reader = EpochReader::open(
             self.shared.backend.clone(),
@@ -278,7 +425,68 @@ impl Follower {
         changes_since(&reader, &self.shared.dir, &names, pos, limit, None)
     }
 
+    /// Subscribes to the changes of the transactions this follower applies from now on (by
+    /// [`poll`](Self::poll) or a [`Watcher`]) to the tables `filter` admits, in commit order,
+    /// each after the state holding it is published. A reload sends
+    /// [`Changes::Reset`]; a follower stopped by damage ends the subscription (receiving
+    /// fails; the cause is what [`poll`](Self::poll) returns).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use statelog::{ChangeFilter, Changes, Follower, FollowerOptions, Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path(), StoreOptions::default())?;
+    /// let t = store.bytes_table("t")?;
+    /// let follower = Follower::open(dir.path(), FollowerOptions::default())?;
+    /// let sub = follower.subscribe(ChangeFilter::all());
+    /// let _watcher = follower.watch(Duration::from_millis(5));
+    /// store.write(|tx| tx.put_bytes(&t, b"k", b"v"))?;
+    /// // No sleep loop: the watcher's polls push what they apply.
+    /// let Ok(Changes::Since(changes)) = sub.recv_timeout(Duration::from_secs(10)) else {
+    ///     panic!("no change")
+    /// };
+    /// assert_eq!(changes[0].ops[0].table(), "t");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn subscribe(&self, filter: ChangeFilter) -> Subscription {
+        let c = self.shared.cursor.lock();
+        let start = CommitPos {
+            epoch: c.head.epoch,
+            seq: c.head.seq,
+        };
+        let (sub, subscription) = Subscriber::new(filter, start);
+        if c.broken.is_none() {
+            self.shared.subscribers.lock().push(sub);
+        }
+        subscription
+    }
+
     /// Starts a thread that polls every `interval` until the returned [`Watcher`] is dropped.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// # let follower = statelog::Follower::open(dir.path(), statelog::FollowerOptions::default())?;
+    /// let watcher = follower.watch(Duration::from_millis(10));
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// # let start = std::time::Instant::now();
+    /// # while follower.read().count(&b)? == 0 && start.elapsed() < Duration::from_secs(10) {
+    /// #     std::thread::sleep(Duration::from_millis(5));
+    /// # }
+    /// // The watcher's thread polls; readers just read.
+    /// assert_eq!(follower.read().count(&b)?, 1);
+    /// drop(watcher); // stops polling
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn watch(&self, interval: Duration) -> Watcher {
         let signal = Arc::new(Signal::default());
         let error = Arc::new(Mutex::new(None));
@@ -297,6 +505,7 @@ impl Follower {
             }
         });
         Watcher {
+            follower: self.clone(),
             signal,
             error,
             thread: Some(thread),
@@ -374,6 +583,7 @@ struct Signal {
 /// A thread polling a [`Follower`] at an interval (the interval runs from the end of one
 /// poll to the start of the next). Stops when dropped.
 pub struct Watcher {
+    follower: Follower,
     signal: Arc<Signal>,
     error: Arc<Mutex<Option<Error>>>,
     thread: Option<JoinHandle<()>>,
@@ -386,8 +596,36 @@ impl std::fmt::Debug for Watcher {
 }
 
 impl Watcher {
+    /// Subscribes to the changes the watcher's polls apply from now on (see
+    /// [`Follower::subscribe`]): wait on the subscription instead of sleeping between reads.
+    pub fn subscribe(&self, filter: ChangeFilter) -> Subscription {
+        self.follower.subscribe(filter)
+    }
+
+    /// The follower polled.
+    pub fn follower(&self) -> &Follower {
+        &self.follower
+    }
+
     /// The last error a poll returned, if any (taken: a second call returns `None` until a
     /// poll fails again). Polling goes on after errors.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// # let follower = statelog::Follower::open(dir.path(), statelog::FollowerOptions::default())?;
+    /// let watcher = follower.watch(Duration::from_millis(10));
+    /// // Polling goes on after an error; check now and then, or on a subscription's end.
+    /// if let Some(e) = watcher.last_error() {
+    ///     eprintln!("follower: {e}");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn last_error(&self) -> Option<Error> {
         self.error.lock().take()
     }

@@ -1,14 +1,17 @@
 //! What is built on the engine: followers (a read-only mirror of a store another process
-//! writes) and the changes since a position, checkpoints, named locks and hot backup.
+//! writes) and the changes since a position, checkpoints, named locks, hot backup, and subscriptions to
+//! committed changes (`subscribe`).
 
 mod backup;
 mod changes;
 mod checkpoint;
 mod follower;
 mod named_lock;
+mod subscribe;
 
 pub use backup::BackupReport;
 pub use changes::{Change, ChangeOp, Changes};
 pub use checkpoint::Checkpoints;
 pub use follower::{Follower, FollowerOptions, PollReport, Watcher};
 pub use named_lock::NamedLock;
+pub use subscribe::{ChangeFilter, Subscription};

@@ -2,6 +2,7 @@
 //! every acquisition (FORMAT.md §13).
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, DirLock, LockMode};
 use crate::error::{CorruptKind, Error, Result};
@@ -14,9 +15,23 @@ const FENCE_FILE: &str = "FENCE";
 /// Size of the fence file: the number (u64) and a CRC32 of it, little-endian.
 const FENCE_LEN: usize = 12;
 
-/// A held named lock (see [`Store::try_lock`](crate::Store::try_lock)). Excludes every other
-/// holder of the same name, in this process and in others; released when dropped or when the
-/// process dies.
+/// A held named lock (see [`Store::try_lock`](crate::Store::try_lock) and
+/// [`Store::lock`](crate::Store::lock)). Excludes every other holder of the same name, in this
+/// process and in others; released when dropped or when the process dies.
+///
+/// ```
+/// use statelog::NamedLock;
+///
+/// # fn main() -> statelog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let held = NamedLock::try_acquire(dir.path(), "leader")?;
+/// assert!(NamedLock::try_acquire(dir.path(), "leader").is_err());
+/// drop(held);
+/// let again = NamedLock::acquire(dir.path(), "leader", std::time::Duration::from_secs(1))?;
+/// assert_eq!(again.fence(), 2);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct NamedLock {
     name: String,
@@ -30,6 +45,28 @@ impl NamedLock {
     /// [`Store::try_lock`](crate::Store::try_lock).
     pub fn try_acquire(dir: impl AsRef<Path>, name: &str) -> Result<NamedLock> {
         try_lock(&crate::backend::FsBackend, dir.as_ref(), name)
+    }
+
+    /// Takes the lock `name` of the store directory `dir`, waiting up to `timeout` while
+    /// another holder has it (retrying with a backoff of 1 ms doubling up to 50 ms), or
+    /// returns [`LockTimeout`](Error::LockTimeout). The same lock as
+    /// [`Store::lock`](crate::Store::lock).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use statelog::{Error, NamedLock};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let held = NamedLock::acquire(dir.path(), "leader", Duration::from_secs(1))?;
+    /// let waited = NamedLock::acquire(dir.path(), "leader", Duration::from_millis(20));
+    /// assert!(matches!(waited, Err(Error::LockTimeout { .. })));
+    /// # drop(held);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn acquire(dir: impl AsRef<Path>, name: &str, timeout: Duration) -> Result<NamedLock> {
+        lock_waiting(&crate::backend::FsBackend, dir.as_ref(), name, timeout)
     }
 
     /// The lock's name.
@@ -51,8 +88,83 @@ impl Store {
     /// (whatever store handle or thread asks) and in others, until the returned guard is
     /// dropped or its process dies. Each acquisition gets a larger fencing number
     /// ([`NamedLock::fence`]), recorded durably before this returns.
+    ///
+    /// ```
+    /// use statelog::Error;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let leader = store.try_lock("leader")?;
+    /// // Any other holder, in this process or another, is refused until it is dropped.
+    /// assert!(matches!(store.try_lock("leader"), Err(Error::Locked { .. })));
+    /// let fence = leader.fence(); // pass it with every action taken as leader
+    /// drop(leader);
+    /// assert!(store.try_lock("leader")?.fence() > fence);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn try_lock(&self, name: &str) -> Result<NamedLock> {
         try_lock(&**self.shared.log.backend(), self.shared.log.dir(), name)
+    }
+
+    /// Takes the lock `name` as [`try_lock`](Self::try_lock) does, waiting up to `timeout`
+    /// while another holder has it (retrying with a backoff of 1 ms doubling up to 50 ms), or
+    /// returns [`LockTimeout`](Error::LockTimeout) naming the holder's process.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use statelog::{Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path(), StoreOptions::default())?;
+    /// let held = store.lock("leader", Duration::from_secs(5))?;
+    /// let other = store.clone();
+    /// let waiter = std::thread::spawn(move || other.lock("leader", Duration::from_secs(5)));
+    /// std::thread::sleep(Duration::from_millis(10));
+    /// drop(held); // the waiter takes it now
+    /// assert_eq!(waiter.join().unwrap()?.fence(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn lock(&self, name: &str, timeout: Duration) -> Result<NamedLock> {
+        lock_waiting(
+            &**self.shared.log.backend(),
+            self.shared.log.dir(),
+            name,
+            timeout,
+        )
+    }
+}
+
+/// Longest pause between two tries of a held lock.
+const MAX_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Takes the lock `name`, retrying while another holder has it until `timeout` has passed.
+fn lock_waiting(
+    backend: &dyn Backend,
+    dir: &Path,
+    name: &str,
+    timeout: Duration,
+) -> Result<NamedLock> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let holder = match try_lock(backend, dir, name) {
+            Err(Error::Locked { pid, .. }) => pid,
+            done => return done,
+        };
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Err(Error::LockTimeout {
+                name: name.to_string(),
+                waited,
+                holder,
+            });
+        }
+        std::thread::sleep(pause.min(timeout - waited));
+        pause = (pause * 2).min(MAX_BACKOFF);
     }
 }
 

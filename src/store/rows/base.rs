@@ -288,6 +288,14 @@ impl Base {
         self.slots.len()
     }
 
+    /// Approximate heap bytes held: the row bytes, the slots and fences (the directory is
+    /// estimated at a word per row).
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.data.len()
+            + self.slots.len() * (std::mem::size_of::<Slot>() + 8)
+            + self.fences.len() * 8
+    }
+
     pub(super) fn row(&self, i: usize) -> Option<RowRef<'_>> {
         let s = self.slots.get(i)?;
         Some(RowRef {

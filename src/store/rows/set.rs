@@ -179,6 +179,39 @@ impl Rows {
         self.len == 0
     }
 
+    /// Approximate heap bytes the rows hold: the base and chunks (counted whole, even when
+    /// shared with other states), and each row changed or appended since with an estimated
+    /// overhead. O(changes since the base).
+    pub fn heap_bytes(&self) -> usize {
+        /// Estimated bytes per row held outside a base: tree node share, allocation headers.
+        const ENTRY: usize = 64;
+        let row =
+            |k: &[u8], v: Option<&Row>| ENTRY + k.len() + v.map_or(0, |r| r.value.as_slice().len());
+        let delta: usize = self
+            .delta
+            .iter()
+            .map(|(k, r)| row(k.as_slice(), r.as_ref()))
+            .sum();
+        let recent: usize = self
+            .recent
+            .slots()
+            .iter()
+            .filter_map(|s| s.get())
+            .map(|(k, r)| row(k.as_slice(), Some(r)))
+            .sum();
+        let pending: usize = self
+            .pending
+            .iter()
+            .map(|(k, r)| row(k.as_slice(), Some(r)))
+            .sum();
+        self.base.heap_bytes()
+            + self.tail.heap_bytes()
+            + self.seen.bits.len() * 8
+            + delta
+            + recent
+            + pending
+    }
+
     /// Changes held on top of the base (appended rows included).
     pub fn delta_len(&self) -> usize {
         self.delta.len() + self.tail.len() + self.recent.len() + self.pending.len()

@@ -21,6 +21,11 @@ pub struct Tail {
 }
 
 impl Tail {
+    /// Approximate heap bytes of the chunks.
+    pub fn heap_bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.heap_bytes()).sum()
+    }
+
     /// Rows held.
     pub fn len(&self) -> usize {
         self.rows
