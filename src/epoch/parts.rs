@@ -117,6 +117,13 @@ impl StateWriter {
         encode_state(&mut self.scratch, self.head.epoch, last, &self.part);
         writer.append(&self.scratch)?;
         self.part.clear();
+        if !last {
+            // Each part goes to the disk as it is written: the sync at the end then flushes
+            // one part, not the whole image, so commits' fsyncs on the same disk never queue
+            // behind a flush of the whole state (the file is not durable before `finish` in
+            // any case: it has its temporary name).
+            writer.sync()?;
+        }
         Ok(())
     }
 
