@@ -157,7 +157,9 @@ fn synth_segment(inp: &mut Input<'_>) -> Vec<u8> {
         block_size,
         tag,
     };
-    let Ok(mut w) = LogWriter::create(&be, path, &options) else {
+    // Version 2 (parts allowed) or 1 (parts are damage).
+    let version = if inp.below(3) == 0 { 2 } else { 1 };
+    let Ok(mut w) = LogWriter::create_version(&be, path, &options, version) else {
         return Vec::new();
     };
     for i in 0..inp.below(8) {
@@ -252,7 +254,8 @@ fn epoch_entry(inp: &mut Input<'_>, first: bool) -> Vec<u8> {
     const CONTINUE: u8 = 3;
     const SEAL: u8 = 4;
     const CLOSE: u8 = 5;
-    let roll = inp.below(12);
+    const STATE: u8 = 6;
+    let roll = inp.below(14);
     let kind = match (first, roll) {
         (true, 0..=6) => SNAPSHOT,
         (true, 7..=9) => CONTINUE,
@@ -262,6 +265,7 @@ fn epoch_entry(inp: &mut Input<'_>, first: bool) -> Vec<u8> {
         (_, 8) => SNAPSHOT,
         (_, 9) => CONTINUE,
         (_, 10) => 0,
+        (_, 11 | 12) => STATE,
         _ => {
             let n = inp.index(64);
             return inp.bytes(n).to_vec();
@@ -274,14 +278,16 @@ fn epoch_entry(inp: &mut Input<'_>, first: bool) -> Vec<u8> {
             for _ in 0..5 {
                 b.extend_from_slice(&field(inp).to_le_bytes());
             }
-            let flags = match inp.below(8) {
+            let flags = match inp.below(10) {
                 0 => inp.u8(),
                 1 => 0,
                 2 => 1,
+                // A state in parts (FORMAT.md §11.2): STATE entries follow.
+                3 | 4 => 7,
                 _ => 3,
             };
             b.push(flags);
-            if flags & 1 != 0 {
+            if flags & 1 != 0 && (flags & 4 == 0 || inp.below(8) == 0) {
                 match inp.below(4) {
                     0 => {}
                     1 => b.extend_from_slice(&samples().state),
@@ -300,6 +306,28 @@ fn epoch_entry(inp: &mut Input<'_>, first: bool) -> Vec<u8> {
         CONTINUE => {
             for _ in 0..5 {
                 b.extend_from_slice(&field(inp).to_le_bytes());
+            }
+        }
+        STATE => {
+            // Flags: usually LAST or none, sometimes anything.
+            b.push(match inp.below(8) {
+                0 => inp.u8(),
+                1..=4 => 1,
+                _ => 0,
+            });
+            let state = &samples().state;
+            match inp.below(4) {
+                // The sample state cut in two, so two parts make it whole.
+                0 | 1 => {
+                    let cut = inp.index(state.len() + 1);
+                    let (head, tail) = state.split_at(cut);
+                    b.extend_from_slice(if inp.below(2) == 0 { head } else { tail });
+                }
+                2 => b.extend_from_slice(state),
+                _ => {
+                    let n = inp.index(256);
+                    b.extend_from_slice(inp.bytes(n));
+                }
             }
         }
         UPDATE => {
