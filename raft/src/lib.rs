@@ -1,0 +1,99 @@
+//! statelog as [openraft](https://docs.rs/openraft/0.9)'s storage: a replicated key-value
+//! state machine whose nodes keep their Raft log, vote and state in a statelog directory.
+//!
+//! - [`LogStore`]: openraft's `RaftLogStorage` on a statelog [`Store`](statelog::Store):
+//!   entries in a bytes table keyed by big-endian index, the vote, the committed log id, the
+//!   purge point and the last log id in another; `append` acknowledges only once its
+//!   transaction is fsynced, `truncate` and `purge` are one strong transaction each.
+//! - [`StateMachine`]: openraft's `RaftStateMachine`: each batch of committed entries is one
+//!   transaction of the same store, recording the last applied log id and the membership with
+//!   the rows it changes; snapshots stream a read snapshot of the store row by row into a
+//!   checksummed file, and a received snapshot is restored into the store in one transaction.
+
+#![deny(unsafe_code)]
+
+mod error;
+mod sm;
+mod snapshot;
+mod store;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::{ApiError, Error};
+pub use sm::StateMachine;
+pub use store::LogStore;
+
+/// A node's id in the cluster.
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// The types this crate runs openraft with.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        SnapshotData = tokio::fs::File,
+);
+
+/// The openraft handle of a node.
+pub type Raft = openraft::Raft<TypeConfig>;
+
+/// A command of the replicated key-value state machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Sets `key` to `value`.
+    Set {
+        /// The key.
+        key: String,
+        /// The new value.
+        value: String,
+    },
+    /// Deletes `key` (a no-op if absent).
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Sets `key` to `value` (deletes it if `value` is `None`) only if its current value is
+    /// `expected` (`None`: absent).
+    CompareAndSet {
+        /// The key.
+        key: String,
+        /// The value the key must have.
+        expected: Option<String>,
+        /// The value to set, or `None` to delete.
+        value: Option<String>,
+    },
+}
+
+impl Request {
+    /// The key the command changes.
+    pub fn key(&self) -> &str {
+        match self {
+            Request::Set { key, .. }
+            | Request::Delete { key }
+            | Request::CompareAndSet { key, .. } => key,
+        }
+    }
+}
+
+/// The result of applying a [`Request`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// Whether the command changed the state as asked (false only for a compare-and-set whose
+    /// expected value did not match).
+    pub ok: bool,
+    /// The key's value before the command.
+    pub previous: Option<String>,
+}
+
+/// Opens (or creates) a node's storage in `dir`: the statelog store in `dir/store` and
+/// snapshot files in `dir/snapshots`. Returns the log storage and the state machine, which
+/// share one store.
+pub fn open_storage(dir: impl AsRef<Path>) -> Result<(LogStore, StateMachine), Error> {
+    let dir = dir.as_ref();
+    let store = statelog::Store::open(dir.join("store"), statelog::StoreOptions::default())?;
+    let log = LogStore::new(store.clone())?;
+    let sm = StateMachine::open(store, dir.join("snapshots"))?;
+    Ok((log, sm))
+}
