@@ -9,10 +9,19 @@
 //!   transaction of the same store, recording the last applied log id and the membership with
 //!   the rows it changes; snapshots stream a read snapshot of the store row by row into a
 //!   checksummed file, and a received snapshot is restored into the store in one transaction.
+//! - [`network`]: openraft's `RaftNetwork` over HTTP (reqwest), with bounded messages and
+//!   snapshots sent in chunks; [`server`]: a node, openraft on this storage with its HTTP
+//!   server (axum): the Raft RPCs and a client API; [`Client`]: that API, following the
+//!   leader.
+//!
+//! The `statelog-raft` binary runs a node (`serve`) and the client commands.
 
 #![deny(unsafe_code)]
 
+pub mod client;
 mod error;
+pub mod network;
+pub mod server;
 mod sm;
 mod snapshot;
 mod store;
@@ -21,6 +30,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use client::Client;
 pub use error::{ApiError, Error};
 pub use sm::StateMachine;
 pub use store::LogStore;
