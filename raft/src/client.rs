@@ -16,6 +16,9 @@ use crate::network::base_url;
 use crate::server::{AddLearnerRequest, InitRequest, MembershipRequest, ReadRequest};
 use crate::{NodeId, Request, Response};
 
+/// The longest one HTTP request of a client may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A client of a cluster, given some of its nodes' addresses. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -37,7 +40,7 @@ impl Client {
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_millis(500))
-            .timeout(Duration::from_secs(5))
+            .timeout(REQUEST_TIMEOUT)
             .build()?;
         Ok(Client {
             nodes: Arc::new(nodes),
@@ -66,9 +69,15 @@ impl Client {
         let mut tried = 0usize;
         loop {
             let url = format!("{}{path}", base_url(&self.nodes[i]));
+            // No request outlives the call's deadline (a leader cut off from its peers keeps
+            // a write waiting).
+            let left = self
+                .deadline
+                .saturating_sub(start.elapsed())
+                .clamp(Duration::from_millis(50), REQUEST_TIMEOUT);
             let sent = match body {
-                Some(b) => self.http.post(url).json(b).send().await,
-                None => self.http.get(url).send().await,
+                Some(b) => self.http.post(url).json(b).timeout(left).send().await,
+                None => self.http.get(url).timeout(left).send().await,
             };
             let last = match sent {
                 Ok(resp) => match resp.json::<Result<T, ApiError>>().await {
