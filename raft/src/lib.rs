@@ -6,7 +6,7 @@
 //!   purge point and the last log id in another; `append` acknowledges only once its
 //!   transaction is fsynced, `truncate` and `purge` are one strong transaction each.
 //! - [`StateMachine`]: openraft's `RaftStateMachine`: each batch of committed entries is one
-//!   transaction of the same store, recording the last applied log id and the membership with
+//!   transaction of the same store (each entry a batch of client requests), recording the last applied log id and the membership with
 //!   the rows it changes; snapshots stream a read snapshot of the store row by row into a
 //!   checksummed file, and a received snapshot is restored into the store in one transaction.
 //! - [`network`]: openraft's `RaftNetwork` over HTTP (reqwest), with bounded messages and
@@ -39,10 +39,11 @@ pub use store::LogStore;
 pub type NodeId = u64;
 
 openraft::declare_raft_types!(
-    /// The types this crate runs openraft with.
+    /// The types this crate runs openraft with: a log entry carries a [`Proposal`] (client
+    /// requests batched by the leader's node), answered by one [`Response`] per request.
     pub TypeConfig:
-        D = Request,
-        R = Response,
+        D = Proposal,
+        R = Vec<Response>,
         SnapshotData = tokio::fs::File,
 );
 
@@ -83,6 +84,23 @@ impl Request {
             Request::Set { key, .. }
             | Request::Delete { key }
             | Request::CompareAndSet { key, .. } => key,
+        }
+    }
+}
+
+/// The application data of one log entry: the client requests a node received while its
+/// previous proposals were being committed, applied in order in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The requests, in the order they are applied.
+    pub requests: Vec<Request>,
+}
+
+impl Proposal {
+    /// A proposal of one request.
+    pub fn one(request: Request) -> Self {
+        Proposal {
+            requests: vec![request],
         }
     }
 }

@@ -28,15 +28,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, Error};
 use crate::network::{APPEND_PATH, Network, SNAPSHOT_PATH, VOTE_PATH, base_url};
-use crate::{NodeId, Raft, Request, Response, StateMachine, TypeConfig, open_storage};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
-/// Largest HTTP body a node accepts: an append of `max_payload_entries` entries of the
-/// largest command, or a snapshot chunk, as JSON.
-pub const MAX_BODY: usize = 32 << 20;
+use crate::{NodeId, Proposal, Raft, Request, Response, StateMachine, TypeConfig, open_storage};
+
+/// Largest HTTP body a node accepts: an append of `MAX_PAYLOAD_ENTRIES` entries of the
+/// largest proposal, or a snapshot chunk, as JSON (a byte escaped in JSON takes at most 6).
+pub const MAX_BODY: usize = 64 << 20;
 /// Largest key plus value of one command.
 pub const MAX_COMMAND: usize = 64 << 10;
+/// A proposal (one log entry) takes requests up to this many bytes of keys and values (the
+/// last one may pass it by at most `MAX_COMMAND`).
+pub const MAX_PROPOSAL_BYTES: usize = 256 << 10;
+/// Most requests in one proposal.
+pub const MAX_PROPOSAL_REQUESTS: usize = 1024;
+/// Proposals being committed at once by one node; requests arriving meanwhile wait and go
+/// in the next proposal.
+pub const MAX_PROPOSALS_IN_FLIGHT: usize = 2;
 /// Most entries in one append request.
-pub const MAX_PAYLOAD_ENTRIES: u64 = 64;
+pub const MAX_PAYLOAD_ENTRIES: u64 = 16;
 /// Snapshot chunk size in bytes.
 pub const SNAPSHOT_CHUNK: u64 = 1 << 20;
 
@@ -101,6 +111,73 @@ pub struct App {
     raft: Raft,
     sm: StateMachine,
     http: reqwest::Client,
+    proposals: mpsc::Sender<Waiting>,
+}
+
+type WriteError = RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>;
+
+/// A client request waiting to go into a proposal, and where its answer goes.
+struct Waiting {
+    request: Request,
+    answer: oneshot::Sender<Result<Response, WriteError>>,
+}
+
+/// The size a request counts for in a proposal: its keys and values.
+fn request_bytes(req: &Request) -> usize {
+    match req {
+        Request::Set { key, value } => key.len() + value.len(),
+        Request::Delete { key } => key.len(),
+        Request::CompareAndSet {
+            key,
+            expected,
+            value,
+        } => {
+            key.len()
+                + expected.as_ref().map_or(0, String::len)
+                + value.as_ref().map_or(0, String::len)
+        }
+    }
+}
+
+/// Batches client requests into proposals: each takes every request waiting when a proposal
+/// slot frees up (openraft 0.9 appends and fsyncs each entry before it takes the next one,
+/// so one request per entry would cost an fsync each on the leader).
+async fn proposer(raft: Raft, mut rx: mpsc::Receiver<Waiting>) {
+    let slots = Arc::new(Semaphore::new(MAX_PROPOSALS_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut bytes = request_bytes(&first.request);
+        let mut batch = vec![first];
+        while batch.len() < MAX_PROPOSAL_REQUESTS && bytes < MAX_PROPOSAL_BYTES {
+            match rx.try_recv() {
+                Ok(w) => {
+                    bytes += request_bytes(&w.request);
+                    batch.push(w);
+                }
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let (requests, answers): (Vec<Request>, Vec<_>) =
+                batch.into_iter().map(|w| (w.request, w.answer)).unzip();
+            match raft.client_write(Proposal { requests }).await {
+                Ok(resp) => {
+                    for (answer, r) in answers.into_iter().zip(resp.data) {
+                        let _ = answer.send(Ok(r));
+                    }
+                }
+                Err(e) => {
+                    for answer in answers {
+                        let _ = answer.send(Err(e.clone()));
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
 }
 
 /// A node started by [`start`]: its address and Raft handle, and the server task.
@@ -143,11 +220,14 @@ pub async fn start(
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(10))
         .build()?;
+    let (proposals, rx) = mpsc::channel(4 * MAX_PROPOSAL_REQUESTS);
+    tokio::spawn(proposer(raft.clone(), rx));
     let app = Arc::new(App {
         id: options.id,
         raft: raft.clone(),
         sm: sm.clone(),
         http,
+        proposals,
     });
     let addr = listener
         .local_addr()
@@ -240,8 +320,6 @@ async fn forward<B: Serialize, T: DeserializeOwned>(
     result
 }
 
-type WriteError = RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>;
-
 async fn write_result<T: DeserializeOwned, B: Serialize>(
     app: &App,
     headers: &HeaderMap,
@@ -263,25 +341,24 @@ async fn write(
     headers: HeaderMap,
     Json(req): Json<Request>,
 ) -> HttpResponse {
-    let size = match &req {
-        Request::Set { key, value } => key.len() + value.len(),
-        Request::Delete { key } => key.len(),
-        Request::CompareAndSet {
-            key,
-            expected,
-            value,
-        } => {
-            key.len()
-                + expected.as_ref().map_or(0, String::len)
-                + value.as_ref().map_or(0, String::len)
-        }
-    };
+    let size = request_bytes(&req);
     if size > MAX_COMMAND {
         return answer::<Response>(Err(ApiError::Invalid(format!(
             "command of {size} bytes, over the {MAX_COMMAND} byte limit"
         ))));
     }
-    let result = app.raft.client_write(req.clone()).await.map(|r| r.data);
+    let (tx, rx) = oneshot::channel();
+    let waiting = Waiting {
+        request: req.clone(),
+        answer: tx,
+    };
+    let result = match app.proposals.send(waiting).await {
+        Ok(()) => match rx.await {
+            Ok(r) => r,
+            Err(_) => return answer::<Response>(Err(ApiError::Raft("proposal dropped".into()))),
+        },
+        Err(_) => return answer::<Response>(Err(ApiError::Raft("node shutting down".into()))),
+    };
     answer(write_result(&app, &headers, "/api/write", &req, result).await)
 }
 

@@ -234,7 +234,7 @@ impl StateMachine {
         };
         // The state applied buffered is made durable before openraft may purge the log up to
         // this snapshot.
-        inner.store.sync()?;
+        crate::store::sync(&inner.store)?;
         let tmp = snapshot::temp_path(&inner.dir, "build");
         let rows = snap.range_bytes(&inner.kv, ..)?;
         snapshot::write(&tmp, &meta, rows)?;
@@ -318,7 +318,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| StorageIOError::read_state_machine(AnyError::new(&e)).into())
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<NodeId>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<Response>>, StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
@@ -350,11 +350,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let mut out = Vec::with_capacity(entries.len());
                 for e in &entries {
                     out.push(match &e.payload {
-                        EntryPayload::Normal(req) => apply_request(tx, &inner.kv, req)?,
-                        EntryPayload::Blank | EntryPayload::Membership(_) => Response {
-                            ok: true,
-                            previous: None,
-                        },
+                        EntryPayload::Normal(p) => p
+                            .requests
+                            .iter()
+                            .map(|req| apply_request(tx, &inner.kv, req))
+                            .collect::<statelog::Result<Vec<Response>>>()?,
+                        EntryPayload::Blank | EntryPayload::Membership(_) => Vec::new(),
                     });
                 }
                 tx.put_bytes(&inner.meta, APPLIED, &applied)?;
