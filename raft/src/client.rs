@@ -102,7 +102,7 @@ impl Client {
             tried += 1;
             if tried % n == 0 {
                 // Every node tried: wait a little for an election.
-                tokio::time::sleep(Duration::from_millis(20).min(self.deadline - elapsed)).await;
+                tokio::time::sleep(Duration::from_millis(10).min(self.deadline - elapsed)).await;
             }
         }
     }

@@ -37,7 +37,7 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         heartbeat_ms: u64,
         /// Shortest election timeout, ms.
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = 150)]
         election_min_ms: u64,
         /// Longest election timeout, ms.
         #[arg(long, default_value_t = 600)]

@@ -73,14 +73,19 @@ pub struct NodeOptions {
 }
 
 impl NodeOptions {
-    /// Default settings for node `id` in `dir`: heartbeat 50 ms, election timeout 300–600
+    /// Default settings for node `id` in `dir`: heartbeat 50 ms, election timeout 150–600
     /// ms, a snapshot every 10,000 entries, 1,000 entries kept behind it.
+    ///
+    /// A follower of openraft 0.9 campaigns only once the leader's lease (the longest
+    /// election timeout) and then its own random election timeout have passed without a
+    /// heartbeat, so a leader's death is noticed after 750–1,200 ms with these settings; a
+    /// short lower bound keeps that sum well within two of the longest timeouts.
     pub fn new(id: NodeId, dir: impl Into<PathBuf>) -> Self {
         NodeOptions {
             id,
             dir: dir.into(),
             heartbeat: Duration::from_millis(50),
-            election_min: Duration::from_millis(300),
+            election_min: Duration::from_millis(150),
             election_max: Duration::from_millis(600),
             snapshot_logs: 10_000,
             keep_logs: 1_000,
