@@ -2,7 +2,7 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
@@ -33,7 +33,24 @@ pub struct LogStore {
     log: BytesTable,
     meta: BytesTable,
     /// The flusher thread: an append's callback runs once a sync after its transaction.
-    flusher: mpsc::Sender<LogFlushed<TypeConfig>>,
+    flusher: Arc<Flusher>,
+}
+
+/// The flusher thread's queue and handle: dropped with the last clone of the log store, it
+/// closes the queue and waits for the thread, so the store is closed (its directory free
+/// for the next open) when the log store is gone.
+struct Flusher {
+    tx: Option<mpsc::Sender<LogFlushed<TypeConfig>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for LogStore {
@@ -100,7 +117,7 @@ impl LogStore {
         let meta = store.bytes_table(META_TABLE)?;
         let (tx, rx) = mpsc::channel::<LogFlushed<TypeConfig>>();
         let flush_store = store.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("statelog-raft-flusher".into())
             .spawn(move || flusher(flush_store, rx))
             .map_err(|e| Error::io("starting the flusher thread", e))?;
@@ -108,7 +125,10 @@ impl LogStore {
             store,
             log,
             meta,
-            flusher: tx,
+            flusher: Arc::new(Flusher {
+                tx: Some(tx),
+                thread: Some(thread),
+            }),
         })
     }
 
@@ -326,7 +346,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 tx.put_bytes(&self.meta, LAST, &last)
             })
             .map_err(write_err)?;
-        if let Err(mpsc::SendError(cb)) = self.flusher.send(callback) {
+        let sent = match &self.flusher.tx {
+            Some(tx) => tx.send(callback).map_err(|mpsc::SendError(cb)| cb),
+            None => Err(callback),
+        };
+        if let Err(cb) = sent {
             cb.log_io_completed(Err(std::io::Error::other("the flusher thread stopped")));
         }
         Ok(())
