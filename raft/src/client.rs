@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, Error};
 use crate::network::base_url;
-use crate::server::{AddLearnerRequest, InitRequest, MembershipRequest, ReadRequest};
+use crate::server::{AddLearnerRequest, InitRequest, LEADER, MembershipRequest, ReadRequest};
 use crate::{NodeId, Request, Response};
 
 /// The longest one HTTP request of a client may take.
@@ -80,15 +80,26 @@ impl Client {
                 None => self.http.get(url).timeout(left).send().await,
             };
             let last = match sent {
-                Ok(resp) => match resp.json::<Result<T, ApiError>>().await {
-                    Ok(Ok(t)) => {
-                        self.preferred.store(i, Ordering::Relaxed);
-                        return Ok(t);
+                Ok(resp) => {
+                    // Next time, the leader this node relayed from (if it is one of ours),
+                    // else this node.
+                    let leader = resp
+                        .headers()
+                        .get(LEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|a| self.nodes.iter().position(|n| n == a));
+                    match resp.json::<Result<T, ApiError>>().await {
+                        Ok(Ok(t)) => {
+                            self.preferred.store(leader.unwrap_or(i), Ordering::Relaxed);
+                            return Ok(t);
+                        }
+                        Ok(Err(e @ (ApiError::NoLeader | ApiError::Forward { .. }))) => {
+                            e.to_string()
+                        }
+                        Ok(Err(e)) => return Err(Error::Api(e)),
+                        Err(e) => e.to_string(),
                     }
-                    Ok(Err(e @ (ApiError::NoLeader | ApiError::Forward { .. }))) => e.to_string(),
-                    Ok(Err(e)) => return Err(Error::Api(e)),
-                    Err(e) => e.to_string(),
-                },
+                }
                 Err(e) => e.to_string(),
             };
             let elapsed = start.elapsed();

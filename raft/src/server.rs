@@ -16,14 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::{BasicNode, Config, RaftMetrics, SnapshotPolicy};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, Error};
@@ -51,6 +50,8 @@ pub const MAX_PAYLOAD_ENTRIES: u64 = 16;
 pub const SNAPSHOT_CHUNK: u64 = 1 << 20;
 
 const FORWARDED: &str = "x-statelog-forwarded";
+/// The header naming the leader's address in an answer a follower relayed from it.
+pub const LEADER: &str = "x-statelog-leader";
 
 /// Settings of a node.
 #[derive(Debug, Clone)]
@@ -297,47 +298,65 @@ fn answer<T: Serialize>(result: Result<T, ApiError>) -> HttpResponse {
     (status, Json(result)).into_response()
 }
 
-/// Sends a request on to the leader, unless it was forwarded already (one hop only).
-async fn forward<B: Serialize, T: DeserializeOwned>(
+/// Sends a request on to the leader, unless it was forwarded already (one hop only), and
+/// relays its answer, naming the leader's address in the [`LEADER`] header (clients go
+/// there directly next time).
+async fn forward<B: Serialize>(
     app: &App,
     to: ForwardToLeader<NodeId, BasicNode>,
     headers: &HeaderMap,
     path: &str,
     body: &B,
-) -> Result<T, ApiError> {
+) -> HttpResponse {
     let node = match to.leader_node {
         Some(node) if !headers.contains_key(FORWARDED) && to.leader_id != Some(app.id) => node,
-        _ => return Err(ApiError::NoLeader),
+        _ => return answer::<()>(Err(ApiError::NoLeader)),
     };
-    let fail = |detail: String| ApiError::Forward {
-        addr: node.addr.clone(),
-        detail,
+    let fail = |detail: String| {
+        answer::<()>(Err(ApiError::Forward {
+            addr: node.addr.clone(),
+            detail,
+        }))
     };
-    let resp = app
+    let resp = match app
         .http
         .post(format!("{}{path}", base_url(&node.addr)))
         .header(FORWARDED, "1")
         .json(body)
         .send()
         .await
-        .map_err(|e| fail(e.to_string()))?;
-    let result: Result<T, ApiError> = resp.json().await.map_err(|e| fail(e.to_string()))?;
-    result
+    {
+        Ok(resp) => resp,
+        Err(e) => return fail(e.to_string()),
+    };
+    let status = resp.status();
+    match resp.bytes().await {
+        Ok(bytes) => (
+            status,
+            [
+                (header::CONTENT_TYPE, "application/json".to_string()),
+                (HeaderName::from_static(LEADER), node.addr.clone()),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => fail(e.to_string()),
+    }
 }
 
-async fn write_result<T: DeserializeOwned, B: Serialize>(
+async fn write_result<T: Serialize, B: Serialize>(
     app: &App,
     headers: &HeaderMap,
     path: &str,
     body: &B,
     result: Result<T, WriteError>,
-) -> Result<T, ApiError> {
+) -> HttpResponse {
     match result {
-        Ok(r) => Ok(r),
+        Ok(r) => answer(Ok(r)),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
             forward(app, to, headers, path, body).await
         }
-        Err(e) => Err(ApiError::Raft(e.to_string())),
+        Err(e) => answer::<T>(Err(ApiError::Raft(e.to_string()))),
     }
 }
 
@@ -364,7 +383,7 @@ async fn write(
         },
         Err(_) => return answer::<Response>(Err(ApiError::Raft("node shutting down".into()))),
     };
-    answer(write_result(&app, &headers, "/api/write", &req, result).await)
+    write_result(&app, &headers, "/api/write", &req, result).await
 }
 
 /// A key to read.
@@ -379,18 +398,18 @@ async fn read(
     headers: HeaderMap,
     Json(req): Json<ReadRequest>,
 ) -> HttpResponse {
-    let result = match app.raft.ensure_linearizable().await {
+    match app.raft.ensure_linearizable().await {
         // Applied up to the read point: the local state answers.
-        Ok(_) => app
-            .sm
-            .get(&req.key)
-            .map_err(|e| ApiError::Storage(e.to_string())),
+        Ok(_) => answer(
+            app.sm
+                .get(&req.key)
+                .map_err(|e| ApiError::Storage(e.to_string())),
+        ),
         Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => {
             forward(&app, to, &headers, "/api/read", &req).await
         }
-        Err(e) => Err(ApiError::Raft(e.to_string())),
-    };
-    answer(result)
+        Err(e) => answer::<()>(Err(ApiError::Raft(e.to_string()))),
+    }
 }
 
 async fn local_read(State(app): State<Arc<App>>, Json(req): Json<ReadRequest>) -> HttpResponse {
@@ -441,7 +460,7 @@ async fn add_learner(
         .add_learner(req.id, BasicNode::new(req.addr.clone()), true)
         .await
         .map(|r| r.log_id.index);
-    answer(write_result(&app, &headers, "/api/add-learner", &req, result).await)
+    write_result(&app, &headers, "/api/add-learner", &req, result).await
 }
 
 /// The new voting members.
@@ -461,7 +480,7 @@ async fn change_membership(
         .change_membership(req.members.clone(), false)
         .await
         .map(|r| r.log_id.index);
-    answer(write_result(&app, &headers, "/api/change-membership", &req, result).await)
+    write_result(&app, &headers, "/api/change-membership", &req, result).await
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> HttpResponse {
