@@ -1,5 +1,5 @@
-//! Failure tests: 3-node clusters of `statelog-raft` processes on 127.0.0.1 (free ports,
-//! reported by each node), killed with SIGKILL. Every wait is bounded; each test ends by
+//! Failure tests: 3-node clusters of `statelog-raft` processes on 127.0.0.1 (free ports
+//! below the ephemeral range, kept across restarts), killed with SIGKILL. Every wait is bounded; each test ends by
 //! itself.
 //!
 //! `STATELOG_RAFT_KILL_ROUNDS` sets how many times the leader is killed (20 by default).

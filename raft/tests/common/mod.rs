@@ -13,29 +13,57 @@ use statelog_raft::{Client, NodeId};
 /// A node process; killed (SIGKILL) when dropped, so a failing test leaves none behind.
 pub struct Proc {
     pub id: NodeId,
-    /// `127.0.0.1:port`, fixed at the first start (port 0 then) and reused by restarts.
+    /// `127.0.0.1:port`, fixed at the first start and reused by restarts.
     pub addr: String,
     pub dir: PathBuf,
     args: Vec<String>,
     child: Option<Child>,
 }
 
+/// A port that is free now, below the kernel's ephemeral range (32768 and up), so neither an
+/// outgoing connection nor a bind to port 0 takes it while its node is down between a kill
+/// and a restart.
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ (u64::from(std::process::id()) << 20);
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (seed.wrapping_add(n.wrapping_mul(7919)) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-31999");
+}
+
 impl Proc {
-    /// Starts node `id` with its directory in `root`, listening on `addr` (port 0: a free
-    /// port, read from the line the node prints).
-    pub fn start(root: &Path, id: NodeId, addr: &str, args: &[&str]) -> Proc {
+    /// Starts node `id` with its directory in `root` on a free port of 127.0.0.1.
+    pub fn start(root: &Path, id: NodeId, args: &[&str]) -> Proc {
         let mut p = Proc {
             id,
-            addr: addr.to_string(),
+            addr: String::new(),
             dir: root.join(format!("n{id}")),
             args: args.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
-        p.spawn();
-        p
+        let mut last = String::new();
+        for _ in 0..5 {
+            p.addr = format!("127.0.0.1:{}", free_port());
+            match p.spawn() {
+                Ok(()) => return p,
+                // Taken between the check and the node's bind: another port.
+                Err(e) => last = e,
+            }
+        }
+        panic!("node {id} did not start: {last}");
     }
 
-    fn spawn(&mut self) {
+    /// Starts the process on `self.addr`; an error if it exits or prints nothing in 20 s.
+    fn spawn(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "node {} is running", self.id);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -61,20 +89,27 @@ impl Proc {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(addr.trim().to_string());
+                if line.contains("listening on ") {
+                    let _ = tx.send(());
                 }
             }
         });
         match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => self.addr = addr,
-            Err(_) => {
+            Ok(()) => {
+                self.child = Some(child);
+                Ok(())
+            }
+            Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("node {} did not start on {}", self.id, self.addr);
+                Err(format!(
+                    "node {} did not start on {} ({e}; its log: {})",
+                    self.id,
+                    self.addr,
+                    self.dir.with_extension("log").display()
+                ))
             }
         }
-        self.child = Some(child);
     }
 
     /// kill -9.
@@ -87,7 +122,9 @@ impl Proc {
 
     /// Starts the node again, on the same address and directory.
     pub fn restart(&mut self) {
-        self.spawn();
+        if let Err(e) = self.spawn() {
+            panic!("restart: {e}");
+        }
     }
 
     pub fn running(&self) -> bool {
@@ -108,9 +145,7 @@ impl Drop for Proc {
 
 /// Starts `n` nodes (ids 1..=n) on free ports and initializes them as one cluster.
 pub async fn cluster(root: &Path, n: u64, args: &[&str]) -> Vec<Proc> {
-    let procs: Vec<Proc> = (1..=n)
-        .map(|id| Proc::start(root, id, "127.0.0.1:0", args))
-        .collect();
+    let procs: Vec<Proc> = (1..=n).map(|id| Proc::start(root, id, args)).collect();
     let members: BTreeMap<NodeId, String> = procs.iter().map(|p| (p.id, p.addr.clone())).collect();
     procs[0].client().init(members).await.expect("init");
     wait_leader(&procs, Duration::from_secs(20)).await;
