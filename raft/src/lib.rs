@@ -3,12 +3,16 @@
 //!
 //! - [`LogStore`]: openraft's `RaftLogStorage` on a statelog [`Store`](statelog::Store):
 //!   entries in a bytes table keyed by big-endian index, the vote, the committed log id, the
-//!   purge point and the last log id in another; `append` acknowledges only once its
-//!   transaction is fsynced, `truncate` and `purge` are one strong transaction each.
-//! - [`StateMachine`]: openraft's `RaftStateMachine`: each batch of committed entries is one
-//!   transaction of the same store (each entry a batch of client requests), recording the last applied log id and the membership with
-//!   the rows it changes; snapshots stream a read snapshot of the store row by row into a
-//!   checksummed file, and a received snapshot is restored into the store in one transaction.
+//!   purge point and the last log id in another. `append` writes its entries in one
+//!   transaction (readable at once) and calls openraft's callback only after a strong commit
+//!   that follows it has returned, that is after the fsync that covers it (a flusher thread
+//!   does that commit for whatever appends queued up); the vote is a strong commit;
+//!   `truncate` and `purge` are one strong transaction each.
+//! - [`StateMachine`]: openraft's `RaftStateMachine`: each batch of committed entries (each
+//!   entry a [`Proposal`] of client requests) is one transaction of the same store, which
+//!   also records the last applied log id and the membership; snapshots stream a read
+//!   snapshot of the store row by row into a checksummed file, and a received snapshot is
+//!   verified and restored into the store in one transaction.
 //! - [`network`]: openraft's `RaftNetwork` over HTTP (reqwest), with bounded messages and
 //!   snapshots sent in chunks; [`server`]: a node, openraft on this storage with its HTTP
 //!   server (axum): the Raft RPCs and a client API; [`Client`]: that API, following the
