@@ -220,8 +220,15 @@ impl WriteTx {
         Ok(value)
     }
 
-    /// The table's next id: a sequence that starts at 1 and never goes back, also after rows
-    /// are deleted and the store is reopened.
+    /// The table's next id: a sequence that starts at 1, never goes back (also after rows are
+    /// deleted and the store is reopened), and never hands out an id whose row exists: it
+    /// moves past ids the caller wrote (committed, or earlier in this transaction).
+    ///
+    /// The id's row is the key `K` that the id converts to (any integer key type, when the id
+    /// fits in it; a `u64` key is the id itself). For key types an integer does not convert
+    /// to (strings, tuples, structs), no row can collide, and the sequence is only a counter.
+    /// A deleted id is not handed out again, nor is any id below the sequence: an id the
+    /// caller wrote ahead of the sequence and deleted before it got there can be.
     ///
     /// ```
     /// # fn main() -> statelog::Result<()> {
@@ -234,19 +241,30 @@ impl WriteTx {
     ///     Ok(id)
     /// })?;
     /// assert_eq!(id, 1);
-    /// assert_eq!(store.write(|tx| tx.next_id(&t))?, 2);
+    /// // Ids the caller chose are skipped.
+    /// store.write(|tx| tx.insert(&t, &2, &"chosen".to_string()))?;
+    /// assert_eq!(store.write(|tx| tx.next_id(&t))?, 3);
     /// # Ok(())
     /// # }
     /// ```
-    pub fn next_id<K, V>(&mut self, table: &Table<K, V>) -> Result<u64> {
+    pub fn next_id<K: Serialize + DeserializeOwned, V>(
+        &mut self,
+        table: &Table<K, V>,
+    ) -> Result<u64> {
+        let overflow = || Error::Overflow(format!("id sequence of table {}", table.name));
+        let t = table_state(&self.work, table.id, &table.name)?;
+        let mut id = t.next_id;
+        while let Some(key) = id_key::<K>(id)? {
+            if t.rows.get(&key).is_none() {
+                break;
+            }
+            id = id.checked_add(1).ok_or_else(overflow)?;
+        }
+        let next = id.checked_add(1).ok_or_else(overflow)?;
         let t = self
             .work
             .table_mut(table.id)
             .map_err(|_| Error::NotFound(format!("table {}", table.name)))?;
-        let id = t.next_id;
-        let next = id
-            .checked_add(1)
-            .ok_or_else(|| Error::Overflow(format!("id sequence of table {}", table.name)))?;
         t.next_id = next;
         self.ops.push(Op::Sequence {
             table: table.id,
@@ -497,6 +515,16 @@ fn put_row(
         value,
         version,
     });
+}
+
+/// The encoded key of id `id` in a table keyed by `K`: the key an integer `id` deserializes
+/// to (so every integer key type, when the id fits), or `None` when `K` holds no such key.
+fn id_key<K: Serialize + DeserializeOwned>(id: u64) -> Result<Option<Bytes>> {
+    let de = serde::de::value::U64Deserializer::<serde::de::value::Error>::new(id);
+    match K::deserialize(de) {
+        Ok(key) => encode_key_bytes(&key).map(Some),
+        Err(_) => Ok(None),
+    }
 }
 
 fn next_version(old: Option<u64>, table: &str) -> Result<u64> {
