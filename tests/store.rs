@@ -361,6 +361,188 @@ fn id_sequences_skip_ids_of_any_integer_key_type() {
     assert_eq!(ids, (3, 2, 1));
 }
 
+/// Writing a row identical to the stored one is no change: nothing is appended, the row's
+/// version stays (also for compare-and-set, whose returned version is the current one), and a
+/// transaction mixing it with a real change logs only the real change.
+#[test]
+fn identical_writes_append_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = platforms(&store);
+    let b = store.bytes_table("raw").unwrap();
+    let k = "p1".to_string();
+    store
+        .write(|tx| {
+            tx.insert(&t, &k, &platform("default", 60))?;
+            tx.put_bytes(&b, b"k", b"v")
+        })
+        .unwrap();
+    let before = store.stats();
+    let pos = store.read().position();
+    let created = store
+        .write(|tx| tx.insert(&t, &k, &platform("default", 60)))
+        .unwrap();
+    assert!(!created);
+    assert_eq!(
+        store
+            .write(|tx| tx.save(&t, &k, &platform("default", 60), 1))
+            .unwrap(),
+        1,
+        "nothing written: the version stays"
+    );
+    store
+        .write(|tx| {
+            tx.upsert_preserving(&t, &k, &platform("default", 99), |old, new| {
+                new.sticky_ttl_ns = old.sticky_ttl_ns
+            })
+        })
+        .unwrap();
+    store
+        .write_with(Durability::Buffered, |tx| tx.put_bytes(&b, b"k", b"v"))
+        .unwrap();
+    let after = store.stats();
+    assert_eq!(after.commits, before.commits);
+    assert_eq!(after.bytes_appended, before.bytes_appended);
+    assert_eq!(after.durable, before.durable);
+    assert_eq!(store.read().position(), pos);
+    assert_eq!(store.read().version(&t, &k).unwrap(), 1);
+    // Mixed with a real change: only that one is logged, and only that row's version moves.
+    store
+        .write(|tx| {
+            tx.insert(&t, &k, &platform("default", 60))?;
+            tx.insert(&t, &"p2".to_string(), &platform("other", 1))
+        })
+        .unwrap();
+    let statelog::Changes::Since(changes) = store.changes_since(pos, 10).unwrap() else {
+        panic!("reset")
+    };
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].ops.len(), 1, "{:?}", changes[0].ops);
+    drop(store);
+    let store = open(dir.path());
+    let t = platforms(&store);
+    assert_eq!(store.read().version(&t, &k).unwrap(), 1);
+    assert_eq!(store.read().version(&t, &"p2".to_string()).unwrap(), 1);
+}
+
+/// A validator's own error.
+#[derive(Debug, PartialEq)]
+struct Overlap {
+    start: u64,
+    before: u64,
+}
+
+impl std::fmt::Display for Overlap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the range at {} overlaps the one at {}",
+            self.start, self.before
+        )
+    }
+}
+
+impl std::error::Error for Overlap {}
+
+/// elastickv's catalog check: a table of ranges (start to end, keyed by start) whose
+/// validator refuses overlaps. A refused transaction commits nothing (in any table), appends
+/// nothing, and fails with `Rejected` carrying the validator's own error. The validator sees
+/// the transaction's writes and the keys it changed (puts and deletes, in key order, once
+/// each), runs only for transactions that change its table, and is registered by the
+/// definition the table is opened with.
+#[test]
+fn validators_refuse_transactions() {
+    type Seen = Arc<std::sync::Mutex<Vec<Vec<u64>>>>;
+    let ranges_def = |seen: Seen| {
+        TableDef::<u64, u64>::new("ranges").validate(move |view, t, changed| {
+            seen.lock().unwrap().push(changed.to_vec());
+            let mut before: Option<(u64, u64)> = None;
+            for row in view.range(t, ..).map_err(|e| e.to_string())? {
+                let (start, end) = row.map_err(|e| e.to_string())?;
+                if let Some((b, b_end)) = before.filter(|(_, b_end)| start < *b_end) {
+                    let _ = b_end;
+                    return Err(Box::new(Overlap { start, before: b })
+                        as Box<dyn std::error::Error + Send + Sync>);
+                }
+                before = Some((start, end));
+            }
+            Ok(())
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let seen: Seen = Arc::default();
+    let ranges = store.table(ranges_def(seen.clone())).unwrap();
+    let other = store.bytes_table("other").unwrap();
+    store
+        .write(|tx| {
+            tx.insert(&ranges, &20, &30)?;
+            tx.insert(&ranges, &0, &10)?;
+            tx.insert(&ranges, &0, &5)
+        })
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().pop(), Some(vec![0, 20]));
+    let before = store.stats();
+    let pos = store.read().position();
+    let refused = store.write(|tx| {
+        tx.put_bytes(&other, b"k", b"v")?;
+        tx.insert(&ranges, &8, &25)
+    });
+    match refused {
+        Err(Error::Rejected { table, reason }) => {
+            assert_eq!(table, "ranges");
+            assert_eq!(
+                reason.downcast_ref::<Overlap>(),
+                Some(&Overlap {
+                    start: 20,
+                    before: 8
+                })
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.stats().commits, before.commits);
+    assert_eq!(store.stats().bytes_appended, before.bytes_appended);
+    assert_eq!(store.read().position(), pos);
+    assert_eq!(store.read().count(&other).unwrap(), 0);
+    assert_eq!(store.read().list(&ranges).unwrap(), vec![(0, 5), (20, 30)]);
+    // The view holds the transaction's writes: a delete and a put that fix the overlap.
+    store
+        .write(|tx| {
+            tx.insert(&ranges, &8, &25)?;
+            tx.delete(&ranges, &20)?;
+            tx.insert(&ranges, &8, &12)
+        })
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().pop(), Some(vec![8, 20]));
+    // Transactions that do not change the table, or write its rows as they are, skip it.
+    let runs = seen.lock().unwrap().len();
+    store.write(|tx| tx.put_bytes(&other, b"k", b"v")).unwrap();
+    store.write(|tx| tx.insert(&ranges, &8, &12)).unwrap();
+    assert_eq!(seen.lock().unwrap().len(), runs);
+    // A message that says what happened and what to do.
+    let e = store
+        .write(|tx| tx.insert(&ranges, &10, &11))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ranges") && e.contains("nothing was committed"),
+        "{e}"
+    );
+    drop(store);
+    // After a reopen the validator holds once the table is opened with it again; a
+    // definition without one replaces it.
+    let store = open(dir.path());
+    let ranges = store.table(ranges_def(seen.clone())).unwrap();
+    assert!(matches!(
+        store.write(|tx| tx.insert(&ranges, &10, &11)),
+        Err(Error::Rejected { .. })
+    ));
+    let ranges = store.table(TableDef::<u64, u64>::new("ranges")).unwrap();
+    store.write(|tx| tx.insert(&ranges, &10, &11)).unwrap();
+    assert_eq!(store.read().count(&ranges).unwrap(), 3);
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct NodeV1 {
     addr: String,

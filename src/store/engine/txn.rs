@@ -16,7 +16,8 @@ use crate::store::rows::{Base, Bytes, Row, RowRef, Rows};
 /// A write transaction, given to the closure of [`Store::write`](crate::Store::write). Reads
 /// see the transaction's own writes. If the closure returns an error or panics, nothing is
 /// committed. A failed call (a conflict, a version mismatch) changes nothing, and the closure
-/// may go on with other changes.
+/// may go on with other changes. A write of a row's stored value is no change: it logs
+/// nothing and keeps the row's version, and a transaction of no changes appends nothing.
 pub struct WriteTx {
     pub(crate) work: State,
     pub(crate) ops: Vec<Op>,
@@ -51,7 +52,8 @@ impl WriteTx {
         }
     }
 
-    /// Inserts or replaces the row under `key`; returns whether it created the row.
+    /// Inserts or replaces the row under `key`; returns whether it created the row. Writing
+    /// the value the row holds already writes nothing (its version stays).
     ///
     /// ```
     /// # fn main() -> statelog::Result<()> {
@@ -139,7 +141,8 @@ impl WriteTx {
     }
 
     /// Compare-and-set: writes the row only if its current version is `expected` (0: no row),
-    /// and returns the new version, `expected + 1`. A different version is
+    /// and returns the row's version after the call: `expected + 1`, or `expected` when the
+    /// value is the one stored (nothing is written then). A different version is
     /// [`VersionMismatch`](Error::VersionMismatch); `expected == u64::MAX` is
     /// [`Overflow`](Error::Overflow).
     ///
@@ -273,7 +276,8 @@ impl WriteTx {
         Ok(id)
     }
 
-    /// Inserts or replaces a row of a bytes table.
+    /// Inserts or replaces a row of a bytes table (writing the value it holds already writes
+    /// nothing).
     ///
     /// ```
     /// use statelog::Readable;
@@ -293,7 +297,12 @@ impl WriteTx {
             .table_mut(table.id)
             .map_err(|_| Error::NotFound(format!("table {}", table.name)))?;
         let kb = Bytes::new(key);
-        let old = t.rows.get(&kb).map(|r| r.version);
+        let old_row = t.rows.get(&kb);
+        if old_row.is_some_and(|r| r.value == value) {
+            // The stored row already: nothing to write.
+            return Ok(());
+        }
+        let old = old_row.map(|r| r.version);
         let version = next_version(old, &table.name)?;
         put_row(
             t,
@@ -413,6 +422,10 @@ impl WriteTx {
             Some(run) => t.rows.get_near(&kb, &mut run.near),
             None => t.rows.get(&kb),
         };
+        if let Some(r) = old_row.filter(|r| r.value == vb.as_slice()) {
+            // The stored row already: nothing to write, and its version stays.
+            return Ok((false, r.version));
+        }
         let version = next_version(old_row.map(|r| r.version), &table.name)?;
         // Unique indexes: the new keys must not belong to another row. When every one already
         // names this row, they are the old row's keys too (an index holds one key per row), so
