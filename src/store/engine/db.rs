@@ -527,7 +527,7 @@ impl Store {
 
     /// Appends the transaction to the log and makes `work` the head state; publishes it now
     /// if nothing before it waits for an fsync and it need not wait itself.
-    fn commit_locked(
+    pub(crate) fn commit_locked(
         &self,
         w: &mut MutexGuard<'_, Writer>,
         mut work: State,
