@@ -99,6 +99,19 @@ pub enum Error {
         /// The version stored.
         found: u64,
     },
+    /// A table's validator ([`TableDef::validate`](crate::TableDef::validate)) refused the
+    /// transaction; nothing was committed. The validator's own error is the source.
+    #[error(
+        "table {table} refused the transaction: {reason}; nothing was committed (change the \
+         transaction so that the table's validator accepts it)"
+    )]
+    Rejected {
+        /// The table whose validator refused.
+        table: String,
+        /// The validator's error (downcast it to the validator's type).
+        #[source]
+        reason: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A version or id counter would pass its maximum.
     #[error("overflow: {0}")]
     Overflow(String),

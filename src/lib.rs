@@ -81,6 +81,6 @@ pub use error::{CorruptKind, Error, Result};
 pub use store::{
     AnyTable, BackupReport, BytesTable, Change, ChangeFilter, ChangeOp, Changes, Checkpoints,
     CommitPos, DerivedView, Follower, FollowerOptions, NamedLock, PollReport, Readable, Snapshot,
-    Store, StoreOptions, StoreStats, Subscription, Table, TableDef, TableInfo, TableStats, Watcher,
-    WriteTx, read_only_snapshot,
+    Store, StoreOptions, StoreStats, Subscription, Table, TableDef, TableInfo, TableStats, TxView,
+    Watcher, WriteTx, read_only_snapshot,
 };

@@ -264,6 +264,367 @@ fn id_sequences_never_go_back() {
     assert_eq!(store.write(|tx| tx.next_id(&t)).unwrap(), 6);
 }
 
+/// elastickv's allocator moves past ids the caller chose: `next_id` never hands out an id
+/// whose row exists (committed, written earlier in the same transaction, or found after a
+/// reopen), and never goes back after deletions.
+#[test]
+fn id_sequences_skip_ids_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let by_hand = || "by hand".to_string();
+    {
+        let store = open(dir.path());
+        let t: Table<u64, String> = store.table(TableDef::new("routes")).unwrap();
+        store
+            .write(|tx| {
+                for id in 1..=3 {
+                    tx.insert(&t, &id, &by_hand())?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.write(|tx| tx.next_id(&t)).unwrap(), 4);
+        // Rows written earlier in the same transaction are skipped too.
+        let ids = store
+            .write(|tx| {
+                tx.insert(&t, &5, &by_hand())?;
+                tx.insert(&t, &6, &by_hand())?;
+                let a = tx.next_id(&t)?;
+                tx.insert(&t, &a, &"allocated".to_string())?;
+                tx.insert(&t, &8, &by_hand())?;
+                let b = tx.next_id(&t)?;
+                Ok((a, b))
+            })
+            .unwrap();
+        assert_eq!(ids, (7, 9));
+        store
+            .write(|tx| {
+                tx.insert(&t, &10, &by_hand())?;
+                tx.insert(&t, &11, &by_hand())
+            })
+            .unwrap();
+    }
+    // Across a reopen: the rows are found again, and the logged sequence replays.
+    let store = open(dir.path());
+    let t: Table<u64, String> = store.table(TableDef::new("routes")).unwrap();
+    assert_eq!(store.write(|tx| tx.next_id(&t)).unwrap(), 12);
+    drop(store);
+    let store = open(dir.path());
+    let t: Table<u64, String> = store.table(TableDef::new("routes")).unwrap();
+    // Deleted ids below the sequence are not handed out again.
+    store
+        .write(|tx| {
+            tx.delete(&t, &11)?;
+            tx.delete(&t, &3)
+        })
+        .unwrap();
+    assert_eq!(store.write(|tx| tx.next_id(&t)).unwrap(), 13);
+    // An id written ahead of the sequence and deleted before it got there is free again.
+    store.write(|tx| tx.insert(&t, &15, &by_hand())).unwrap();
+    store.write(|tx| tx.delete(&t, &15)).unwrap();
+    store.compact().unwrap();
+    drop(store);
+    let store = open(dir.path());
+    let t: Table<u64, String> = store.table(TableDef::new("routes")).unwrap();
+    let ids: Vec<u64> = (0..2)
+        .map(|_| store.write(|tx| tx.next_id(&t)).unwrap())
+        .collect();
+    assert_eq!(ids, vec![14, 15]);
+}
+
+/// The id's row in tables keyed by other integer types is the id converted; key types an
+/// integer does not convert to are never skipped over.
+#[test]
+fn id_sequences_skip_ids_of_any_integer_key_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let small: Table<u16, String> = store.table(TableDef::new("small")).unwrap();
+    let signed: Table<i64, String> = store.table(TableDef::new("signed")).unwrap();
+    let named: Table<String, String> = store.table(TableDef::new("named")).unwrap();
+    store
+        .write(|tx| {
+            tx.insert(&small, &1, &"a".to_string())?;
+            tx.insert(&small, &2, &"a".to_string())?;
+            tx.insert(&signed, &1, &"a".to_string())?;
+            tx.insert(&signed, &-2, &"a".to_string())?;
+            tx.insert(&named, &"1".to_string(), &"a".to_string())
+        })
+        .unwrap();
+    let ids = store
+        .write(|tx| {
+            Ok((
+                tx.next_id(&small)?,
+                tx.next_id(&signed)?,
+                tx.next_id(&named)?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(ids, (3, 2, 1));
+}
+
+/// Writing a row identical to the stored one is no change: nothing is appended, the row's
+/// version stays (also for compare-and-set, whose returned version is the current one), and a
+/// transaction mixing it with a real change logs only the real change.
+#[test]
+fn identical_writes_append_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = platforms(&store);
+    let b = store.bytes_table("raw").unwrap();
+    let k = "p1".to_string();
+    store
+        .write(|tx| {
+            tx.insert(&t, &k, &platform("default", 60))?;
+            tx.put_bytes(&b, b"k", b"v")
+        })
+        .unwrap();
+    let before = store.stats();
+    let pos = store.read().position();
+    let created = store
+        .write(|tx| tx.insert(&t, &k, &platform("default", 60)))
+        .unwrap();
+    assert!(!created);
+    assert_eq!(
+        store
+            .write(|tx| tx.save(&t, &k, &platform("default", 60), 1))
+            .unwrap(),
+        1,
+        "nothing written: the version stays"
+    );
+    store
+        .write(|tx| {
+            tx.upsert_preserving(&t, &k, &platform("default", 99), |old, new| {
+                new.sticky_ttl_ns = old.sticky_ttl_ns
+            })
+        })
+        .unwrap();
+    store
+        .write_with(Durability::Buffered, |tx| tx.put_bytes(&b, b"k", b"v"))
+        .unwrap();
+    let after = store.stats();
+    assert_eq!(after.commits, before.commits);
+    assert_eq!(after.bytes_appended, before.bytes_appended);
+    assert_eq!(after.durable, before.durable);
+    assert_eq!(store.read().position(), pos);
+    assert_eq!(store.read().version(&t, &k).unwrap(), 1);
+    // Mixed with a real change: only that one is logged, and only that row's version moves.
+    store
+        .write(|tx| {
+            tx.insert(&t, &k, &platform("default", 60))?;
+            tx.insert(&t, &"p2".to_string(), &platform("other", 1))
+        })
+        .unwrap();
+    let statelog::Changes::Since(changes) = store.changes_since(pos, 10).unwrap() else {
+        panic!("reset")
+    };
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].ops.len(), 1, "{:?}", changes[0].ops);
+    drop(store);
+    let store = open(dir.path());
+    let t = platforms(&store);
+    assert_eq!(store.read().version(&t, &k).unwrap(), 1);
+    assert_eq!(store.read().version(&t, &"p2".to_string()).unwrap(), 1);
+}
+
+/// A validator's own error.
+#[derive(Debug, PartialEq)]
+struct Overlap {
+    start: u64,
+    before: u64,
+}
+
+impl std::fmt::Display for Overlap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the range at {} overlaps the one at {}",
+            self.start, self.before
+        )
+    }
+}
+
+impl std::error::Error for Overlap {}
+
+/// elastickv's catalog check: a table of ranges (start to end, keyed by start) whose
+/// validator refuses overlaps. A refused transaction commits nothing (in any table), appends
+/// nothing, and fails with `Rejected` carrying the validator's own error. The validator sees
+/// the transaction's writes and the keys it changed (puts and deletes, in key order, once
+/// each), runs only for transactions that change its table, and is registered by the
+/// definition the table is opened with.
+#[test]
+fn validators_refuse_transactions() {
+    type Seen = Arc<std::sync::Mutex<Vec<Vec<u64>>>>;
+    let ranges_def = |seen: Seen| {
+        TableDef::<u64, u64>::new("ranges").validate(move |view, t, changed| {
+            seen.lock().unwrap().push(changed.to_vec());
+            let mut before: Option<(u64, u64)> = None;
+            for row in view.range(t, ..).map_err(|e| e.to_string())? {
+                let (start, end) = row.map_err(|e| e.to_string())?;
+                if let Some((b, b_end)) = before.filter(|(_, b_end)| start < *b_end) {
+                    let _ = b_end;
+                    return Err(Box::new(Overlap { start, before: b })
+                        as Box<dyn std::error::Error + Send + Sync>);
+                }
+                before = Some((start, end));
+            }
+            Ok(())
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let seen: Seen = Arc::default();
+    let ranges = store.table(ranges_def(seen.clone())).unwrap();
+    let other = store.bytes_table("other").unwrap();
+    store
+        .write(|tx| {
+            tx.insert(&ranges, &20, &30)?;
+            tx.insert(&ranges, &0, &10)?;
+            tx.insert(&ranges, &0, &5)
+        })
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().pop(), Some(vec![0, 20]));
+    let before = store.stats();
+    let pos = store.read().position();
+    let refused = store.write(|tx| {
+        tx.put_bytes(&other, b"k", b"v")?;
+        tx.insert(&ranges, &8, &25)
+    });
+    match refused {
+        Err(Error::Rejected { table, reason }) => {
+            assert_eq!(table, "ranges");
+            assert_eq!(
+                reason.downcast_ref::<Overlap>(),
+                Some(&Overlap {
+                    start: 20,
+                    before: 8
+                })
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.stats().commits, before.commits);
+    assert_eq!(store.stats().bytes_appended, before.bytes_appended);
+    assert_eq!(store.read().position(), pos);
+    assert_eq!(store.read().count(&other).unwrap(), 0);
+    assert_eq!(store.read().list(&ranges).unwrap(), vec![(0, 5), (20, 30)]);
+    // The view holds the transaction's writes: a delete and a put that fix the overlap.
+    store
+        .write(|tx| {
+            tx.insert(&ranges, &8, &25)?;
+            tx.delete(&ranges, &20)?;
+            tx.insert(&ranges, &8, &12)
+        })
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().pop(), Some(vec![8, 20]));
+    // Transactions that do not change the table, or write its rows as they are, skip it.
+    let runs = seen.lock().unwrap().len();
+    store.write(|tx| tx.put_bytes(&other, b"k", b"v")).unwrap();
+    store.write(|tx| tx.insert(&ranges, &8, &12)).unwrap();
+    assert_eq!(seen.lock().unwrap().len(), runs);
+    // A message that says what happened and what to do.
+    let e = store
+        .write(|tx| tx.insert(&ranges, &10, &11))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ranges") && e.contains("nothing was committed"),
+        "{e}"
+    );
+    drop(store);
+    // After a reopen the validator holds once the table is opened with it again; a
+    // definition without one replaces it.
+    let store = open(dir.path());
+    let ranges = store.table(ranges_def(seen.clone())).unwrap();
+    assert!(matches!(
+        store.write(|tx| tx.insert(&ranges, &10, &11)),
+        Err(Error::Rejected { .. })
+    ));
+    let ranges = store.table(TableDef::<u64, u64>::new("ranges")).unwrap();
+    store.write(|tx| tx.insert(&ranges, &10, &11)).unwrap();
+    assert_eq!(store.read().count(&ranges).unwrap(), 3);
+}
+
+/// A rewind of a store in use: readers move to the retained epoch's state at once (a snapshot
+/// taken before keeps its state), later epochs are set aside, writes go on from the rewound
+/// state, id sequences do not go back, and a reopen finds the same; refusals change nothing.
+#[test]
+fn live_rewind_moves_readers_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || StoreOptions::default().auto_compact(false).keep_epochs(10);
+    let store = Store::open(dir.path(), options()).unwrap();
+    let t: Table<u64, String> = store.table(TableDef::new("items")).unwrap();
+    let add = |v: &str| {
+        store
+            .write(|tx| {
+                let id = tx.next_id(&t)?;
+                tx.insert(&t, &id, &v.to_string())
+            })
+            .unwrap()
+    };
+    add("a");
+    let first = store.read().position().epoch;
+    store.compact().unwrap();
+    add("b");
+    store.compact().unwrap();
+    store
+        .write(|tx| tx.insert(&t, &7, &"c".to_string()))
+        .unwrap();
+    let held = store.read();
+    let before = held.position();
+    // Refused: an epoch not retained; nothing changes.
+    assert!(matches!(store.rewind_to(999), Err(Error::NotFound(_))));
+    assert_eq!(store.read().position(), before);
+    let pos = store.rewind_to(first).unwrap();
+    assert_eq!(pos.epoch, first);
+    assert_eq!(store.read().position(), pos);
+    assert_eq!(store.read().list(&t).unwrap(), vec![(1, "a".to_string())]);
+    assert_eq!(
+        held.count(&t).unwrap(),
+        3,
+        "an earlier snapshot keeps its state"
+    );
+    assert!(matches!(
+        store.changes_since(before, 10).unwrap(),
+        statelog::Changes::Reset
+    ));
+    let rewound = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".rewound")
+        })
+        .count();
+    assert!(rewound > 0);
+    // Writes go on; the sequence does not hand out 2 again.
+    add("d");
+    assert_eq!(store.read().get(&t, &3).unwrap(), "d");
+    assert!(
+        store.rewind_to(first).is_ok(),
+        "the current epoch: no change"
+    );
+    assert_eq!(store.read().count(&t).unwrap(), 2);
+    drop((held, store));
+    let store = Store::open(dir.path(), options()).unwrap();
+    let t: Table<u64, String> = store.table(TableDef::new("items")).unwrap();
+    assert_eq!(
+        store.read().list(&t).unwrap(),
+        vec![(1, "a".to_string()), (3, "d".to_string())]
+    );
+    assert_eq!(store.write(|tx| tx.next_id(&t)).unwrap(), 4);
+    // Refused: a rewind that would cut a checkpoint's epoch.
+    let here = store.read().position().epoch;
+    store.compact().unwrap();
+    store.checkpoints().save("named").unwrap();
+    let before = store.read().position();
+    assert!(matches!(
+        store.rewind_to(here),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(store.read().position(), before);
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct NodeV1 {
     addr: String,

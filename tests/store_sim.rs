@@ -1,5 +1,5 @@
-//! The store under the simulator: random transactions (strong and buffered), syncs and
-//! compactions, crashed at every operation in every crash mode. Every recovery equals the
+//! The store under the simulator: random transactions (strong and buffered), syncs,
+//! compactions and rewinds (live and offline), crashed at every operation in every crash mode. Every recovery equals the
 //! model after some transaction between the last acknowledged one and the last issued one:
 //! no partial transaction, no reordering, nothing acknowledged lost.
 
@@ -33,12 +33,15 @@ fn open(be: &SimBackend) -> statelog::Result<(Store, Table<u8, u32>)> {
 struct Run {
     history: Vec<Model>,
     acked: usize,
+    /// Rewinds done on the store in use.
+    live_rewinds: u32,
 }
 
 fn workload(be: &SimBackend, seed: u64, steps: usize) -> Run {
     let mut run = Run {
         history: vec![Model::new()],
         acked: 0,
+        live_rewinds: 0,
     };
     let Ok((mut store, mut t)) = open(be) else {
         return run;
@@ -48,6 +51,7 @@ fn workload(be: &SimBackend, seed: u64, steps: usize) -> Run {
     // The state each epoch ended with (when a compaction started the next one), for rewinds.
     let mut ended: BTreeMap<u64, Model> = BTreeMap::new();
     let mut next = 1u32;
+    let mut rewinds = 0u32;
     for _ in 0..steps {
         let roll = rng.below(100);
         let ok = if roll < 4 {
@@ -58,7 +62,8 @@ fn workload(be: &SimBackend, seed: u64, steps: usize) -> Run {
             }
             ok
         } else if roll < 6 {
-            // A rewind, as an operator does it: close, rewind the log, reopen.
+            // A rewind: every other one on the store in use (`Store::rewind_to`), the others as
+            // an operator does it: close, rewind the log, reopen.
             let retained: Vec<u64> = match store.log().epochs() {
                 Ok(e) => e
                     .iter()
@@ -74,6 +79,21 @@ fn workload(be: &SimBackend, seed: u64, steps: usize) -> Run {
             };
             let want = ended[&target].clone();
             run.history.push(want.clone());
+            rewinds += 1;
+            if rewinds % 2 == 1 {
+                if store.rewind_to(target).is_err() {
+                    break;
+                }
+                let got: Model = match store.read().list(&t) {
+                    Ok(rows) => rows.into_iter().collect(),
+                    Err(_) => break,
+                };
+                assert_eq!(got, want, "the live rewind's state");
+                model = want;
+                run.acked = run.history.len() - 1;
+                run.live_rewinds += 1;
+                continue;
+            }
             drop(store);
             let rewound = EpochLog::open(Arc::new(be.clone()), &dir(), options().log)
                 .and_then(|(log, _)| log.truncate_to(target).map(|_| log))
@@ -171,7 +191,8 @@ fn crash_at_every_operation_recovers_a_committed_state() {
 #[test]
 fn the_workload_compacts_rotates_and_rewinds() {
     let be = SimBackend::new(1);
-    workload(&be, 1, 150);
+    let run = workload(&be, 1, 150);
+    assert!(run.live_rewinds > 0, "no rewind of the store in use");
     let backend: Arc<dyn Backend> = Arc::new(be.clone());
     let names = backend.list(&dir()).unwrap();
     let (store, _) = open(&be).unwrap();

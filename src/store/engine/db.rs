@@ -20,7 +20,7 @@ use super::read::{CommitPos, Snapshot, schema_error};
 use super::replay::Replay;
 use super::state::{State, ViewValue};
 use super::stats::Counters;
-use super::table::{BytesTable, Table, TableDef, type_label};
+use super::table::{BytesTable, CheckFn, Table, TableDef, TxView, type_label};
 use super::txn::{TableIndexes, WriteTx};
 use crate::backend::{Backend, FsBackend};
 use crate::epoch::{
@@ -87,6 +87,8 @@ pub(crate) struct Shared {
     pub(crate) writer: Mutex<Writer>,
     /// The unique indexes of the tables opened, to rebuild them on a restored state.
     pub(crate) indexes: Mutex<Vec<TableIndexes>>,
+    /// The validators of the tables opened, by table id, each in the order declared.
+    validators: Mutex<Vec<(u32, Vec<CheckFn>)>>,
     pub(crate) published: ArcSwap<State>,
     auto_compact: bool,
     view: Option<DerivedView>,
@@ -306,6 +308,7 @@ impl Store {
                     feed: Feed::default(),
                 }),
                 indexes: Mutex::new(Vec::new()),
+                validators: Mutex::new(Vec::new()),
                 published: ArcSwap::new(state),
                 auto_compact: options.auto_compact,
                 view: options.view,
@@ -458,6 +461,7 @@ impl Store {
             }
             return Ok(out);
         }
+        self.check(&tx)?;
         let pos = self.commit_locked(&mut w, tx.work, &tx.ops, durability)?;
         let generation = w.head.generation;
         let due = self.shared.auto_compact
@@ -487,9 +491,43 @@ impl Store {
         Ok(out)
     }
 
+    /// Runs the validators of the tables `tx` changed, on its view, each with the keys it
+    /// changed in that table (in key order); the first refusal is the error.
+    fn check(&self, tx: &WriteTx) -> Result<()> {
+        let validators = {
+            let v = self.shared.validators.lock();
+            if v.is_empty() {
+                return Ok(());
+            }
+            v.clone()
+        };
+        let view = TxView { state: &tx.work };
+        for (table, checks) in &validators {
+            let mut changed: Vec<Bytes> = tx
+                .ops
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Put { table: t, key, .. } | Op::Delete { table: t, key } if t == table => {
+                        Some(key.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            if changed.is_empty() {
+                continue;
+            }
+            changed.sort_unstable();
+            changed.dedup();
+            for check in checks {
+                check(&view, &changed)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Appends the transaction to the log and makes `work` the head state; publishes it now
     /// if nothing before it waits for an fsync and it need not wait itself.
-    fn commit_locked(
+    pub(crate) fn commit_locked(
         &self,
         w: &mut MutexGuard<'_, Writer>,
         mut work: State,
@@ -870,6 +908,7 @@ impl Store {
         }
         // Build the unique indexes from the rows.
         let handle = Table::new(id, &def.name, def.uniques);
+        let checks: Vec<CheckFn> = def.validators.iter().map(|bind| bind(&handle)).collect();
         let indexes = TableIndexes::of(&handle);
         let migrated = ops.iter().any(|op| matches!(op, Op::AlterTable(_)));
         let t = work.table_mut(id).map_err(Error::NotFound)?;
@@ -886,6 +925,11 @@ impl Store {
             let mut registered = self.shared.indexes.lock();
             registered.retain(|i| i.table != id);
             registered.push(indexes);
+            let mut validators = self.shared.validators.lock();
+            validators.retain(|(t, _)| *t != id);
+            if !checks.is_empty() {
+                validators.push((id, checks));
+            }
         }
         work.seal();
         work.generation = w.head.generation + 1;

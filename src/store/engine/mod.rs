@@ -35,6 +35,6 @@ pub(crate) use read::schema_error;
 pub use read::{CommitPos, Readable, Snapshot, TableInfo};
 pub(crate) use state::{State, decode_state};
 pub use stats::{StoreStats, TableStats};
-pub use table::{AnyTable, BytesTable, Table, TableDef};
+pub use table::{AnyTable, BytesTable, Table, TableDef, TxView};
 pub use txn::WriteTx;
 pub(crate) use txn::{EncodedRow, TableIndexes, apply_indexed, index_keys};

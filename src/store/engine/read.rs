@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::codec::{TableKind, decode_key, decode_value, encode_key_bytes, with_encoded_key};
 use super::state::{State, TableState};
-use super::table::{AnyTable, BytesTable, Table, type_label};
+use super::table::{AnyTable, BytesTable, Table, TxView, type_label};
 use crate::error::{Error, Result};
 use crate::store::rows::{Bytes, RowRef};
 
@@ -543,6 +543,12 @@ impl std::fmt::Debug for Snapshot {
         f.debug_struct("Snapshot")
             .field("seq", &self.state.seq)
             .finish_non_exhaustive()
+    }
+}
+
+impl Readable for TxView<'_> {
+    fn state(&self) -> &State {
+        self.state
     }
 }
 

@@ -6,12 +6,26 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::codec::{decode_value, encode_key_bytes};
-use crate::error::Result;
+use super::codec::{decode_key, decode_value, encode_key_bytes};
+use super::state::State;
+use crate::error::{Error, Result};
 use crate::store::rows::Bytes;
 
 type UniqueFn<V> = Arc<dyn Fn(&V) -> Result<Bytes> + Send + Sync>;
 type MigrateFn<V> = Arc<dyn Fn(&[u8]) -> std::result::Result<V, String> + Send + Sync>;
+
+/// A table's validator, bound to its table: runs on a transaction's view with the encoded keys
+/// it changed in that table, in key order.
+pub(crate) type CheckFn = Arc<dyn Fn(&TxView<'_>, &[Bytes]) -> Result<()> + Send + Sync>;
+/// A validator as declared, before the table is open: binds it to the table's handle.
+type BindFn<K, V> = Arc<dyn Fn(&Table<K, V>) -> CheckFn + Send + Sync>;
+
+/// A read-only view of a transaction about to commit, given to a table's validator
+/// ([`TableDef::validate`]): reads (through [`Readable`](crate::Readable)) see the
+/// transaction's writes, in every table.
+pub struct TxView<'a> {
+    pub(crate) state: &'a State,
+}
 
 /// A unique index: a name and the function that derives its key from a row's value.
 pub(crate) struct Unique<V> {
@@ -35,7 +49,7 @@ pub(crate) struct Migration<V> {
 }
 
 /// The definition of a typed table: its name, key and value types, schema version, unique
-/// indexes and migrations. Open it with [`Store::table`](crate::Store::table).
+/// indexes, migrations and validators. Open it with [`Store::table`](crate::Store::table).
 ///
 /// Keys are encoded so that their byte order is the key's order (integers numerically,
 /// strings and tuples lexicographically), values with bincode 2 (standard configuration).
@@ -44,6 +58,7 @@ pub struct TableDef<K, V> {
     pub(crate) version: u32,
     pub(crate) uniques: Vec<Unique<V>>,
     pub(crate) migrations: Vec<Migration<V>>,
+    pub(crate) validators: Vec<BindFn<K, V>>,
     _types: PhantomData<fn() -> K>,
 }
 
@@ -59,6 +74,7 @@ where
             version: 1,
             uniques: Vec::new(),
             migrations: Vec::new(),
+            validators: Vec::new(),
             _types: PhantomData,
         }
     }
@@ -134,6 +150,75 @@ where
             from,
             convert: Arc::new(move |bytes| decode_value::<Old>(bytes).map(&convert)),
         });
+        self
+    }
+
+    /// Adds a validator: before a transaction that changed rows of this table commits,
+    /// `check(view, table, changed)` runs on the transaction's view (its reads see the
+    /// transaction's writes, in every table) with the keys it put or deleted in this table,
+    /// in key order. An error refuses the whole transaction: nothing is appended, and the
+    /// call returns [`Rejected`](crate::Error::Rejected) with that error as its source.
+    /// Validators run in the order added, under the writer lock (keep them short). Opening
+    /// the table again replaces its validators with the new definition's.
+    ///
+    /// ```
+    /// use statelog::{Error, Readable, Table, TableDef, TxView};
+    ///
+    /// type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// // Ranges, start to end, keyed by their start: no two may overlap.
+    /// let no_overlaps = |view: &TxView<'_>, t: &Table<u64, u64>, _: &[u64]| -> Result<(), BoxError> {
+    ///     let mut end_before = 0;
+    ///     for row in view.range(t, ..)? {
+    ///         let (start, end) = row?;
+    ///         if start < end_before {
+    ///             return Err(format!("{start}..{end} overlaps the range before it").into());
+    ///         }
+    ///         end_before = end;
+    ///     }
+    ///     Ok(())
+    /// };
+    /// let ranges = store.table(TableDef::new("ranges").validate(no_overlaps))?;
+    /// store.write(|tx| tx.insert(&ranges, &0, &10))?;
+    /// let overlap = store.write(|tx| tx.insert(&ranges, &5, &20));
+    /// assert!(matches!(overlap, Err(Error::Rejected { .. })));
+    /// assert_eq!(store.read().count(&ranges)?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn validate<E>(
+        mut self,
+        check: impl Fn(&TxView<'_>, &Table<K, V>, &[K]) -> std::result::Result<(), E>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self
+    where
+        K: 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let check = Arc::new(check);
+        self.validators.push(Arc::new(move |table: &Table<K, V>| {
+            let (table, check) = (table.clone(), check.clone());
+            Arc::new(move |view: &TxView<'_>, changed: &[Bytes]| {
+                let keys = changed
+                    .iter()
+                    .map(|k| decode_key::<K>(k))
+                    .collect::<std::result::Result<Vec<K>, String>>()
+                    .map_err(|e| Error::IncompatibleSchema {
+                        table: table.name.to_string(),
+                        found: format!("a key that does not decode ({e})"),
+                        expected: format!("keys {}", type_label::<K>()),
+                    })?;
+                check(view, &table, &keys).map_err(|e| Error::Rejected {
+                    table: table.name.to_string(),
+                    reason: e.into(),
+                })
+            }) as CheckFn
+        }));
         self
     }
 }

@@ -16,7 +16,8 @@ use crate::store::rows::{Base, Bytes, Row, RowRef, Rows};
 /// A write transaction, given to the closure of [`Store::write`](crate::Store::write). Reads
 /// see the transaction's own writes. If the closure returns an error or panics, nothing is
 /// committed. A failed call (a conflict, a version mismatch) changes nothing, and the closure
-/// may go on with other changes.
+/// may go on with other changes. A write of a row's stored value is no change: it logs
+/// nothing and keeps the row's version, and a transaction of no changes appends nothing.
 pub struct WriteTx {
     pub(crate) work: State,
     pub(crate) ops: Vec<Op>,
@@ -51,7 +52,8 @@ impl WriteTx {
         }
     }
 
-    /// Inserts or replaces the row under `key`; returns whether it created the row.
+    /// Inserts or replaces the row under `key`; returns whether it created the row. Writing
+    /// the value the row holds already writes nothing (its version stays).
     ///
     /// ```
     /// # fn main() -> statelog::Result<()> {
@@ -139,7 +141,8 @@ impl WriteTx {
     }
 
     /// Compare-and-set: writes the row only if its current version is `expected` (0: no row),
-    /// and returns the new version, `expected + 1`. A different version is
+    /// and returns the row's version after the call: `expected + 1`, or `expected` when the
+    /// value is the one stored (nothing is written then). A different version is
     /// [`VersionMismatch`](Error::VersionMismatch); `expected == u64::MAX` is
     /// [`Overflow`](Error::Overflow).
     ///
@@ -220,8 +223,15 @@ impl WriteTx {
         Ok(value)
     }
 
-    /// The table's next id: a sequence that starts at 1 and never goes back, also after rows
-    /// are deleted and the store is reopened.
+    /// The table's next id: a sequence that starts at 1, never goes back (also after rows are
+    /// deleted and the store is reopened), and never hands out an id whose row exists: it
+    /// moves past ids the caller wrote (committed, or earlier in this transaction).
+    ///
+    /// The id's row is the key `K` that the id converts to (any integer key type, when the id
+    /// fits in it; a `u64` key is the id itself). For key types an integer does not convert
+    /// to (strings, tuples, structs), no row can collide, and the sequence is only a counter.
+    /// A deleted id is not handed out again, nor is any id below the sequence: an id the
+    /// caller wrote ahead of the sequence and deleted before it got there can be.
     ///
     /// ```
     /// # fn main() -> statelog::Result<()> {
@@ -234,19 +244,30 @@ impl WriteTx {
     ///     Ok(id)
     /// })?;
     /// assert_eq!(id, 1);
-    /// assert_eq!(store.write(|tx| tx.next_id(&t))?, 2);
+    /// // Ids the caller chose are skipped.
+    /// store.write(|tx| tx.insert(&t, &2, &"chosen".to_string()))?;
+    /// assert_eq!(store.write(|tx| tx.next_id(&t))?, 3);
     /// # Ok(())
     /// # }
     /// ```
-    pub fn next_id<K, V>(&mut self, table: &Table<K, V>) -> Result<u64> {
+    pub fn next_id<K: Serialize + DeserializeOwned, V>(
+        &mut self,
+        table: &Table<K, V>,
+    ) -> Result<u64> {
+        let overflow = || Error::Overflow(format!("id sequence of table {}", table.name));
+        let t = table_state(&self.work, table.id, &table.name)?;
+        let mut id = t.next_id;
+        while let Some(key) = id_key::<K>(id)? {
+            if t.rows.get(&key).is_none() {
+                break;
+            }
+            id = id.checked_add(1).ok_or_else(overflow)?;
+        }
+        let next = id.checked_add(1).ok_or_else(overflow)?;
         let t = self
             .work
             .table_mut(table.id)
             .map_err(|_| Error::NotFound(format!("table {}", table.name)))?;
-        let id = t.next_id;
-        let next = id
-            .checked_add(1)
-            .ok_or_else(|| Error::Overflow(format!("id sequence of table {}", table.name)))?;
         t.next_id = next;
         self.ops.push(Op::Sequence {
             table: table.id,
@@ -255,7 +276,8 @@ impl WriteTx {
         Ok(id)
     }
 
-    /// Inserts or replaces a row of a bytes table.
+    /// Inserts or replaces a row of a bytes table (writing the value it holds already writes
+    /// nothing).
     ///
     /// ```
     /// use statelog::Readable;
@@ -275,7 +297,12 @@ impl WriteTx {
             .table_mut(table.id)
             .map_err(|_| Error::NotFound(format!("table {}", table.name)))?;
         let kb = Bytes::new(key);
-        let old = t.rows.get(&kb).map(|r| r.version);
+        let old_row = t.rows.get(&kb);
+        if old_row.is_some_and(|r| r.value == value) {
+            // The stored row already: nothing to write.
+            return Ok(());
+        }
+        let old = old_row.map(|r| r.version);
         let version = next_version(old, &table.name)?;
         put_row(
             t,
@@ -395,6 +422,10 @@ impl WriteTx {
             Some(run) => t.rows.get_near(&kb, &mut run.near),
             None => t.rows.get(&kb),
         };
+        if let Some(r) = old_row.filter(|r| r.value == vb.as_slice()) {
+            // The stored row already: nothing to write, and its version stays.
+            return Ok((false, r.version));
+        }
         let version = next_version(old_row.map(|r| r.version), &table.name)?;
         // Unique indexes: the new keys must not belong to another row. When every one already
         // names this row, they are the old row's keys too (an index holds one key per row), so
@@ -497,6 +528,16 @@ fn put_row(
         value,
         version,
     });
+}
+
+/// The encoded key of id `id` in a table keyed by `K`: the key an integer `id` deserializes
+/// to (so every integer key type, when the id fits), or `None` when `K` holds no such key.
+fn id_key<K: Serialize + DeserializeOwned>(id: u64) -> Result<Option<Bytes>> {
+    let de = serde::de::value::U64Deserializer::<serde::de::value::Error>::new(id);
+    match K::deserialize(de) {
+        Ok(key) => encode_key_bytes(&key).map(Some),
+        Err(_) => Ok(None),
+    }
 }
 
 fn next_version(old: Option<u64>, table: &str) -> Result<u64> {

@@ -1,5 +1,5 @@
 //! What is built on the engine: followers (a read-only mirror of a store another process
-//! writes) and the changes since a position, checkpoints, named locks, hot backup, and subscriptions to
+//! writes) and the changes since a position, checkpoints, a rewind of a store in use, named locks, hot backup, and subscriptions to
 //! committed changes (`subscribe`).
 
 mod backup;
@@ -7,6 +7,7 @@ mod changes;
 mod checkpoint;
 mod follower;
 mod named_lock;
+mod rewind;
 mod subscribe;
 
 pub use backup::BackupReport;
