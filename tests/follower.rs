@@ -119,16 +119,23 @@ fn buffered_commits_reach_followers_once_written() {
 
 #[test]
 fn follower_crosses_rotation_compaction_and_retention() {
-    let (_dir, store, t, f) = start(churning(), 0);
+    // Compactions at known points (one epoch kept, so retention deletes the old epoch at
+    // once): an automatic one runs on its own thread, and whether it takes its snapshot
+    // before or after the follower's last poll is up to the OS.
+    let (_dir, store, t, f) = start(manual(1), 0);
     let ft = follower_pairs(&f);
     let first_epoch = f.read().position().epoch;
-    // Polled often: every transaction is followed one by one, never reloaded.
+    // Polled often, compacted after a poll: every transaction is followed one by one across
+    // rotations, new epochs and deleted segments, never reloaded.
     for i in 1..2_000 {
         commit_pair(&store, &t, i);
         if i % 7 == 0 {
             let r = f.poll().unwrap();
             assert!(!r.reloaded, "reloaded at {i}");
             assert_eq!(f.read().get(&ft, &0).unwrap(), i);
+            if i % 70 == 0 {
+                store.compact().unwrap();
+            }
         }
     }
     f.poll().unwrap();
@@ -143,6 +150,9 @@ fn follower_crosses_rotation_compaction_and_retention() {
     let before = f.read().seq();
     for i in 2_000..4_000 {
         commit_pair(&store, &t, i);
+        if i % 500 == 0 {
+            store.compact().unwrap();
+        }
     }
     let r = f.poll().unwrap();
     assert!(r.reloaded);
