@@ -5,8 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-#[cfg(doc)]
-use super::concurrent::SnapshotTicket;
 use super::entry::{SnapshotHead, encode_snapshot, encode_snapshot_parts, encode_state};
 use super::options::Options;
 use super::read::SegmentDir;
@@ -23,7 +21,7 @@ const PARTS_VERSION: u16 = 2;
 /// Writes a snapshot segment file from a state given in pieces of any size: a state of at most
 /// [`PART_BYTES`] in the SNAPSHOT entry itself (a version 1 file, as before parts existed),
 /// a larger one in STATE entries of [`PART_BYTES`] (a version 2 file). The file is created
-/// when the first part is full, or when it is finished ([`SnapshotTicket::prepared`]); it is removed on failure or
+/// when the first part is full, or when it is finished ([`SnapshotTicket::prepared`](super::SnapshotTicket::prepared)); it is removed on failure or
 /// if the writer is dropped unfinished.
 pub struct StateWriter {
     dir: SegmentDir,

@@ -13,15 +13,16 @@ use serde::de::DeserializeOwned;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::codec::{Op, TableKind, TableMeta, decode_tx, encode_tx, encode_value_bytes};
+use super::counters::Counters;
 use super::feed::{Feed, Logged};
 use super::gate::Gate;
 use super::options::StoreOptions;
 use super::read::{CommitPos, Snapshot, schema_error};
 use super::replay::Replay;
-use super::state::{State, ViewValue};
-use super::stats::Counters;
+use super::state::State;
 use super::table::{BytesTable, CheckFn, Table, TableDef, TxView, type_label};
 use super::txn::{TableIndexes, WriteTx};
+use super::view::DerivedView;
 use crate::backend::{Backend, FsBackend};
 use crate::epoch::{
     Durability, EpochLog, EpochReader, LostRange, Position, RecoveryMode, RecoveryReport, Restored,
@@ -29,39 +30,6 @@ use crate::epoch::{
 use crate::error::{CorruptKind, Error, Result};
 use crate::store::rows::Bytes;
 use crate::trace::trace_event;
-
-type ViewFn = dyn Fn(&Snapshot) -> Result<ViewValue> + Send + Sync;
-
-/// A function computing a derived view (an index, a cache, an overlay) from each new committed
-/// state. Readers get it with [`Snapshot::view`]; no reader ever sees a state without its view.
-/// If the function fails, the previous state and view stay published and the error is kept
-/// for [`Store::view_error`]; the transaction itself is committed.
-#[derive(Clone)]
-pub struct DerivedView(Arc<ViewFn>);
-
-impl DerivedView {
-    /// A view made by `f`.
-    pub fn new<T: std::any::Any + Send + Sync>(
-        f: impl Fn(&Snapshot) -> Result<T> + Send + Sync + 'static,
-    ) -> Self {
-        DerivedView(Arc::new(move |s| f(s).map(|v| Arc::new(v) as ViewValue)))
-    }
-}
-
-impl DerivedView {
-    /// The view of `state`.
-    pub(crate) fn compute(&self, state: &Arc<State>) -> Result<ViewValue> {
-        (self.0)(&Snapshot {
-            state: state.clone(),
-        })
-    }
-}
-
-impl std::fmt::Debug for DerivedView {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DerivedView")
-    }
-}
 
 /// A committed state waiting for its fsync before readers may see it.
 pub(super) struct Pending {
@@ -295,7 +263,7 @@ impl Store {
             let snap = Snapshot {
                 state: Arc::new(state.clone()),
             };
-            state.view = Some((view.0)(&snap)?);
+            state.view = Some(view.of(&snap)?);
         }
         let state = Arc::new(state);
         let store = Store {
@@ -584,7 +552,7 @@ impl Store {
         }
         let state = match &self.shared.view {
             None => state,
-            Some(view) => match (view.0)(&Snapshot {
+            Some(view) => match view.of(&Snapshot {
                 state: state.clone(),
             }) {
                 Ok(v) => {

@@ -1,5 +1,6 @@
 //! The transactional engine, the commit and restore paths: the store and its writer (`db`),
-//! with its settings (`options`), its counters (`stats`) and the feed of durable commits to
+//! with its settings (`options`, derived views in `view`), its counters (`counters`, read by
+//! `stats`) and the feed of durable commits to
 //! subscribers (`feed`); write transactions (`txn`, with the claim of the unique indexes a
 //! snapshot stored in `claim`), reads and snapshots (`read`), the state and its image
 //! (`state`, compressed by `compress`), table handles (`table`), the FORMAT.md §12 payloads
@@ -10,6 +11,7 @@ mod claim;
 mod codec;
 mod compaction;
 mod compress;
+mod counters;
 mod db;
 mod feed;
 mod gate;
@@ -22,13 +24,14 @@ mod table;
 mod txn;
 #[cfg(test)]
 mod vectors;
+mod view;
 
 pub(crate) use codec::{
     Op, decode_key, decode_transaction, decode_tx, decode_value, encode_key, encode_key_bytes,
     encode_value_bytes,
 };
 pub(crate) use db::replay;
-pub use db::{DerivedView, Store, read_only_snapshot};
+pub use db::{Store, read_only_snapshot};
 pub(crate) use feed::{Logged, Sink};
 pub use options::StoreOptions;
 pub(crate) use read::schema_error;
@@ -38,3 +41,4 @@ pub use stats::{StoreStats, TableStats};
 pub use table::{AnyTable, BytesTable, Table, TableDef, TxView};
 pub use txn::WriteTx;
 pub(crate) use txn::{EncodedRow, TableIndexes, apply_indexed, index_keys};
+pub use view::DerivedView;

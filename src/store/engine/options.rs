@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::db::DerivedView;
+use super::view::DerivedView;
 use crate::epoch::{Clock, Options, RecoveryMode};
 
 /// Settings of a store. Build them with the methods below (each states its default), or set

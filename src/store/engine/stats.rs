@@ -1,37 +1,13 @@
 //! What the store is doing: counters kept as it works, and [`Store::stats`] reading them.
 
 use std::sync::Weak;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::db::{Shared, Store};
 use super::read::CommitPos;
 use crate::epoch::Position;
 use crate::trace::trace_event;
-
-/// The store's counters, since it was opened.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    /// Transactions appended to the log.
-    pub(crate) commits: AtomicU64,
-    /// Their payload bytes.
-    pub(crate) bytes: AtomicU64,
-    /// Compactions that started a new epoch.
-    pub(crate) compactions: AtomicU64,
-    /// Compactions that failed.
-    pub(crate) compaction_failures: AtomicU64,
-    /// Nanoseconds spent compacting, in all and in the last one.
-    pub(crate) compaction_nanos: AtomicU64,
-    pub(crate) last_compaction_nanos: AtomicU64,
-}
-
-impl Counters {
-    /// Counts one transaction of `bytes` payload bytes appended.
-    pub(crate) fn commit(&self, bytes: usize) {
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-}
 
 /// What a store has done since it was opened, and what it holds now
 /// (see [`Store::stats`]).
