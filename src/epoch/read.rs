@@ -451,14 +451,21 @@ impl SegmentDir {
     }
 }
 
+/// The most [`read_parts`] reserves before it has read any part.
+const PARTS_RESERVE: u64 = 256 << 20;
+
 /// The state of a snapshot in parts (FORMAT.md §11.2): the data of the STATE entries of
 /// `epoch` that follow the snapshot entry, up to the one marked last, and where that one
 /// ends. Anything else before it is damage.
 fn read_parts(r: &mut LogReader, path: &Path, epoch: u64) -> Result<(Vec<u8>, u64)> {
-    // The parts are no longer than the rest of the file: room for them up front (untouched
-    // capacity costs no memory).
-    let room = r.file_len()?.saturating_sub(r.position());
-    let mut state = Vec::with_capacity(usize::try_from(room).unwrap_or(usize::MAX));
+    // The parts are no longer than the rest of the file: room for them up front, but never
+    // more than a bound (a sparse file may claim any length; past it the state grows as its
+    // parts are read and checked).
+    let room = r
+        .file_len()?
+        .saturating_sub(r.position())
+        .min(PARTS_RESERVE);
+    let mut state = Vec::with_capacity(usize::try_from(room).unwrap_or(0));
     loop {
         let at = r.position();
         let Some(e) = r.next_entry()? else {

@@ -19,18 +19,10 @@ pub(crate) struct Logged {
 impl Logged {
     /// The transaction `ops` that made `after`, at `commit`.
     pub(crate) fn new(commit: CommitPos, ops: &[Op], after: &State) -> Logged {
-        let names = ops
-            .iter()
-            .filter_map(|op| match op {
-                Op::Put { table, .. } | Op::Delete { table, .. } => Some(*table),
-                _ => None,
-            })
-            .filter_map(|id| after.tables.get(&id).map(|t| (id, t.meta.name.clone())))
-            .collect();
         Logged {
             commit,
             ops: ops.to_vec(),
-            names,
+            names: table_names(ops, after),
         }
     }
 }
@@ -84,4 +76,15 @@ impl Feed {
         self.waiting.clear();
         self.sinks.retain_mut(|s| s.reset());
     }
+}
+
+/// The names, in the state `after` them, of the tables whose rows `ops` put or delete.
+pub(crate) fn table_names(ops: &[Op], after: &State) -> HashMap<u32, String> {
+    ops.iter()
+        .filter_map(|op| match op {
+            Op::Put { table, .. } | Op::Delete { table, .. } => Some(*table),
+            _ => None,
+        })
+        .filter_map(|id| after.tables.get(&id).map(|t| (id, t.meta.name.clone())))
+        .collect()
 }

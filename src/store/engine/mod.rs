@@ -32,7 +32,7 @@ pub(crate) use codec::{
 };
 pub(crate) use db::replay;
 pub use db::{Store, read_only_snapshot};
-pub(crate) use feed::{Logged, Sink};
+pub(crate) use feed::{Logged, Sink, table_names};
 pub use options::StoreOptions;
 pub(crate) use read::schema_error;
 pub use read::{CommitPos, Readable, Snapshot, TableInfo};

@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 use crate::epoch::{EpochInfo, EpochLog, EpochReader, Restored};
 use crate::error::{CorruptKind, Error, Result};
 use crate::store::engine::{
-    CommitPos, Op, Snapshot, State, Store, Table, decode_key, decode_tx, decode_value, schema_error,
+    CommitPos, Op, Snapshot, State, Store, Table, decode_key, decode_tx, decode_value,
+    schema_error, table_names,
 };
 
 /// One committed transaction's changes to rows.
@@ -298,14 +299,7 @@ fn partial(out: Vec<Change>) -> Changes {
 /// The change one transaction (`ops`) made, for a state `after` it (table names are looked
 /// up there).
 pub(crate) fn change_in(pos: CommitPos, ops: Vec<Op>, after: &State) -> Change {
-    let names: HashMap<u32, String> = ops
-        .iter()
-        .filter_map(|op| match op {
-            Op::Put { table, .. } | Op::Delete { table, .. } => Some(*table),
-            _ => None,
-        })
-        .filter_map(|id| after.tables.get(&id).map(|t| (id, t.meta.name.clone())))
-        .collect();
+    let names = table_names(&ops, after);
     change_named(pos, ops, &names)
 }
 
