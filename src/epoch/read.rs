@@ -545,7 +545,10 @@ pub struct Updates {
     done: bool,
     lost: Vec<LostRange>,
     count: u64,
+    /// The segment the last update returned was read from, and its offset there.
     last: Option<(PathBuf, u64)>,
+    /// The path of the segment `reader` reads (computed once per segment, not per entry).
+    file: PathBuf,
 }
 
 impl std::fmt::Debug for Updates {
@@ -581,6 +584,7 @@ impl Updates {
             lost: Vec::new(),
             count: 0,
             last: None,
+            file: PathBuf::new(),
         }
     }
 
@@ -600,6 +604,7 @@ impl Updates {
             lost: Vec::new(),
             count: 0,
             last: None,
+            file: PathBuf::new(),
         }
     }
 
@@ -673,6 +678,7 @@ impl Updates {
             }
         }
         self.reader = Some(r);
+        self.file = path;
         self.saw_seal = false;
         Ok(true)
     }
@@ -702,10 +708,7 @@ impl Updates {
             }
             let is_last = self.index + 1 == self.segments.len();
             let r = self.reader.as_mut()?;
-            let file = self
-                .dir
-                .as_ref()
-                .map(|d| d.seg(self.segments.get(self.index).copied().unwrap_or(0)))?;
+            let file = &self.file;
             let epoch = self.epoch;
             let outcome: std::result::Result<(), (EntryPos, CorruptKind)> = match r.next_entry() {
                 Ok(Some(e)) => {
@@ -714,7 +717,10 @@ impl Updates {
                         Ok(Decoded::Update { epoch: found, data }) if found == epoch => {
                             self.count += 1;
                             let data = data.to_vec();
-                            self.last = Some((file, pos.start));
+                            match &mut self.last {
+                                Some((path, at)) if path == file => *at = pos.start,
+                                last => *last = Some((file.clone(), pos.start)),
+                            }
                             return Some(Ok(data));
                         }
                         Ok(Decoded::Update { epoch: found, .. }) => Err((
@@ -748,7 +754,9 @@ impl Updates {
                 Ok(None) => {
                     let tail = r.tail().copied();
                     let unsealed = !is_last && !self.saw_seal;
-                    self.next_segment();
+                    // As `next_segment`, field by field (`file` is still borrowed).
+                    self.reader = None;
+                    self.index += 1;
                     match (tail, unsealed) {
                         // A torn or unfinished write at the end of the newest segment is its
                         // end (a writer cuts it on open); in an older segment it is damage.
@@ -795,6 +803,7 @@ impl Updates {
                 }
             };
             if let Err((pos, kind)) = outcome {
+                let file = file.clone();
                 if let Some(e) = self.damage(file, pos.start, pos.end, kind) {
                     return Some(Err(e));
                 }
