@@ -79,8 +79,8 @@ pub mod weak;
 pub use epoch::{Checkpoint, CheckpointStatus, Durability, RecoveryMode};
 pub use error::{CorruptKind, Error, Result};
 pub use store::{
-    AnyTable, BackupReport, BytesTable, Change, ChangeFilter, ChangeOp, Changes, Checkpoints,
-    CommitPos, DerivedView, Follower, FollowerOptions, NamedLock, PollReport, Readable, Snapshot,
-    Store, StoreOptions, StoreStats, Subscription, Table, TableDef, TableInfo, TableStats, TxView,
-    Watcher, WriteTx, read_only_snapshot,
+    AnyTable, ApplyLog, BackupReport, BytesTable, Change, ChangeFilter, ChangeOp, Changes,
+    Checkpoints, CommitPos, DerivedView, Follower, FollowerOptions, NamedLock, PollReport,
+    Readable, Snapshot, Store, StoreOptions, StoreStats, Subscription, Table, TableDef, TableInfo,
+    TableStats, TxView, Watcher, WriteTx, read_only_snapshot,
 };

@@ -8,8 +8,9 @@ mod extras;
 mod rows;
 
 pub use engine::{
-    AnyTable, BytesTable, CommitPos, DerivedView, Readable, Snapshot, Store, StoreOptions,
-    StoreStats, Table, TableDef, TableInfo, TableStats, TxView, WriteTx, read_only_snapshot,
+    AnyTable, ApplyLog, BytesTable, CommitPos, DerivedView, Readable, Snapshot, Store,
+    StoreOptions, StoreStats, Table, TableDef, TableInfo, TableStats, TxView, WriteTx,
+    read_only_snapshot,
 };
 pub(crate) use engine::{
     EncodedRow, decode_state, decode_transaction, encode_key, encode_key_bytes, encode_value_bytes,

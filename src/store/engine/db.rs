@@ -20,7 +20,7 @@ use super::options::StoreOptions;
 use super::read::{CommitPos, Snapshot, schema_error};
 use super::replay::Replay;
 use super::state::State;
-use super::table::{BytesTable, CheckFn, Table, TableDef, TxView, type_label};
+use super::table::{BytesTable, CheckFn, LOG_KEY_TYPE, Table, TableDef, TxView, type_label};
 use super::txn::{TableIndexes, WriteTx};
 use super::view::DerivedView;
 use crate::backend::{Backend, FsBackend};
@@ -780,7 +780,7 @@ impl Store {
         K: Serialize + DeserializeOwned,
         V: Serialize + DeserializeOwned + 'static,
     {
-        let key_type = type_label::<K>();
+        let key_type = def.key_label.map_or_else(type_label::<K>, str::to_string);
         let value_type = type_label::<V>();
         let mut w = self.shared.writer.lock();
         self.sync_locked(&mut w)?;
@@ -809,10 +809,11 @@ impl Store {
                     return Err(incompatible("a bytes table".into(), "a typed table".into()));
                 }
                 if meta.key_type != key_type {
-                    return Err(incompatible(
-                        format!("keys {}", meta.key_type),
-                        format!("keys {key_type}"),
-                    ));
+                    let kind = |k: &str| match k {
+                        LOG_KEY_TYPE => "an apply log (open it with Store::apply_log)".to_string(),
+                        k => format!("keys {k}"),
+                    };
+                    return Err(incompatible(kind(&meta.key_type), kind(&key_type)));
                 }
                 if meta.version > def.version {
                     return Err(incompatible(

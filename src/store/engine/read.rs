@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::codec::{TableKind, decode_key, decode_value, encode_key_bytes, with_encoded_key};
 use super::state::{State, TableState};
-use super::table::{AnyTable, BytesTable, Table, TxView, type_label};
+use super::table::{AnyTable, ApplyLog, BytesTable, Table, TxView, type_label};
 use crate::error::{Error, Result};
 use crate::store::rows::{Bytes, RowRef};
 
@@ -236,6 +236,58 @@ pub trait Readable {
         Ok(t.rows
             .range(bounds)
             .map(move |r: RowRef<'_>| decode_row(&name, r.key, r.value)))
+    }
+
+    /// The entries of apply log `log` with ids in `ids`, in id order (see
+    /// [`WriteTx::append`](crate::WriteTx::append)).
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let log = store.apply_log::<String>("events")?;
+    /// store.write(|tx| { for e in ["a", "b", "c"] { tx.append(&log, &e.to_string())?; } Ok(()) })?;
+    /// let after_1: Vec<(u64, String)> = store.read().entries(&log, 2..)?.collect::<Result<_, _>>()?;
+    /// assert_eq!(after_1, vec![(2, "b".to_string()), (3, "c".to_string())]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn entries<'a, V, R>(
+        &'a self,
+        log: &ApplyLog<V>,
+        ids: R,
+    ) -> Result<impl Iterator<Item = Result<(u64, V)>> + 'a>
+    where
+        V: DeserializeOwned + 'a,
+        R: RangeBounds<u64>,
+    {
+        self.range(&log.table, ids)
+    }
+
+    /// The entry of apply log `log` with id `id`, if it is there (not yet appended, or cut by
+    /// a truncation: `None`).
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let log = store.apply_log::<u32>("events")?;
+    /// store.write(|tx| tx.append(&log, &7))?;
+    /// assert_eq!(store.read().entry(&log, 1)?, Some(7));
+    /// assert_eq!(store.read().entry(&log, 2)?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn entry<V: DeserializeOwned>(&self, log: &ApplyLog<V>, id: u64) -> Result<Option<V>> {
+        Ok(self
+            .entries(log, id..=id)?
+            .next()
+            .transpose()?
+            .map(|(_, v)| v))
     }
 
     /// Every row, in key order.

@@ -59,6 +59,8 @@ pub struct TableDef<K, V> {
     pub(crate) uniques: Vec<Unique<V>>,
     pub(crate) migrations: Vec<Migration<V>>,
     pub(crate) validators: Vec<BindFn<K, V>>,
+    /// The key type recorded for the table, when not `K`'s name (an apply log's).
+    pub(crate) key_label: Option<&'static str>,
     _types: PhantomData<fn() -> K>,
 }
 
@@ -75,8 +77,15 @@ where
             uniques: Vec::new(),
             migrations: Vec::new(),
             validators: Vec::new(),
+            key_label: None,
             _types: PhantomData,
         }
+    }
+
+    /// Records `label` as the table's key type instead of `K`'s name.
+    pub(crate) fn key_label(mut self, label: &'static str) -> Self {
+        self.key_label = Some(label);
+        self
     }
 
     /// Sets the schema version (raise it when the value type changes, with a migration).
@@ -269,6 +278,52 @@ impl<K, V> std::fmt::Debug for Table<K, V> {
             .field("name", &self.name)
             .field("id", &self.id)
             .finish()
+    }
+}
+
+/// The key type an apply log's table records (no Rust type is named so).
+pub(crate) const LOG_KEY_TYPE: &str = "@log";
+
+/// An open apply log of entries of type `V` (FORMAT.md §12.1): an append-only table whose
+/// entries are numbered by increasing ids. Pass it to
+/// [`WriteTx::append`](crate::WriteTx::append) and [`Readable::entries`](crate::Readable::entries);
+/// open it with [`Store::apply_log`](crate::Store::apply_log). Cheap to clone.
+pub struct ApplyLog<V> {
+    pub(crate) table: Table<u64, V>,
+}
+
+impl<V> ApplyLog<V> {
+    pub(crate) fn of(table: Table<u64, V>) -> Self {
+        ApplyLog { table }
+    }
+
+    /// The log's name.
+    pub fn name(&self) -> &str {
+        self.table.name()
+    }
+}
+
+impl<V> Clone for ApplyLog<V> {
+    fn clone(&self) -> Self {
+        ApplyLog::of(self.table.clone())
+    }
+}
+
+impl<V> std::fmt::Debug for ApplyLog<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyLog")
+            .field("name", &self.table.name)
+            .field("id", &self.table.id)
+            .finish()
+    }
+}
+
+impl<V> AnyTable for ApplyLog<V> {
+    fn table_id(&self) -> u32 {
+        self.table.id
+    }
+    fn table_name(&self) -> &str {
+        &self.table.name
     }
 }
 

@@ -1,7 +1,8 @@
-//! What is built on the engine: followers (a read-only mirror of a store another process
+//! What is built on the engine: apply logs (`applylog`), followers (a read-only mirror of a store another process
 //! writes) and the changes since a position, checkpoints, a rewind of a store in use, named locks, hot backup, and subscriptions to
 //! committed changes (`subscribe`).
 
+mod applylog;
 mod backup;
 mod changes;
 mod checkpoint;
