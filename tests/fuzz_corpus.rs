@@ -396,6 +396,26 @@ fn store_ops() {
     run_target("store_ops", fuzzing::store_ops, 10_000);
 }
 
+#[test]
+fn checkpoint_registry() {
+    run_target("checkpoint_registry", fuzzing::checkpoint_registry, 50_000);
+}
+
+#[test]
+fn fence_file() {
+    run_target("fence_file", fuzzing::fence_file, 20_000);
+}
+
+#[test]
+fn intent_files() {
+    run_target("intent_files", fuzzing::intent_files, 50_000);
+}
+
+#[test]
+fn follower_tail() {
+    run_target("follower_tail", fuzzing::follower_tail, 2_000);
+}
+
 /// Replays one saved input: `FUZZ_TARGET=<target> FUZZ_FILE=<file>`.
 #[test]
 #[ignore = "replays the input named by FUZZ_TARGET and FUZZ_FILE"]
@@ -409,6 +429,10 @@ fn replay() {
         "open_directory" => fuzzing::open_directory,
         "restore_mutated" => fuzzing::restore_mutated,
         "store_ops" => fuzzing::store_ops,
+        "checkpoint_registry" => fuzzing::checkpoint_registry,
+        "fence_file" => fuzzing::fence_file,
+        "intent_files" => fuzzing::intent_files,
+        "follower_tail" => fuzzing::follower_tail,
         other => panic!("unknown target {other}"),
     };
     body(&input);

@@ -30,6 +30,15 @@ pub use view::EpochReader;
 
 pub(crate) use dir::parse_segment_name as segment_number;
 pub(crate) use entry::Decoded;
+#[cfg(feature = "internals")]
+pub(crate) use {
+    checkpoints::{decode as decode_checkpoints, encode as encode_checkpoints},
+    intent::{
+        FALLBACK_MAGIC, MANIFEST_MAGIC, RETIRE_MAGIC, SYNC_FAILED_MAGIC, decode as decode_intent,
+        encode as encode_intent,
+    },
+    steps::RewindIntent,
+};
 
 /// The boundary of an unfinished retention in `dir` (0: none), for tools.
 pub(crate) fn retired_below(

@@ -201,7 +201,7 @@ pub(super) fn any_segment_number(name: &str) -> Option<u64> {
 
 /// A rewind in progress (the `REWIND` file, FORMAT.md §11.8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct RewindIntent {
+pub(crate) struct RewindIntent {
     pub(super) epoch: u64,
     pub(super) cut_from: u64,
     pub(super) high_epoch: u64,
@@ -212,7 +212,7 @@ const REWIND_MAGIC: [u8; 8] = *b"SLREWIND";
 const REWIND_LEN: usize = 8 + 4 * 8 + 4;
 
 impl RewindIntent {
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut b = REWIND_MAGIC.to_vec();
         for v in [
             self.epoch,
@@ -229,15 +229,24 @@ impl RewindIntent {
 
     pub(super) fn read(backend: &dyn Backend, path: &Path) -> Result<Self> {
         let f = backend.open_read(path).map_err(io_at(path))?;
+        let len = f.len().map_err(io_at(path))?;
+        if len != REWIND_LEN as u64 {
+            return Err(Error::corrupt(path, 0, CorruptKind::Payload));
+        }
         let mut b = vec![0u8; REWIND_LEN];
         let n = f.read_full_at(&mut b, 0).map_err(io_at(path))?;
-        let len = f.len().map_err(io_at(path))?;
+        RewindIntent::decode(b.get(..n).unwrap_or_default(), path)
+    }
+
+    /// Decodes the bytes of a `REWIND` file; anything but a whole intent with its checksum is
+    /// corruption at offset 0.
+    pub(crate) fn decode(b: &[u8], path: &Path) -> Result<Self> {
         let bad = || Error::corrupt(path, 0, CorruptKind::Payload);
-        if n != REWIND_LEN || len != REWIND_LEN as u64 || b.get(..8) != Some(&REWIND_MAGIC[..]) {
+        if b.len() != REWIND_LEN || b.get(..8) != Some(&REWIND_MAGIC[..]) {
             return Err(bad());
         }
-        let field = |i: usize| crate::frame::read_u64(&b, 8 + 8 * i).ok_or_else(bad);
-        let crc = crate::frame::read_u32(&b, REWIND_LEN - 4);
+        let field = |i: usize| crate::frame::read_u64(b, 8 + 8 * i).ok_or_else(bad);
+        let crc = crate::frame::read_u32(b, REWIND_LEN - 4);
         if crc != b.get(..REWIND_LEN - 4).map(crc32fast::hash) {
             return Err(bad());
         }
@@ -247,6 +256,17 @@ impl RewindIntent {
             high_epoch: field(2)?,
             high_segment: field(3)?,
         })
+    }
+
+    /// Its fields, in file order.
+    #[cfg(feature = "internals")]
+    pub(crate) fn fields(&self) -> [u64; 4] {
+        [
+            self.epoch,
+            self.cut_from,
+            self.high_epoch,
+            self.high_segment,
+        ]
     }
 
     /// Makes the intent durable (temporary file, sync, rename).

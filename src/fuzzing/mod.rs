@@ -16,6 +16,10 @@
 //!   were damaged.
 //! - [`store_ops()`] (`store_ops.rs`): operation sequences (transactions, syncs, compactions,
 //!   reopens, crashes, rewinds) checked against a model.
+//! - [`checkpoint_registry()`], [`fence_file()`], [`intent_files()`] (`records.rs`): the
+//!   decoders of the directory's small files, each on its own, with round trips.
+//! - [`follower_tail()`] (`follower_tail.rs`): a follower polling a segment that grows,
+//!   shrinks and is overwritten under it.
 //!
 //! Shared by the bodies: `input.rs` (fuzzer bytes read as a stream of choices), `common.rs`
 //! (the simulated directory, little-endian readers, and the read-only checks that whatever a
@@ -23,14 +27,18 @@
 //! bodies compare with: a store's rows as plain maps).
 
 mod common;
+mod follower_tail;
 mod frame_decode;
 mod input;
 mod model;
 mod open_directory;
+mod records;
 mod restore_mutated;
 mod store_ops;
 
+pub use follower_tail::follower_tail;
 pub use frame_decode::frame_decode;
 pub use open_directory::open_directory;
+pub use records::{checkpoint_registry, fence_file, intent_files};
 pub use restore_mutated::restore_mutated;
 pub use store_ops::store_ops;

@@ -20,4 +20,6 @@ pub use extras::{
     BackupReport, Change, ChangeFilter, ChangeOp, Changes, Checkpoints, Follower, FollowerOptions,
     NamedLock, PollReport, Subscription, Watcher,
 };
+#[cfg(feature = "internals")]
+pub(crate) use extras::{decode_fence, encode_fence};
 pub(crate) use rows::Bytes;

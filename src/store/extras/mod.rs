@@ -16,4 +16,6 @@ pub use changes::{Change, ChangeOp, Changes};
 pub use checkpoint::Checkpoints;
 pub use follower::{Follower, FollowerOptions, PollReport, Watcher};
 pub use named_lock::NamedLock;
+#[cfg(feature = "internals")]
+pub(crate) use named_lock::{decode_fence, encode_fence};
 pub use subscribe::{ChangeFilter, Subscription};

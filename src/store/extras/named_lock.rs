@@ -220,13 +220,13 @@ fn read_fence(backend: &dyn Backend, path: &Path) -> Result<u64> {
     decode_fence(&buf[..n]).ok_or_else(|| Error::corrupt(path, 0, CorruptKind::Checksum))
 }
 
-fn decode_fence(b: &[u8]) -> Option<u64> {
+pub(crate) fn decode_fence(b: &[u8]) -> Option<u64> {
     let number: [u8; 8] = b.get(..8)?.try_into().ok()?;
     let crc: [u8; 4] = b.get(8..FENCE_LEN)?.try_into().ok()?;
     (crc32fast::hash(&number) == u32::from_le_bytes(crc)).then(|| u64::from_le_bytes(number))
 }
 
-fn encode_fence(fence: u64) -> [u8; FENCE_LEN] {
+pub(crate) fn encode_fence(fence: u64) -> [u8; FENCE_LEN] {
     let mut out = [0u8; FENCE_LEN];
     out[..8].copy_from_slice(&fence.to_le_bytes());
     let crc = crc32fast::hash(&out[..8]);
