@@ -4,67 +4,12 @@ use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
-use serde_json::Value;
 use statelog::{BytesTable, Durability, Error, Store, StoreOptions};
+
+use statelog_cli::apply_line::{ApplyOp, parse_line};
 
 use super::common::Fail;
 use crate::DurabilityArg;
-
-/// A key or value in an apply line: a string, or {"hex": "..."}.
-fn parse_bytes(v: &Value) -> Result<Vec<u8>, String> {
-    match v {
-        Value::String(s) => Ok(s.as_bytes().to_vec()),
-        Value::Object(o) => {
-            let h = o
-                .get("hex")
-                .and_then(Value::as_str)
-                .ok_or("expected a string or {\"hex\": \"...\"}")?;
-            if h.len() % 2 != 0 {
-                return Err("odd number of hex digits".into());
-            }
-            (0..h.len() / 2)
-                .map(|i| {
-                    u8::from_str_radix(h.get(2 * i..2 * i + 2).unwrap_or("zz"), 16)
-                        .map_err(|_| "not hex".to_string())
-                })
-                .collect()
-        }
-        _ => Err("expected a string or {\"hex\": \"...\"}".into()),
-    }
-}
-
-enum ApplyOp {
-    Put(String, Vec<u8>, Vec<u8>),
-    Del(String, Vec<u8>),
-}
-
-fn parse_line(line: &str) -> Result<Vec<ApplyOp>, String> {
-    let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-    let ops = v
-        .get("ops")
-        .and_then(Value::as_array)
-        .ok_or("expected {\"ops\": [...]}")?;
-    ops.iter()
-        .enumerate()
-        .map(|(i, op)| {
-            let field = |f: &str| op.get(f).ok_or(format!("op {i}: missing \"{f}\""));
-            let table = field("table")?
-                .as_str()
-                .ok_or(format!("op {i}: table must be a string"))?
-                .to_string();
-            let key = parse_bytes(field("key")?).map_err(|e| format!("op {i}: key: {e}"))?;
-            match field("op")?.as_str() {
-                Some("put") => {
-                    let value =
-                        parse_bytes(field("value")?).map_err(|e| format!("op {i}: value: {e}"))?;
-                    Ok(ApplyOp::Put(table, key, value))
-                }
-                Some("del") => Ok(ApplyOp::Del(table, key)),
-                _ => Err(format!("op {i}: \"op\" must be \"put\" or \"del\"")),
-            }
-        })
-        .collect()
-}
 
 /// The longest line read (a transaction's entry is at most 1 GiB; a longer line is refused
 /// before it is read whole).
