@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::common::{dir, dir_files, fixed_clock, segment_number};
-use super::input::Input;
+use super::input::{Input, reserve};
 use crate::backend::SimBackend;
 use crate::epoch::{CompactionPolicy, Options, Retention};
 use crate::{Durability, Follower, FollowerOptions, Readable, Store, StoreOptions};
@@ -37,6 +37,7 @@ pub fn follower_tail(data: &[u8]) {
                 min_update_bytes: 256,
             },
             clock: fixed_clock(),
+            reserve_bytes: reserve(&mut inp),
             ..Options::default()
         },
         auto_compact: false,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::common::{
     MODES, backend_with, dir, dir_files, drain, fixed_clock, read_only_view, segment_number,
 };
-use super::input::{Input, tweak};
+use super::input::{Input, reserve, tweak};
 use super::model::{StoreModel, read_model};
 use crate::backend::SimBackend;
 use crate::epoch::{Durability, Options, RecoveryMode, Retention};
@@ -29,6 +29,7 @@ pub fn restore_mutated(data: &[u8]) {
             keep_for: None,
         },
         clock: fixed_clock(),
+        reserve_bytes: reserve(&mut inp),
         ..Options::default()
     };
     let be = SimBackend::new(seed);

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::common::{dir, fixed_clock};
-use super::input::Input;
+use super::input::{Input, reserve};
 use super::model::Kv;
 use crate::backend::{CrashMode, SimBackend};
 use crate::epoch::{CompactionPolicy, Durability, Options, Retention};
@@ -101,6 +101,7 @@ pub fn store_ops(data: &[u8]) {
                 min_update_bytes: 512,
             },
             clock: fixed_clock(),
+            reserve_bytes: reserve(&mut inp),
             ..Options::default()
         },
         auto_compact: inp.bool(),

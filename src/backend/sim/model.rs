@@ -28,11 +28,12 @@ pub(super) enum NsChange {
 
 impl NsChange {
     /// The directory whose sync makes this change durable.
-    pub(super) fn dir(&self) -> PathBuf {
-        match self {
-            NsChange::Create { path, .. } | NsChange::Remove { path } => parent_of(path),
-            NsChange::Rename { from, .. } => parent_of(from),
-        }
+    pub(super) fn dir(&self) -> &Path {
+        let path = match self {
+            NsChange::Create { path, .. } | NsChange::Remove { path } => path,
+            NsChange::Rename { from, .. } => from,
+        };
+        path.parent().unwrap_or(Path::new(""))
     }
 
     /// Replays the change on `ns`, skipping it when it no longer applies.
@@ -347,17 +348,24 @@ impl State {
 
     /// The durable namespace entries of `dir` become the live ones.
     pub(super) fn sync_dir_now(&mut self, dir: &Path) {
-        let paths: BTreeSet<PathBuf> = self
+        // Only what differs between the two namespaces changes (no copy of the rest).
+        let in_dir = |p: &Path| p.parent().unwrap_or(Path::new("")) == dir;
+        let changed: Vec<(PathBuf, Option<Entry>)> = self
             .live
-            .keys()
-            .chain(self.durable.keys())
-            .filter(|p| parent_of(p) == dir)
-            .cloned()
+            .iter()
+            .filter(|(p, e)| in_dir(p) && self.durable.get(*p) != Some(*e))
+            .map(|(p, e)| (p.clone(), Some(*e)))
+            .chain(
+                self.durable
+                    .keys()
+                    .filter(|p| in_dir(p) && !self.live.contains_key(*p))
+                    .map(|p| (p.clone(), None)),
+            )
             .collect();
-        for path in paths {
-            match self.live.get(&path) {
+        for (path, entry) in changed {
+            match entry {
                 Some(entry) => {
-                    self.durable.insert(path, *entry);
+                    self.durable.insert(path, entry);
                 }
                 None => {
                     self.durable.remove(&path);

@@ -145,17 +145,23 @@ fn edits<'a>(
     maps: &[IndexState],
     indexer: Indexer<'_>,
 ) -> Option<Vec<Edit<'a>>> {
-    let chunk = changes.len().div_ceil(index_threads(changes.len())).max(1);
-    let shares: Vec<Option<Vec<Edit<'a>>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = changes
-            .chunks(chunk)
-            .map(|part| s.spawn(move || edits_of(part, maps, indexer)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().ok().flatten())
-            .collect()
-    });
+    let threads = index_threads(changes.len());
+    let chunk = changes.len().div_ceil(threads).max(1);
+    let shares: Vec<Option<Vec<Edit<'a>>>> = if threads == 1 {
+        // No thread to start for a few changes.
+        vec![edits_of(changes, maps, indexer)]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = changes
+                .chunks(chunk)
+                .map(|part| s.spawn(move || edits_of(part, maps, indexer)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().ok().flatten())
+                .collect()
+        })
+    };
     let mut all = Vec::new();
     for share in shares {
         all.extend(share?);

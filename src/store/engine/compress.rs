@@ -169,26 +169,21 @@ fn inflate(b: &[u8], total: usize, chunks: &[ChunkAt]) -> Result<Vec<u8>, String
         outs.push((c, head));
         rest = tail;
     }
-    // Restore: nobody reads yet, every core helps.
-    let per = outs.len().div_ceil(threads(outs.len(), 0)).max(1);
+    // Restore: nobody reads yet, every core helps (a small body: this thread alone).
+    let cores = if total < INLINE_BYTES {
+        1
+    } else {
+        threads(outs.len(), 0)
+    };
+    let per = outs.len().div_ceil(cores).max(1);
+    if per >= outs.len() {
+        inflate_into(b, &mut outs)?;
+        return Ok(body);
+    }
     let results: Vec<Result<(), String>> = std::thread::scope(|s| {
         let handles: Vec<_> = outs
             .chunks_mut(per)
-            .map(|group| {
-                s.spawn(move || {
-                    for (c, out) in group.iter_mut() {
-                        let src = b
-                            .get(c.from..c.to)
-                            .ok_or("a chunk lies outside the image")?;
-                        let n = lz4_flex::block::decompress_into(src, out)
-                            .map_err(|e| format!("a chunk does not decompress: {e}"))?;
-                        if n != out.len() {
-                            return Err("a chunk decompresses to another length".to_string());
-                        }
-                    }
-                    Ok(())
-                })
-            })
+            .map(|group| s.spawn(move || inflate_into(b, group)))
             .collect();
         handles
             .into_iter()
@@ -200,6 +195,21 @@ fn inflate(b: &[u8], total: usize, chunks: &[ChunkAt]) -> Result<Vec<u8>, String
     });
     results.into_iter().collect::<Result<(), String>>()?;
     Ok(body)
+}
+
+/// Decompresses each chunk of `b` into its place.
+fn inflate_into(b: &[u8], group: &mut [(&ChunkAt, &mut [u8])]) -> Result<(), String> {
+    for (c, out) in group.iter_mut() {
+        let src = b
+            .get(c.from..c.to)
+            .ok_or("a chunk lies outside the image")?;
+        let n = lz4_flex::block::decompress_into(src, out)
+            .map_err(|e| format!("a chunk does not decompress: {e}"))?;
+        if n != out.len() {
+            return Err("a chunk decompresses to another length".to_string());
+        }
+    }
+    Ok(())
 }
 
 /// The first `n` bytes of the body (for reading the sequence number without the rest):
@@ -235,11 +245,19 @@ pub(crate) fn decompress_prefix(b: &[u8], n: usize, format4: bool) -> Result<Vec
 /// LZ4 block), in order, as they are compressed. `fill` runs on a thread of its own and the
 /// blocks are compressed on others while `out` writes, so memory stays at a few blocks
 /// whatever the body's size. An error of `out` stops `fill` and is returned.
+///
+/// `hint` is about how many bytes the body will have: below [`INLINE_BYTES`] it is encoded
+/// and compressed on the calling thread, block by block (no thread is worth starting for a
+/// small state; memory stays at one block whatever the body's real size).
 pub(crate) fn stream_blocks(
+    hint: usize,
     fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send,
     out: &mut dyn FnMut(&[u8]) -> crate::Result<()>,
 ) -> crate::Result<()> {
     use std::sync::mpsc::{Receiver, sync_channel};
+    if hint < INLINE_BYTES {
+        return stream_blocks_here(fill, out);
+    }
     let workers = threads(usize::MAX, 1);
     std::thread::scope(|s| {
         let (order_tx, order_rx) = sync_channel::<Receiver<Block>>(2 * workers);
@@ -290,6 +308,75 @@ pub(crate) fn stream_blocks(
             )),
         }
     })
+}
+
+/// Images (and bodies) smaller than this are compressed and decompressed on the calling
+/// thread.
+pub(crate) const INLINE_BYTES: usize = 1 << 20;
+
+/// [`stream_blocks`] on the calling thread: the same blocks, one at a time.
+fn stream_blocks_here(
+    fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+    out: &mut dyn FnMut(&[u8]) -> crate::Result<()>,
+) -> crate::Result<()> {
+    let mut sink = HereSink {
+        buf: Vec::new(),
+        out,
+        failed: None,
+    };
+    let filled = fill(&mut sink).and_then(|()| sink.emit());
+    if let Some(e) = sink.failed.take() {
+        return Err(e);
+    }
+    filled.map_err(|e| crate::Error::InvalidArgument(format!("cannot encode the state image: {e}")))
+}
+
+/// Cuts what is written to it into `CHUNK`-byte chunks and writes each as a block at once.
+struct HereSink<'a> {
+    buf: Vec<u8>,
+    out: &'a mut dyn FnMut(&[u8]) -> crate::Result<()>,
+    /// The error of `out`, which stops the encoder.
+    failed: Option<crate::Error>,
+}
+
+impl HereSink<'_> {
+    fn emit(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let packed = lz4_flex::block::compress(&self.buf);
+        let mut head = [0u8; BLOCK_HEAD];
+        head[..4].copy_from_slice(&(self.buf.len() as u32).to_le_bytes());
+        head[4..].copy_from_slice(&(packed.len() as u32).to_le_bytes());
+        self.buf.clear();
+        match (self.out)(&head).and_then(|()| (self.out)(&packed)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.failed = Some(e);
+                Err(std::io::Error::other("the image's writer stopped"))
+            }
+        }
+    }
+}
+
+impl std::io::Write for HereSink<'_> {
+    fn write(&mut self, mut data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len();
+        while !data.is_empty() {
+            let take = (CHUNK - self.buf.len()).min(data.len());
+            let (now, rest) = data.split_at(take);
+            self.buf.extend_from_slice(now);
+            data = rest;
+            if self.buf.len() == CHUNK {
+                self.emit()?;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Cuts what is written to it into `CHUNK`-byte chunks and sends each to a compressor, in
@@ -365,6 +452,37 @@ mod tests {
         let mut empty = Vec::new();
         compress(&[], &mut empty);
         assert_eq!(decompress(&empty).unwrap(), Vec::<u8>::new());
+    }
+
+    /// The calling thread's path (a small hint) writes the same blocks as the threaded one,
+    /// and both stop at the writer's first error.
+    #[test]
+    fn streams_the_same_blocks_here_and_on_threads() {
+        let body: Vec<u8> = (0..(CHUNK * 2 + 777)).map(|i| (i % 253) as u8).collect();
+        let stream = |hint: usize, fail_at: Option<usize>| {
+            let mut out = Vec::new();
+            let mut calls = 0;
+            let r = stream_blocks(hint, |w| w.write_all(&body), &mut |b| {
+                calls += 1;
+                if Some(calls) == fail_at {
+                    return Err(crate::Error::InvalidArgument("disk full".into()));
+                }
+                out.extend_from_slice(b);
+                Ok(())
+            });
+            (r.is_ok(), out)
+        };
+        let (ok_here, here) = stream(0, None);
+        let (ok_threads, threads) = stream(usize::MAX, None);
+        assert!(ok_here && ok_threads);
+        assert_eq!(here, threads);
+        assert_eq!(decompress_blocks(&here).unwrap(), body);
+        assert_eq!(blocks(&here).unwrap().1.len(), 3);
+        for hint in [0, usize::MAX] {
+            let (ok, out) = stream(hint, Some(3));
+            assert!(!ok, "hint {hint}: the writer's error was lost");
+            assert!(out.len() < here.len());
+        }
     }
 
     proptest::proptest! {

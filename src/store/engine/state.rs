@@ -345,6 +345,7 @@ impl State {
         out(&[IMAGE_FORMAT])?;
         let image = self.image_ref();
         super::compress::stream_blocks(
+            self.approx_image_bytes(),
             |mut w| {
                 bincode::serde::encode_into_std_write(&image, &mut w, bincode::config::standard())
                     .map(|_| ())
@@ -352,6 +353,20 @@ impl State {
             },
             out,
         )
+    }
+
+    /// About how many bytes the image's body will have, in O(tables): the bases' bytes, and
+    /// a guess per row held beside them. Only a hint of whether compressing it on several
+    /// threads pays (see `compress::stream_blocks`).
+    fn approx_image_bytes(&self) -> usize {
+        self.tables
+            .values()
+            .map(|t| {
+                let rows = &t.rows;
+                let ix: usize = t.indexes.iter().map(|i| i.map.approx_bytes()).sum();
+                rows.approx_bytes().saturating_add(ix)
+            })
+            .fold(0usize, usize::saturating_add)
     }
 
     fn image_ref(&self) -> ImageRef<'_> {

@@ -624,20 +624,25 @@ pub(crate) fn build_indexes(
     let threads = index_threads(rows.len());
     let chunk = rows.len().div_ceil(threads).max(1);
     let slots = names.len();
-    let shares: Vec<Result<Vec<IndexEntries<'_>>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = rows
-            .chunks(chunk)
-            .map(|part| s.spawn(move || index_share(part, slots, indexer)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::InvalidArgument("an index builder panicked".into()))
+    let shares: Vec<Result<Vec<IndexEntries<'_>>>> = if threads == 1 {
+        // No thread to start for a small table.
+        vec![index_share(&rows, slots, indexer)]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = rows
+                .chunks(chunk)
+                .map(|part| s.spawn(move || index_share(part, slots, indexer)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::InvalidArgument("an index builder panicked".into()))
+                    })
                 })
-            })
-            .collect()
-    });
+                .collect()
+        })
+    };
     let mut per_slot: Vec<Vec<IndexEntries<'_>>> = (0..slots).map(|_| Vec::new()).collect();
     for share in shares {
         for (slot, entries) in share?.into_iter().enumerate() {

@@ -288,6 +288,11 @@ impl Base {
         self.slots.len()
     }
 
+    /// Bytes of its buffer (rows and their lengths).
+    pub(super) fn data_len(&self) -> usize {
+        self.data.len()
+    }
+
     /// Approximate heap bytes held: the row bytes, the slots and fences (the directory is
     /// estimated at a word per row).
     pub(super) fn heap_bytes(&self) -> usize {
