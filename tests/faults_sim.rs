@@ -422,3 +422,49 @@ fn subscribers_receive_only_what_survives_a_failing_fsync_and_power_loss() {
     }
     assert!(received_total > 0, "the subscribers received nothing");
 }
+
+/// A follower's read that fails (EIO) fails that poll only: nothing is applied in part, the
+/// follower is not stopped, and the next poll applies everything (issue 22 item 6).
+#[test]
+fn a_transient_read_error_fails_one_poll_only() {
+    use statelog::{Follower, FollowerOptions};
+    let be = SimBackend::new(77);
+    let dir = Path::new("/follow");
+    let store = Store::open_with(Arc::new(be.process()), dir, options()).unwrap();
+    let t = store.bytes_table("t").unwrap();
+    store.write(|tx| tx.put_bytes(&t, b"a", b"1")).unwrap();
+    let follower =
+        Follower::open_with(Arc::new(be.clone()), dir, FollowerOptions::default()).unwrap();
+    let mut failures = 0;
+    for round in 0..20u32 {
+        store
+            .write(|tx| {
+                tx.put_bytes(&t, &round.to_le_bytes(), b"x")?;
+                tx.put_bytes(&t, b"a", &round.to_le_bytes())
+            })
+            .unwrap();
+        be.inject(Fault {
+            op: OpKind::Read,
+            nth: 1 + u64::from(round % 3),
+            kind: FaultKind::Eio,
+        });
+        let mut failed = 0;
+        loop {
+            match follower.poll() {
+                Ok(_) => break,
+                Err(Error::Io { .. }) => failed += 1,
+                Err(e) => panic!("round {round}: a read error stopped the follower: {e}"),
+            }
+            assert!(failed < 5, "round {round}: polls keep failing");
+        }
+        be.clear_faults();
+        failures += failed;
+        let snap = follower.read();
+        assert_eq!(snap.get_bytes(&t, b"a").unwrap(), round.to_le_bytes());
+        assert_eq!(snap.count(&t).unwrap(), round as usize + 2);
+    }
+    assert!(
+        failures >= 10,
+        "only {failures} polls met the injected errors"
+    );
+}

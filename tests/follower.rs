@@ -482,3 +482,127 @@ fn poll_changes_returns_what_it_applied() {
     assert_eq!(report.applied, 0);
     assert!(changes.is_empty());
 }
+
+/// The newest segment file of `dir`.
+fn newest_segment(dir: &Path) -> std::path::PathBuf {
+    let mut segs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    segs.pop().expect("a segment")
+}
+
+/// Flips a byte of the first occurrence of `marker` in `file`; returns its offset.
+fn flip_marker(file: &Path, marker: &[u8]) -> u64 {
+    let mut bytes = std::fs::read(file).unwrap();
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("the marker is in the file");
+    bytes[at + 2] ^= 0x40;
+    std::fs::write(file, &bytes).unwrap();
+    at as u64
+}
+
+/// Damage in the middle of the log stops a follower with an error naming the file and an
+/// offset at or before the damage, on every poll, until the writer compacts: the follower
+/// then reloads the new epoch's snapshot and goes on (issue 22 item 6).
+#[test]
+fn a_follower_reports_damage_then_reloads_past_it_after_a_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = manual(2);
+    options.log.segment_bytes = 1 << 20;
+    let store = Store::open(dir.path(), options).unwrap();
+    let t = store.bytes_table("t").unwrap();
+    for i in 0..20u32 {
+        store
+            .write(|tx| tx.put_bytes(&t, &i.to_le_bytes(), b"value"))
+            .unwrap();
+    }
+    let follower = Follower::open(dir.path(), FollowerOptions::default()).unwrap();
+    store
+        .write(|tx| tx.put_bytes(&t, b"damaged", b"MARKER-MARKER-MARKER"))
+        .unwrap();
+    for i in 20..30u32 {
+        store
+            .write(|tx| tx.put_bytes(&t, &i.to_le_bytes(), b"value"))
+            .unwrap();
+    }
+    let seg = newest_segment(dir.path());
+    let at = flip_marker(&seg, b"MARKER-MARKER-MARKER");
+    for _ in 0..2 {
+        match follower.poll() {
+            Err(Error::Corrupt { file, offset, .. }) => {
+                assert_eq!(file, seg);
+                assert!(offset <= at, "offset {offset} after the damage at {at}");
+            }
+            other => panic!("damage not reported: {other:?}"),
+        }
+    }
+    assert_eq!(follower.read().count(&t).unwrap(), 20);
+    // The writer's memory has every row: its next epoch starts past the damage.
+    store.compact().unwrap();
+    let report = follower.poll().unwrap();
+    assert!(report.reloaded);
+    assert_eq!(report.pos, store.read().position());
+    assert_eq!(follower.read().count(&t).unwrap(), 31);
+    assert_eq!(
+        follower.read().get_bytes(&t, b"damaged").unwrap(),
+        b"MARKER-MARKER-MARKER"
+    );
+    // And follows commits again.
+    store.write(|tx| tx.put_bytes(&t, b"after", b"x")).unwrap();
+    assert_eq!(follower.poll().unwrap().applied, 1);
+}
+
+/// A watcher keeps polling after damage (reporting it, backing off) and catches up by itself
+/// once the writer compacts.
+#[test]
+fn a_watcher_reports_damage_and_recovers_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = manual(2);
+    options.log.segment_bytes = 1 << 20;
+    let store = Store::open(dir.path(), options).unwrap();
+    let t = store.bytes_table("t").unwrap();
+    store.write(|tx| tx.put_bytes(&t, b"a", b"1")).unwrap();
+    let follower = Follower::open(dir.path(), FollowerOptions::default()).unwrap();
+    let watcher = follower.watch(Duration::from_millis(2));
+    store
+        .write(|tx| tx.put_bytes(&t, b"b", b"MARKER-MARKER-MARKER"))
+        .unwrap();
+    // Damage what the watcher may not have read yet (or has: it is then past it).
+    let seg = newest_segment(dir.path());
+    flip_marker(&seg, b"MARKER-MARKER-MARKER");
+    store.write(|tx| tx.put_bytes(&t, b"c", b"3")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut saw_error = false;
+    while std::time::Instant::now() < deadline {
+        if let Some(e) = watcher.last_error() {
+            assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+            saw_error = true;
+            break;
+        }
+        if follower.read().count(&t).unwrap() == 3 {
+            break; // read both before the damage
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    store.compact().unwrap();
+    store.write(|tx| tx.put_bytes(&t, b"d", b"4")).unwrap();
+    while follower.read().count(&t).unwrap() != 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher did not catch up (error seen: {saw_error})"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    same_rows_bytes(&follower.read(), &store.read(), &t);
+}
+
+fn same_rows_bytes(a: &impl Readable, b: &impl Readable, t: &statelog::BytesTable) {
+    let ra: Vec<(Vec<u8>, Vec<u8>)> = a.range_bytes(t, ..).unwrap().collect();
+    let rb: Vec<(Vec<u8>, Vec<u8>)> = b.range_bytes(t, ..).unwrap().collect();
+    assert_eq!(ra, rb);
+}

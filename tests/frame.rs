@@ -291,6 +291,46 @@ fn end_is_sticky_and_tailing_sees_each_entry_once() {
     assert!(r.next_entry().unwrap().is_none());
 }
 
+/// A reader that found the end of the data in reserved space (zeros) and remembered it must
+/// still see damage written there later: the next entry damaged, synced entries after it.
+/// (Found by a follower test: the remembered zeros hid the damage, and the follower stopped
+/// following without an error.)
+#[test]
+fn remembered_zeros_do_not_hide_damage_written_over_them() {
+    let dir = tmp();
+    let be = FsBackend::new();
+    let path = dir.path().join("a.log");
+    let mut w = LogWriter::create(&be, &path, &opts(1024)).unwrap();
+    w.set_write_buffer(0);
+    w.set_reserve_step(8192);
+    let mut r = LogReader::open(&be, &path, false).unwrap();
+    for i in 0..5u8 {
+        w.append(&payload(usize::from(i), 80)).unwrap();
+        w.sync().unwrap();
+        assert!(r.next_entry().unwrap().is_some());
+    }
+    // The reader is at the end, in the zeros ahead of the data.
+    assert!(r.next_entry().unwrap().is_none());
+    let damaged = w.append(&payload(5, 80)).unwrap();
+    w.sync().unwrap();
+    for i in 6..9u8 {
+        w.append(&payload(usize::from(i), 80)).unwrap();
+        w.sync().unwrap();
+    }
+    let handle = w.handle();
+    let mut b = [0u8; 1];
+    let at = damaged.start + 20;
+    handle.read_at(&mut b, at).unwrap();
+    handle.write_at(&[b[0] ^ 0x40], at).unwrap();
+    match r.next_entry() {
+        Err(Error::Corrupt { offset, .. }) => assert_eq!(offset, damaged.start),
+        other => panic!(
+            "damage after remembered zeros not seen: {:?}",
+            other.map(|e| e.map(|e| e.pos))
+        ),
+    }
+}
+
 /// Space reserved ahead of the data: the file is longer than the data, a reader following
 /// the file sees each entry once as it fills the space (and half an entry never), a torn
 /// entry inside the space is cut on reopen like any torn tail while the zeros after the data

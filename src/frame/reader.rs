@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::format::FileHeader;
+use super::format::{FileHeader, RECORD_HEADER_LEN};
 use super::scan::{EntryPos, PayloadAt, Probe, Scanner, TailClass};
 use super::writer::read_header;
 use crate::backend::{Backend, ReadAt};
@@ -70,6 +70,8 @@ pub struct LogReader {
     stuck: Option<Stuck>,
     /// (entry start, file length) whose tail was already classified as not corrupt.
     quiet_tail: Option<(u64, u64)>,
+    /// The record header's bytes at `quiet_tail`'s start when it was classified.
+    quiet_head: Vec<u8>,
     /// (offset, file length): everything from the offset to that length was zero when last
     /// looked at. While the length stays, a reader past the offset that finds no complete
     /// entry has met a writer at work in that space, not damage, and does not read the rest
@@ -105,6 +107,7 @@ impl LogReader {
             stuck: None,
             quiet_tail: None,
             zero_tail: None,
+            quiet_head: Vec::new(),
         })
     }
 
@@ -187,10 +190,21 @@ impl LogReader {
         let len = self.scan.file_len().map_err(|e| self.io(e))?;
         // An entry that seems to run past the end may only have a damaged length field, so
         // incomplete entries are classified like bad ones.
+        // The range is still zero only if nothing was written at its start since: a writer
+        // appends from there, into space it reserved (the length does not change). Checked
+        // on the next record header's bytes, so a damaged entry written there is never taken
+        // for the zeros that were there.
+        let head = self.record_head(start, len)?;
         let known_zero = self
             .zero_tail
-            .is_some_and(|(from, zero_len)| zero_len == len && from <= start);
-        let class = if known_zero || self.quiet_tail == Some((start, len)) {
+            .is_some_and(|(from, zero_len)| zero_len == len && from <= start)
+            && head.iter().all(|&b| b == 0);
+        if !known_zero {
+            self.zero_tail = None;
+        }
+        // Likewise a tail classified before: only while the bytes at its start are the same.
+        let quiet = self.quiet_tail == Some((start, len)) && self.quiet_head == head;
+        let class = if known_zero || quiet {
             None
         } else {
             let class = self
@@ -210,6 +224,7 @@ impl LogReader {
             Some(TailClass::Zero) => {
                 self.tail = None;
                 self.quiet_tail = Some((start, len));
+                self.quiet_head = head;
                 self.zero_tail = Some((start, len));
             }
             Some(TailClass::Torn { entries_after }) => {
@@ -219,6 +234,7 @@ impl LogReader {
                     entries_after,
                 });
                 self.quiet_tail = Some((start, len));
+                self.quiet_head = head;
             }
             Some(TailClass::Corrupt { resume }) => {
                 self.stuck = Some(Stuck {
@@ -234,6 +250,18 @@ impl LogReader {
             return Err(self.corrupt(at, kind));
         }
         Ok(None)
+    }
+
+    /// The bytes of a record header at `start` (fewer before `len`).
+    fn record_head(&self, start: u64, len: u64) -> Result<Vec<u8>> {
+        let want = len.saturating_sub(start).min(RECORD_HEADER_LEN as u64) as usize;
+        let mut b = vec![0u8; want];
+        let n = self
+            .scan
+            .read_full_at(&mut b, start)
+            .map_err(|e| self.io(e))?;
+        b.truncate(n);
+        Ok(b)
     }
 
     fn probe_at(&mut self, start: u64) -> Result<Probe> {

@@ -521,6 +521,11 @@ impl Scanner {
     }
 
     /// Whether every byte in `from..to` is zero.
+    /// Reads `buf.len()` bytes at `at` (fewer at the end of the file); returns how many.
+    pub(crate) fn read_full_at(&self, buf: &mut [u8], at: u64) -> io::Result<usize> {
+        self.src.read_full_at(buf, at)
+    }
+
     pub(crate) fn is_zero(&self, from: u64, to: u64) -> io::Result<bool> {
         let mut buf = vec![0u8; 64 * 1024];
         let mut at = from;

@@ -174,8 +174,11 @@ impl Follower {
 
     /// Applies every transaction committed since the last poll and publishes the result as
     /// one new state. A transaction the writer has not finished writing is applied by a later
-    /// poll. Damage in the log, or a transaction that does not fit the state, is an error;
-    /// the transactions before it stay applied, and every later poll returns the error.
+    /// poll. Damage in the log ([`Error::Corrupt`], naming the file and offset), or a
+    /// transaction that does not fit the state, is an error; the transactions before it stay
+    /// applied, and every later poll returns the error (an I/O error may pass: the next poll
+    /// tries again), until the writer starts a newer epoch (a compaction): the follower
+    /// then reloads that epoch's snapshot and goes on ([`PollReport::reloaded`]).
     ///
     /// ```
     /// # fn main() -> statelog::Result<()> {
@@ -220,10 +223,15 @@ impl Follower {
 
     fn poll_into(&self, sink: Option<&mut Vec<Change>>) -> Result<PollReport> {
         let mut c = self.shared.cursor.lock();
+        let mut reloaded = false;
         if let Some(cause) = &c.broken {
-            return Err(Error::Poisoned {
-                cause: cause.clone(),
-            });
+            // Stopped at a transaction that does not decode or fit: it stays stopped until
+            // the writer starts a newer epoch (a compaction), whose snapshot it reloads.
+            let cause = cause.clone();
+            if !self.recover(&mut c)? {
+                return Err(Error::Poisoned { cause });
+            }
+            reloaded = true;
         }
         // Subscribers need the changes too.
         let pushing = !self.shared.subscribers.lock().is_empty();
@@ -234,8 +242,10 @@ impl Follower {
             None => None,
         };
         let mut applied = 0;
-        let mut reloaded = false;
-        let mut changed = false;
+        let mut changed = reloaded;
+        if reloaded && let Some(sink) = sink.as_deref_mut() {
+            sink.clear();
+        }
         let result = loop {
             let step = match c.tail.next() {
                 Ok(None) => break Ok(()),
@@ -267,6 +277,20 @@ impl Follower {
                             }
                         }
                     }),
+                // Damage in the log: reported on every poll (an I/O error may be transient:
+                // the next poll retries), until the writer starts a newer epoch past it.
+                Err(e @ Error::Corrupt { .. }) => match self.recover(&mut c) {
+                    Ok(true) => {
+                        reloaded = true;
+                        changed = true;
+                        if let Some(sink) = sink.as_deref_mut() {
+                            sink.clear();
+                        }
+                        continue;
+                    }
+                    Ok(false) => break Err(e),
+                    Err(_) => break Err(e),
+                },
                 Err(e) => break Err(e),
             };
             if let Err(e) = step {
@@ -301,6 +325,33 @@ impl Follower {
             reloaded,
             pos,
         })
+    }
+
+    /// Moves a follower stopped by damage or a transaction it could not apply to the writer's
+    /// newest epoch, if that is newer than the state it holds: reloads that epoch's snapshot
+    /// (returns true). Otherwise changes nothing (returns false).
+    fn recover(&self, c: &mut Cursor) -> Result<bool> {
+        let mut tail = LogTail::open(self.shared.backend.clone(), &self.shared.dir)?;
+        let Some(TailEvent::Epoch { info, snapshot, .. }) = tail.next()? else {
+            return Ok(false);
+        };
+        if info.id <= c.head.epoch {
+            return Ok(false);
+        }
+        let broken = c.broken.take();
+        let old_tail = std::mem::replace(&mut c.tail, tail);
+        if let Err(e) = c.start_epoch(info.id, info.segment, snapshot, false, &self.shared.dir) {
+            c.tail = old_tail;
+            c.broken = broken;
+            return Err(e);
+        }
+        crate::trace::trace_event!(
+            warn,
+            "statelog: follower of {} skipped damage: reloaded epoch {}",
+            self.shared.dir.display(),
+            info.id
+        );
+        Ok(true)
     }
 
     /// Publishes the head state, with its derived view; if the view fails, the previous state
@@ -493,14 +544,21 @@ impl Follower {
         let (follower, s, err) = (self.clone(), signal.clone(), error.clone());
         let thread = std::thread::spawn(move || {
             let mut stop = s.stop.lock();
+            // Consecutive failed polls: each doubles the wait before the next (up to
+            // `MAX_BACKOFF` times the interval); a poll that succeeds resets it.
+            let mut failures = 0u32;
             while !*stop {
                 drop(stop);
-                if let Err(e) = follower.poll() {
-                    *err.lock() = Some(e);
+                match follower.poll() {
+                    Ok(_) => failures = 0,
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        *err.lock() = Some(e);
+                    }
                 }
                 stop = s.stop.lock();
                 if !*stop {
-                    s.wake.wait_for(&mut stop, interval);
+                    s.wake.wait_for(&mut stop, backoff(interval, failures));
                 }
             }
         });
@@ -574,6 +632,19 @@ impl Cursor {
     }
 }
 
+/// Most times the interval a watcher waits after failed polls.
+const MAX_BACKOFF: u32 = 64;
+
+/// The wait after `failures` consecutive failed polls: the interval, doubled per failure, at
+/// most [`MAX_BACKOFF`] times the interval.
+fn backoff(interval: Duration, failures: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(failures.min(31))
+        .unwrap_or(MAX_BACKOFF)
+        .min(MAX_BACKOFF);
+    interval.saturating_mul(factor)
+}
+
 #[derive(Default)]
 struct Signal {
     stop: Mutex<bool>,
@@ -608,7 +679,10 @@ impl Watcher {
     }
 
     /// The last error a poll returned, if any (taken: a second call returns `None` until a
-    /// poll fails again). Polling goes on after errors.
+    /// poll fails again). Polling goes on after errors, each consecutive failure doubling the
+    /// wait before the next poll (up to 64 times the interval; a successful poll resets it),
+    /// so a transient read error passes, and damage is skipped once the writer compacts (see
+    /// [`Follower::poll`]).
     ///
     /// ```
     /// use std::time::Duration;
@@ -638,5 +712,23 @@ impl Drop for Watcher {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_BACKOFF, backoff};
+    use std::time::Duration;
+
+    #[test]
+    fn failed_polls_double_the_wait_up_to_a_bound() {
+        let i = Duration::from_millis(10);
+        assert_eq!(backoff(i, 0), i);
+        assert_eq!(backoff(i, 1), i * 2);
+        assert_eq!(backoff(i, 3), i * 8);
+        assert_eq!(backoff(i, 6), i * MAX_BACKOFF);
+        assert_eq!(backoff(i, 40), i * MAX_BACKOFF);
+        assert_eq!(backoff(i, u32::MAX), i * MAX_BACKOFF);
+        assert_eq!(backoff(Duration::MAX, 5), Duration::MAX);
     }
 }
