@@ -65,6 +65,20 @@ pub fn inspect_dir(dir: impl AsRef<Path>) -> Result<Inspection> {
 
 /// Describes the store directory `dir`: segments, epochs, tables, where the data ends, and who
 /// holds the lock. Reads only; safe beside a running writer.
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// # fn main() -> statelog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+/// # store.close()?;
+/// let backend = Arc::new(statelog::backend::FsBackend::new());
+/// let seen = statelog::tools::inspect(backend, dir.path())?;
+/// println!("{seen:?}");
+/// # Ok(())
+/// # }
+/// ```
 pub fn inspect(backend: Arc<dyn Backend>, dir: &Path) -> Result<Inspection> {
     let reader = EpochReader::open(backend.clone(), dir, RecoveryMode::TolerateTornTail)?;
     let names = backend.list(dir).map_err(|e| Error::io(dir, e))?;

@@ -84,6 +84,20 @@ pub(super) fn residue_notes(names: &[String]) -> Vec<String> {
 /// `progress(done, total)` is called after each file. An error (rather than a finding) means
 /// verify could not run: a missing directory, not a statelog directory, an incompatible
 /// format version, an I/O error.
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// # fn main() -> statelog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+/// # store.close()?;
+/// let backend = Arc::new(statelog::backend::FsBackend::new());
+/// let report = statelog::tools::verify(backend, dir.path(), &mut |_done, _total| {})?;
+/// assert!(report.is_clean());
+/// # Ok(())
+/// # }
+/// ```
 pub fn verify(
     backend: Arc<dyn Backend>,
     dir: &Path,

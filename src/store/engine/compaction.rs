@@ -17,6 +17,22 @@ impl Store {
     /// replays the transactions before it) and applies retention to old epochs. Runs on the
     /// caller's thread while other writers go on committing (FORMAT.md §11.6.1); waits for an
     /// automatic compaction that is running.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let t = store.bytes_table("t")?;
+    /// store.write(|tx| tx.put_bytes(&t, b"k", b"v"))?;
+    /// let before = store.log().current_epoch();
+    /// store.compact()?;
+    /// assert!(store.log().current_epoch() > before);
+    /// assert_eq!(store.read().count(&t)?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn compact(&self) -> Result<()> {
         let _gate = self.shared.compaction.acquire();
         compact(&Arc::downgrade(&self.shared))

@@ -43,6 +43,21 @@ impl NamedLock {
     /// Takes the lock `name` of the store directory `dir` without opening the store (for a
     /// process that only reads it, or a tool). The same lock as
     /// [`Store::try_lock`](crate::Store::try_lock).
+    ///
+    /// ```
+    /// use statelog::{Error, NamedLock};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # drop(statelog::Store::open(dir.path(), statelog::StoreOptions::default())?);
+    /// let leader = NamedLock::try_acquire(dir.path(), "leader")?;
+    /// assert!(NamedLock::try_acquire(dir.path(), "leader").is_err()); // held
+    /// let fence = leader.fence();
+    /// drop(leader);
+    /// assert!(NamedLock::try_acquire(dir.path(), "leader")?.fence() > fence);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn try_acquire(dir: impl AsRef<Path>, name: &str) -> Result<NamedLock> {
         try_lock(&crate::backend::FsBackend, dir.as_ref(), name)
     }
