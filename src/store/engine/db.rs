@@ -638,7 +638,9 @@ impl Store {
         }
     }
 
-    /// Makes every committed transaction durable and visible.
+    /// Makes every committed transaction durable and visible. The fsync runs without the
+    /// writer lock: other writers go on committing meanwhile (and share it, as group commit
+    /// does); only the publication takes the lock.
     ///
     /// ```
     /// use statelog::Durability;
@@ -655,8 +657,10 @@ impl Store {
     /// # }
     /// ```
     pub fn sync(&self) -> Result<()> {
-        let mut w = self.shared.writer.lock();
-        self.sync_locked(&mut w)
+        // Everything committed before this call is appended: the log's end covers it.
+        self.shared.log.sync()?;
+        self.publish_ready(&mut self.shared.writer.lock());
+        Ok(())
     }
 
     pub(crate) fn sync_locked(&self, w: &mut Writer) -> Result<()> {
