@@ -396,6 +396,12 @@ fn store_ops() {
     run_target("store_ops", fuzzing::store_ops, 10_000);
 }
 
+#[cfg(feature = "stateio")]
+#[test]
+fn stateio_read() {
+    run_target("stateio_read", fuzzing::stateio_read, 5_000);
+}
+
 /// Replays one saved input: `FUZZ_TARGET=<target> FUZZ_FILE=<file>`.
 #[test]
 #[ignore = "replays the input named by FUZZ_TARGET and FUZZ_FILE"]
@@ -409,6 +415,8 @@ fn replay() {
         "open_directory" => fuzzing::open_directory,
         "restore_mutated" => fuzzing::restore_mutated,
         "store_ops" => fuzzing::store_ops,
+        #[cfg(feature = "stateio")]
+        "stateio_read" => fuzzing::stateio_read,
         other => panic!("unknown target {other}"),
     };
     body(&input);

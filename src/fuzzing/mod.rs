@@ -16,6 +16,8 @@
 //!   were damaged.
 //! - [`store_ops()`] (`store_ops.rs`): operation sequences (transactions, syncs, compactions,
 //!   reopens, crashes, rewinds) checked against a model.
+//! - `stateio_read()` (`stateio_read.rs`, also feature `stateio`): the grailbio logio/stateio
+//!   reader on a raw file image and on valid files with damage, and the importer.
 //!
 //! Shared by the bodies: `input.rs` (fuzzer bytes read as a stream of choices), `common.rs`
 //! (the simulated directory, little-endian readers, and the read-only checks that whatever a
@@ -28,9 +30,13 @@ mod input;
 mod model;
 mod open_directory;
 mod restore_mutated;
+#[cfg(feature = "stateio")]
+mod stateio_read;
 mod store_ops;
 
 pub use frame_decode::frame_decode;
 pub use open_directory::open_directory;
 pub use restore_mutated::restore_mutated;
+#[cfg(feature = "stateio")]
+pub use stateio_read::stateio_read;
 pub use store_ops::store_ops;

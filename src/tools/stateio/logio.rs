@@ -279,13 +279,8 @@ impl LogioReader {
         if len == 0 || data_end as u64 > LOGIO_BLOCK {
             return Ok(Err((at, CorruptKind::RecordLayout)));
         }
-        let Some(covered) = block.get(in_block + 4..data_end) else {
-            // The file ends inside the record.
-            return Ok(Err((at, CorruptKind::Incomplete)));
-        };
-        if xxhash_rust::xxh64::xxh64(covered, 0) as u32 as u64 != sum {
-            return Ok(Err((at, CorruptKind::Checksum)));
-        }
+        // The structure first, the checksum last: a scan through damaged bytes tries every
+        // offset, and must not hash up to a block's worth of bytes at each.
         let fills_block = data_end as u64 == LOGIO_BLOCK;
         let layout_ok = match kind {
             FULL => back == 0,
@@ -296,6 +291,13 @@ impl LogioReader {
         };
         if !layout_ok {
             return Ok(Err((at, CorruptKind::RecordLayout)));
+        }
+        let Some(covered) = block.get(in_block + 4..data_end) else {
+            // The file ends inside the record.
+            return Ok(Err((at, CorruptKind::Incomplete)));
+        };
+        if xxhash_rust::xxh64::xxh64(covered, 0) as u32 as u64 != sum {
+            return Ok(Err((at, CorruptKind::Checksum)));
         }
         Ok(Ok(Record {
             kind,
