@@ -61,7 +61,8 @@ impl ImportReport {
 /// `backend`: every epoch in file order, with its snapshot and updates (see the module
 /// documentation for the mapping). Damaged records are skipped and reported; the result is a
 /// store directory (every epoch kept) that [`Store`](crate::Store), `statelog dump` and
-/// `statelog verify` read.
+/// `statelog verify` read. An error (an I/O error, a state larger than the epoch layer takes)
+/// stops the import and leaves in `dir` the epochs written so far.
 ///
 /// ```
 /// use std::sync::Arc;
