@@ -405,6 +405,25 @@ fn a_first_record_that_does_not_fill_its_block_is_damage() {
 }
 
 #[test]
+fn a_first_record_without_continuation_is_damage_at_its_entry() {
+    // A FIRST filling block 0, then a FULL entry where its MIDDLE or LAST should be.
+    let mut payload = vec![1];
+    payload.extend_from_slice(&0u64.to_le_bytes());
+    payload.resize(32768 - 15, 7);
+    let mut bytes = record(2, 0, &payload);
+    assert_eq!(bytes.len(), 32768);
+    bytes.extend(entry(1, 0, b"u"));
+    let file = stateio(bytes);
+    assert_eq!(file.epochs, vec![epoch(0, None, &[b"u"])]);
+    assert_eq!(file.findings.len(), 1);
+    let f = &file.findings[0];
+    assert_eq!(
+        (f.offset, f.kind, f.torn_tail),
+        (0, CorruptKind::Sequence, false)
+    );
+}
+
+#[test]
 fn a_missing_file_is_an_io_error_naming_it() {
     let path = fixture("missing.bin");
     match read_stateio(&FsBackend::new(), &path) {

@@ -240,7 +240,8 @@ impl LogioReader {
                 Err(bad) => return Ok(Err(bad)),
             };
             if !matches!(rec.kind, MIDDLE | LAST) {
-                return Ok(Err((p, CorruptKind::Sequence)));
+                // An entry starts where this one should go on: this one is the damage.
+                return Ok(Err((at, CorruptKind::Sequence)));
             }
             if rec.back != p - at {
                 return Ok(Err((p, CorruptKind::RecordLayout)));
