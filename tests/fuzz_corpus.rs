@@ -416,6 +416,12 @@ fn follower_tail() {
     run_target("follower_tail", fuzzing::follower_tail, 2_000);
 }
 
+#[cfg(feature = "stateio")]
+#[test]
+fn stateio_read() {
+    run_target("stateio_read", fuzzing::stateio_read, 5_000);
+}
+
 /// Replays one saved input: `FUZZ_TARGET=<target> FUZZ_FILE=<file>`.
 #[test]
 #[ignore = "replays the input named by FUZZ_TARGET and FUZZ_FILE"]
@@ -433,6 +439,8 @@ fn replay() {
         "fence_file" => fuzzing::fence_file,
         "intent_files" => fuzzing::intent_files,
         "follower_tail" => fuzzing::follower_tail,
+        #[cfg(feature = "stateio")]
+        "stateio_read" => fuzzing::stateio_read,
         other => panic!("unknown target {other}"),
     };
     body(&input);

@@ -1,8 +1,8 @@
 //! The `statelog` command: a thin layer over the library's tools (`statelog::tools`,
 //! `read_only_snapshot`, `Store`, `EpochLog`).
 //!
-//! Exit status: 0 success; 1 damage found (verify) or a line refused (apply); 3 crash residue
-//! only (`verify --strict`); 2 the command
+//! Exit status: 0 success; 1 damage found (verify, import-stateio) or a line refused (apply); 3
+//! crash residue only (`verify --strict`, `import-stateio --strict`); 2 the command
 //! could not run (missing directory, not a statelog directory, locked, incompatible version,
 //! I/O error).
 //!
@@ -27,7 +27,8 @@ const EXAMPLES: &str = "Examples:
   statelog compact ./state             snapshot now, reclaim disk
   statelog rewind ./state --to 3       make retained epoch 3 current again
   statelog backup ./state ./copy       consistent copy, also while a writer runs
-  statelog follow ./state              print each new transaction as a writer commits it";
+  statelog follow ./state              print each new transaction as a writer commits it
+  statelog import-stateio app.state ./state   a grailbio stateio file, epoch by epoch";
 
 #[derive(Parser)]
 #[command(name = "statelog", version, about = "Inspect, verify, dump, load, repair, compact and rewind statelog store directories.", after_help = EXAMPLES)]
@@ -135,6 +136,27 @@ Line format: {\"ops\":[{\"op\":\"put\",\"table\":\"t\",\"key\":\"k\",\"value\":\
         #[arg(long, default_value_t = 200)]
         interval_ms: u64,
     },
+    /// Import a grailbio stateio file into a new store directory: each stateio epoch (snapshot
+    /// and updates, in order) becomes an epoch holding the bytes table `stateio` (rows
+    /// `snapshot`, `epoch` and `update/N`). Damaged records are skipped and reported as
+    /// `verify` reports them. Exit 0: clean (a torn tail is a note); 1: damage skipped; 3: only
+    /// a torn tail, with --strict; 2: cannot run (DIR not empty, SRC missing).
+    #[command(
+        name = "import-stateio",
+        after_help = "Example: statelog import-stateio app.state ./state && statelog dump ./state"
+    )]
+    ImportStateio {
+        /// The stateio file.
+        src: PathBuf,
+        /// The new store directory (must not exist or must be empty).
+        dir: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Also exit 3 on a torn tail (an unfinished last write), otherwise clean (exit 0).
+        #[arg(long)]
+        strict: bool,
+    },
     /// Make a retained epoch current again; later epochs are kept aside (`.rewound`).
     #[command(after_help = "Example: statelog inspect ./state && statelog rewind ./state --to 3")]
     Rewind {
@@ -203,5 +225,11 @@ fn run(command: Command) -> Result<i32, Fail> {
             count,
             interval_ms,
         } => cmd::follow::run(&dir, count, interval_ms),
+        Command::ImportStateio {
+            src,
+            dir,
+            json,
+            strict,
+        } => cmd::import_stateio::run(&src, &dir, json, strict),
     }
 }

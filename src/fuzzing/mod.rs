@@ -20,6 +20,8 @@
 //!   decoders of the directory's small files, each on its own, with round trips.
 //! - [`follower_tail()`] (`follower_tail.rs`): a follower polling a segment that grows,
 //!   shrinks and is overwritten under it.
+//! - `stateio_read()` (`stateio_read.rs`, also feature `stateio`): the grailbio logio/stateio
+//!   reader on a raw file image and on valid files with damage, and the importer.
 //!
 //! Shared by the bodies: `input.rs` (fuzzer bytes read as a stream of choices), `common.rs`
 //! (the simulated directory, little-endian readers, and the read-only checks that whatever a
@@ -34,6 +36,8 @@ mod model;
 mod open_directory;
 mod records;
 mod restore_mutated;
+#[cfg(feature = "stateio")]
+mod stateio_read;
 mod store_ops;
 
 pub use follower_tail::follower_tail;
@@ -41,4 +45,6 @@ pub use frame_decode::frame_decode;
 pub use open_directory::open_directory;
 pub use records::{checkpoint_registry, fence_file, intent_files};
 pub use restore_mutated::restore_mutated;
+#[cfg(feature = "stateio")]
+pub use stateio_read::stateio_read;
 pub use store_ops::store_ops;

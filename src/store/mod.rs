@@ -7,6 +7,8 @@ mod engine;
 mod extras;
 mod rows;
 
+#[cfg(feature = "stateio")]
+pub(crate) use engine::BytesTableImage;
 pub use engine::{
     AnyTable, ApplyLog, BytesTable, CommitPos, DerivedView, Readable, Snapshot, Store,
     StoreOptions, StoreStats, Table, TableDef, TableInfo, TableStats, TxView, WriteTx,

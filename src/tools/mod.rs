@@ -6,6 +6,8 @@
 //! [`Readable::raw_rows`]: crate::Readable::raw_rows
 
 mod inspect;
+#[cfg(feature = "stateio")]
+pub mod stateio;
 mod verify;
 
 pub use inspect::{Inspection, SegmentSummary, inspect, inspect_dir};

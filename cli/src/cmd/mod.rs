@@ -6,6 +6,7 @@ pub(crate) mod common;
 pub(crate) mod compact;
 pub(crate) mod dump;
 pub(crate) mod follow;
+pub(crate) mod import_stateio;
 pub(crate) mod inspect;
 pub(crate) mod repair;
 pub(crate) mod rewind;

@@ -15,6 +15,8 @@ mod counters;
 mod db;
 mod feed;
 mod gate;
+#[cfg(feature = "stateio")]
+mod image;
 mod options;
 mod read;
 mod replay;
@@ -33,6 +35,8 @@ pub(crate) use codec::{
 pub(crate) use db::replay;
 pub use db::{Store, read_only_snapshot};
 pub(crate) use feed::{Logged, Sink, table_names};
+#[cfg(feature = "stateio")]
+pub(crate) use image::BytesTableImage;
 pub use options::StoreOptions;
 pub(crate) use read::schema_error;
 pub use read::{CommitPos, Readable, Snapshot, TableInfo};
