@@ -6,10 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::input::{Input, reserve};
 use crate::backend::{Backend, SimBackend};
-use crate::epoch::{Clock, EpochReader, LogTail, RecoveryMode, Updates};
+use crate::epoch::{
+    Clock, CompactionPolicy, EpochReader, LogTail, Options, RecoveryMode, Retention, Updates,
+};
 use crate::frame::{RECORD_HEADER_LEN, SYNC_MARK_LEN};
-use crate::{CommitPos, Follower, FollowerOptions};
+use crate::{CommitPos, Follower, FollowerOptions, StoreOptions};
 
 pub(super) const LOG_PATH: &str = "/fuzz.log";
 const DIR: &str = "/store";
@@ -140,5 +143,30 @@ fn follow(be: &SimBackend) {
     if let Ok(f) = Follower::open_with(Arc::new(be.clone()), dir(), FollowerOptions::default()) {
         let _ = f.poll();
         let _ = f.changes_since(CommitPos { epoch: 0, seq: 0 }, 64);
+    }
+}
+
+/// Store settings for a body's simulated store, chosen by the input: 1 KiB blocks, segments of
+/// 2-4 KiB, 2-3 epochs kept, a snapshot once the updates reach 1-3 times the last one, a small
+/// reserve (see [`reserve`]), automatic compaction on or off.
+pub(super) fn store_options(inp: &mut Input<'_>) -> StoreOptions {
+    StoreOptions {
+        log: Options {
+            block_size: 1024,
+            segment_bytes: 2048 + 1024 * inp.below(3),
+            retention: Retention {
+                keep_epochs: 2 + inp.index(2),
+                keep_for: None,
+            },
+            compaction: CompactionPolicy {
+                update_ratio: 1.0 + inp.below(3) as f64,
+                min_update_bytes: 512,
+            },
+            clock: fixed_clock(),
+            reserve_bytes: reserve(inp),
+            ..Options::default()
+        },
+        auto_compact: inp.bool(),
+        view: None,
     }
 }

@@ -9,11 +9,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::common::{dir, dir_files, fixed_clock, segment_number};
-use super::input::{Input, reserve};
+use super::common::{dir, dir_files, segment_number, store_options};
+use super::input::Input;
 use crate::backend::SimBackend;
-use crate::epoch::{CompactionPolicy, Options, Retention};
-use crate::{Durability, Follower, FollowerOptions, Readable, Store, StoreOptions};
+use crate::{Durability, Follower, FollowerOptions, Readable, Store};
 
 type Kv = BTreeMap<u8, u32>;
 
@@ -24,25 +23,7 @@ const MAX_STEPS: usize = 48;
 pub fn follower_tail(data: &[u8]) {
     let mut inp = Input::new(data);
     let be = SimBackend::new(inp.u64());
-    let options = StoreOptions {
-        log: Options {
-            block_size: 1024,
-            segment_bytes: 2048 + 1024 * inp.below(3),
-            retention: Retention {
-                keep_epochs: 2,
-                keep_for: None,
-            },
-            compaction: CompactionPolicy {
-                update_ratio: 1.0,
-                min_update_bytes: 256,
-            },
-            clock: fixed_clock(),
-            reserve_bytes: reserve(&mut inp),
-            ..Options::default()
-        },
-        auto_compact: false,
-        view: None,
-    };
+    let options = store_options(&mut inp);
     let Ok(store) = Store::open_with(Arc::new(be.process()), dir(), options) else {
         return;
     };

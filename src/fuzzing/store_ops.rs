@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::common::{dir, fixed_clock};
-use super::input::{Input, reserve};
+use super::common::{dir, store_options};
+use super::input::Input;
 use super::model::Kv;
 use crate::backend::{CrashMode, SimBackend};
-use crate::epoch::{CompactionPolicy, Durability, Options, Retention};
+use crate::epoch::Durability;
 use crate::{Error, Follower, FollowerOptions, Readable, Store, StoreOptions, Table, TableDef};
 
 #[derive(Debug, Clone)]
@@ -88,25 +88,7 @@ fn decode_ops(inp: &mut Input<'_>) -> Vec<StoreOp> {
 pub fn store_ops(data: &[u8]) {
     let mut inp = Input::new(data);
     let be = SimBackend::new(inp.u64());
-    let options = StoreOptions {
-        log: Options {
-            block_size: 1024,
-            segment_bytes: 2048 + 1024 * inp.below(3),
-            retention: Retention {
-                keep_epochs: 2 + inp.index(2),
-                keep_for: None,
-            },
-            compaction: CompactionPolicy {
-                update_ratio: 1.0 + inp.below(3) as f64,
-                min_update_bytes: 512,
-            },
-            clock: fixed_clock(),
-            reserve_bytes: reserve(&mut inp),
-            ..Options::default()
-        },
-        auto_compact: inp.bool(),
-        view: None,
-    };
+    let options = store_options(&mut inp);
     let ops = decode_ops(&mut inp);
     let mut run = OpsRun::start(be, options);
     for op in ops {

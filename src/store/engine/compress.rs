@@ -359,24 +359,48 @@ impl HereSink<'_> {
     }
 }
 
+impl Chunked for HereSink<'_> {
+    fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    fn full(&mut self) -> std::io::Result<()> {
+        self.emit()
+    }
+}
+
 impl std::io::Write for HereSink<'_> {
-    fn write(&mut self, mut data: &[u8]) -> std::io::Result<usize> {
-        let n = data.len();
-        while !data.is_empty() {
-            let take = (CHUNK - self.buf.len()).min(data.len());
-            let (now, rest) = data.split_at(take);
-            self.buf.extend_from_slice(now);
-            data = rest;
-            if self.buf.len() == CHUNK {
-                self.emit()?;
-            }
-        }
-        Ok(n)
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        write_chunked(self, data)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A writer that gathers its input in `CHUNK`-byte chunks.
+trait Chunked {
+    /// The chunk being filled.
+    fn buf(&mut self) -> &mut Vec<u8>;
+    /// Takes the full chunk away.
+    fn full(&mut self) -> std::io::Result<()>;
+}
+
+/// Appends `data` to `sink`'s chunk, handing each chunk over as it fills.
+fn write_chunked(sink: &mut impl Chunked, mut data: &[u8]) -> std::io::Result<usize> {
+    let n = data.len();
+    while !data.is_empty() {
+        let buf = sink.buf();
+        let take = (CHUNK - buf.len()).min(data.len());
+        let (now, rest) = data.split_at(take);
+        buf.extend_from_slice(now);
+        data = rest;
+        if buf.len() == CHUNK {
+            sink.full()?;
+        }
+    }
+    Ok(n)
 }
 
 /// Cuts what is written to it into `CHUNK`-byte chunks and sends each to a compressor, in
@@ -411,19 +435,19 @@ impl ChunkSink {
     }
 }
 
+impl Chunked for ChunkSink {
+    fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    fn full(&mut self) -> std::io::Result<()> {
+        self.send_chunk()
+    }
+}
+
 impl std::io::Write for ChunkSink {
-    fn write(&mut self, mut data: &[u8]) -> std::io::Result<usize> {
-        let n = data.len();
-        while !data.is_empty() {
-            let take = (CHUNK - self.buf.len()).min(data.len());
-            let (now, rest) = data.split_at(take);
-            self.buf.extend_from_slice(now);
-            data = rest;
-            if self.buf.len() == CHUNK {
-                self.send_chunk()?;
-            }
-        }
-        Ok(n)
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        write_chunked(self, data)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
