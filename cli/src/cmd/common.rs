@@ -88,3 +88,27 @@ pub(crate) fn bytes_json(b: &[u8]) -> Value {
         Err(_) => json!({ "hex": b.iter().map(|x| format!("{x:02x}")).collect::<String>() }),
     }
 }
+
+/// Findings of `verify` (or an import) as JSON objects: file, offset, kind, torn_tail.
+pub(crate) fn findings_json(findings: &[statelog::tools::Finding]) -> Vec<Value> {
+    findings
+        .iter()
+        .map(|f| {
+            json!({
+                "file": f.file.display().to_string(),
+                "offset": f.offset,
+                "kind": f.kind.to_string(),
+                "torn_tail": f.torn_tail,
+            })
+        })
+        .collect()
+}
+
+/// Prints findings one a line, `file:offset: what: kind`; `torn` says what a torn tail means
+/// to the command, `corrupt` what damage is.
+pub(crate) fn print_findings(findings: &[statelog::tools::Finding], torn: &str, corrupt: &str) {
+    for f in findings {
+        let what = if f.torn_tail { torn } else { corrupt };
+        println!("{}:{}: {}: {}", f.file.display(), f.offset, what, f.kind);
+    }
+}

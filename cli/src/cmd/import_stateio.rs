@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::json;
 use statelog::tools::stateio::import_stateio;
 
-use super::common::{Fail, backend, spinner};
+use super::common::{Fail, backend, findings_json, print_findings, spinner};
 
 pub(crate) fn run(src: &Path, dir: &Path, json: bool, strict: bool) -> Result<i32, Fail> {
     if !src.is_file() {
@@ -36,23 +36,15 @@ pub(crate) fn run(src: &Path, dir: &Path, json: bool, strict: bool) -> Result<i3
                 "snapshot": e.snapshot,
                 "updates": e.updates,
             })).collect::<Vec<_>>(),
-            "findings": report.findings.iter().map(|f| json!({
-                "file": f.file.display().to_string(),
-                "offset": f.offset,
-                "kind": f.kind.to_string(),
-                "torn_tail": f.torn_tail,
-            })).collect::<Vec<_>>(),
+            "findings": findings_json(&report.findings),
         });
         println!("{out}");
     } else {
-        for f in &report.findings {
-            let what = if f.torn_tail {
-                "note: torn tail (an unfinished write a crash leaves; not imported)"
-            } else {
-                "corruption (skipped)"
-            };
-            println!("{}:{}: {}: {}", f.file.display(), f.offset, what, f.kind);
-        }
+        print_findings(
+            &report.findings,
+            "note: torn tail (an unfinished write a crash leaves; not imported)",
+            "corruption (skipped)",
+        );
         for e in &report.epochs {
             println!(
                 "stateio epoch {} -> epoch {}: {}{} updates",

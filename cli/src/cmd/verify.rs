@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_json::json;
 use statelog::tools;
 
-use super::common::{Fail, backend, progress_bar, require_dir};
+use super::common::{Fail, backend, findings_json, print_findings, progress_bar, require_dir};
 
 pub(crate) fn run(dir: &Path, json: bool, strict: bool) -> Result<i32, Fail> {
     require_dir(dir)?;
@@ -28,23 +28,15 @@ pub(crate) fn run(dir: &Path, json: bool, strict: bool) -> Result<i32, Fail> {
             "files": report.files,
             "entries": report.entries,
             "writer_running": report.writer_running,
-            "findings": report.findings.iter().map(|f| json!({
-                "file": f.file.display().to_string(),
-                "offset": f.offset,
-                "kind": f.kind.to_string(),
-                "torn_tail": f.torn_tail,
-            })).collect::<Vec<_>>(),
+            "findings": findings_json(&report.findings),
         });
         println!("{out}");
     } else {
-        for f in &report.findings {
-            let what = if f.torn_tail {
-                "note: torn tail (an unfinished write a crash leaves; a writer cuts it on open)"
-            } else {
-                "corruption"
-            };
-            println!("{}:{}: {}: {}", f.file.display(), f.offset, what, f.kind);
-        }
+        print_findings(
+            &report.findings,
+            "note: torn tail (an unfinished write a crash leaves; a writer cuts it on open)",
+            "corruption",
+        );
         for n in &report.notes {
             println!("{}: note: {n}", dir.display());
         }
