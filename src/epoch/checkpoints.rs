@@ -238,7 +238,8 @@ pub enum CheckpointChange {
     Fail(String),
     /// Removes the named checkpoint, unless it is the active one.
     Delete(String),
-    /// Removes every checkpoint saved before this time, except the active one.
+    /// Removes every inactive checkpoint saved before this time (never the active one, a
+    /// pending one or a failed one).
     DeleteOlderThan(SystemTime),
 }
 
@@ -295,7 +296,7 @@ pub(crate) fn apply(
         CheckpointChange::DeleteOlderThan(t) => {
             let (gone, kept) = std::mem::take(list)
                 .into_iter()
-                .partition(|c| c.created < *t && c.status != CheckpointStatus::Active);
+                .partition(|c| c.created < *t && c.status == CheckpointStatus::Inactive);
             *list = kept;
             Ok(gone)
         }
@@ -399,14 +400,18 @@ mod tests {
             list.iter().map(|c| c.status).collect::<Vec<_>>(),
             [Active, Inactive, Failed]
         );
-        // Deleting by age keeps the active one, however old.
+        // Deleting by age removes only inactive ones: the active and the failed one stay,
+        // however old, and so does a pending one.
+        list.push(cp("d", 9, Pending, 2));
         let gone = apply(
             &mut list,
             &CheckpointChange::DeleteOlderThan(millis_to_time(0) + Duration::from_secs(10)),
         )
         .unwrap();
-        assert_eq!(gone.len(), 2);
-        assert_eq!(list.len(), 1);
-        assert_eq!(list[0].name, "a");
+        assert_eq!(gone.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(
+            list.iter().map(|c| c.status).collect::<Vec<_>>(),
+            [Active, Failed, Pending]
+        );
     }
 }

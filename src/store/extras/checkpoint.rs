@@ -193,8 +193,9 @@ impl Checkpoints<'_> {
             .map(|_| ())
     }
 
-    /// Deletes every checkpoint saved before `time` except the active one, and returns them;
-    /// retention reclaims their epochs at the next snapshot.
+    /// Deletes every inactive checkpoint saved before `time` (never the active one, a pending
+    /// one or a failed one: delete those by name), and returns them; retention reclaims their
+    /// epochs at the next snapshot.
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
@@ -202,10 +203,14 @@ impl Checkpoints<'_> {
     /// # fn main() -> statelog::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
-    /// store.checkpoints().save("old")?;
-    /// let deleted = store.checkpoints().delete_older_than(SystemTime::now() + Duration::from_secs(1))?;
+    /// let cps = store.checkpoints();
+    /// cps.save("old")?;
+    /// cps.activate("old")?;
+    /// cps.save("new")?;
+    /// cps.activate("new")?; // "old" is inactive now
+    /// let deleted = cps.delete_older_than(SystemTime::now() + Duration::from_secs(1))?;
     /// assert_eq!(deleted.len(), 1);
-    /// assert!(store.checkpoints().list()?.is_empty());
+    /// assert_eq!(cps.list()?.len(), 1); // the active one stays
     /// # Ok(())
     /// # }
     /// ```
