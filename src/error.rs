@@ -146,6 +146,15 @@ pub enum Error {
         /// The limit in bytes.
         limit: u64,
     },
+    /// A checkpoint of this name exists and holds another state than the one being saved;
+    /// nothing was written.
+    #[error(
+        "checkpoint {name} exists with another state; choose another name, delete it first,          or save with save_replacing"
+    )]
+    CheckpointExists {
+        /// The checkpoint's name.
+        name: String,
+    },
 }
 
 /// The rule a damaged structure broke.

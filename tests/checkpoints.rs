@@ -280,3 +280,50 @@ fn bad_names_and_a_damaged_registry_are_errors() {
         Some(Error::Corrupt { .. })
     ));
 }
+
+/// Saving a name that exists: a retry while nothing changed returns the checkpoint; after a
+/// commit it is refused with `CheckpointExists` and nothing is written; `save_replacing`
+/// names the new state instead (never the active checkpoint) (issue 22 item 2).
+#[test]
+fn saving_an_existing_name_refuses_other_data_or_replaces_when_asked() {
+    use statelog::Readable;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let b = store.bytes_table("b").unwrap();
+    let c = store.checkpoints();
+    store.write(|tx| tx.put_bytes(&b, b"k", b"1")).unwrap();
+    let first = c.save("snap").unwrap();
+    assert_eq!(c.save("snap").unwrap(), first, "a retry");
+    let epoch = store.log().current_epoch();
+    store.write(|tx| tx.put_bytes(&b, b"k", b"2")).unwrap();
+    match c.save("snap") {
+        Err(Error::CheckpointExists { name }) => assert_eq!(name, "snap"),
+        other => panic!("saved over another state: {other:?}"),
+    }
+    assert_eq!(
+        store.log().current_epoch(),
+        epoch,
+        "a refused save wrote a snapshot"
+    );
+    assert_eq!(c.get("snap").unwrap(), first);
+    let replaced = c.save_replacing("snap").unwrap();
+    assert_ne!(replaced.epoch, first.epoch);
+    assert_eq!(c.list().unwrap().len(), 1);
+    assert_eq!(
+        c.read("snap").unwrap().get_bytes(&b, b"k").unwrap(),
+        b"2".to_vec()
+    );
+    // The active checkpoint is never replaced.
+    c.activate("snap").unwrap();
+    store.write(|tx| tx.put_bytes(&b, b"k", b"3")).unwrap();
+    assert!(c.save_replacing("snap").is_err());
+    assert_eq!(c.get("snap").unwrap().epoch, replaced.epoch);
+    // And it all holds after a reopen.
+    drop(c);
+    store.close().unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let c = store.checkpoints();
+    assert_eq!(c.list().unwrap().len(), 1);
+    assert_eq!(c.active().unwrap().epoch, replaced.epoch);
+}

@@ -408,7 +408,10 @@ mod tests {
             &CheckpointChange::DeleteOlderThan(millis_to_time(0) + Duration::from_secs(10)),
         )
         .unwrap();
-        assert_eq!(gone.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(
+            gone.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
         assert_eq!(
             list.iter().map(|c| c.status).collect::<Vec<_>>(),
             [Active, Failed, Pending]

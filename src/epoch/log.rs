@@ -391,7 +391,8 @@ impl EpochLog {
     /// written to a temporary segment, synced and renamed into place; then segments of epochs
     /// the retention policy no longer keeps are deleted.
     pub fn snapshot(&self, state: &[u8]) -> Result<SnapshotReport> {
-        self.snapshot_naming(state, None).map(|(report, _)| report)
+        self.snapshot_naming(state, None, false)
+            .map(|(report, _)| report)
     }
 
     /// Like [`snapshot`](Self::snapshot), and names the epoch the snapshot ends (whose state
@@ -407,15 +408,38 @@ impl EpochLog {
         if let Some(c) = self.checkpoints()?.into_iter().find(|c| c.name == name) {
             return Ok((None, c));
         }
-        let (report, named) = self.snapshot_naming(state, Some(name))?;
+        let (report, named) = self.snapshot_naming(state, Some(name), false)?;
         let named = named.ok_or_else(|| Error::NotFound(format!("checkpoint {name}")))?;
         Ok((Some(report), named))
+    }
+
+    /// Like [`snapshot_as_checkpoint`](Self::snapshot_as_checkpoint), but a checkpoint of
+    /// that name is replaced (in the same write of the registry as the new one is added, so
+    /// a crash leaves one or the other); an active one is refused before anything is
+    /// written.
+    pub fn snapshot_replacing_checkpoint(
+        &self,
+        state: &[u8],
+        name: &str,
+    ) -> Result<(SnapshotReport, Checkpoint)> {
+        check_name(name)?;
+        if let Some(c) = self.checkpoints()?.into_iter().find(|c| c.name == name)
+            && c.status == CheckpointStatus::Active
+        {
+            return Err(Error::InvalidArgument(format!(
+                "checkpoint {name} is active and cannot be replaced; activate another first"
+            )));
+        }
+        let (report, named) = self.snapshot_naming(state, Some(name), true)?;
+        let named = named.ok_or_else(|| Error::NotFound(format!("checkpoint {name}")))?;
+        Ok((report, named))
     }
 
     fn snapshot_naming(
         &self,
         state: &[u8],
         name: Option<&str>,
+        replace: bool,
     ) -> Result<(SnapshotReport, Option<Checkpoint>)> {
         let mut g = self.lock_inner();
         self.wait_idle(&mut g);
@@ -446,6 +470,11 @@ impl EpochLog {
                     status: CheckpointStatus::Pending,
                 };
                 let mut list = checkpoints::read(&*self.dir.backend, &self.dir.path)?;
+                if replace {
+                    // Not the active one (checked before the snapshot; only this log's
+                    // writer changes the registry).
+                    list.retain(|old| old.name != name || old.status == CheckpointStatus::Active);
+                }
                 list.push(c.clone());
                 checkpoints::write(&*self.dir.backend, &self.dir.path, &list)?;
                 Some(c)

@@ -44,9 +44,14 @@ impl Store {
 impl Checkpoints<'_> {
     /// Saves the current state as checkpoint `name`, status pending: takes a snapshot (a new
     /// epoch starts) and names the epoch it ended, whose state is fixed from then on. Saving
-    /// a name that exists returns the existing checkpoint unchanged (a retry is harmless).
+    /// a name that exists is a harmless retry while nothing was committed since that save
+    /// (the existing checkpoint is returned); after commits (or a compaction) it is
+    /// [`CheckpointExists`](Error::CheckpointExists) and nothing is written: see
+    /// [`save_replacing`](Self::save_replacing).
     ///
     /// ```
+    /// use statelog::Error;
+    ///
     /// # fn main() -> statelog::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
@@ -54,22 +59,78 @@ impl Checkpoints<'_> {
     /// let saved = store.checkpoints().save("before-migration")?;
     /// // Saving again under the name is a harmless retry.
     /// assert_eq!(store.checkpoints().save("before-migration")?, saved);
+    /// // Not once the state changed: the name holds the older state.
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// let again = store.checkpoints().save("before-migration");
+    /// assert!(matches!(again, Err(Error::CheckpointExists { .. })));
     /// # Ok(())
     /// # }
     /// ```
     pub fn save(&self, name: &str) -> Result<Checkpoint> {
+        self.save_as(name, false)
+    }
+
+    /// [`save`](Self::save), replacing a checkpoint of that name (unless it is the active
+    /// one): the registry names the new epoch instead, in one durable write.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let b = store.bytes_table("b")?;
+    /// store.checkpoints().save("nightly")?;
+    /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
+    /// store.checkpoints().save_replacing("nightly")?;
+    /// assert_eq!(store.checkpoints().read("nightly")?.count(&b)?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn save_replacing(&self, name: &str) -> Result<Checkpoint> {
+        self.save_as(name, true)
+    }
+
+    fn save_as(&self, name: &str, replace: bool) -> Result<Checkpoint> {
         let s = &self.store.shared;
         // A compaction under way finishes first (one snapshot at a time).
         let _gate = s.compaction.acquire();
         let mut w = s.writer.lock();
         self.store.sync_locked(&mut w)?;
+        if !replace && let Some(c) = self.list()?.into_iter().find(|c| c.name == name) {
+            return if self.unchanged_since(&c)? {
+                Ok(c)
+            } else {
+                Err(Error::CheckpointExists {
+                    name: name.to_string(),
+                })
+            };
+        }
         let bytes = w.head.encode_snapshot()?;
-        let (report, checkpoint) = s.log.snapshot_as_checkpoint(&bytes, name)?;
+        let (report, checkpoint) = if replace {
+            let (report, c) = s.log.snapshot_replacing_checkpoint(&bytes, name)?;
+            (Some(report), c)
+        } else {
+            s.log.snapshot_as_checkpoint(&bytes, name)?
+        };
         if let Some(mut report) = report {
             self.store.note_retention(&mut report);
             self.store.start_epoch_locked(&mut w, report.epoch.id);
         }
         Ok(checkpoint)
+    }
+
+    /// Whether the current state is the one checkpoint `c` holds, as far as the log can tell
+    /// cheaply: the current epoch was started by the snapshot that ended `c`'s epoch, and no
+    /// update was logged after it.
+    fn unchanged_since(&self, c: &Checkpoint) -> Result<bool> {
+        let log = &self.store.shared.log;
+        let current = log.current_epoch();
+        let follows = log
+            .epochs()?
+            .iter()
+            .any(|e| e.id == current && e.prev == Some(c.epoch));
+        Ok(follows && log.update_bytes() == 0)
     }
 
     /// Every checkpoint, in the order they were saved.
