@@ -8,7 +8,7 @@ mod extras;
 mod rows;
 
 pub use engine::{
-    AnyTable, BytesTable, CommitPos, DerivedView, Readable, Snapshot, Store, StoreOptions,
+    AnyTable, BytesTable, CommitPos, DerivedView, Index, Readable, Snapshot, Store, StoreOptions,
     StoreStats, Table, TableDef, TableInfo, TableStats, TxView, WriteTx, read_only_snapshot,
 };
 pub(crate) use engine::{

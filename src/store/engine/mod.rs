@@ -38,7 +38,7 @@ pub(crate) use read::schema_error;
 pub use read::{CommitPos, Readable, Snapshot, TableInfo};
 pub(crate) use state::{State, decode_state};
 pub use stats::{StoreStats, TableStats};
-pub use table::{AnyTable, BytesTable, Table, TableDef, TxView};
+pub use table::{AnyTable, BytesTable, Index, Table, TableDef, TxView};
 pub use txn::WriteTx;
 pub(crate) use txn::{EncodedRow, TableIndexes, apply_indexed, index_keys};
 pub use view::DerivedView;
