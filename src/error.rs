@@ -134,6 +134,18 @@ pub enum Error {
         /// What was refused ("activated", "failed", "deleted", "restored").
         action: String,
     },
+    /// A rewind would cut or continue the fixed epoch of checkpoints; nothing changed.
+    #[error(
+        "rewinding to epoch {epoch} would change checkpoints {}; restore one of them instead \
+         (`Checkpoints::restore`), or delete them first",
+        checkpoints.join(", ")
+    )]
+    RewindRefused {
+        /// The epoch asked for.
+        epoch: u64,
+        /// The checkpoints whose epochs the rewind would change.
+        checkpoints: Vec<String>,
+    },
     /// The epoch is not (or no longer) retained in the log.
     #[error(
         "epoch {epoch} is not retained; list the retained ones (`EpochReader::epochs`, \

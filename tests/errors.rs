@@ -134,6 +134,23 @@ fn an_epoch_not_retained_is_named() {
 }
 
 #[test]
+fn a_rewind_that_would_change_a_checkpoint_names_the_epoch_and_the_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions::default().keep_epochs(10);
+    let store = Store::open(dir.path(), options).unwrap();
+    let first = store.read().position().epoch;
+    store.compact().unwrap();
+    store.checkpoints().save("release").unwrap();
+    let err = store.rewind_to(first).unwrap_err();
+    assert!(
+        matches!(&err, Error::RewindRefused { epoch, checkpoints }
+            if *epoch == first && checkpoints == &["release"]),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("Checkpoints::restore"), "{err}");
+}
+
+#[test]
 fn a_directory_without_a_store_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let err = statelog::tools::verify_dir(dir.path()).unwrap_err();

@@ -642,7 +642,7 @@ fn live_rewind_moves_readers_and_survives_reopen() {
     let before = store.read().position();
     assert!(matches!(
         store.rewind_to(here),
-        Err(Error::InvalidArgument(_))
+        Err(Error::RewindRefused { epoch, ref checkpoints }) if epoch == here && checkpoints == &["named"]
     ));
     assert_eq!(store.read().position(), before);
 }

@@ -35,14 +35,13 @@ impl EpochLog {
         let named: Vec<String> = checkpoints::read(&*self.dir.backend, &self.dir.path)?
             .into_iter()
             .filter(|c| c.segment >= cut_from || c.epoch == id)
-            .map(|c| format!("{} (epoch {})", c.name, c.epoch))
+            .map(|c| c.name)
             .collect();
         if !named.is_empty() {
-            return Err(Error::InvalidArgument(format!(
-                "rewinding to epoch {id} would change checkpoints {}; restore a checkpoint \
-                 instead, or delete them first",
-                named.join(", ")
-            )));
+            return Err(Error::RewindRefused {
+                epoch: id,
+                checkpoints: named,
+            });
         }
         let intent = RewindIntent {
             epoch: id,

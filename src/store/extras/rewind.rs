@@ -17,7 +17,7 @@ impl Store {
     /// back: a transaction after the rewind raises each to its value before it. Rewinding to
     /// the current epoch changes nothing. Refused, with nothing changed, for an epoch that is
     /// not retained ([`EpochNotRetained`](Error::EpochNotRetained)) and for a rewind that would cut or
-    /// continue a checkpoint's epoch ([`InvalidArgument`](Error::InvalidArgument): restore
+    /// continue a checkpoint's epoch ([`RewindRefused`](Error::RewindRefused): restore
     /// the checkpoint instead). Returns the position of the new state.
     ///
     /// ```
