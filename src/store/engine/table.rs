@@ -312,6 +312,19 @@ impl<K, V> std::fmt::Debug for Table<K, V> {
 /// A unique index of a typed table, for lookups by its key
 /// ([`Readable::get_by`](crate::Readable::get_by)); from
 /// [`TableDef::unique_index`]. `IK` is the index key's type. Cheap to clone.
+///
+/// The handle names its table and index; it holds no state of a store, so one handle serves
+/// every store, snapshot, transaction and follower that opened the table with this index.
+/// There is no lookup by an index's name as a string: the handle is the only way, so a
+/// misspelt name or a key of the wrong type cannot reach a lookup.
+///
+/// ```
+/// use statelog::{Index, TableDef};
+///
+/// let mut def = TableDef::<u64, String>::new("users");
+/// let by_email: Index<u64, String, String> = def.unique_index("email", |e| e.clone());
+/// assert_eq!((by_email.table_name(), by_email.name()), ("users", "email"));
+/// ```
 pub struct Index<K, V, IK> {
     pub(crate) table: Arc<str>,
     pub(crate) name: Arc<str>,
