@@ -325,6 +325,22 @@ impl<K, V> std::fmt::Debug for Table<K, V> {
 /// let by_email: Index<u64, String, String> = def.unique_index("email", |e| e.clone());
 /// assert_eq!((by_email.table_name(), by_email.name()), ("users", "email"));
 /// ```
+///
+/// A lookup by a key of another type than the index's does not compile:
+///
+/// ```compile_fail
+/// use statelog::{Readable, TableDef};
+///
+/// # fn main() -> statelog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+/// let mut def = TableDef::<u64, String>::new("users");
+/// let by_email = def.unique_index("email", |e| e.clone());
+/// store.table(def)?;
+/// store.read().get_by(&by_email, &42u64)?; // an email is a String
+/// # Ok(())
+/// # }
+/// ```
 pub struct Index<K, V, IK> {
     pub(crate) table: Arc<str>,
     pub(crate) name: Arc<str>,
