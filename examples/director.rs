@@ -92,7 +92,12 @@ impl Director {
                 tx.insert(&self.snapshots, &(collection.to_string(), v), &snap)?;
             }
             let key = (collection.to_string(), version.to_string());
-            let mut snap = tx.get(&self.snapshots, &key)?;
+            let mut snap =
+                tx.get(&self.snapshots, &key)?
+                    .ok_or_else(|| statelog::Error::RowNotFound {
+                        table: "snapshots".into(),
+                        key: format!("{key:?}"),
+                    })?;
             snap.status = Status::Active;
             snap.fence = fence;
             tx.insert(&self.snapshots, &key, &snap)?;
@@ -217,8 +222,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let leader = d.store.try_lock("director-leader")?;
     assert!(leader.fence() > first_fence);
     let snap = d.store.read();
-    let v1 = snap.get(&d.snapshots, &("routes".to_string(), "v1".to_string()))?;
-    let v2 = snap.get(&d.snapshots, &("routes".to_string(), "v2".to_string()))?;
+    let v1 = snap
+        .get(&d.snapshots, &("routes".to_string(), "v1".to_string()))?
+        .ok_or("v1 is missing")?;
+    let v2 = snap
+        .get(&d.snapshots, &("routes".to_string(), "v2".to_string()))?
+        .ok_or("v2 is missing")?;
     assert_eq!((v1.status, v2.status), (Status::Inactive, Status::Active));
     let entries: Vec<(u64, Applied)> = snap.entries(&d.log, ..)?.collect::<Result<_, _>>()?;
     assert_eq!(entries.len(), 1, "only v2's activation is left");

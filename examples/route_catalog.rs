@@ -172,7 +172,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("saved versions {v1} and {v2}");
     // A writer that read version 1 is refused: the catalog moved on.
     match catalog.save(v1, &[route("", "", 9)]) {
-        Err(Error::VersionMismatch { expected, found }) => {
+        Err(Error::VersionMismatch {
+            expected, found, ..
+        }) => {
             println!("a save holding version {expected} was refused (the catalog is at {found})")
         }
         other => return Err(format!("a stale save was not refused: {other:?}").into()),

@@ -80,9 +80,107 @@ pub enum Error {
         /// The newest version this build reads.
         supported: u32,
     },
-    /// Something asked for does not exist (a row, an epoch that is not retained).
-    #[error("not found: {0}")]
-    NotFound(String),
+    /// No row under the key (a delete, or a lookup that needs the row).
+    #[error(
+        "table {table} has no row under key {key}; check the key (or read it with `get`, which \
+         returns None for a missing row)"
+    )]
+    RowNotFound {
+        /// The table.
+        table: String,
+        /// The key as stored (encoded), its bytes outside printable ASCII escaped.
+        key: String,
+    },
+    /// No table of that name in the state read or written.
+    #[error(
+        "no table {table} here; open it with `Store::table` or `Store::bytes_table` first (a \
+         follower or an older state sees it once the writer created it)"
+    )]
+    TableNotFound {
+        /// The table's name.
+        table: String,
+    },
+    /// The table has no unique index of that name in the state read.
+    #[error(
+        "table {table} has no unique index {index}; declare it in the `TableDef` the table is \
+         opened with (a checkpoint's or an epoch's state has no indexes: look rows up by key)"
+    )]
+    IndexNotFound {
+        /// The table.
+        table: String,
+        /// The index asked for.
+        index: String,
+    },
+    /// No checkpoint is active.
+    #[error("no checkpoint is active; activate one first (`Checkpoints::activate`)")]
+    NoActiveCheckpoint,
+    /// No checkpoint of that name.
+    #[error("no checkpoint {name}; `Checkpoints::list` gives the saved ones")]
+    CheckpointNotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// A checkpoint's status forbids the operation (activating or restoring a failed one,
+    /// failing or deleting the active one, failing one that was active); nothing changed.
+    #[error(
+        "checkpoint {name} is {status:?} and cannot be {action}; pick another checkpoint (only \
+         a pending one can fail, the active one cannot be deleted, a failed one never returns)"
+    )]
+    CheckpointLifecycle {
+        /// The checkpoint.
+        name: String,
+        /// Its status.
+        status: CheckpointStatus,
+        /// What was refused ("activated", "failed", "deleted", "restored").
+        action: String,
+    },
+    /// A rewind would cut or continue the fixed epoch of checkpoints; nothing changed.
+    #[error(
+        "rewinding to epoch {epoch} would change checkpoints {}; restore one of them instead \
+         (`Checkpoints::restore`), or delete them first",
+        checkpoints.join(", ")
+    )]
+    RewindRefused {
+        /// The epoch asked for.
+        epoch: u64,
+        /// The checkpoints whose epochs the rewind would change.
+        checkpoints: Vec<String>,
+    },
+    /// The epoch is not (or no longer) retained in the log.
+    #[error(
+        "epoch {epoch} is not retained; list the retained ones (`EpochReader::epochs`, \
+         `statelog inspect`), or keep more (`StoreOptions::keep_epochs`, a checkpoint)"
+    )]
+    EpochNotRetained {
+        /// The epoch asked for.
+        epoch: u64,
+    },
+    /// The directory holds no store (no segment).
+    #[error(
+        "{} holds no segment files: not a statelog directory; check the path",
+        dir.display()
+    )]
+    NoStore {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A named lock ([`Store::try_lock`](crate::Store::try_lock)) is held by another holder.
+    #[error(
+        "named lock {name} is held by {}; wait for it (`Store::lock` or `NamedLock::acquire` \
+         with a timeout) or try again once the holder drops its lock or exits",
+        match holder {
+            Some(p) if *p == std::process::id() => format!("this process ({p})"),
+            Some(p) => format!("process {p}"),
+            None => "another holder".to_string(),
+        }
+    )]
+    LockHeld {
+        /// The lock's name.
+        name: String,
+        /// The holder's process id, when it could be read (this process's when another
+        /// handle or thread of it holds the lock).
+        holder: Option<u32>,
+    },
     /// A write would break a unique index; nothing was changed.
     #[error("conflict: {table}.{index} already holds this value for another key")]
     Conflict {
@@ -92,8 +190,15 @@ pub enum Error {
         index: String,
     },
     /// A compare-and-set found another version than the one expected; nothing was changed.
-    #[error("version mismatch: expected {expected}, found {found}")]
+    #[error(
+        "version mismatch in table {table} at key {key}: expected {expected}, found {found}; \
+         nothing was changed (read the row again and retry with its version)"
+    )]
     VersionMismatch {
+        /// The table.
+        table: String,
+        /// The key as stored (encoded), its bytes outside printable ASCII escaped.
+        key: String,
         /// The version the caller expected.
         expected: u64,
         /// The version stored.
@@ -155,6 +260,20 @@ pub enum Error {
         /// The checkpoint's name.
         name: String,
     },
+}
+
+/// Where a checkpoint is in its lifecycle: saved as pending; activated (demoting the active
+/// one, which becomes inactive); a pending one may be marked failed. At most one is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckpointStatus {
+    /// Saved, not yet activated.
+    Pending,
+    /// The one in force (at most one).
+    Active,
+    /// Was active; replaced by a newer activation.
+    Inactive,
+    /// Given up before activation; can never become active.
+    Failed,
 }
 
 /// The rule a damaged structure broke.
@@ -223,6 +342,21 @@ impl fmt::Display for CorruptKind {
 }
 
 impl Error {
+    /// A missing row of `table` under the encoded key `key`.
+    pub(crate) fn row_not_found(table: &str, key: &[u8]) -> Self {
+        Error::RowNotFound {
+            table: table.to_string(),
+            key: show_key(key),
+        }
+    }
+
+    /// A missing table.
+    pub(crate) fn table_not_found(table: &str) -> Self {
+        Error::TableNotFound {
+            table: table.to_string(),
+        }
+    }
+
     /// Wraps an I/O error with the path it happened on.
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
@@ -239,4 +373,9 @@ impl Error {
             kind,
         }
     }
+}
+
+/// An encoded key for a message: its bytes, those outside printable ASCII escaped.
+pub(crate) fn show_key(key: &[u8]) -> String {
+    key.escape_ascii().to_string()
 }

@@ -30,9 +30,9 @@
 //! # fn main() -> statelog::Result<()> {
 //! # let dir = tempfile::tempdir().unwrap();
 //! let store = Store::open(dir.path(), StoreOptions::default())?;
-//! let platforms = store.table(
-//!     TableDef::<String, Platform>::new("platforms").unique("name", |p| p.name.clone()),
-//! )?;
+//! let mut def = TableDef::<String, Platform>::new("platforms");
+//! let by_name = def.unique_index("name", |p| p.name.clone()); // a typed index handle
+//! let platforms = store.table(def)?;
 //!
 //! // A transaction: atomic, durable when `write` returns.
 //! store.write(|tx| {
@@ -45,10 +45,28 @@
 //! let err = store.write(|tx| tx.insert(&platforms, &"p2".to_string(), &clash)).unwrap_err();
 //! assert!(matches!(err, Error::Conflict { .. }));
 //!
-//! // A read snapshot: O(1), never blocked by writers.
+//! // A read snapshot: O(1), never blocked by writers. Lookups return an Option, by a
+//! // borrowed key (`&str` for `String` keys) or through a unique index.
 //! let snap = store.read();
-//! assert_eq!(snap.get(&platforms, &"p1".to_string())?.sticky_ttl_s, 60);
-//! assert!(matches!(snap.get(&platforms, &"p2".to_string()), Err(Error::NotFound(_))));
+//! assert_eq!(snap.get(&platforms, "p1")?.map(|p| p.sticky_ttl_s), Some(60));
+//! assert_eq!(snap.get(&platforms, "p2")?, None);
+//! assert_eq!(snap.get_by(&by_name, "default")?.map(|(key, _)| key), Some("p1".to_string()));
+//!
+//! // The application's own error rolls a transaction back and comes back unchanged.
+//! #[derive(Debug)]
+//! enum AppError { Taken, Store(Error) }
+//! impl From<Error> for AppError {
+//!     fn from(e: Error) -> Self { AppError::Store(e) }
+//! }
+//! let r = store.transact(|tx| {
+//!     tx.insert(&platforms, &"p3".to_string(), &Platform { name: "p3".into(), sticky_ttl_s: 1 })?;
+//!     if tx.get_by(&by_name, "default")?.is_some() {
+//!         return Err(AppError::Taken);
+//!     }
+//!     Ok(())
+//! });
+//! assert!(matches!(r, Err(AppError::Taken)));
+//! drop(snap);
 //! drop(store);
 //!
 //! // After a restart the state is restored.
@@ -80,7 +98,7 @@ pub use epoch::{Checkpoint, CheckpointStatus, Durability, RecoveryMode};
 pub use error::{CorruptKind, Error, Result};
 pub use store::{
     AnyTable, ApplyLog, BackupReport, BytesTable, Change, ChangeFilter, ChangeOp, Changes,
-    Checkpoints, CommitPos, DerivedView, Follower, FollowerOptions, NamedLock, PollReport,
+    Checkpoints, CommitPos, DerivedView, Follower, FollowerOptions, Index, NamedLock, PollReport,
     Readable, Snapshot, Store, StoreOptions, StoreStats, Subscription, Table, TableDef, TableInfo,
     TableStats, TxView, Watcher, WriteTx, read_only_snapshot,
 };

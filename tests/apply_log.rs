@@ -183,7 +183,7 @@ fn an_append_commits_with_the_transaction_or_not_at_all() {
     });
     assert!(failed.is_err());
     let snap = store.read();
-    assert_eq!(snap.get(&active, &"routes".to_string()).unwrap(), "v2");
+    assert_eq!(snap.get(&active, "routes").unwrap().as_deref(), Some("v2"));
     let entries: Vec<(u64, String)> = snap
         .entries(&log, ..)
         .unwrap()

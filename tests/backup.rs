@@ -63,11 +63,12 @@ fn a_backup_keeps_epochs_and_checkpoints() {
         store.checkpoints().list().unwrap()
     );
     let (_, copied) = tables(&copy);
-    assert_eq!(copy.read().get(&copied, &0).unwrap(), 2);
+    assert_eq!(copy.read().get(&copied, &0).unwrap().unwrap(), 2);
     let at_one = copy.checkpoints().read("one").unwrap();
     assert_eq!(
         at_one
             .get(&at_one.table_named::<u8, u32>("counters").unwrap(), &0)
+            .unwrap()
             .unwrap(),
         1
     );
@@ -123,7 +124,7 @@ fn backups_during_writes(options: StoreOptions, gap: u64) {
         assert_eq!(snap.seq(), report.seq, "{}", dest.display());
         let mut total = 0u64;
         for t in 0..8u8 {
-            let n = snap.get(&counters, &t).unwrap_or(0);
+            let n = snap.get(&counters, &t).unwrap().unwrap_or(0);
             total += u64::from(n);
             let have: Vec<u32> = snap
                 .range(&rows, (t, 0)..(t, u32::MAX))
@@ -139,7 +140,7 @@ fn backups_during_writes(options: StoreOptions, gap: u64) {
             for i in 0..n {
                 assert_eq!(
                     snap.get(&rows, &(t, i)).unwrap(),
-                    u64::from(t) << 32 | u64::from(i)
+                    Some(u64::from(t) << 32 | u64::from(i))
                 );
             }
         }

@@ -68,7 +68,11 @@ fn commits_go_on_while_a_snapshot_is_written() {
     let t = store.bytes_table("t").unwrap();
     assert_eq!(store.read().count(&t).unwrap(), 151);
     assert_eq!(
-        store.read().get_bytes(&t, &120u32.to_le_bytes()).unwrap(),
+        store
+            .read()
+            .get_bytes(&t, &120u32.to_le_bytes())
+            .unwrap()
+            .unwrap(),
         b"during"
     );
 }

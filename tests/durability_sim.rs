@@ -265,24 +265,25 @@ fn a_fall_back_never_continues_a_checkpoint_epoch() {
 
     let store = Store::open_with(backend.clone(), &dir(), opts.clone()).unwrap();
     assert_eq!(store.recovery().fell_back.len(), 1);
-    assert_eq!(store.read().get_bytes(&t, b"k").unwrap(), b"v1");
+    assert_eq!(store.read().get_bytes(&t, b"k").unwrap().unwrap(), b"v1");
     store.write(|tx| tx.put_bytes(&t, b"k", b"v3")).unwrap();
     let fixed = store.checkpoints().read("c").unwrap();
     assert_eq!(
-        fixed.get_bytes(&t, b"k").unwrap(),
+        fixed.get_bytes(&t, b"k").unwrap().unwrap(),
         b"v1",
         "the checkpoint's state changed"
     );
     store.close().unwrap();
     drop(store);
     let store = Store::open_with(backend, &dir(), opts).unwrap();
-    assert_eq!(store.read().get_bytes(&t, b"k").unwrap(), b"v3");
+    assert_eq!(store.read().get_bytes(&t, b"k").unwrap().unwrap(), b"v3");
     assert_eq!(
         store
             .checkpoints()
             .read("c")
             .unwrap()
             .get_bytes(&t, b"k")
+            .unwrap()
             .unwrap(),
         b"v1"
     );
@@ -343,7 +344,11 @@ fn a_failed_automatic_compaction_is_not_the_commits_failure() {
             let t = store.bytes_table("t").unwrap();
             for k in 0..i {
                 assert_eq!(
-                    store.read().get_bytes(&t, &k.to_le_bytes()).unwrap(),
+                    store
+                        .read()
+                        .get_bytes(&t, &k.to_le_bytes())
+                        .unwrap()
+                        .unwrap(),
                     b"committed",
                     "row {k} after {kind:?} on {op:?}"
                 );
@@ -425,7 +430,7 @@ fn the_change_feed_ships_only_durable_commits() {
     std::thread::scope(|sc| {
         let w = sc.spawn(|| store.write(|tx| tx.put_bytes(&t, b"k", b"v1")));
         control.wait_held();
-        assert_eq!(store.read().get_bytes(&t, b"k").unwrap(), b"v0");
+        assert_eq!(store.read().get_bytes(&t, b"k").unwrap().unwrap(), b"v0");
         let feed = store.changes_since(pos0, 10).unwrap();
         control.release();
         assert!(
@@ -550,19 +555,19 @@ fn commits_compactions_feeds_and_readers_beside_a_failing_fsync() {
         let snap = store.read();
         for k in acked.lock().unwrap().iter() {
             assert!(
-                snap.get_bytes(&t, &k.to_le_bytes()).is_ok(),
+                matches!(snap.get_bytes(&t, &k.to_le_bytes()), Ok(Some(_))),
                 "seed {seed}: acknowledged row {k} lost"
             );
         }
         for k in shipped.lock().unwrap().iter() {
             assert!(
-                snap.get_bytes(&t, k).is_ok(),
+                matches!(snap.get_bytes(&t, k), Ok(Some(_))),
                 "seed {seed}: the change feed shipped {k:?}, then it was lost"
             );
         }
         for k in shown.lock().unwrap().iter() {
             assert!(
-                snap.get_bytes(&t, k).is_ok(),
+                matches!(snap.get_bytes(&t, k), Ok(Some(_))),
                 "seed {seed}: a follower showed {k:?}, then it was lost"
             );
         }

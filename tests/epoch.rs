@@ -417,7 +417,10 @@ fn every_retained_epoch_reads_back_and_rewinds() {
             e.id
         );
     }
-    assert!(matches!(log.read_epoch(1), Err(Error::NotFound(_))));
+    assert!(matches!(
+        log.read_epoch(1),
+        Err(Error::EpochNotRetained { epoch: 1 })
+    ));
     let r = log.truncate_to(6).unwrap();
     assert_eq!(restore_count(r), at_end[&6]);
     assert_eq!(log.current_epoch(), 6);

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::Rng;
 use serde::{Deserialize, Serialize};
-use statelog::{Error, Readable, Store, StoreOptions, Table, TableDef};
+use statelog::{Error, Index, Readable, Store, StoreOptions, Table, TableDef};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct User {
@@ -24,15 +24,33 @@ static RANDOM: AtomicUsize = AtomicUsize::new(0);
 static MIGRATED: AtomicUsize = AtomicUsize::new(0);
 static FOLDED: AtomicUsize = AtomicUsize::new(0);
 
+static UNCOUNTED: AtomicUsize = AtomicUsize::new(0);
+
 fn def(upper: bool, calls: &'static AtomicUsize) -> TableDef<u32, User> {
-    TableDef::new("users").unique("name", move |u: &User| {
+    def_by_name(upper, calls).0
+}
+
+/// The users table, and its unique index on the name (upper-cased with `upper`).
+fn def_by_name(
+    upper: bool,
+    calls: &'static AtomicUsize,
+) -> (TableDef<u32, User>, Index<u32, User, String>) {
+    let mut def = TableDef::new("users");
+    let by_name = def.unique_index("name", move |u: &User| {
         calls.fetch_add(1, Ordering::SeqCst);
         if upper {
             u.name.to_uppercase()
         } else {
             u.name.clone()
         }
-    })
+    });
+    (def, by_name)
+}
+
+/// The handle of the users' index on the name (for lookups: the same index however its
+/// function was defined).
+fn by_name() -> Index<u32, User, String> {
+    def_by_name(false, &UNCOUNTED).1
 }
 
 fn options() -> StoreOptions {
@@ -58,7 +76,10 @@ fn check(store: &Store, t: &Table<u32, User>, model: &BTreeMap<u32, User>, upper
         } else {
             u.name.clone()
         };
-        assert_eq!(snap.get_by(t, "name", &key).unwrap(), (*id, u.clone()));
+        assert_eq!(
+            snap.get_by(&by_name(), &key).unwrap(),
+            Some((*id, u.clone()))
+        );
     }
 }
 
@@ -201,10 +222,7 @@ fn a_long_tail_folded_on_restore_keeps_the_stored_index() {
     check(&store, &t, &model, false);
     let snap = store.read();
     for name in &gone {
-        assert!(matches!(
-            snap.get_by(&t, "name", name),
-            Err(Error::NotFound(_))
-        ));
+        assert_eq!(snap.get_by(&by_name(), name).unwrap(), None);
     }
     // Uniqueness is still enforced, on names old and new.
     for name in ["user1", "renamed0", "user8"] {
@@ -309,7 +327,7 @@ fn indexes_match_the_rows_across_compactions_and_reopens() {
             }
             6 | 7 => match store.write(|tx| tx.delete(&t, &id).map(|_| ())) {
                 Ok(()) => assert!(model.remove(&id).is_some()),
-                Err(Error::NotFound(_)) => assert!(!model.contains_key(&id)),
+                Err(Error::RowNotFound { .. }) => assert!(!model.contains_key(&id)),
                 Err(e) => panic!("{e}"),
             },
             8 => store.compact().unwrap(),
@@ -349,34 +367,39 @@ fn a_migration_rebuilds_stored_indexes() {
         store.compact().unwrap();
     }
     let v2 = || {
-        TableDef::<u32, UserV2>::new("users")
+        let mut def = TableDef::<u32, UserV2>::new("users")
             .version(2)
             .migrate_from(1, |old: User| UserV2 {
                 email: format!("{}@example.org", old.name),
                 name: old.name,
                 n: old.n,
-            })
-            .unique("name", |u: &UserV2| u.email.clone())
+            });
+        let by_email = def.unique_index("name", |u: &UserV2| u.email.clone());
+        (def, by_email)
     };
     let store = Store::open(dir.path(), options()).unwrap();
-    let t = store.table(v2()).unwrap();
+    let (def, by_email) = v2();
+    store.table(def).unwrap();
     let snap = store.read();
     for i in 0..300u32 {
         let (id, u) = snap
-            .get_by(&t, "name", &format!("m{i}@example.org"))
+            .get_by(&by_email, &format!("m{i}@example.org"))
+            .unwrap()
             .unwrap();
         assert_eq!((id, u.n), (i, i));
     }
-    assert!(matches!(
-        snap.get_by(&t, "name", &"m1".to_string()),
-        Err(Error::NotFound(_))
-    ));
+    assert_eq!(snap.get_by(&by_email, "m1").unwrap(), None);
     store.compact().unwrap();
     drop(store);
     // And the rebuilt index, stored by that compaction, is used on the next open.
     let store = Store::open(dir.path(), options()).unwrap();
-    let t = store.table(v2()).unwrap();
-    let (id, _) = store.read().get_by(&t, "name", &"m7@example.org").unwrap();
+    let (def, by_email) = v2();
+    store.table(def).unwrap();
+    let (id, _) = store
+        .read()
+        .get_by(&by_email, "m7@example.org")
+        .unwrap()
+        .unwrap();
     assert_eq!(id, 7);
 }
 
@@ -387,12 +410,14 @@ fn a_migration_rebuilds_stored_indexes() {
 fn two_indexes_follow_writes_that_change_either_key() {
     let dir = tempfile::tempdir().unwrap();
     let def = || {
-        TableDef::<u32, User>::new("pairs")
-            .unique("name", |u: &User| u.name.clone())
-            .unique("n", |u: &User| u.n)
+        let mut def = TableDef::<u32, User>::new("pairs");
+        let by_name = def.unique_index("name", |u: &User| u.name.clone());
+        let by_n = def.unique_index("n", |u: &User| u.n);
+        (def, by_name, by_n)
     };
+    let (_, by_name, by_n) = def();
     let mut store = Store::open(dir.path(), options()).unwrap();
-    let mut t = store.table(def()).unwrap();
+    let mut t = store.table(def().0).unwrap();
     let mut model: BTreeMap<u32, User> = BTreeMap::new();
     let mut rng = Rng(7);
     for step in 0..3000u32 {
@@ -428,25 +453,29 @@ fn two_indexes_follow_writes_that_change_either_key() {
             store.close().unwrap();
             drop(store);
             store = Store::open(dir.path(), options()).unwrap();
-            t = store.table(def()).unwrap();
+            t = store.table(def().0).unwrap();
         }
         if step % 100 == 0 || step == 2999 {
             let snap = store.read();
             assert_eq!(snap.count(&t).unwrap(), model.len());
             for (id, u) in &model {
-                assert_eq!(snap.get_by(&t, "name", &u.name).unwrap(), (*id, u.clone()));
-                assert_eq!(snap.get_by(&t, "n", &u.n).unwrap(), (*id, u.clone()));
+                let row = Some((*id, u.clone()));
+                assert_eq!(snap.get_by(&by_name, &u.name).unwrap(), row);
+                assert_eq!(snap.get_by(&by_n, &u.n).unwrap(), row);
             }
             for i in 0..60u32 {
-                let by_name = snap.get_by(&t, "name", &format!("u{i}")).ok().map(|r| r.0);
+                let found = snap
+                    .get_by(&by_name, &format!("u{i}"))
+                    .unwrap()
+                    .map(|r| r.0);
                 let want = model
                     .iter()
                     .find(|(_, u)| u.name == format!("u{i}"))
                     .map(|r| *r.0);
-                assert_eq!(by_name, want, "name u{i}");
-                let by_n = snap.get_by(&t, "n", &i).ok().map(|r| r.0);
+                assert_eq!(found, want, "name u{i}");
+                let found = snap.get_by(&by_n, &i).unwrap().map(|r| r.0);
                 assert_eq!(
-                    by_n,
+                    found,
                     model.iter().find(|(_, u)| u.n == i).map(|r| *r.0),
                     "n {i}"
                 );

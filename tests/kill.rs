@@ -40,7 +40,7 @@ fn child_process() {
         return;
     }
     let (store, rows, head) = open(dir);
-    let start = store.read().get(&head, &0).map_or(0, |n| n + 1);
+    let start = store.read().get(&head, &0).unwrap().map_or(0, |n| n + 1);
     let mut out = std::io::stdout().lock();
     for i in start.. {
         // Every fifth commit is buffered: it is never reported, but a later strong commit
@@ -123,7 +123,7 @@ fn kill_9_never_loses_an_acknowledged_commit() {
         total_acked += acked.len() as u64;
         let (store, rows, head) = open(dir.path());
         let snap = store.read();
-        let n = snap.get(&head, &0).unwrap();
+        let n = snap.get(&head, &0).unwrap().unwrap();
         assert!(
             n >= last_acked,
             "round {round} (seed {seed}): acknowledged {last_acked}, restored up to {n}"

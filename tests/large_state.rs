@@ -64,11 +64,14 @@ fn a_state_over_one_gib_compacts_and_reopens() {
     assert_eq!(snap.count(&t).unwrap(), ROWS as usize + 1);
     for i in [0, 1, 511, 1_000, ROWS - 1] {
         assert!(
-            snap.get_bytes(&t, &i.to_le_bytes()).unwrap() == value(LEN, i),
+            snap.get_bytes(&t, &i.to_le_bytes()).unwrap().unwrap() == value(LEN, i),
             "row {i}"
         );
     }
-    assert_eq!(snap.get_bytes(&t, b"after").unwrap(), b"the compaction");
+    assert_eq!(
+        snap.get_bytes(&t, b"after").unwrap().unwrap(),
+        b"the compaction"
+    );
     drop(snap);
     store.close().unwrap();
     drop(store);
@@ -88,7 +91,11 @@ fn a_state_in_parts_compacts_beside_commits_and_keeps_its_index() {
         name: String,
         blob: Vec<u8>,
     }
-    let def = || TableDef::<u64, Item>::new("items").unique("name", |i: &Item| i.name.clone());
+    let def = || {
+        let mut def = TableDef::<u64, Item>::new("items");
+        let by_name = def.unique_index("name", |i: &Item| i.name.clone());
+        (def, by_name)
+    };
     let dir = tempfile::tempdir().unwrap();
     let opts = StoreOptions {
         auto_compact: false,
@@ -99,7 +106,7 @@ fn a_state_in_parts_compacts_beside_commits_and_keeps_its_index() {
         blob: value(8 << 10, i),
     };
     let store = Store::open(dir.path(), opts.clone()).unwrap();
-    let items = store.table(def()).unwrap();
+    let items = store.table(def().0).unwrap();
     // About 8 KiB a row: 6,000 rows make an image of several 16 MiB parts.
     for batch in 0..60u64 {
         store
@@ -123,12 +130,13 @@ fn a_state_in_parts_compacts_beside_commits_and_keeps_its_index() {
     store.close().unwrap();
     drop(store);
     let store = Store::open(dir.path(), opts).unwrap();
-    let items = store.table(def()).unwrap();
+    let (def, by_name) = def();
+    let items = store.table(def).unwrap();
     let snap = store.read();
     assert_eq!(snap.count(&items).unwrap(), 6_200);
     for i in [0u64, 2_999, 5_999, 6_000, 6_199] {
-        assert_eq!(snap.get(&items, &i).unwrap(), item(i), "row {i}");
-        let (key, _) = snap.get_by(&items, "name", &item(i).name).unwrap();
+        assert_eq!(snap.get(&items, &i).unwrap().unwrap(), item(i), "row {i}");
+        let (key, _) = snap.get_by(&by_name, &item(i).name).unwrap().unwrap();
         assert_eq!(key, i, "index of row {i}");
     }
 }

@@ -26,8 +26,8 @@ fn child_process() {
 
 fn locked(r: Result<NamedLock, Error>) -> Option<u32> {
     match r {
-        Err(Error::Locked { pid, .. }) => pid,
-        other => panic!("expected Locked, got {other:?}"),
+        Err(Error::LockHeld { holder, .. }) => holder,
+        other => panic!("expected LockHeld, got {other:?}"),
     }
 }
 

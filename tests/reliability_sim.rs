@@ -143,7 +143,7 @@ fn workload(be: &SimBackend, seed: u64, steps: usize) -> Run {
             let r = p.strong.write_with(d, |tx| match &name {
                 Some(n) => tx.insert(&t.platforms, &k, n).map(|_| ()),
                 None => match tx.delete(&t.platforms, &k) {
-                    Ok(_) | Err(Error::NotFound(_)) => Ok(()),
+                    Ok(_) | Err(Error::RowNotFound { .. }) => Ok(()),
                     Err(e) => Err(e),
                 },
             });

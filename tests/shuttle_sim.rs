@@ -122,19 +122,19 @@ fn schedule() {
     let snap = store.read();
     for k in acked.lock().unwrap().iter() {
         assert!(
-            snap.get_bytes(&t, &k.to_le_bytes()).is_ok(),
+            matches!(snap.get_bytes(&t, &k.to_le_bytes()), Ok(Some(_))),
             "acknowledged row {k} lost"
         );
     }
     for k in shipped.lock().unwrap().iter() {
         assert!(
-            snap.get_bytes(&t, k).is_ok(),
+            matches!(snap.get_bytes(&t, k), Ok(Some(_))),
             "the feed shipped {k:?}, then it was lost"
         );
     }
     for k in shown.lock().unwrap().iter() {
         assert!(
-            snap.get_bytes(&t, k).is_ok(),
+            matches!(snap.get_bytes(&t, k), Ok(Some(_))),
             "the follower showed {k:?}, then it was lost"
         );
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use common::Rng;
 use serde::{Deserialize, Serialize};
-use statelog::{Durability, Error, Readable, Store, StoreOptions, Table, TableDef};
+use statelog::{Durability, Error, Index, Readable, Store, StoreOptions, Table, TableDef};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Platform {
@@ -32,9 +32,14 @@ fn open(dir: &Path) -> Store {
 }
 
 fn platforms(store: &Store) -> Table<String, Platform> {
-    store
-        .table(TableDef::new("platforms").unique("name", |p: &Platform| p.name.clone()))
-        .unwrap()
+    platforms_by_name(store).0
+}
+
+/// The platforms table and its unique index on the name.
+fn platforms_by_name(store: &Store) -> (Table<String, Platform>, Index<String, Platform, String>) {
+    let mut def = TableDef::new("platforms");
+    let by_name = def.unique_index("name", |p: &Platform| p.name.clone());
+    (store.table(def).unwrap(), by_name)
 }
 
 fn platform(name: &str, ttl: i64) -> Platform {
@@ -51,32 +56,32 @@ fn platform(name: &str, ttl: i64) -> Platform {
 fn platforms_crud() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let t = platforms(&store);
+    let (t, by_name) = platforms_by_name(&store);
     let id = "p1".to_string();
     let created = store
         .write(|tx| tx.insert(&t, &id, &platform("alpha", 10)))
         .unwrap();
     assert!(created);
-    assert_eq!(store.read().get(&t, &id).unwrap(), platform("alpha", 10));
+    assert_eq!(
+        store.read().get(&t, &id).unwrap().unwrap(),
+        platform("alpha", 10)
+    );
     // Rename under the same id: allowed, and the index follows.
     let created = store
         .write(|tx| tx.insert(&t, &id, &platform("beta", 20)))
         .unwrap();
     assert!(!created);
     let snap = store.read();
-    assert_eq!(snap.get(&t, &id).unwrap().name, "beta");
-    assert_eq!(snap.get_by(&t, "name", &"beta".to_string()).unwrap().0, id);
-    assert!(matches!(
-        snap.get_by(&t, "name", &"alpha".to_string()),
-        Err(Error::NotFound(_))
-    ));
+    assert_eq!(snap.get(&t, &id).unwrap().unwrap().name, "beta");
+    assert_eq!(snap.get_by(&by_name, "beta").unwrap().unwrap().0, id);
+    assert!(snap.get_by(&by_name, "alpha").unwrap().is_none());
     assert_eq!(snap.list(&t).unwrap().len(), 1);
     let gone = store.write(|tx| tx.delete(&t, &id)).unwrap();
     assert_eq!(gone.name, "beta");
-    assert!(matches!(store.read().get(&t, &id), Err(Error::NotFound(_))));
+    assert!(matches!(store.read().get(&t, &id), Ok(None)));
     assert!(matches!(
         store.write(|tx| tx.delete(&t, &id)),
-        Err(Error::NotFound(_))
+        Err(Error::RowNotFound { .. })
     ));
     // An empty table lists as empty (as in the original).
     assert!(store.read().list(&t).unwrap().is_empty());
@@ -100,7 +105,10 @@ fn unique_violation_is_a_conflict_and_changes_nothing() {
         "{err}"
     );
     let snap = store.read();
-    assert_eq!(snap.get(&t, &"a".to_string()).unwrap(), platform("same", 1));
+    assert_eq!(
+        snap.get(&t, &"a".to_string()).unwrap().unwrap(),
+        platform("same", 1)
+    );
     assert!(!snap.contains(&t, &"b".to_string()).unwrap());
     // Inside a transaction: the failed insert changes nothing, the others commit.
     store
@@ -116,7 +124,8 @@ fn unique_violation_is_a_conflict_and_changes_nothing() {
         .unwrap();
     let snap = store.read();
     assert_eq!(snap.count(&t).unwrap(), 2);
-    assert_eq!(snap.get_by(&t, "name", &"same".to_string()).unwrap().0, "a");
+    let (_, by_name) = platforms_by_name(&store);
+    assert_eq!(snap.get_by(&by_name, "same").unwrap().unwrap().0, "a");
     // The unique index survives a restart (rebuilt from the rows).
     drop(store);
     let store = open(dir.path());
@@ -148,7 +157,7 @@ fn upsert_preserving_keeps_created_at() {
         .write(|tx| tx.upsert_preserving(&t, &"s1".into(), &sub("u2", 200), keep))
         .unwrap();
     assert!(!created);
-    let got = store.read().get(&t, &"s1".to_string()).unwrap();
+    let got = store.read().get(&t, &"s1".to_string()).unwrap().unwrap();
     assert_eq!(
         (got.url.as_str(), got.created_at_ns, got.updated_at_ns),
         ("u2", 100, 200)
@@ -171,7 +180,10 @@ fn insert_if_absent_inserts_only_when_missing() {
             .write(|tx| tx.insert_if_absent(&t, &"*".into(), &"second".into()))
             .unwrap()
     );
-    assert_eq!(store.read().get(&t, &"*".to_string()).unwrap(), "first");
+    assert_eq!(
+        store.read().get(&t, &"*".to_string()).unwrap().unwrap(),
+        "first"
+    );
     // Upsert reports created, then not.
     assert!(
         store
@@ -223,17 +235,24 @@ fn save_is_compare_and_set() {
         Err(Error::VersionMismatch {
             expected: 1,
             found: 2,
+            ..
         }) => {}
         other => panic!("{other:?}"),
     }
-    assert_eq!(store.read().get_versioned(&t, &k).unwrap(), (11, 2));
+    assert_eq!(
+        store.read().get_versioned(&t, &k).unwrap().unwrap(),
+        (11, 2)
+    );
     // Plain writes bump the version too.
     store.write(|tx| tx.insert(&t, &k, &12)).unwrap();
     assert_eq!(store.read().version(&t, &k).unwrap(), 3);
     drop(store);
     let store = open(dir.path());
     let t: Table<String, u64> = store.table(TableDef::new("catalog")).unwrap();
-    assert_eq!(store.read().get_versioned(&t, &k).unwrap(), (12, 3));
+    assert_eq!(
+        store.read().get_versioned(&t, &k).unwrap().unwrap(),
+        (12, 3)
+    );
 }
 
 /// NextRouteID_RemainsAfterDelete: id sequences never go back, after deletes and restarts.
@@ -571,7 +590,10 @@ fn live_rewind_moves_readers_and_survives_reopen() {
     let held = store.read();
     let before = held.position();
     // Refused: an epoch not retained; nothing changes.
-    assert!(matches!(store.rewind_to(999), Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.rewind_to(999),
+        Err(Error::EpochNotRetained { epoch: 999 })
+    ));
     assert_eq!(store.read().position(), before);
     let pos = store.rewind_to(first).unwrap();
     assert_eq!(pos.epoch, first);
@@ -599,7 +621,7 @@ fn live_rewind_moves_readers_and_survives_reopen() {
     assert!(rewound > 0);
     // Writes go on; the sequence does not hand out 2 again.
     add("d");
-    assert_eq!(store.read().get(&t, &3).unwrap(), "d");
+    assert_eq!(store.read().get(&t, &3).unwrap().unwrap(), "d");
     assert!(
         store.rewind_to(first).is_ok(),
         "the current epoch: no change"
@@ -620,7 +642,7 @@ fn live_rewind_moves_readers_and_survives_reopen() {
     let before = store.read().position();
     assert!(matches!(
         store.rewind_to(here),
-        Err(Error::InvalidArgument(_))
+        Err(Error::RewindRefused { epoch, ref checkpoints }) if epoch == here && checkpoints == &["named"]
     ));
     assert_eq!(store.read().position(), before);
 }
@@ -679,7 +701,7 @@ fn schema_evolution_with_migrations() {
             )
             .unwrap();
         assert_eq!(
-            store.read().get(&t, &1).unwrap(),
+            store.read().get(&t, &1).unwrap().unwrap(),
             NodeV2 {
                 addr: "a".into(),
                 port: 80
@@ -760,11 +782,8 @@ fn every_table_kind_survives_restart_and_compaction() {
                 (b"\x00\xff".to_vec(), b"v1".to_vec())
             ]
         );
-        assert_eq!(snap.get_bytes(&raw, b"\x00").unwrap(), b"v0");
-        assert!(matches!(
-            snap.get_bytes(&raw, b"nope"),
-            Err(Error::NotFound(_))
-        ));
+        assert_eq!(snap.get_bytes(&raw, b"\x00").unwrap().unwrap(), b"v0");
+        assert!(matches!(snap.get_bytes(&raw, b"nope"), Ok(None)));
         store.close().unwrap();
     }
 }
@@ -845,9 +864,9 @@ fn readers_see_only_committed_states_during_concurrent_writes() {
                         };
                         store
                             .write_with(d, |tx| {
-                                let va = tx.get(&t, &a)?;
+                                let va = tx.get(&t, &a)?.unwrap_or(0);
                                 tx.insert(&t, &a, &(va - 1))?;
-                                let vb = tx.get(&t, &b)?;
+                                let vb = tx.get(&t, &b)?.unwrap_or(0);
                                 tx.insert(&t, &b, &(vb + 1))?;
                                 Ok(())
                             })
@@ -892,7 +911,7 @@ fn run_ops(
                     Ok(_) => {
                         next.remove(k);
                     }
-                    Err(Error::NotFound(_)) if skip_missing => {}
+                    Err(Error::RowNotFound { .. }) if skip_missing => {}
                     Err(e) => return Err(e),
                 },
             }
@@ -961,7 +980,7 @@ fn random_transactions_match_a_model() {
                             model = next;
                         }
                         // Deleting a row the transaction deleted already.
-                        Err(Error::NotFound(_)) => {}
+                        Err(Error::RowNotFound { .. }) => {}
                         Err(Error::InvalidArgument(_)) if abort => {}
                         Err(e) => panic!("seed {seed} step {step}: {e}"),
                     }
@@ -1001,7 +1020,7 @@ fn derived_view_is_published_with_its_state() {
         view: Some(statelog::DerivedView::new(|snap: &statelog::Snapshot| {
             let t = match snap.table_named::<u32, i64>("n") {
                 Ok(t) => t,
-                Err(Error::NotFound(_)) => return Ok(0i64),
+                Err(Error::TableNotFound { .. }) => return Ok(0i64),
                 Err(e) => return Err(e),
             };
             snap.range(&t, ..)?
@@ -1109,14 +1128,15 @@ fn bulk_appended_rows_behave_as_any_rows() {
         score: i,
     };
     let nodes = |s: &Store| {
-        s.table(TableDef::<u64, Node>::new("nodes").unique("name", |n: &Node| n.name.clone()))
-            .unwrap()
+        let mut def = TableDef::<u64, Node>::new("nodes");
+        let by_name = def.unique_index("name", |n: &Node| n.name.clone());
+        (s.table(def).unwrap(), by_name)
     };
     let mut model: BTreeMap<u64, Node> = BTreeMap::new();
     let snapshot;
     {
         let s = open(dir.path());
-        let t = nodes(&s);
+        let (t, by_name) = nodes(&s);
         for tx in 0..12u64 {
             s.write_with(Durability::Buffered, |w| {
                 for i in tx * 1000..(tx + 1) * 1000 {
@@ -1159,18 +1179,10 @@ fn bulk_appended_rows_behave_as_any_rows() {
         model.remove(&3_001);
         model.insert(20_000, node(3_001));
         let r = s.read();
+        assert_eq!(r.get_by(&by_name, "node-00003000").unwrap(), None);
+        assert_eq!(r.get_by(&by_name, "renamed").unwrap().unwrap().0, 3_000);
         assert_eq!(
-            r.get_by(&t, "name", &"node-00003000".to_string()).ok(),
-            None
-        );
-        assert_eq!(
-            r.get_by(&t, "name", &"renamed".to_string()).unwrap().0,
-            3_000
-        );
-        assert_eq!(
-            r.get_by(&t, "name", &"node-00011999".to_string())
-                .unwrap()
-                .0,
+            r.get_by(&by_name, "node-00011999").unwrap().unwrap().0,
             11_999
         );
         let scan: Vec<u64> = r
@@ -1182,13 +1194,13 @@ fn bulk_appended_rows_behave_as_any_rows() {
         assert_eq!(scan, want);
         // The snapshot taken before the changes is unchanged.
         assert_eq!(snapshot.count(&t).unwrap(), 12_000);
-        assert_eq!(snapshot.get(&t, &3_001).unwrap(), node(3_001));
-        assert_eq!(snapshot.get(&t, &3_000).unwrap(), node(3_000));
+        assert_eq!(snapshot.get(&t, &3_001).unwrap().unwrap(), node(3_001));
+        assert_eq!(snapshot.get(&t, &3_000).unwrap().unwrap(), node(3_000));
         s.close().unwrap();
     }
     for compact in [false, true] {
         let s = open(dir.path());
-        let t = nodes(&s);
+        let (t, by_name) = nodes(&s);
         if compact {
             s.compact().unwrap();
         }
@@ -1197,9 +1209,7 @@ fn bulk_appended_rows_behave_as_any_rows() {
         let all: BTreeMap<u64, Node> = r.list(&t).unwrap().into_iter().collect();
         assert_eq!(all, model);
         assert_eq!(
-            r.get_by(&t, "name", &"node-00003001".to_string())
-                .unwrap()
-                .0,
+            r.get_by(&by_name, "node-00003001").unwrap().unwrap().0,
             20_000
         );
         s.close().unwrap();
@@ -1311,6 +1321,6 @@ fn dropping_the_last_handle_closes_the_store() {
     );
     let t = store.bytes_table("t").unwrap();
     let snap = store.read();
-    assert_eq!(snap.get_bytes(&t, b"b").unwrap(), b"2");
-    assert_eq!(snap.get_bytes(&t, b"c").unwrap(), b"3");
+    assert_eq!(snap.get_bytes(&t, b"b").unwrap().unwrap(), b"2");
+    assert_eq!(snap.get_bytes(&t, b"c").unwrap().unwrap(), b"3");
 }

@@ -145,7 +145,7 @@ fn workload(be: &SimBackend, seed: u64, steps: usize) -> Run {
                             tx.insert(&t, k, v)?;
                         }
                         None => match tx.delete(&t, k) {
-                            Ok(_) | Err(statelog::Error::NotFound(_)) => {}
+                            Ok(_) | Err(statelog::Error::RowNotFound { .. }) => {}
                             Err(e) => return Err(e),
                         },
                     }
@@ -214,10 +214,12 @@ fn an_empty_strong_transaction_makes_what_it_read_durable() {
     store
         .write_with(Durability::Buffered, |tx| tx.insert(&t, &1, &10))
         .unwrap();
-    let seen = store.write(|tx| tx.get(&t, &1)).unwrap();
+    let seen = store
+        .write(|tx| tx.get(&t, &1).map(Option::unwrap_or_default))
+        .unwrap();
     assert_eq!(seen, 10);
     drop(store);
     be.crash(CrashMode::LoseUnsynced);
     let (store, t) = open(&be).unwrap();
-    assert_eq!(store.read().get(&t, &1).unwrap(), 10);
+    assert_eq!(store.read().get(&t, &1).unwrap().unwrap(), 10);
 }

@@ -167,7 +167,10 @@ fn stopping_the_worker_flushes_once_more() {
     p.close().unwrap();
     assert!(app.dirty.is_empty());
     assert_eq!(
-        weak.read().get(&t.nodes_static, &"n".to_string()).unwrap(),
+        weak.read()
+            .get(&t.nodes_static, &"n".to_string())
+            .unwrap()
+            .unwrap(),
         node(7)
     );
 }
@@ -310,7 +313,7 @@ fn a_value_that_cannot_be_encoded_fails_the_flush_and_merges_back() {
     assert_eq!(flusher.dirty_count(), 2, "merged back");
     bad_dirty.mark_delete(2);
     flusher.flush().unwrap();
-    assert_eq!(weak.read().get(&plain, &1).unwrap(), 1);
+    assert_eq!(weak.read().get(&plain, &1).unwrap().unwrap(), 1);
 }
 
 /// `source_borrowed`: the value is lent, not copied; a key the callback does not lend is gone
@@ -322,9 +325,7 @@ fn borrowed_sources_write_lent_values_and_delete_the_rest() {
     let dirty = Arc::new(DirtySet::new());
     {
         let weak = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let t = weak
-            .table(statelog::TableDef::<u64, String>::new("t").unique("v", |v: &String| v.clone()))
-            .unwrap();
+        let t = weak.table(t_def().0).unwrap();
         let v = values.clone();
         let flusher =
             Flusher::new(weak.clone()).source_borrowed(&t, dirty.clone(), move |k, lend| {
@@ -361,27 +362,31 @@ fn borrowed_sources_write_lent_values_and_delete_the_rest() {
         let snap = weak.read();
         let stored: HashMap<u64, String> = snap.list(&t).unwrap().into_iter().collect();
         assert_eq!(stored, *values.lock());
-        assert_eq!(snap.get_by(&t, "v", &"w3".to_string()).unwrap().0, 3);
-        assert!(snap.get_by(&t, "v", &"v3".to_string()).is_err());
+        let by_v = t_def().1;
+        assert_eq!(snap.get_by(&by_v, "w3").unwrap().unwrap().0, 3);
+        assert_eq!(snap.get_by(&by_v, "v3").unwrap(), None);
         weak.close().unwrap();
     }
     let weak = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    let t = weak
-        .table(statelog::TableDef::<u64, String>::new("t").unique("v", |v: &String| v.clone()))
-        .unwrap();
+    let t = weak.table(t_def().0).unwrap();
     let snap = weak.read();
     let stored: HashMap<u64, String> = snap.list(&t).unwrap().into_iter().collect();
     assert_eq!(stored, *values.lock());
-    assert_eq!(snap.get_by(&t, "v", &"w3".to_string()).unwrap().0, 3);
-    assert!(matches!(
-        snap.get_by(&t, "v", &"v3".to_string()),
-        Err(Error::NotFound(_))
-    ));
-    assert!(matches!(
-        snap.get_by(&t, "v", &"v1550".to_string()),
-        Err(Error::NotFound(_))
-    ));
-    assert_eq!(snap.get_by(&t, "v", &"v2000".to_string()).unwrap().0, 2000);
+    let by_v = t_def().1;
+    assert_eq!(snap.get_by(&by_v, "w3").unwrap().unwrap().0, 3);
+    assert_eq!(snap.get_by(&by_v, "v3").unwrap(), None);
+    assert_eq!(snap.get_by(&by_v, "v1550").unwrap(), None);
+    assert_eq!(snap.get_by(&by_v, "v2000").unwrap().unwrap().0, 2000);
+}
+
+/// The table of the test above, and its unique index on the value.
+fn t_def() -> (
+    statelog::TableDef<u64, String>,
+    statelog::Index<u64, String, String>,
+) {
+    let mut def = statelog::TableDef::new("t");
+    let by_v = def.unique_index("v", |v: &String| v.clone());
+    (def, by_v)
 }
 
 /// TestEngine_ConcurrentMarkAndFlush, strengthened to check values; and the hazard of the
@@ -632,6 +637,7 @@ fn weak_data_survives_a_clean_restart_and_loses_only_unflushed_marks() {
                 .read()
                 .get(&t.nodes_static, &"n1".to_string())
                 .unwrap()
+                .unwrap()
                 .created_at_ns,
             777
         );
@@ -652,5 +658,13 @@ fn weak_data_survives_a_clean_restart_and_loses_only_unflushed_marks() {
             .contains(&t.nodes_static, &"n2".to_string())
             .unwrap()
     );
-    assert_eq!(p.strong.read().get(&t.config, &1).unwrap().updated_at_ns, 5);
+    assert_eq!(
+        p.strong
+            .read()
+            .get(&t.config, &1)
+            .unwrap()
+            .unwrap()
+            .updated_at_ns,
+        5
+    );
 }

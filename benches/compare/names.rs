@@ -14,7 +14,7 @@ use crate::bulk::Dbs;
 use crate::children::child;
 use crate::engines::redb::{REDB_NAMES, REDB_ROWS, decode};
 use crate::engines::sqlite::{open_sqlite, remove_sqlite, sqlite_get_by_name};
-use crate::engines::statelog::open_store;
+use crate::engines::statelog::{open_store, rows_def};
 use crate::table::{Better, Report, c, cn, fmt_num, na};
 use crate::util::{Rng, Row, per_sec, progress, random_name};
 
@@ -88,10 +88,11 @@ pub fn lookups(rows: usize, dbs: &Dbs, report: &mut Report) {
 
     progress("random names: lookups by name: statelog");
     let (store, t) = open_store(&dbs.sdir);
+    let by_name = rows_def().1;
     let snap = store.read();
     let t0 = Instant::now();
     for (name, &id) in names.iter().zip(&ids) {
-        let (k, r): (u64, Row) = snap.get_by(&t, "name", name).unwrap();
+        let (k, r): (u64, Row) = snap.get_by(&by_name, name).unwrap().unwrap();
         assert_eq!(k, id);
         black_box(r);
     }

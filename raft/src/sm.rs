@@ -69,11 +69,7 @@ pub(crate) fn get_value(
     kv: &BytesTable,
     key: &str,
 ) -> statelog::Result<Option<String>> {
-    match r.get_bytes(kv, key.as_bytes()) {
-        Ok(v) => Ok(Some(string(v))),
-        Err(statelog::Error::NotFound(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(r.get_bytes(kv, key.as_bytes())?.map(string))
 }
 
 fn apply_request(tx: &mut WriteTx, kv: &BytesTable, req: &Request) -> statelog::Result<Response> {
@@ -184,30 +180,20 @@ impl StateMachine {
         let applied = encode("log id", &meta.last_log_id)?;
         let membership = encode("membership", &meta.last_membership)?;
         let inner = &self.inner;
-        let mut failure = None;
-        let result = inner.store.write(|tx| {
+        // The snapshot's own error (a row that no longer reads) aborts the transaction and
+        // is returned as it is.
+        inner.store.transact(|tx| -> Result<(), Error> {
             let old: Vec<Vec<u8>> = tx.range_bytes(&inner.kv, ..)?.map(|(k, _)| k).collect();
             for k in old {
                 tx.delete_bytes(&inner.kv, &k)?;
             }
-            loop {
-                match reader.next_row() {
-                    Ok(Some((k, v))) => tx.put_bytes(&inner.kv, &k, &v)?,
-                    Ok(None) => break,
-                    Err(e) => {
-                        // Verified above; a change since aborts the transaction.
-                        failure = Some(e);
-                        return Err(statelog::Error::InvalidArgument("snapshot row".into()));
-                    }
-                }
+            while let Some((k, v)) = reader.next_row()? {
+                tx.put_bytes(&inner.kv, &k, &v)?;
             }
             tx.put_bytes(&inner.meta, APPLIED, &applied)?;
-            tx.put_bytes(&inner.meta, MEMBERSHIP, &membership)
-        });
-        match (result, failure) {
-            (_, Some(e)) => Err(e),
-            (r, None) => Ok(r?),
-        }
+            tx.put_bytes(&inner.meta, MEMBERSHIP, &membership)?;
+            Ok(())
+        })
     }
 
     fn build_blocking(&self) -> Result<Meta, Error> {

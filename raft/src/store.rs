@@ -75,10 +75,9 @@ pub(crate) fn get_json<T: DeserializeOwned>(
     table: &BytesTable,
     key: &[u8],
 ) -> Result<Option<T>, Error> {
-    match r.get_bytes(table, key) {
-        Ok(bytes) => decode(&String::from_utf8_lossy(key), &bytes).map(Some),
-        Err(statelog::Error::NotFound(_)) => Ok(None),
-        Err(e) => Err(e.into()),
+    match r.get_bytes(table, key)? {
+        Some(bytes) => decode(&String::from_utf8_lossy(key), &bytes).map(Some),
+        None => Ok(None),
     }
 }
 
@@ -181,13 +180,12 @@ impl LogStore {
         // serialized with truncation by openraft).
         let snap = self.store.read();
         let prev: Option<Vec<u8>> = match log_id.index.checked_sub(1) {
-            Some(i) => match snap.get_bytes(&log, &index_key(i)) {
-                Ok(bytes) => {
+            Some(i) => match snap.get_bytes(&log, &index_key(i))? {
+                Some(bytes) => {
                     let e: Entry<TypeConfig> = decode("log entry", &bytes)?;
                     Some(encode("log id", &e.log_id)?)
                 }
-                Err(statelog::Error::NotFound(_)) => None,
-                Err(e) => return Err(e.into()),
+                None => None,
             },
             None => None,
         };
@@ -203,7 +201,7 @@ impl LogStore {
             match &prev {
                 Some(p) => tx.put_bytes(&meta, LAST, p)?,
                 None => match tx.delete_bytes(&meta, LAST) {
-                    Ok(()) | Err(statelog::Error::NotFound(_)) => {}
+                    Ok(()) | Err(statelog::Error::RowNotFound { .. }) => {}
                     Err(e) => return Err(e),
                 },
             }

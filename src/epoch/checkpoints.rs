@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use super::dir::{TMP_SUFFIX, with_suffix};
 use super::read::millis_to_time;
 use crate::backend::Backend;
+pub use crate::error::CheckpointStatus;
 use crate::error::{CorruptKind, Error, Result};
 
 /// Name of the checkpoint registry file.
@@ -21,20 +22,6 @@ pub const MAX_CHECKPOINTS: usize = 4096;
 /// Fixed bytes of a record before its name.
 const RECORD_FIXED: usize = 8 + 8 + 8 + 1 + 1;
 const MAX_FILE_LEN: u64 = (8 + 4 + 4 + MAX_CHECKPOINTS * (RECORD_FIXED + MAX_NAME_LEN) + 4) as u64;
-
-/// Where a checkpoint is in its lifecycle: saved as pending; activated (demoting the active
-/// one, which becomes inactive); a pending one may be marked failed. At most one is active.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CheckpointStatus {
-    /// Saved, not yet activated.
-    Pending,
-    /// The one in force (at most one).
-    Active,
-    /// Was active; replaced by a newer activation.
-    Inactive,
-    /// Given up before activation; can never become active.
-    Failed,
-}
 
 impl CheckpointStatus {
     fn code(self) -> u8 {
@@ -251,12 +238,16 @@ pub(crate) fn apply(
     let find = |list: &[Checkpoint], name: &str| {
         list.iter()
             .position(|c| c.name == name)
-            .ok_or_else(|| Error::NotFound(format!("checkpoint {name}")))
+            .ok_or_else(|| Error::CheckpointNotFound {
+                name: name.to_string(),
+            })
     };
     let refuse = |name: &str, status: CheckpointStatus, what: &str| {
-        Err(Error::InvalidArgument(format!(
-            "checkpoint {name} is {status:?} and cannot be {what}"
-        )))
+        Err(Error::CheckpointLifecycle {
+            name: name.to_string(),
+            status,
+            action: what.to_string(),
+        })
     };
     match change {
         CheckpointChange::Activate(name) => {
@@ -384,7 +375,7 @@ mod tests {
         let before = list.clone();
         assert!(matches!(
             apply(&mut list, &CheckpointChange::Activate("zz".into())),
-            Err(Error::NotFound(_))
+            Err(Error::CheckpointNotFound { .. })
         ));
         assert_eq!(list, before);
         // The active one cannot fail or be deleted; a failed one cannot be activated.

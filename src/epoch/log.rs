@@ -409,7 +409,9 @@ impl EpochLog {
             return Ok((None, c));
         }
         let (report, named) = self.snapshot_naming(state, Some(name), false)?;
-        let named = named.ok_or_else(|| Error::NotFound(format!("checkpoint {name}")))?;
+        let named = named.ok_or_else(|| Error::CheckpointNotFound {
+            name: name.to_string(),
+        })?;
         Ok((Some(report), named))
     }
 
@@ -431,7 +433,9 @@ impl EpochLog {
             )));
         }
         let (report, named) = self.snapshot_naming(state, Some(name), true)?;
-        let named = named.ok_or_else(|| Error::NotFound(format!("checkpoint {name}")))?;
+        let named = named.ok_or_else(|| Error::CheckpointNotFound {
+            name: name.to_string(),
+        })?;
         Ok((report, named))
     }
 
@@ -536,7 +540,7 @@ impl EpochLog {
             .epochs()?
             .into_iter()
             .find(|e| e.id == epoch)
-            .ok_or_else(|| Error::NotFound(format!("epoch {epoch} is not retained")))?;
+            .ok_or(Error::EpochNotRetained { epoch })?;
         let c = Checkpoint {
             name: name.to_string(),
             epoch,

@@ -361,9 +361,9 @@ pub(crate) struct Current {
 impl SegmentDir {
     /// Locates the newest epoch among `seqs` (ascending, not empty).
     pub(crate) fn current(&self, seqs: &[u64]) -> Result<Current> {
-        let newest = *seqs
-            .last()
-            .ok_or_else(|| Error::NotFound("segments".into()))?;
+        let newest = *seqs.last().ok_or_else(|| Error::NoStore {
+            dir: self.path.clone(),
+        })?;
         let newest_start = self.read_start(newest, false)?;
         let newest_head = newest_start.head.clone();
         let (snap_segment, snapshot, head) = self.epoch_start_of(newest, newest_start, true)?;
@@ -386,10 +386,9 @@ impl SegmentDir {
     pub(crate) fn newest_epoch(&self) -> Result<(Current, EpochInfo)> {
         let seqs = self.segments()?;
         if seqs.is_empty() {
-            return Err(Error::NotFound(format!(
-                "no segments in {}: not a statelog directory",
-                self.path.display()
-            )));
+            return Err(Error::NoStore {
+                dir: self.path.clone(),
+            });
         }
         let current = self.current(&seqs)?;
         let info = EpochInfo {
@@ -421,12 +420,12 @@ impl SegmentDir {
     ) -> Result<Restored> {
         let epochs = self.epochs()?;
         let Some(i) = epochs.iter().position(|e| e.id == id) else {
-            return Err(Error::NotFound(format!("epoch {id} is not retained")));
+            return Err(Error::EpochNotRetained { epoch: id });
         };
         let info = epochs
             .get(i)
             .cloned()
-            .ok_or_else(|| Error::NotFound(format!("epoch {id}")))?;
+            .ok_or(Error::EpochNotRetained { epoch: id })?;
         let end = match i.checked_sub(1).and_then(|j| epochs.get(j)) {
             Some(next) => next.segment,
             None => u64::MAX,

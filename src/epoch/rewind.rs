@@ -24,25 +24,24 @@ impl EpochLog {
         }
         let epochs = self.dir.epochs()?;
         let Some(i) = epochs.iter().position(|e| e.id == id) else {
-            return Err(Error::NotFound(format!("epoch {id} is not retained")));
+            return Err(Error::EpochNotRetained { epoch: id });
         };
         let cut_from = i
             .checked_sub(1)
             .and_then(|j| epochs.get(j))
             .map(|e| e.segment)
-            .ok_or_else(|| Error::NotFound(format!("epoch {id}")))?;
+            .ok_or(Error::EpochNotRetained { epoch: id })?;
         // A checkpoint's state is fixed: its epoch may neither be cut nor continued.
         let named: Vec<String> = checkpoints::read(&*self.dir.backend, &self.dir.path)?
             .into_iter()
             .filter(|c| c.segment >= cut_from || c.epoch == id)
-            .map(|c| format!("{} (epoch {})", c.name, c.epoch))
+            .map(|c| c.name)
             .collect();
         if !named.is_empty() {
-            return Err(Error::InvalidArgument(format!(
-                "rewinding to epoch {id} would change checkpoints {}; restore a checkpoint \
-                 instead, or delete them first",
-                named.join(", ")
-            )));
+            return Err(Error::RewindRefused {
+                epoch: id,
+                checkpoints: named,
+            });
         }
         let intent = RewindIntent {
             epoch: id,

@@ -308,7 +308,9 @@ pub(super) fn finish_rewind(
         .copied()
         .filter(|&s| s < intent.cut_from)
         .max()
-        .ok_or_else(|| Error::NotFound(format!("epoch {} to rewind to", intent.epoch)))?;
+        .ok_or(Error::EpochNotRetained {
+            epoch: intent.epoch,
+        })?;
     let prev_start = dir.read_start(prev, true)?;
     let prev_at = prev_start.pos.start;
     let (epoch_segment, _, head) = dir.epoch_start_of(prev, prev_start, true)?;

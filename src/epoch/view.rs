@@ -90,10 +90,9 @@ impl EpochReader {
 
     /// The end of the last complete entry of the newest segment.
     fn end(&self) -> Result<Position> {
-        let newest =
-            *self.dir.segments()?.last().ok_or_else(|| {
-                Error::NotFound(format!("segments in {}", self.dir.path.display()))
-            })?;
+        let newest = *self.dir.segments()?.last().ok_or_else(|| Error::NoStore {
+            dir: self.dir.path.clone(),
+        })?;
         let path = self.dir.seg(newest);
         let mut r = LogReader::open(&*self.dir.backend, &path, false)?;
         let len = r.file_len()?;

@@ -11,12 +11,12 @@ pub(super) type StoreModel = (BTreeMap<u8, u32>, BTreeMap<Vec<u8>, Vec<u8>>);
 pub(super) fn read_model(snap: &Snapshot) -> crate::Result<StoreModel> {
     let kv = match snap.table_named::<u8, u32>("kv") {
         Ok(t) => snap.list(&t)?.into_iter().collect(),
-        Err(Error::NotFound(_)) => BTreeMap::new(),
+        Err(Error::TableNotFound { .. }) => BTreeMap::new(),
         Err(e) => return Err(e),
     };
     let raw = match snap.raw_rows("raw") {
         Ok(rows) => rows.map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
-        Err(Error::NotFound(_)) => BTreeMap::new(),
+        Err(Error::TableNotFound { .. }) => BTreeMap::new(),
         Err(e) => return Err(e),
     };
     Ok((kv, raw))

@@ -166,7 +166,7 @@ fn build_store(
                                 tx.insert(&kv, k, v)?;
                             }
                             Write::Delete(k) => match tx.delete(&kv, k) {
-                                Ok(_) | Err(Error::NotFound(_)) => {}
+                                Ok(_) | Err(Error::RowNotFound { .. }) => {}
                                 Err(e) => return Err(e),
                             },
                             Write::Raw(k, v) => tx.put_bytes(&raw, &[*k], v)?,

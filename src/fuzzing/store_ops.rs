@@ -310,7 +310,7 @@ impl OpsRun {
                                 tx.insert(&kv, &k, &v)?;
                             }
                             None => match tx.delete(&kv, &k) {
-                                Ok(_) | Err(Error::NotFound(_)) => {}
+                                Ok(_) | Err(Error::RowNotFound { .. }) => {}
                                 Err(e) => return Err(e),
                             },
                         }

@@ -10,7 +10,7 @@ mod rows;
 #[cfg(feature = "stateio")]
 pub(crate) use engine::BytesTableImage;
 pub use engine::{
-    AnyTable, ApplyLog, BytesTable, CommitPos, DerivedView, Readable, Snapshot, Store,
+    AnyTable, ApplyLog, BytesTable, CommitPos, DerivedView, Index, Readable, Snapshot, Store,
     StoreOptions, StoreStats, Table, TableDef, TableInfo, TableStats, TxView, WriteTx,
     read_only_snapshot,
 };

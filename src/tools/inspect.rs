@@ -84,11 +84,8 @@ pub fn inspect(backend: Arc<dyn Backend>, dir: &Path) -> Result<Inspection> {
     let names = backend.list(dir).map_err(|e| Error::io(dir, e))?;
     let mut seqs: Vec<u64> = names.iter().filter_map(|n| segment_number(n)).collect();
     seqs.sort_unstable();
-    let newest = *seqs.last().ok_or_else(|| {
-        Error::NotFound(format!(
-            "{} holds no segments: not a statelog directory",
-            dir.display()
-        ))
+    let newest = *seqs.last().ok_or_else(|| Error::NoStore {
+        dir: dir.to_path_buf(),
     })?;
     let mut segments = Vec::new();
     for &seq in &seqs {

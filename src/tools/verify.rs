@@ -155,10 +155,9 @@ fn verify_with(
     let below = crate::epoch::retired_below(&backend, dir)?;
     seqs.retain(|&s| s >= below);
     if seqs.is_empty() {
-        return Err(Error::NotFound(format!(
-            "{} holds no segments: not a statelog directory",
-            dir.display()
-        )));
+        return Err(Error::NoStore {
+            dir: dir.to_path_buf(),
+        });
     }
     let writer_running = matches!(
         backend.lock(dir, LockMode::Shared),

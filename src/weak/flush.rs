@@ -141,7 +141,7 @@ where
         for kb in std::mem::take(&mut self.deletes) {
             match tx.delete_encoded(&self.table, kb) {
                 Ok(_) => n += 1,
-                Err(Error::NotFound(_)) => {}
+                Err(Error::RowNotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -27,7 +27,7 @@
 //! let flusher = Flusher::new(p.weak.clone())
 //!     .source(&latency, dirty, move |k| source.lock().unwrap().get(k).copied());
 //! flusher.flush()?;
-//! assert_eq!(p.weak.read().get(&latency, &"node-1".to_string())?, 12);
+//! assert_eq!(p.weak.read().get(&latency, "node-1")?, Some(12));
 //! p.close()?;
 //! # Ok(())
 //! # }

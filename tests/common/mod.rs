@@ -229,7 +229,7 @@ fn check_verify(be: &statelog::backend::SimBackend, dir: &Path, ctx: &str, verif
             "{ctx}: verify calls the directory a crash left damaged: {:?}",
             r.findings
         ),
-        Err(Error::NotFound(_)) => {}
+        Err(Error::NoStore { .. }) => {}
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => panic!("{ctx}: verify could not run on a crashed directory: {e}"),
     }

@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::path::Path;
 
-use statelog::{Durability, Store, StoreOptions, Table, TableDef};
+use statelog::{Durability, Index, Store, StoreOptions, Table, TableDef};
 
 use crate::util::{Row, row_v};
 
@@ -31,9 +31,14 @@ pub fn open_store_keep(dir: &Path, keep_epochs: usize) -> (Store, Table<u64, Row
 
 /// The table `rows`, with its unique index on the name.
 pub fn rows_table(store: &Store) -> Table<u64, Row> {
-    store
-        .table(TableDef::<u64, Row>::new("rows").unique("name", |r| r.name.clone()))
-        .unwrap()
+    store.table(rows_def().0).unwrap()
+}
+
+/// The definition of the table `rows`, and its unique index on the name.
+pub fn rows_def() -> (TableDef<u64, Row>, Index<u64, Row, String>) {
+    let mut def = TableDef::<u64, Row>::new("rows");
+    let by_name = def.unique_index("name", |r| r.name.clone());
+    (def, by_name)
 }
 
 pub fn open_store(dir: &Path) -> (Store, Table<u64, Row>) {

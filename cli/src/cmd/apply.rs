@@ -151,7 +151,7 @@ pub(crate) fn run(
                     ApplyOp::Del(t, k) => {
                         if let Some(t) = tables.get(t) {
                             match tx.delete_bytes(t, k) {
-                                Ok(()) | Err(Error::NotFound(_)) => {}
+                                Ok(()) | Err(Error::RowNotFound { .. }) => {}
                                 Err(e) => return Err(e),
                             }
                         }

@@ -353,8 +353,8 @@ impl Store {
     /// let snap = store.read();
     /// store.write(|tx| tx.insert(&t, &"a".to_string(), &2))?;
     /// // The snapshot still shows the state it was taken of.
-    /// assert_eq!(snap.get(&t, &"a".to_string())?, 1);
-    /// assert_eq!(store.read().get(&t, &"a".to_string())?, 2);
+    /// assert_eq!(snap.get(&t, "a")?, Some(1));
+    /// assert_eq!(store.read().get(&t, "a")?, Some(2));
     /// # Ok(())
     /// # }
     /// ```
@@ -365,7 +365,9 @@ impl Store {
     }
 
     /// Runs `f` in a write transaction and commits it with strong durability: returns once
-    /// the transaction is durable. If `f` fails or panics, nothing is committed.
+    /// the transaction is durable. If `f` fails or panics, nothing is committed. For a
+    /// closure that returns the application's own error type, see
+    /// [`transact`](Self::transact).
     ///
     /// ```
     /// use statelog::Readable;
@@ -406,7 +408,7 @@ impl Store {
     /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
     /// // Returns at once, visible to readers at once; durable with the next sync.
     /// store.write_with(Durability::Buffered, |tx| tx.insert(&t, &"a".to_string(), &1))?;
-    /// assert_eq!(store.read().get(&t, &"a".to_string())?, 1);
+    /// assert_eq!(store.read().get(&t, "a")?, Some(1));
     /// store.sync()?;
     /// # Ok(())
     /// # }
@@ -416,9 +418,89 @@ impl Store {
         durability: Durability,
         f: impl FnOnce(&mut WriteTx) -> Result<R>,
     ) -> Result<R> {
-        let mut w = self.shared.writer.lock();
+        self.transact_with(durability, f)
+    }
+
+    /// Runs `f` in a write transaction, as [`write`](Self::write) does, where `f` returns the
+    /// application's own error type `E`: an `Err` from `f` rolls the transaction back and is
+    /// returned unchanged; a statelog error (from a call in `f` through `?`, or from the
+    /// commit) converts through `From<statelog::Error>`.
+    ///
+    /// A sibling rather than a generic `write`: with `write` generic over `E`, a closure that
+    /// only uses `?` on statelog calls and returns `Ok(..)` would leave `E` uninferable, so
+    /// every such closure would need a type annotation.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// #[derive(Debug)]
+    /// enum AppError { Overlap, Store(statelog::Error) }
+    /// impl From<statelog::Error> for AppError {
+    ///     fn from(e: statelog::Error) -> Self { AppError::Store(e) }
+    /// }
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// let r = store.transact(|tx| {
+    ///     tx.insert(&t, &"a".to_string(), &1)?; // a statelog error would convert
+    ///     if tx.contains(&t, "a")? {
+    ///         return Err(AppError::Overlap); // rolls back; returned as it is
+    ///     }
+    ///     Ok(())
+    /// });
+    /// assert!(matches!(r, Err(AppError::Overlap)));
+    /// assert_eq!(store.read().count(&t)?, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn transact<R, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&mut WriteTx) -> std::result::Result<R, E>,
+    ) -> std::result::Result<R, E> {
+        self.transact_with(Durability::Strong, f)
+    }
+
+    /// [`transact`](Self::transact) with the given durability (see
+    /// [`write_with`](Self::write_with)).
+    ///
+    /// ```
+    /// use statelog::{Durability, Readable};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// // Any error type that a statelog error converts into, such as a boxed error.
+    /// type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    /// let r: Result<(), BoxError> = store.transact_with(Durability::Buffered, |tx| {
+    ///     tx.insert(&t, &"a".to_string(), &1)?;
+    ///     Err("changed my mind".into())
+    /// });
+    /// assert_eq!(r.unwrap_err().to_string(), "changed my mind");
+    /// assert!(store.read().get(&t, "a")?.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn transact_with<R, E: From<Error>>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut WriteTx) -> std::result::Result<R, E>,
+    ) -> std::result::Result<R, E> {
+        let w = self.shared.writer.lock();
         let mut tx = WriteTx::new(&w.head);
         let out = f(&mut tx)?;
+        Ok(self.commit_tx(w, tx, durability).map(|()| out)?)
+    }
+
+    /// Commits a transaction `f` built (logs it, waits as `durability` asks).
+    fn commit_tx(
+        &self,
+        mut w: MutexGuard<'_, Writer>,
+        tx: WriteTx,
+        durability: Durability,
+    ) -> Result<()> {
         if tx.ops.is_empty() {
             // Nothing to log; a strong transaction still returns only once the state it read
             // is durable (no fsync when nothing is pending).
@@ -427,7 +509,7 @@ impl Store {
                 self.shared.log.sync()?;
                 self.publish_ready(&mut self.shared.writer.lock());
             }
-            return Ok(out);
+            return Ok(());
         }
         self.check(&tx)?;
         let pos = self.commit_locked(&mut w, tx.work, &tx.ops, durability)?;
@@ -456,7 +538,7 @@ impl Store {
                 self.publish_ready(&mut self.shared.writer.lock());
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Runs the validators of the tables `tx` changed, on its view, each with the keys it
@@ -770,11 +852,11 @@ impl Store {
     /// # fn main() -> statelog::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
-    /// let users = store.table(
-    ///     TableDef::<u64, User>::new("users").unique("email", |u| u.email.clone()),
-    /// )?;
+    /// let mut def = TableDef::<u64, User>::new("users");
+    /// let by_email = def.unique_index("email", |u| u.email.clone());
+    /// let users = store.table(def)?;
     /// store.write(|tx| tx.insert(&users, &1, &User { email: "a@x".into() }))?;
-    /// let (id, _) = store.read().get_by(&users, "email", &"a@x")?;
+    /// let (id, _) = store.read().get_by(&by_email, "a@x")?.unwrap();
     /// assert_eq!(id, 1);
     /// # Ok(())
     /// # }
@@ -850,7 +932,7 @@ impl Store {
                     let table = work
                         .tables
                         .get(&meta.id)
-                        .ok_or_else(|| Error::NotFound(def.name.clone()))?;
+                        .ok_or_else(|| Error::table_not_found(&def.name))?;
                     for row in table.rows.iter() {
                         let value =
                             (m.convert)(row.value).map_err(|e| schema_error(&def.name, e))?;
@@ -884,7 +966,9 @@ impl Store {
         let checks: Vec<CheckFn> = def.validators.iter().map(|bind| bind(&handle)).collect();
         let indexes = TableIndexes::of(&handle);
         let migrated = ops.iter().any(|op| matches!(op, Op::AlterTable(_)));
-        let t = work.table_mut(id).map_err(Error::NotFound)?;
+        let t = work
+            .table_mut(id)
+            .map_err(|_| Error::table_not_found(&def.name))?;
         if migrated {
             // Stored indexes describe values of the old schema.
             t.drop_stored();
@@ -922,7 +1006,7 @@ impl Store {
     /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
     /// let raw = store.bytes_table("raw")?;
     /// store.write(|tx| tx.put_bytes(&raw, b"k", b"v"))?;
-    /// assert_eq!(store.read().get_bytes(&raw, b"k")?, b"v");
+    /// assert_eq!(store.read().get_bytes(&raw, b"k")?.as_deref(), Some(&b"v"[..]));
     /// # Ok(())
     /// # }
     /// ```

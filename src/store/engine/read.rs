@@ -1,6 +1,7 @@
 //! Reading tables: the same calls on a read snapshot and inside a write transaction (which
 //! sees its own writes).
 
+use std::borrow::Borrow;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::codec::{TableKind, decode_key, decode_value, encode_key_bytes, with_encoded_key};
 use super::state::{State, TableState};
-use super::table::{AnyTable, ApplyLog, BytesTable, Table, TxView, type_label};
+use super::table::{AnyTable, ApplyLog, BytesTable, Index, Table, TxView, type_label};
 use crate::error::{Error, Result};
 use crate::store::rows::{Bytes, RowRef};
 
@@ -35,11 +36,7 @@ pub(crate) fn table_state<'s>(state: &'s State, id: u32, name: &str) -> Result<&
         .tables
         .get(&id)
         .filter(|t| *t.meta.name == *name)
-        .ok_or_else(|| Error::NotFound(format!("table {name}")))
-}
-
-pub(crate) fn not_found(table: &str) -> Error {
-    Error::NotFound(format!("no such key in table {table}"))
+        .ok_or_else(|| Error::table_not_found(name))
 }
 
 /// A stored value that does not decode as the table's value type.
@@ -83,10 +80,12 @@ pub trait Readable {
     #[doc(hidden)]
     fn state(&self) -> &State;
 
-    /// The value stored under `key`, or [`NotFound`](Error::NotFound).
+    /// The value stored under `key`, or `None`. The key may be given in a borrowed form
+    /// (`&str` for a `String` key, `&[T]` for `Vec<T>`): `K: Borrow<Q>`, and `Q` must
+    /// serialize as `K` does (true of the standard library's `Borrow` pairs).
     ///
     /// ```
-    /// use statelog::{Error, Readable};
+    /// use statelog::Readable;
     ///
     /// # fn main() -> statelog::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -94,16 +93,21 @@ pub trait Readable {
     /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
     /// # store.write(|tx| { for (k, v) in [("a", 1), ("b", 2), ("c", 3)] { tx.insert(&t, &k.to_string(), &v)?; } Ok(()) })?;
     /// let snap = store.read();
-    /// assert_eq!(snap.get(&t, &"a".to_string())?, 1);
-    /// assert!(matches!(snap.get(&t, &"z".to_string()), Err(Error::NotFound(_))));
+    /// assert_eq!(snap.get(&t, "a")?, Some(1));
+    /// assert_eq!(snap.get(&t, "z")?, None);
     /// # Ok(())
     /// # }
     /// ```
-    fn get<K: Serialize, V: DeserializeOwned>(&self, table: &Table<K, V>, key: &K) -> Result<V> {
-        self.get_versioned(table, key).map(|(v, _)| v)
+    fn get<K, V, Q>(&self, table: &Table<K, V>, key: &Q) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        V: DeserializeOwned,
+        Q: Serialize + ?Sized,
+    {
+        Ok(self.get_versioned(table, key)?.map(|(v, _)| v))
     }
 
-    /// The value under `key` and its version (1 for a new row, +1 for each write).
+    /// The value under `key` and its version (1 for a new row, +1 for each write), or `None`.
     ///
     /// ```
     /// use statelog::Readable;
@@ -114,20 +118,22 @@ pub trait Readable {
     /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
     /// # store.write(|tx| { for (k, v) in [("a", 1), ("b", 2), ("c", 3)] { tx.insert(&t, &k.to_string(), &v)?; } Ok(()) })?;
     /// store.write(|tx| tx.insert(&t, &"a".to_string(), &10))?;
-    /// assert_eq!(store.read().get_versioned(&t, &"a".to_string())?, (10, 2));
+    /// assert_eq!(store.read().get_versioned(&t, "a")?, Some((10, 2)));
     /// # Ok(())
     /// # }
     /// ```
-    fn get_versioned<K: Serialize, V: DeserializeOwned>(
-        &self,
-        table: &Table<K, V>,
-        key: &K,
-    ) -> Result<(V, u64)> {
+    fn get_versioned<K, V, Q>(&self, table: &Table<K, V>, key: &Q) -> Result<Option<(V, u64)>>
+    where
+        K: Borrow<Q>,
+        V: DeserializeOwned,
+        Q: Serialize + ?Sized,
+    {
         let t = table_state(self.state(), table.id, &table.name)?;
-        let row =
-            with_encoded_key(key, |k| t.rows.get(k))?.ok_or_else(|| not_found(&table.name))?;
+        let Some(row) = with_encoded_key(key, |k| t.rows.get(k))? else {
+            return Ok(None);
+        };
         let v = decode_value(row.value).map_err(|e| schema_error(&table.name, e))?;
-        Ok((v, row.version))
+        Ok(Some((v, row.version)))
     }
 
     /// The version of the row under `key`; 0 if there is none.
@@ -140,12 +146,16 @@ pub trait Readable {
     /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
     /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
     /// # store.write(|tx| { for (k, v) in [("a", 1), ("b", 2), ("c", 3)] { tx.insert(&t, &k.to_string(), &v)?; } Ok(()) })?;
-    /// assert_eq!(store.read().version(&t, &"a".to_string())?, 1);
-    /// assert_eq!(store.read().version(&t, &"z".to_string())?, 0);
+    /// assert_eq!(store.read().version(&t, "a")?, 1);
+    /// assert_eq!(store.read().version(&t, "z")?, 0);
     /// # Ok(())
     /// # }
     /// ```
-    fn version<K: Serialize, V>(&self, table: &Table<K, V>, key: &K) -> Result<u64> {
+    fn version<K, V, Q>(&self, table: &Table<K, V>, key: &Q) -> Result<u64>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let t = table_state(self.state(), table.id, &table.name)?;
         with_encoded_key(key, |k| t.rows.get(k).map_or(0, |r| r.version))
     }
@@ -160,16 +170,24 @@ pub trait Readable {
     /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
     /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
     /// # store.write(|tx| { for (k, v) in [("a", 1), ("b", 2), ("c", 3)] { tx.insert(&t, &k.to_string(), &v)?; } Ok(()) })?;
-    /// assert!(store.read().contains(&t, &"a".to_string())?);
-    /// assert!(!store.read().contains(&t, &"z".to_string())?);
+    /// assert!(store.read().contains(&t, "a")?);
+    /// assert!(!store.read().contains(&t, "z")?);
     /// # Ok(())
     /// # }
     /// ```
-    fn contains<K: Serialize, V>(&self, table: &Table<K, V>, key: &K) -> Result<bool> {
+    fn contains<K, V, Q>(&self, table: &Table<K, V>, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         Ok(self.version(table, key)? > 0)
     }
 
-    /// The row whose unique index `index` holds `value`, or [`NotFound`](Error::NotFound).
+    /// The row whose unique index `index` holds `key` (primary key and value), or `None`.
+    /// The index handle comes from [`TableDef::unique_index`](crate::TableDef::unique_index)
+    /// and fixes the index key's type: a key of another type does not compile. A state
+    /// whose table has no such index (a checkpoint's, an epoch's) is
+    /// [`IndexNotFound`](Error::IndexNotFound).
     ///
     /// ```
     /// use statelog::{Readable, TableDef};
@@ -177,31 +195,45 @@ pub trait Readable {
     /// # fn main() -> statelog::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
-    /// let t = store.table(TableDef::<u32, String>::new("names").unique("name", |n| n.clone()))?;
+    /// let mut def = TableDef::<u32, String>::new("names");
+    /// let by_name = def.unique_index("name", |n| n.clone());
+    /// let t = store.table(def)?;
     /// store.write(|tx| tx.insert(&t, &7, &"ann".to_string()))?;
-    /// assert_eq!(store.read().get_by(&t, "name", &"ann")?, (7, "ann".to_string()));
+    /// assert_eq!(store.read().get_by(&by_name, "ann")?, Some((7, "ann".to_string())));
+    /// assert_eq!(store.read().get_by(&by_name, "bob")?, None);
     /// # Ok(())
     /// # }
     /// ```
-    fn get_by<K: DeserializeOwned, V: DeserializeOwned, U: Serialize>(
-        &self,
-        table: &Table<K, V>,
-        index: &str,
-        value: &U,
-    ) -> Result<(K, V)> {
-        let t = table_state(self.state(), table.id, &table.name)?;
+    fn get_by<K, V, IK, Q>(&self, index: &Index<K, V, IK>, key: &Q) -> Result<Option<(K, V)>>
+    where
+        K: DeserializeOwned,
+        V: DeserializeOwned,
+        IK: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        let t = self
+            .state()
+            .table_by_name(&index.table)
+            .ok_or_else(|| Error::table_not_found(&index.table))?;
         let ix = t
             .indexes
             .iter()
-            .find(|ix| ix.name == index)
-            .ok_or_else(|| Error::NotFound(format!("index {}.{index}", table.name)))?;
-        let pk = with_encoded_key(value, |k| ix.map.get(k).map(|r| r.value))?
-            .ok_or_else(|| not_found(&table.name))?;
-        let row = t.rows.get(pk).ok_or_else(|| not_found(&table.name))?;
-        decode_row(&table.name, pk, row.value)
+            .find(|ix| *ix.name == *index.name)
+            .ok_or_else(|| Error::IndexNotFound {
+                table: index.table.to_string(),
+                index: index.name.to_string(),
+            })?;
+        let Some(pk) = with_encoded_key(key, |k| ix.map.get(k).map(|r| r.value))? else {
+            return Ok(None);
+        };
+        match t.rows.get(pk) {
+            Some(row) => decode_row(&index.table, pk, row.value).map(Some),
+            None => Ok(None),
+        }
     }
 
-    /// Rows with keys in `range`, in key order.
+    /// Rows with keys in `range`, in key order; also from the end (`.rev()`, `next_back`),
+    /// where each step is a search, not a walk of the rows before it.
     ///
     /// ```
     /// use statelog::Readable;
@@ -214,6 +246,9 @@ pub trait Readable {
     /// let snap = store.read();
     /// let from_b: Vec<(String, u32)> = snap.range(&t, "b".to_string()..)?.collect::<Result<_, _>>()?;
     /// assert_eq!(from_b, vec![("b".to_string(), 2), ("c".to_string(), 3)]);
+    /// // The last row before "c", from the end.
+    /// let before_c = snap.range(&t, .."c".to_string())?.next_back().transpose()?;
+    /// assert_eq!(before_c, Some(("b".to_string(), 2)));
     /// # Ok(())
     /// # }
     /// ```
@@ -221,7 +256,7 @@ pub trait Readable {
         &'a self,
         table: &Table<K, V>,
         range: R,
-    ) -> Result<impl Iterator<Item = Result<(K, V)>> + 'a>
+    ) -> Result<impl DoubleEndedIterator<Item = Result<(K, V)>> + 'a>
     where
         K: Serialize + DeserializeOwned + 'a,
         V: DeserializeOwned + 'a,
@@ -314,6 +349,74 @@ pub trait Readable {
         self.range(table, ..)?.collect()
     }
 
+    /// The row with the greatest key at or below `key` (`None` if every key is above it): a
+    /// search, not a walk of the rows.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// // Routes by the start of their address range: the route of an address is the floor.
+    /// let routes = store.table(statelog::TableDef::<u32, String>::new("routes"))?;
+    /// store.write(|tx| {
+    ///     tx.insert(&routes, &100, &"a".to_string())?;
+    ///     tx.insert(&routes, &200, &"b".to_string())
+    /// })?;
+    /// let snap = store.read();
+    /// assert_eq!(snap.floor(&routes, &150)?, Some((100, "a".to_string())));
+    /// assert_eq!(snap.floor(&routes, &200)?, Some((200, "b".to_string())));
+    /// assert_eq!(snap.floor(&routes, &99)?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn floor<K, V, Q>(&self, table: &Table<K, V>, key: &Q) -> Result<Option<(K, V)>>
+    where
+        K: Borrow<Q> + DeserializeOwned,
+        V: DeserializeOwned,
+        Q: Serialize + ?Sized,
+    {
+        let t = table_state(self.state(), table.id, &table.name)?;
+        let row = with_encoded_key(key, |k| {
+            t.rows.last_in(Bound::Unbounded, Bound::Included(k))
+        })?;
+        row.map(|r| decode_row(&table.name, r.key, r.value))
+            .transpose()
+    }
+
+    /// The row with the least key at or above `key` (`None` if every key is below it): a
+    /// search, not a walk of the rows.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
+    /// store.write(|tx| {
+    ///     tx.insert(&t, &"apple".to_string(), &1)?;
+    ///     tx.insert(&t, &"banana".to_string(), &2)
+    /// })?;
+    /// assert_eq!(store.read().ceiling(&t, "b")?, Some(("banana".to_string(), 2)));
+    /// assert_eq!(store.read().ceiling(&t, "c")?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn ceiling<K, V, Q>(&self, table: &Table<K, V>, key: &Q) -> Result<Option<(K, V)>>
+    where
+        K: Borrow<Q> + DeserializeOwned,
+        V: DeserializeOwned,
+        Q: Serialize + ?Sized,
+    {
+        let t = table_state(self.state(), table.id, &table.name)?;
+        let kb = encode_key_bytes(key)?;
+        let row = t.rows.range((Bound::Included(kb), Bound::Unbounded)).next();
+        row.map(|r| decode_row(&table.name, r.key, r.value))
+            .transpose()
+    }
+
     /// Number of rows.
     ///
     /// ```
@@ -336,7 +439,7 @@ pub trait Readable {
         )
     }
 
-    /// The bytes stored under `key` in a bytes table, or [`NotFound`](Error::NotFound).
+    /// The bytes stored under `key` in a bytes table, or `None`.
     ///
     /// ```
     /// use statelog::Readable;
@@ -346,19 +449,17 @@ pub trait Readable {
     /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
     /// # let b = store.bytes_table("b")?;
     /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
-    /// assert_eq!(store.read().get_bytes(&b, b"k")?, b"v");
+    /// assert_eq!(store.read().get_bytes(&b, b"k")?.as_deref(), Some(&b"v"[..]));
+    /// assert_eq!(store.read().get_bytes(&b, b"z")?, None);
     /// # Ok(())
     /// # }
     /// ```
-    fn get_bytes(&self, table: &BytesTable, key: &[u8]) -> Result<Vec<u8>> {
+    fn get_bytes(&self, table: &BytesTable, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let t = table_state(self.state(), table.id, &table.name)?;
-        t.rows
-            .get(key)
-            .map(|r| r.value.to_vec())
-            .ok_or_else(|| not_found(&table.name))
+        Ok(t.rows.get(key).map(|r| r.value.to_vec()))
     }
 
-    /// Rows of a bytes table with keys in `range`, in byte order.
+    /// Rows of a bytes table with keys in `range`, in byte order; also from the end.
     ///
     /// ```
     /// use statelog::Readable;
@@ -378,7 +479,7 @@ pub trait Readable {
         &'a self,
         table: &BytesTable,
         range: impl RangeBounds<Vec<u8>>,
-    ) -> Result<impl Iterator<Item = (Vec<u8>, Vec<u8>)> + 'a> {
+    ) -> Result<impl DoubleEndedIterator<Item = (Vec<u8>, Vec<u8>)> + 'a> {
         let t = table_state(self.state(), table.id, &table.name)?;
         let bounds = (
             bytes_bound(range.start_bound()),
@@ -412,7 +513,7 @@ pub trait Readable {
         let t = self
             .state()
             .table_by_name(name)
-            .ok_or_else(|| Error::NotFound(format!("table {name}")))?;
+            .ok_or_else(|| Error::table_not_found(name))?;
         let (key_type, value_type) = (type_label::<K>(), type_label::<V>());
         if t.meta.kind != TableKind::Typed
             || t.meta.key_type != key_type
@@ -466,7 +567,7 @@ pub trait Readable {
         let t = self
             .state()
             .table_by_name(name)
-            .ok_or_else(|| Error::NotFound(format!("table {name}")))?;
+            .ok_or_else(|| Error::table_not_found(name))?;
         Ok(t.rows.iter().map(|r| (r.key, r.value)))
     }
 }

@@ -123,6 +123,43 @@ where
         self
     }
 
+    /// Adds a unique index named `name`, as [`unique`](Self::unique) does, and returns its
+    /// typed handle for lookups ([`Readable::get_by`](crate::Readable::get_by)): the handle
+    /// fixes the index key's type `IK`, so a lookup by a key of another type does not
+    /// compile, and the index's name is written once.
+    ///
+    /// ```
+    /// use statelog::{Readable, TableDef};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let mut def = TableDef::<u64, String>::new("users");
+    /// let by_email = def.unique_index("email", |email| email.clone());
+    /// let users = store.table(def)?;
+    /// store.write(|tx| tx.insert(&users, &1, &"a@x".to_string()))?;
+    /// let (id, _) = store.read().get_by(&by_email, "a@x")?.unwrap();
+    /// assert_eq!(id, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn unique_index<IK: Serialize>(
+        &mut self,
+        name: impl Into<String>,
+        key: impl Fn(&V) -> IK + Send + Sync + 'static,
+    ) -> Index<K, V, IK> {
+        let name = name.into();
+        self.uniques.push(Unique {
+            name: name.clone(),
+            key: Arc::new(move |v| encode_key_bytes(&key(v))),
+        });
+        Index {
+            table: Arc::from(self.name.as_str()),
+            name: Arc::from(name),
+            _types: PhantomData,
+        }
+    }
+
     /// Reads rows stored with schema version `from` as `Old` and converts them. When the table
     /// is opened at a newer version, every row is rewritten in one transaction.
     ///
@@ -146,7 +183,7 @@ where
     ///         .version(2)
     ///         .migrate_from(1, |v: V1| V2 { name: v.name, admin: false }),
     /// )?;
-    /// assert!(!store.read().get(&users, &1)?.admin);
+    /// assert!(!store.read().get(&users, &1)?.unwrap().admin);
     /// # Ok(())
     /// # }
     /// ```
@@ -314,6 +351,78 @@ impl<V> std::fmt::Debug for ApplyLog<V> {
         f.debug_struct("ApplyLog")
             .field("name", &self.table.name)
             .field("id", &self.table.id)
+            .finish()
+    }
+}
+
+/// A unique index of a typed table, for lookups by its key
+/// ([`Readable::get_by`](crate::Readable::get_by)); from
+/// [`TableDef::unique_index`]. `IK` is the index key's type. Cheap to clone.
+///
+/// The handle names its table and index; it holds no state of a store, so one handle serves
+/// every store, snapshot, transaction and follower that opened the table with this index.
+/// There is no lookup by an index's name as a string: the handle is the only way, so a
+/// misspelt name or a key of the wrong type cannot reach a lookup.
+///
+/// ```
+/// use statelog::{Index, TableDef};
+///
+/// let mut def = TableDef::<u64, String>::new("users");
+/// let by_email: Index<u64, String, String> = def.unique_index("email", |e| e.clone());
+/// assert_eq!((by_email.table_name(), by_email.name()), ("users", "email"));
+/// ```
+///
+/// A lookup by a key of another type than the index's does not compile:
+///
+/// ```compile_fail
+/// use statelog::{Readable, TableDef};
+///
+/// # fn main() -> statelog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+/// let mut def = TableDef::<u64, String>::new("users");
+/// let by_email = def.unique_index("email", |e| e.clone());
+/// store.table(def)?;
+/// store.read().get_by(&by_email, &42u64)?; // an email is a String
+/// # Ok(())
+/// # }
+/// ```
+pub struct Index<K, V, IK> {
+    pub(crate) table: Arc<str>,
+    pub(crate) name: Arc<str>,
+    _types: IndexTypes<K, V, IK>,
+}
+
+/// The types an [`Index`] handle is for (it holds none of them).
+type IndexTypes<K, V, IK> = PhantomData<fn() -> (K, V, IK)>;
+
+impl<K, V, IK> Index<K, V, IK> {
+    /// The index's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The name of its table.
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+}
+
+impl<K, V, IK> Clone for Index<K, V, IK> {
+    fn clone(&self) -> Self {
+        Index {
+            table: self.table.clone(),
+            name: self.name.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V, IK> std::fmt::Debug for Index<K, V, IK> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("table", &self.table)
+            .field("name", &self.name)
             .finish()
     }
 }

@@ -1,5 +1,6 @@
 //! Write transactions: changes to several tables that commit atomically as one log entry.
 
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -7,10 +8,10 @@ use serde::de::DeserializeOwned;
 
 use super::claim::{claim_stored, index_threads};
 use super::codec::{Op, decode_value, encode_key_bytes, encode_value_bytes};
-use super::read::{Readable, not_found, schema_error, table_state};
+use super::read::{Readable, schema_error, table_state};
 use super::state::{IndexState, State, TableState};
 use super::table::{BytesTable, Table};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, show_key};
 use crate::store::rows::{Base, Bytes, Row, RowRef, Rows};
 
 /// A write transaction, given to the closure of [`Store::write`](crate::Store::write). Reads
@@ -87,7 +88,7 @@ impl WriteTx {
     /// # let t = store.table(statelog::TableDef::<String, u32>::new("t"))?;
     /// assert!(store.write(|tx| tx.insert_if_absent(&t, &"a".to_string(), &1))?);
     /// assert!(!store.write(|tx| tx.insert_if_absent(&t, &"a".to_string(), &2))?);
-    /// assert_eq!(store.read().get(&t, &"a".to_string())?, 1);
+    /// assert_eq!(store.read().get(&t, "a")?, Some(1));
     /// # Ok(())
     /// # }
     /// ```
@@ -119,7 +120,7 @@ impl WriteTx {
     /// let keep_created = |old: &Item, new: &mut Item| new.created = old.created;
     /// store.write(|tx| tx.upsert_preserving(&items, &1, &Item { name: "a".into(), created: 10 }, keep_created))?;
     /// store.write(|tx| tx.upsert_preserving(&items, &1, &Item { name: "b".into(), created: 99 }, keep_created))?;
-    /// let item = store.read().get(&items, &1)?;
+    /// let item = store.read().get(&items, &1)?.unwrap();
     /// assert_eq!((item.name.as_str(), item.created), ("b", 10));
     /// # Ok(())
     /// # }
@@ -159,8 +160,8 @@ impl WriteTx {
     /// assert_eq!((v1, v2), (1, 2));
     /// // A writer holding an old version is refused.
     /// let stale = store.write(|tx| tx.save(&t, &k, &3, v1));
-    /// assert!(matches!(stale, Err(Error::VersionMismatch { expected: 1, found: 2 })));
-    /// assert_eq!(store.read().get_versioned(&t, &k)?, (2, 2));
+    /// assert!(matches!(stale, Err(Error::VersionMismatch { expected: 1, found: 2, .. })));
+    /// assert_eq!(store.read().get_versioned(&t, &k)?, Some((2, 2)));
     /// # Ok(())
     /// # }
     /// ```
@@ -175,7 +176,9 @@ impl WriteTx {
             .map(|(_, v)| v)
     }
 
-    /// Deletes the row under `key` and returns its value, or [`NotFound`](Error::NotFound).
+    /// Deletes the row under `key` and returns its value, or
+    /// [`RowNotFound`](Error::RowNotFound). The key may be given in a borrowed form, as for
+    /// [`Readable::get`].
     ///
     /// ```
     /// use statelog::{Error, Readable};
@@ -187,15 +190,17 @@ impl WriteTx {
     /// let k = "a".to_string();
     /// store.write(|tx| tx.insert(&t, &k, &1))?;
     /// assert_eq!(store.write(|tx| tx.delete(&t, &k))?, 1);
-    /// assert!(matches!(store.write(|tx| tx.delete(&t, &k)), Err(Error::NotFound(_))));
+    /// let gone = store.write(|tx| tx.delete(&t, "a"));
+    /// assert!(matches!(gone, Err(Error::RowNotFound { table, .. }) if table == "t"));
     /// # Ok(())
     /// # }
     /// ```
-    pub fn delete<K: Serialize, V: DeserializeOwned>(
-        &mut self,
-        table: &Table<K, V>,
-        key: &K,
-    ) -> Result<V> {
+    pub fn delete<K, V, Q>(&mut self, table: &Table<K, V>, key: &Q) -> Result<V>
+    where
+        K: Borrow<Q>,
+        V: DeserializeOwned,
+        Q: Serialize + ?Sized,
+    {
         self.delete_encoded(table, encode_key_bytes(key)?)
     }
 
@@ -206,10 +211,16 @@ impl WriteTx {
         kb: Bytes,
     ) -> Result<V> {
         let t = table_state(&self.work, table.id, &table.name)?;
-        let old = t.rows.get(&kb).ok_or_else(|| not_found(&table.name))?;
+        let old = t
+            .rows
+            .get(&kb)
+            .ok_or_else(|| Error::row_not_found(&table.name, &kb))?;
         let value: V = decode_value(old.value).map_err(|e| schema_error(&table.name, e))?;
         let old_keys = index_keys(table, &value)?;
-        let t = self.work.table_mut(table.id).map_err(Error::NotFound)?;
+        let t = self
+            .work
+            .table_mut(table.id)
+            .map_err(|_| Error::table_not_found(&table.name))?;
         t.rows.remove(&kb);
         for (slot, uk) in old_keys {
             if let Some(ix) = t.indexes.get_mut(slot) {
@@ -267,7 +278,7 @@ impl WriteTx {
         let t = self
             .work
             .table_mut(table.id)
-            .map_err(|_| Error::NotFound(format!("table {}", table.name)))?;
+            .map_err(|_| Error::table_not_found(&table.name))?;
         t.next_id = next;
         self.ops.push(Op::Sequence {
             table: table.id,
@@ -287,7 +298,7 @@ impl WriteTx {
     /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
     /// # let b = store.bytes_table("b")?;
     /// store.write(|tx| tx.put_bytes(&b, &[0, 1], &[2, 3]))?;
-    /// assert_eq!(store.read().get_bytes(&b, &[0, 1])?, vec![2, 3]);
+    /// assert_eq!(store.read().get_bytes(&b, &[0, 1])?, Some(vec![2, 3]));
     /// # Ok(())
     /// # }
     /// ```
@@ -295,7 +306,7 @@ impl WriteTx {
         let t = self
             .work
             .table_mut(table.id)
-            .map_err(|_| Error::NotFound(format!("table {}", table.name)))?;
+            .map_err(|_| Error::table_not_found(&table.name))?;
         let kb = Bytes::new(key);
         let old_row = t.rows.get(&kb);
         if old_row.is_some_and(|r| r.value == value) {
@@ -316,7 +327,7 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Deletes a row of a bytes table, or [`NotFound`](Error::NotFound).
+    /// Deletes a row of a bytes table, or [`RowNotFound`](Error::RowNotFound).
     ///
     /// ```
     /// use statelog::Readable;
@@ -335,9 +346,9 @@ impl WriteTx {
         let t = self
             .work
             .table_mut(table.id)
-            .map_err(|_| Error::NotFound(format!("table {}", table.name)))?;
+            .map_err(|_| Error::table_not_found(&table.name))?;
         if !t.rows.remove(key) {
-            return Err(not_found(&table.name));
+            return Err(Error::row_not_found(&table.name, key));
         }
         self.ops.push(Op::Delete {
             table: table.id,
@@ -365,7 +376,12 @@ impl WriteTx {
                 match (mode, old_row) {
                     (Mode::IfAbsent, Some(_)) => return Ok((false, found)),
                     (Mode::Expect(expected), _) if expected != found => {
-                        return Err(Error::VersionMismatch { expected, found });
+                        return Err(Error::VersionMismatch {
+                            table: table.name.to_string(),
+                            key: show_key(&kb),
+                            expected,
+                            found,
+                        });
                     }
                     (Mode::Preserve(merge), Some(r)) => {
                         let old: V =
@@ -399,7 +415,10 @@ impl WriteTx {
         for (kb, vb, keys) in rows {
             self.put_encoded(table, kb, vb, keys, None, Some(&mut run))?;
         }
-        let t = self.work.table_mut(table.id).map_err(Error::NotFound)?;
+        let t = self
+            .work
+            .table_mut(table.id)
+            .map_err(|_| Error::table_not_found(&table.name))?;
         t.rows.put_sorted(run.rows);
         Ok(())
     }
@@ -457,7 +476,10 @@ impl WriteTx {
             (None, _) => Vec::new(),
         };
         let created = old_row.is_none();
-        let t = self.work.table_mut(table.id).map_err(Error::NotFound)?;
+        let t = self
+            .work
+            .table_mut(table.id)
+            .map_err(|_| Error::table_not_found(&table.name))?;
         if !unchanged {
             // An index key the write does not change is left alone (it already names this row).
             let holds = |keys: &[(usize, Bytes)], slot: usize, uk: &Bytes| {
@@ -808,12 +830,13 @@ mod tests {
             tx.save(&t, &1, &8, 5),
             Err(Error::VersionMismatch {
                 expected: 5,
-                found: u64::MAX
+                found: u64::MAX,
+                ..
             })
         ));
         assert!(matches!(tx.insert(&t, &1, &8), Err(Error::Overflow(_))));
         assert!(matches!(tx.next_id(&t), Err(Error::Overflow(_))));
         assert!(tx.ops.is_empty());
-        assert_eq!(tx.get(&t, &1).unwrap(), 7);
+        assert_eq!(tx.get(&t, &1).unwrap(), Some(7));
     }
 }

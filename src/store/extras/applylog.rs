@@ -68,7 +68,9 @@ impl Follower {
         let meta = &snap
             .state()
             .table_by_name(name)
-            .ok_or_else(|| Error::NotFound(format!("log {name}")))?
+            .ok_or_else(|| Error::TableNotFound {
+                table: name.to_string(),
+            })?
             .meta;
         let value_type = type_label::<V>();
         if meta.key_type != LOG_KEY_TYPE || meta.value_type != value_type {

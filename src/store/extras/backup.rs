@@ -39,7 +39,7 @@ impl Store {
     /// let dest = dir.path().join("copy");
     /// store.backup_to(&dest)?;
     /// let copy = Store::open(&dest, StoreOptions::default())?;
-    /// assert_eq!(copy.read().get_bytes(&copy.bytes_table("b")?, b"k")?, b"v");
+    /// assert_eq!(copy.read().get_bytes(&copy.bytes_table("b")?, b"k")?.as_deref(), Some(&b"v"[..]));
     /// # Ok(())
     /// # }
     /// ```

@@ -203,7 +203,7 @@ pub(crate) fn changes_since(
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(partial(out));
             }
-            Err(Error::NotFound(_)) => {
+            Err(Error::EpochNotRetained { .. }) => {
                 return Ok(partial(out));
             }
             Err(e) => return Err(e),

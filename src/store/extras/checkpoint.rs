@@ -32,7 +32,7 @@ impl Store {
     /// store.write(|tx| tx.put_bytes(&b, b"config", b"v2"))?;
     /// // Back to the saved state, as a new state (history is kept).
     /// cps.restore("v1")?;
-    /// assert_eq!(store.read().get_bytes(&b, b"config")?, b"v1");
+    /// assert_eq!(store.read().get_bytes(&b, b"config")?.as_deref(), Some(&b"v1"[..]));
     /// # Ok(())
     /// # }
     /// ```
@@ -150,7 +150,7 @@ impl Checkpoints<'_> {
         self.store.shared.log.checkpoints()
     }
 
-    /// The checkpoint named `name`, or [`NotFound`](Error::NotFound).
+    /// The checkpoint named `name`, or [`CheckpointNotFound`](Error::CheckpointNotFound).
     ///
     /// ```
     /// use statelog::CheckpointStatus;
@@ -168,10 +168,12 @@ impl Checkpoints<'_> {
         self.list()?
             .into_iter()
             .find(|c| c.name == name)
-            .ok_or_else(|| Error::NotFound(format!("checkpoint {name}")))
+            .ok_or_else(|| Error::CheckpointNotFound {
+                name: name.to_string(),
+            })
     }
 
-    /// The active checkpoint, or [`NotFound`](Error::NotFound) if none is.
+    /// The active checkpoint, or [`NoActiveCheckpoint`](Error::NoActiveCheckpoint) if none is.
     ///
     /// ```
     /// # fn main() -> statelog::Result<()> {
@@ -188,12 +190,13 @@ impl Checkpoints<'_> {
         self.list()?
             .into_iter()
             .find(|c| c.status == CheckpointStatus::Active)
-            .ok_or_else(|| Error::NotFound("an active checkpoint".into()))
+            .ok_or(Error::NoActiveCheckpoint)
     }
 
     /// Makes `name` the active checkpoint and the previously active one inactive, in one
-    /// durable step. An unknown name changes nothing ([`NotFound`](Error::NotFound)); a
-    /// failed checkpoint cannot be activated.
+    /// durable step. An unknown name changes nothing
+    /// ([`CheckpointNotFound`](Error::CheckpointNotFound)); a failed checkpoint cannot be
+    /// activated ([`CheckpointLifecycle`](Error::CheckpointLifecycle)).
     ///
     /// ```
     /// use statelog::CheckpointStatus;
@@ -296,7 +299,7 @@ impl Checkpoints<'_> {
     /// store.write(|tx| tx.put_bytes(&b, b"k", b"old"))?;
     /// store.checkpoints().save("c")?;
     /// store.write(|tx| tx.put_bytes(&b, b"k", b"new"))?;
-    /// assert_eq!(store.checkpoints().read("c")?.get_bytes(&b, b"k")?, b"old");
+    /// assert_eq!(store.checkpoints().read("c")?.get_bytes(&b, b"k")?.as_deref(), Some(&b"old"[..]));
     /// # Ok(())
     /// # }
     /// ```
@@ -330,16 +333,18 @@ impl Checkpoints<'_> {
     /// store.write(|tx| tx.put_bytes(&b, b"k", b"new"))?;
     /// let pos = store.checkpoints().restore("c")?;
     /// assert_eq!(store.read().position(), pos);
-    /// assert_eq!(store.read().get_bytes(&b, b"k")?, b"old");
+    /// assert_eq!(store.read().get_bytes(&b, b"k")?.as_deref(), Some(&b"old"[..]));
     /// # Ok(())
     /// # }
     /// ```
     pub fn restore(&self, name: &str) -> Result<CommitPos> {
         let c = self.get(name)?;
         if c.status == CheckpointStatus::Failed {
-            return Err(Error::InvalidArgument(format!(
-                "checkpoint {name} failed and cannot be restored"
-            )));
+            return Err(Error::CheckpointLifecycle {
+                name: name.to_string(),
+                status: c.status,
+                action: "restored".into(),
+            });
         }
         let saved = self.read(name)?;
         let s = &self.store.shared;

@@ -99,7 +99,7 @@ impl Follower {
     /// store.write(|tx| tx.put_bytes(&b, b"k", b"v"))?;
     /// // In this process or another: a read-only mirror of the writer's store.
     /// let follower = Follower::open(dir.path(), FollowerOptions::default())?;
-    /// assert_eq!(follower.read().get_bytes(&b, b"k")?, b"v");
+    /// assert_eq!(follower.read().get_bytes(&b, b"k")?.as_deref(), Some(&b"v"[..]));
     /// # Ok(())
     /// # }
     /// ```
@@ -403,12 +403,17 @@ impl Follower {
     /// # fn main() -> statelog::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
-    /// let def = || TableDef::<u32, String>::new("names").unique("name", |n| n.clone());
-    /// let names = store.table(def())?;
+    /// let def = || {
+    ///     let mut def = TableDef::<u32, String>::new("names");
+    ///     let by_name = def.unique_index("name", |n| n.clone());
+    ///     (def, by_name)
+    /// };
+    /// let names = store.table(def().0)?;
     /// store.write(|tx| tx.insert(&names, &1, &"ann".to_string()))?;
     /// let follower = Follower::open(dir.path(), FollowerOptions::default())?;
-    /// let names = follower.table(def())?;
-    /// assert_eq!(follower.read().get_by(&names, "name", &"ann")?.0, 1);
+    /// let (def, by_name) = def();
+    /// follower.table(def)?;
+    /// assert_eq!(follower.read().get_by(&by_name, "ann")?.map(|(id, _)| id), Some(1));
     /// # Ok(())
     /// # }
     /// ```
@@ -425,7 +430,7 @@ impl Follower {
         let meta = &head
             .state
             .table_by_name(&def.name)
-            .ok_or_else(|| Error::NotFound(format!("table {}", def.name)))?
+            .ok_or_else(|| Error::table_not_found(&def.name))?
             .meta;
         if meta.version != def.version {
             return Err(Error::IncompatibleSchema {

@@ -98,8 +98,8 @@ impl NamedLock {
 }
 
 impl Store {
-    /// Takes the lock `name` without waiting, or returns [`Locked`](Error::Locked) naming the
-    /// holder's process. The lock excludes every other holder of the name, in this process
+    /// Takes the lock `name` without waiting, or returns [`LockHeld`](Error::LockHeld) naming
+    /// the holder's process. The lock excludes every other holder of the name, in this process
     /// (whatever store handle or thread asks) and in others, until the returned guard is
     /// dropped or its process dies. Each acquisition gets a larger fencing number
     /// ([`NamedLock::fence`]), recorded durably before this returns.
@@ -112,7 +112,7 @@ impl Store {
     /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
     /// let leader = store.try_lock("leader")?;
     /// // Any other holder, in this process or another, is refused until it is dropped.
-    /// assert!(matches!(store.try_lock("leader"), Err(Error::Locked { .. })));
+    /// assert!(matches!(store.try_lock("leader"), Err(Error::LockHeld { .. })));
     /// let fence = leader.fence(); // pass it with every action taken as leader
     /// drop(leader);
     /// assert!(store.try_lock("leader")?.fence() > fence);
@@ -167,7 +167,7 @@ fn lock_waiting(
     let mut pause = Duration::from_millis(1);
     loop {
         let holder = match try_lock(backend, dir, name) {
-            Err(Error::Locked { pid, .. }) => pid,
+            Err(Error::LockHeld { holder, .. }) => holder,
             done => return done,
         };
         let waited = start.elapsed();
@@ -205,7 +205,15 @@ pub(crate) fn try_lock(backend: &dyn Backend, dir: &Path, name: &str) -> Result<
     backend
         .create_dir_all(&folder)
         .map_err(|e| Error::io(&folder, e))?;
-    let held = backend.lock(&folder, LockMode::Exclusive)?;
+    let held = backend
+        .lock(&folder, LockMode::Exclusive)
+        .map_err(|e| match e {
+            Error::Locked { pid, .. } => Error::LockHeld {
+                name: name.to_string(),
+                holder: pid,
+            },
+            e => e,
+        })?;
     let path = folder.join(FENCE_FILE);
     let fence = read_fence(backend, &path)?
         .checked_add(1)

@@ -16,8 +16,8 @@ impl Store {
     /// [`Changes::Reset`](crate::Changes::Reset), and followers reload. Id sequences do not go
     /// back: a transaction after the rewind raises each to its value before it. Rewinding to
     /// the current epoch changes nothing. Refused, with nothing changed, for an epoch that is
-    /// not retained ([`NotFound`](Error::NotFound)) and for a rewind that would cut or
-    /// continue a checkpoint's epoch ([`InvalidArgument`](Error::InvalidArgument): restore
+    /// not retained ([`EpochNotRetained`](Error::EpochNotRetained)) and for a rewind that would cut or
+    /// continue a checkpoint's epoch ([`RewindRefused`](Error::RewindRefused): restore
     /// the checkpoint instead). Returns the position of the new state.
     ///
     /// ```
@@ -32,7 +32,7 @@ impl Store {
     /// store.compact()?; // a new epoch
     /// store.write(|tx| tx.put_bytes(&b, b"k", b"new"))?;
     /// store.rewind_to(old_epoch)?;
-    /// assert_eq!(store.read().get_bytes(&b, b"k")?, b"old");
+    /// assert_eq!(store.read().get_bytes(&b, b"k")?.as_deref(), Some(&b"old"[..]));
     /// # Ok(())
     /// # }
     /// ```

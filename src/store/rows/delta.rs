@@ -224,6 +224,45 @@ impl Delta {
         self.hot.keys().chain(runs)
     }
 
+    /// The change of the greatest key within `lo`..`hi` that the delta holds a change for
+    /// (a key only hidden from older runs, `Gone`, is skipped): the greatest key of each
+    /// source by a search, the newest source's entry winning.
+    pub fn last_in<'a>(
+        &'a self,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+    ) -> Option<(&'a Bytes, &'a Option<Row>)> {
+        let mut below: Option<&'a [u8]> = None;
+        loop {
+            let hi = below.map_or(hi, Bound::Excluded);
+            let in_hot = self
+                .hot
+                .range::<_, [u8]>((lo, hi))
+                .next_back()
+                .map(|(k, _)| k);
+            let in_runs = self.runs.iter().filter_map(|run| {
+                let from = match lo {
+                    Bound::Included(k) => run.entries.partition_point(|(p, _)| p.as_slice() < k),
+                    Bound::Excluded(k) => run.entries.partition_point(|(p, _)| p.as_slice() <= k),
+                    Bound::Unbounded => 0,
+                };
+                let to = match hi {
+                    Bound::Included(k) => run.entries.partition_point(|(p, _)| p.as_slice() <= k),
+                    Bound::Excluded(k) => run.entries.partition_point(|(p, _)| p.as_slice() < k),
+                    Bound::Unbounded => run.len(),
+                };
+                (to > from)
+                    .then(|| run.entries.get(to - 1).map(|(k, _)| k))
+                    .flatten()
+            });
+            let key = in_hot.into_iter().chain(in_runs).max()?;
+            match self.slot(key) {
+                Some((k, Slot::Set(row))) => return Some((k, row)),
+                _ => below = Some(key.as_slice()),
+            }
+        }
+    }
+
     /// Every change, in key order.
     pub fn iter(&self) -> DeltaRange<'_> {
         self.range((Bound::Unbounded, Bound::Unbounded))

@@ -3,13 +3,14 @@
 //! (`base`, `directory`); the rows appended after it in key order, as sorted chunks (`tail`)
 //! and the newest few in write-once slots (`recent`); the persistent delta of the other
 //! changes, a small tree over merged sorted runs (`delta`); and the set of them all (`set`),
-//! read in key order by one merge (`merge`).
+//! read in key order by one merge (`merge`), or from both ends (`range`).
 
 mod base;
 mod bytes;
 mod delta;
 mod directory;
 mod merge;
+mod range;
 mod recent;
 mod row;
 mod set;

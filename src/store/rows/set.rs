@@ -14,6 +14,7 @@ use super::base::Base;
 use super::bytes::{Bytes, as_slice};
 use super::delta::Delta;
 use super::merge::{DeltaIter, Merge, Sorted, merge_changes, merge_order};
+use super::range::Range;
 use super::recent::Recent;
 use super::row::{Change, Row, RowRef};
 use super::tail::Tail;
@@ -475,11 +476,92 @@ impl Rows {
 
     /// Every row, in key order.
     pub fn iter(&self) -> Merge<'_> {
-        self.range((Bound::Unbounded, Bound::Unbounded))
+        self.merge_range((Bound::Unbounded, Bound::Unbounded))
     }
 
-    /// The rows with keys in `bounds`, in key order.
-    pub fn range(&self, bounds: (Bound<Bytes>, Bound<Bytes>)) -> Merge<'_> {
+    /// The rows with keys in `bounds`, in key order, from either end.
+    pub fn range(&self, bounds: (Bound<Bytes>, Bound<Bytes>)) -> Range<'_> {
+        Range::new(self, bounds)
+    }
+
+    /// The row with the greatest key within `lo`..`hi`: the greatest of the laid-out rows and
+    /// of the delta's changes, each found by a search; a deletion in the delta moves the bound
+    /// below its key and searches again.
+    pub fn last_in<'a>(&'a self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Option<RowRef<'a>> {
+        if is_empty_range(lo, hi) {
+            return None;
+        }
+        let mut below: Option<&'a [u8]> = None;
+        loop {
+            let hi = below.map_or(hi, Bound::Excluded);
+            let laid = self.laid_out_last(lo, hi);
+            let changed = if self.delta.is_empty() {
+                None
+            } else {
+                self.delta.last_in(lo, hi)
+            };
+            match changed {
+                Some((k, change)) if laid.as_ref().is_none_or(|r| k.as_slice() >= r.key) => {
+                    match change {
+                        Some(r) => {
+                            return Some(RowRef {
+                                key: k,
+                                value: &r.value,
+                                version: r.version,
+                            });
+                        }
+                        // Deleted: the laid-out row of the key, if any, is hidden too.
+                        None => below = Some(k.as_slice()),
+                    }
+                }
+                _ => return laid,
+            }
+        }
+    }
+
+    /// The laid-out row (base, chunks, recent, pending) with the greatest key within
+    /// `lo`..`hi`, whatever the delta says of it.
+    fn laid_out_last<'a>(&'a self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Option<RowRef<'a>> {
+        let first = match lo {
+            Bound::Included(k) => self.pending.partition_point(|(p, _)| p.as_slice() < k),
+            Bound::Excluded(k) => self.pending.partition_point(|(p, _)| p.as_slice() <= k),
+            Bound::Unbounded => 0,
+        };
+        let past = match hi {
+            Bound::Included(k) => self.pending.partition_point(|(p, _)| p.as_slice() <= k),
+            Bound::Excluded(k) => self.pending.partition_point(|(p, _)| p.as_slice() < k),
+            Bound::Unbounded => self.pending.len(),
+        };
+        if past > first {
+            return self.pending.get(past - 1).map(|(k, r)| RowRef {
+                key: k,
+                value: &r.value,
+                version: r.version,
+            });
+        }
+        let recent = self.recent.range(lo, hi).iter().rev().find_map(|s| s.get());
+        if let Some((k, r)) = recent {
+            return Some(RowRef {
+                key: k,
+                value: &r.value,
+                version: r.version,
+            });
+        }
+        let parts = self.tail.parts(lo, hi);
+        let chunk = parts.iter().rev().find(|(_, start, end)| end > start);
+        if let Some((chunk, _, end)) = chunk {
+            return chunk.row(end - 1);
+        }
+        let start = self.base.start(lo);
+        let end = self.base.end(hi);
+        if end > start {
+            return self.base.row(end - 1);
+        }
+        None
+    }
+
+    /// The rows with keys in `bounds`, in key order, by one merge of the parts.
+    pub(super) fn merge_range(&self, bounds: (Bound<Bytes>, Bound<Bytes>)) -> Merge<'_> {
         let (lo, hi) = (as_slice(&bounds.0), as_slice(&bounds.1));
         if is_empty_range(lo, hi) {
             return Merge {
@@ -731,7 +813,25 @@ mod tests {
                 .range::<Vec<u8>, _>(bounds.clone())
                 .map(|(k, _)| k.clone())
                 .collect();
-            prop_assert_eq!(got, want);
+            prop_assert_eq!(&got, &want);
+            // Backwards, and from both ends at once (they meet without overlap).
+            let range = || rows.range((as_bytes(&bounds.0), as_bytes(&bounds.1)));
+            let back: Vec<Vec<u8>> = range().rev().map(|r| r.key.to_vec()).collect();
+            let mut want_back = want.clone();
+            want_back.reverse();
+            prop_assert_eq!(back, want_back);
+            let mut both = range();
+            let (mut front, mut back) = (Vec::new(), Vec::new());
+            while let Some(r) = both.next() {
+                front.push(r.key.to_vec());
+                match both.next_back() {
+                    Some(r) => back.push(r.key.to_vec()),
+                    None => break,
+                }
+            }
+            back.reverse();
+            front.extend(back);
+            prop_assert_eq!(front, want);
         }
         Ok(())
     }
