@@ -48,6 +48,27 @@ impl Bytes {
     }
 }
 
+/// The positions `from..to` of the entries of `sorted` (sorted by key, the key first in each)
+/// whose keys lie within `lo`..`hi`; `to` may be below `from` for an empty range.
+pub(super) fn positions_within<T>(
+    sorted: &[(Bytes, T)],
+    lo: std::ops::Bound<&[u8]>,
+    hi: std::ops::Bound<&[u8]>,
+) -> (usize, usize) {
+    use std::ops::Bound;
+    let from = match lo {
+        Bound::Included(k) => sorted.partition_point(|(p, _)| p.as_slice() < k),
+        Bound::Excluded(k) => sorted.partition_point(|(p, _)| p.as_slice() <= k),
+        Bound::Unbounded => 0,
+    };
+    let to = match hi {
+        Bound::Included(k) => sorted.partition_point(|(p, _)| p.as_slice() <= k),
+        Bound::Excluded(k) => sorted.partition_point(|(p, _)| p.as_slice() < k),
+        Bound::Unbounded => sorted.len(),
+    };
+    (from, to)
+}
+
 /// A bound over bytes as a bound over their slice.
 pub(super) fn as_slice(b: &std::ops::Bound<Bytes>) -> std::ops::Bound<&[u8]> {
     use std::ops::Bound;

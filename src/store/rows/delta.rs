@@ -13,7 +13,7 @@ use std::sync::Arc;
 use imbl::OrdMap;
 
 use super::base::prefix_of;
-use super::bytes::{Bytes, as_slice};
+use super::bytes::{Bytes, as_slice, positions_within};
 use super::directory::key_hash;
 use super::row::Row;
 
@@ -241,16 +241,7 @@ impl Delta {
                 .next_back()
                 .map(|(k, _)| k);
             let in_runs = self.runs.iter().filter_map(|run| {
-                let from = match lo {
-                    Bound::Included(k) => run.entries.partition_point(|(p, _)| p.as_slice() < k),
-                    Bound::Excluded(k) => run.entries.partition_point(|(p, _)| p.as_slice() <= k),
-                    Bound::Unbounded => 0,
-                };
-                let to = match hi {
-                    Bound::Included(k) => run.entries.partition_point(|(p, _)| p.as_slice() <= k),
-                    Bound::Excluded(k) => run.entries.partition_point(|(p, _)| p.as_slice() < k),
-                    Bound::Unbounded => run.len(),
-                };
+                let (from, to) = positions_within(&run.entries, lo, hi);
                 (to > from)
                     .then(|| run.entries.get(to - 1).map(|(k, _)| k))
                     .flatten()
@@ -276,16 +267,7 @@ impl Delta {
             .runs
             .iter()
             .map(|run| {
-                let from = match lo {
-                    Bound::Included(k) => run.entries.partition_point(|(p, _)| p.as_slice() < k),
-                    Bound::Excluded(k) => run.entries.partition_point(|(p, _)| p.as_slice() <= k),
-                    Bound::Unbounded => 0,
-                };
-                let to = match hi {
-                    Bound::Included(k) => run.entries.partition_point(|(p, _)| p.as_slice() <= k),
-                    Bound::Excluded(k) => run.entries.partition_point(|(p, _)| p.as_slice() < k),
-                    Bound::Unbounded => run.len(),
-                };
+                let (from, to) = positions_within(&run.entries, lo, hi);
                 let slice = run.entries.get(from..to.max(from)).unwrap_or_default();
                 Box::new(slice.iter().map(|(k, s)| (k, s))) as Box<dyn Iterator<Item = _>>
             })

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering as MemoryOrder};
 use std::sync::{Arc, Weak};
 
 use super::base::Base;
-use super::bytes::{Bytes, as_slice};
+use super::bytes::{Bytes, as_slice, positions_within};
 use super::delta::Delta;
 use super::merge::{DeltaIter, Merge, Sorted, merge_changes, merge_order};
 use super::range::Range;
@@ -450,16 +450,7 @@ impl Rows {
         hi: Bound<&[u8]>,
         base_part: Option<(&'a Base, usize, usize)>,
     ) -> Sorted<'a> {
-        let first = match lo {
-            Bound::Included(k) => self.pending.partition_point(|(p, _)| p.as_slice() < k),
-            Bound::Excluded(k) => self.pending.partition_point(|(p, _)| p.as_slice() <= k),
-            Bound::Unbounded => 0,
-        };
-        let past = match hi {
-            Bound::Included(k) => self.pending.partition_point(|(p, _)| p.as_slice() <= k),
-            Bound::Excluded(k) => self.pending.partition_point(|(p, _)| p.as_slice() < k),
-            Bound::Unbounded => self.pending.len(),
-        };
+        let (first, past) = positions_within(&self.pending, lo, hi);
         let mut parts: Vec<(&Base, usize, usize)> = base_part.into_iter().collect();
         parts.extend(self.tail.parts(lo, hi));
         Sorted {
@@ -522,16 +513,7 @@ impl Rows {
     /// The laid-out row (base, chunks, recent, pending) with the greatest key within
     /// `lo`..`hi`, whatever the delta says of it.
     fn laid_out_last<'a>(&'a self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Option<RowRef<'a>> {
-        let first = match lo {
-            Bound::Included(k) => self.pending.partition_point(|(p, _)| p.as_slice() < k),
-            Bound::Excluded(k) => self.pending.partition_point(|(p, _)| p.as_slice() <= k),
-            Bound::Unbounded => 0,
-        };
-        let past = match hi {
-            Bound::Included(k) => self.pending.partition_point(|(p, _)| p.as_slice() <= k),
-            Bound::Excluded(k) => self.pending.partition_point(|(p, _)| p.as_slice() < k),
-            Bound::Unbounded => self.pending.len(),
-        };
+        let (first, past) = positions_within(&self.pending, lo, hi);
         if past > first {
             return self.pending.get(past - 1).map(|(k, r)| RowRef {
                 key: k,
