@@ -615,3 +615,69 @@ fn same_rows_bytes(a: &impl Readable, b: &impl Readable, t: &statelog::BytesTabl
     let rb: Vec<(Vec<u8>, Vec<u8>)> = b.range_bytes(t, ..).unwrap().collect();
     assert_eq!(ra, rb);
 }
+
+/// A follower's derived view (DbCache's OnReload) is computed from each state it publishes
+/// and published with it, across a writer's compaction and a reload; a failing view keeps
+/// the last good pair published and is reported (issue 22 item 6).
+#[test]
+fn a_followers_derived_view_is_published_with_its_state() {
+    use std::sync::atomic::AtomicBool;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), manual(2)).unwrap();
+    let t = pairs(&store);
+    commit_pair(&store, &t, 1);
+    let fail = Arc::new(AtomicBool::new(false));
+    let f = fail.clone();
+    let options = FollowerOptions {
+        view: Some(statelog::DerivedView::new(
+            move |snap: &statelog::Snapshot| {
+                if f.load(Ordering::SeqCst) {
+                    return Err(Error::InvalidArgument("view refused".into()));
+                }
+                let Ok(t) = snap.table_named::<u8, u64>("pairs") else {
+                    return Ok(0u64);
+                };
+                snap.range(&t, ..)?
+                    .map(|r| r.map(|(_, v)| v))
+                    .sum::<statelog::Result<u64>>()
+            },
+        )),
+    };
+    let follower = Follower::open(dir.path(), options).unwrap();
+    let t_f = follower_pairs(&follower);
+    let check = |f: &Follower| {
+        let snap = f.read();
+        let sum: u64 = snap.range(&t_f, ..).unwrap().map(|r| r.unwrap().1).sum();
+        assert_eq!(
+            *snap.view::<u64>().unwrap(),
+            sum,
+            "a state without its view"
+        );
+        sum
+    };
+    check(&follower);
+    for i in 2..20 {
+        commit_pair(&store, &t, i);
+        if i == 10 {
+            store.compact().unwrap();
+        }
+        follower.poll().unwrap();
+        check(&follower);
+    }
+    // A failing view: the last good state and view stay published, and the error is kept.
+    let before = check(&follower);
+    fail.store(true, Ordering::SeqCst);
+    commit_pair(&store, &t, 40);
+    follower.poll().unwrap();
+    assert_eq!(check(&follower), before);
+    assert!(matches!(
+        follower.view_error(),
+        Some(Error::InvalidArgument(_))
+    ));
+    // Once the view works again, the next poll publishes the newest state with its view.
+    fail.store(false, Ordering::SeqCst);
+    commit_pair(&store, &t, 41);
+    follower.poll().unwrap();
+    assert!(check(&follower) > before);
+    same_rows(&follower.read(), &store.read(), &t_f);
+}
