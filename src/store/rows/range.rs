@@ -23,6 +23,13 @@ pub struct Range<'a> {
     done: bool,
 }
 
+impl Rows {
+    /// The rows with keys in `bounds`, in key order, from either end.
+    pub fn range(&self, bounds: (Bound<Bytes>, Bound<Bytes>)) -> Range<'_> {
+        Range::new(self, bounds)
+    }
+}
+
 impl<'a> Range<'a> {
     pub(super) fn new(rows: &'a Rows, bounds: (Bound<Bytes>, Bound<Bytes>)) -> Self {
         Range {

@@ -14,7 +14,6 @@ use super::base::Base;
 use super::bytes::{Bytes, as_slice, positions_within};
 use super::delta::Delta;
 use super::merge::{DeltaIter, Merge, Sorted, merge_changes, merge_order};
-use super::range::Range;
 use super::recent::Recent;
 use super::row::{Change, Row, RowRef};
 use super::tail::Tail;
@@ -468,11 +467,6 @@ impl Rows {
     /// Every row, in key order.
     pub fn iter(&self) -> Merge<'_> {
         self.merge_range((Bound::Unbounded, Bound::Unbounded))
-    }
-
-    /// The rows with keys in `bounds`, in key order, from either end.
-    pub fn range(&self, bounds: (Bound<Bytes>, Bound<Bytes>)) -> Range<'_> {
-        Range::new(self, bounds)
     }
 
     /// The row with the greatest key within `lo`..`hi`: the greatest of the laid-out rows and
