@@ -429,6 +429,7 @@ impl LogWriter {
         }
         self.flushed += self.buf.len() as u64;
         self.buf.clear();
+        self.release_large_buffer();
         Ok(pos)
     }
 
@@ -458,7 +459,20 @@ impl LogWriter {
         }
         self.flushed += self.buf.len() as u64;
         self.buf.clear();
+        self.release_large_buffer();
         Ok(())
+    }
+
+    /// Gives back a buffer a large entry (a 16 MiB snapshot part) grew far past the buffer
+    /// limit: the writer lives on with the epoch, and small appends never need it again.
+    fn release_large_buffer(&mut self) {
+        let keep = self
+            .buffer_limit
+            .min(DEFAULT_WRITE_BUFFER)
+            .saturating_mul(2);
+        if self.buf.capacity() > keep {
+            self.buf.shrink_to(keep);
+        }
     }
 
     /// First half of a sync that runs without holding the writer (group commit): writes the
@@ -569,4 +583,37 @@ fn save_aside(
     }
     out.sync_data().map_err(io_err)?;
     Ok(side)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::SimBackend;
+
+    /// A large entry (a snapshot part) grows the buffer; once written, the writer, which
+    /// lives on with the epoch, gives that memory back.
+    #[test]
+    fn a_large_entry_does_not_leave_a_large_buffer() {
+        let be = SimBackend::new(1);
+        be.create_dir_all(Path::new("/d")).expect("dir");
+        let path = Path::new("/d/0000000000000001.seg");
+        let mut w = LogWriter::create(&be, path, &LogOptions::default()).expect("create");
+        let big = vec![7u8; 4 * DEFAULT_WRITE_BUFFER];
+        w.append(&big).expect("append");
+        assert!(w.buf.capacity() >= big.len() || w.buf.is_empty());
+        w.flush().expect("flush");
+        assert!(w.buf.capacity() <= 2 * DEFAULT_WRITE_BUFFER);
+        w.try_append_written(&big).expect("written");
+        assert!(w.buf.capacity() <= 2 * DEFAULT_WRITE_BUFFER);
+        // Small appends still work and are read back.
+        w.append(b"small").expect("append");
+        w.sync().expect("sync");
+        let mut r = crate::frame::LogReader::open(&be, path, false).expect("open");
+        let mut entries = Vec::new();
+        while let Some(e) = r.next_entry().expect("entry") {
+            entries.push(e.payload.to_vec());
+        }
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries.last().map(Vec::as_slice), Some(&b"small"[..]));
+    }
 }

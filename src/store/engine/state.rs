@@ -50,10 +50,19 @@ impl TableState {
             t.drop_stored(); // they describe the old base
         }
         t.rows = t.rows.compacted();
-        for ix in &mut t.indexes {
+        for ix in t.indexes.iter_mut().chain(&mut t.stored) {
             ix.map = ix.map.compacted();
         }
         t
+    }
+
+    /// Whether [`compacted`](Self::compacted) would change anything: there are changes, or
+    /// a base holds a shared buffer mostly of other rows.
+    pub fn needs_compaction(&self) -> bool {
+        let maps = || self.indexes.iter().chain(&self.stored).map(|ix| &ix.map);
+        self.rows.delta_len() > 0
+            || self.rows.holds_foreign_bytes()
+            || maps().any(|m| m.delta_len() > 0 || m.holds_foreign_bytes())
     }
 
     /// Drops the stored indexes, and what they need to be brought up to date.
@@ -303,7 +312,7 @@ impl State {
     pub fn compacted(&self) -> State {
         let mut out = self.clone();
         for (id, t) in self.tables.iter() {
-            if t.rows.delta_len() == 0 && t.indexes.iter().all(|ix| ix.map.delta_len() == 0) {
+            if !t.needs_compaction() {
                 continue;
             }
             out.tables.insert(*id, t.compacted());

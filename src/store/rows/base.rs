@@ -65,6 +65,10 @@ const CHUNK_DIRECTORY_ROWS: usize = 1 << 16;
 /// key that far ahead costs fewer cache misses through the directory).
 const NEAR_STEPS: usize = 16;
 
+/// Bytes of other rows a base's buffer may hold before a compaction lays it out anew (see
+/// [`Base::holds_foreign_bytes`]): the tables of a small image are not copied.
+const FOREIGN_SLACK: usize = 1 << 20;
+
 /// Slots between fences.
 const FENCE: usize = 32;
 
@@ -279,6 +283,10 @@ impl Base {
                 version: r.version,
             });
         }
+        // An estimate too high leaves room no row will use (given back in place).
+        if data.capacity() - data.len() > data.len() / 8 + 4096 {
+            data.shrink_to_fit();
+        }
         let mut base = Base::new(Arc::new(data), slots, Layout::Records { versioned: true });
         base.packed = true;
         base
@@ -291,6 +299,15 @@ impl Base {
     /// Bytes of its buffer (rows and their lengths).
     pub(super) fn data_len(&self) -> usize {
         self.data.len()
+    }
+
+    /// Whether its rows are only a part of a buffer it shares (a table's or an index's part
+    /// of a decoded snapshot image, which holds every table): holding it keeps the rest of
+    /// the image in memory, so a compaction lays such a base out in a buffer of its own.
+    pub(super) fn holds_foreign_bytes(&self) -> bool {
+        // Its records: the keys and values, their lengths and versions (a few bytes each).
+        let own = self.row_bytes() + self.slots.len() * 4;
+        self.data.len() > own.saturating_add(own / 4).saturating_add(FOREIGN_SLACK)
     }
 
     /// Approximate heap bytes held: the row bytes, the slots and fences (the directory is

@@ -642,12 +642,23 @@ impl Rows {
         *self = Rows::from_base(Base::collect(merged, rows, 0));
     }
 
-    /// The same rows with the delta folded into a new base (one copy of every row).
+    /// The same rows with the delta folded into a new base (one copy of every row); rows
+    /// without changes are copied too when their base shares a larger buffer (see
+    /// [`holds_foreign_bytes`](Self::holds_foreign_bytes)).
     pub fn compacted(&self) -> Rows {
-        if self.delta_len() == 0 {
+        if self.delta_len() == 0 && !self.holds_foreign_bytes() {
             return self.clone();
         }
-        Rows::from_base(Base::collect(self.iter(), self.len, 0))
+        // Room for the base's bytes and the changes' (estimated at the base's average row).
+        let bytes = self.base.row_bytes();
+        let bytes = bytes + bytes / self.base.len().max(1) * self.delta_len();
+        Rows::from_base(Base::collect(self.iter(), self.len, bytes))
+    }
+
+    /// Whether the base is only a part of a buffer it shares with other tables' rows (a
+    /// decoded snapshot image), which it keeps in memory.
+    pub fn holds_foreign_bytes(&self) -> bool {
+        self.base.holds_foreign_bytes()
     }
 
     /// The rows with `changes` (strictly increasing keys; `Some` puts the row, `None` removes
