@@ -79,7 +79,7 @@ fn commits_go_on_while_a_snapshot_is_written() {
 
 /// The epoch layer's concurrent snapshot, crashed at every operation of a workload that
 /// appends before, during and after it (between the ticket and the write, between the write
-/// and the switch): every recovery is the snapshot's state plus a prefix of the later
+/// and the copy rounds, between them and the switch): every recovery is the snapshot's state plus a prefix of the later
 /// updates that holds every acknowledged one.
 #[test]
 fn a_crash_at_every_step_of_a_concurrent_snapshot_keeps_what_was_acknowledged() {
@@ -118,18 +118,35 @@ fn a_crash_at_every_step_of_a_concurrent_snapshot_keeps_what_was_acknowledged() 
                 return (issued, acked);
             }
         }
-        let Ok(prepared) = ticket.prepare(&state) else {
+        let Ok(mut prepared) = ticket.prepare(&state) else {
             return (issued, acked);
         };
-        for b in 15..20 {
+        // Copy rounds beside the appends: what they copy is exactly what came after the
+        // ticket, in order, each round after the last.
+        let mut copied = Vec::new();
+        for round in 0..2u8 {
+            for b in (15 + round * 3)..(18 + round * 3) {
+                if !step(&log, b, &mut issued, &mut acked) {
+                    return (issued, acked);
+                }
+            }
+            match log.snapshot_copy(&ticket, &mut prepared) {
+                Ok(more) => copied.extend(more.iter().map(|u| u[0])),
+                Err(_) => return (issued, acked),
+            }
+            assert_eq!(copied[..], issued[state.len()..], "round {round}");
+        }
+        for b in 21..23 {
             if !step(&log, b, &mut issued, &mut acked) {
                 return (issued, acked);
             }
         }
-        if log.snapshot_finish(ticket, prepared).is_err() {
-            return (issued, acked);
+        match log.snapshot_finish(ticket, prepared) {
+            // The switch copies only what came after the last round.
+            Ok((_, rest)) => assert_eq!(rest, vec![vec![21], vec![22]]),
+            Err(_) => return (issued, acked),
         }
-        for b in 20..25 {
+        for b in 23..28 {
             if !step(&log, b, &mut issued, &mut acked) {
                 return (issued, acked);
             }
@@ -139,7 +156,7 @@ fn a_crash_at_every_step_of_a_concurrent_snapshot_keeps_what_was_acknowledged() 
     let total = {
         let be = SimBackend::new(1);
         let (issued, acked) = workload(&be);
-        assert_eq!((issued.len(), acked), (25, 25));
+        assert_eq!((issued.len(), acked), (28, 28));
         let (_, r) = EpochLog::open(Arc::new(be.clone()), &dir(), opts()).unwrap();
         assert!(r.epoch.id > 0, "the snapshot did not switch");
         let mut got = r.snapshot.clone().unwrap();

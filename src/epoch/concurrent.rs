@@ -77,6 +77,7 @@ impl SnapshotTicket {
         Ok(PreparedSnapshot {
             snapshot_end: writer.end(),
             writer,
+            copied_to: self.from.offset,
         })
     }
 
@@ -92,6 +93,9 @@ impl SnapshotTicket {
 pub struct PreparedSnapshot {
     writer: LogWriter,
     snapshot_end: u64,
+    /// Where in the active segment the updates copied after the SNAPSHOT so far end (see
+    /// [`EpochLog::snapshot_copy`]): at first the ticket's position.
+    copied_to: u64,
 }
 
 impl EpochLog {
@@ -133,11 +137,11 @@ impl EpochLog {
     }
 
     /// Makes a prepared snapshot the new epoch: copies the updates appended since the ticket
-    /// after the SNAPSHOT, syncs, seals the active segment, and renames the file into place
+    /// (or since the last [`snapshot_copy`](Self::snapshot_copy)) after the SNAPSHOT, syncs, seals the active segment, and renames the file into place
     /// (FORMAT.md §11.6.1). Retention is left to the caller ([`retain`](Self::retain)), so
     /// that it can run it without holding its own locks. Returns what the snapshot did and the
-    /// updates copied (the caller applies them to the snapshotted state to get the current
-    /// one). A rewind since the ticket gives the snapshot up (`InvalidArgument`).
+    /// updates it copied (the caller applies them, after those of the copy rounds, to the
+    /// snapshotted state to get the current one). A rewind since the ticket gives the snapshot up (`InvalidArgument`).
     pub fn snapshot_finish(
         &self,
         ticket: SnapshotTicket,
@@ -146,6 +150,7 @@ impl EpochLog {
         let PreparedSnapshot {
             mut writer,
             snapshot_end,
+            copied_to,
         } = prepared;
         let mut g = self.lock_inner();
         self.wait_idle(&mut g);
@@ -161,7 +166,7 @@ impl EpochLog {
                 "the snapshot was given up: the log was rewound while it was written".into(),
             ));
         }
-        let copied = self.switch(&mut g, &ticket, &mut writer);
+        let copied = self.switch(&mut g, &ticket, &mut writer, copied_to);
         let tail = match copied {
             Ok(tail) => tail,
             Err(e) => {
@@ -202,10 +207,17 @@ impl EpochLog {
         Ok((report, tail))
     }
 
-    /// The updates appended since the ticket, after the first `skip` of them, as far as
-    /// they are written now; reads the file without holding the log. A caller catches its
-    /// snapshotted state up with them before the switch, which then has fewer to apply.
-    pub fn updates_since(&self, ticket: &SnapshotTicket, skip: usize) -> Result<Vec<Vec<u8>>> {
+    /// A copy round before the switch: the updates appended since the ticket (or since the
+    /// last round), as far as they are written now, appended to the prepared snapshot's file
+    /// after its SNAPSHOT and synced there, without holding the log (FORMAT.md §11.6.1). The
+    /// switch then copies and syncs only what came after the last round. Returns the updates
+    /// copied, in order, for the caller to catch its snapshotted state up with. A log that
+    /// moved on (a rewind) copies nothing: the switch gives the snapshot up.
+    pub fn snapshot_copy(
+        &self,
+        ticket: &SnapshotTicket,
+        prepared: &mut PreparedSnapshot,
+    ) -> Result<Vec<Vec<u8>>> {
         let (handle, path, epoch, end) = {
             let mut g = self.lock_inner();
             g.check()?;
@@ -223,7 +235,11 @@ impl EpochLog {
                 g.writer.end(),
             )
         };
-        read_updates(handle, &path, epoch, ticket.from.offset, end, skip)
+        let more = read_updates(handle, &path, epoch, prepared.copied_to, end)?;
+        append_updates(&mut prepared.writer, ticket.epoch, &more)?;
+        prepared.writer.sync()?;
+        prepared.copied_to = end;
+        Ok(more)
     }
 
     /// Deletes the segments of epochs the retention policy no longer keeps (as after a
@@ -252,6 +268,7 @@ impl EpochLog {
         g: &mut Inner,
         ticket: &SnapshotTicket,
         writer: &mut LogWriter,
+        copied_to: u64,
     ) -> Result<Vec<Vec<u8>>> {
         g.check()?;
         if let Err(e) = g.writer.flush() {
@@ -260,19 +277,8 @@ impl EpochLog {
         }
         let active = self.dir.seg(g.seq);
         let end = g.writer.end();
-        let tail = read_updates(
-            g.writer.handle(),
-            &active,
-            g.epoch,
-            ticket.from.offset,
-            end,
-            0,
-        )?;
-        let mut scratch = Vec::new();
-        for data in &tail {
-            encode_update(&mut scratch, ticket.epoch, data);
-            writer.append(&scratch)?;
-        }
+        let tail = read_updates(g.writer.handle(), &active, g.epoch, copied_to, end)?;
+        append_updates(writer, ticket.epoch, &tail)?;
         writer.sync()?;
         if let Err(e) = self.seal(g) {
             g.poison(&e);
@@ -291,30 +297,35 @@ impl EpochLog {
     }
 }
 
+/// Appends `updates` to `writer` as UPDATE entries of `epoch`.
+fn append_updates(writer: &mut LogWriter, epoch: u64, updates: &[Vec<u8>]) -> Result<()> {
+    let mut scratch = Vec::new();
+    for data in updates {
+        encode_update(&mut scratch, epoch, data);
+        writer.append(&scratch)?;
+    }
+    Ok(())
+}
+
 /// The data of the UPDATE entries of `epoch` in `path` from `from` to `end` (CLOSE entries
-/// skipped), after the first `skip`.
+/// skipped).
 fn read_updates(
     handle: std::sync::Arc<dyn crate::backend::FileHandle>,
     path: &std::path::Path,
     epoch: u64,
     from: u64,
     end: u64,
-    skip: usize,
 ) -> Result<Vec<Vec<u8>>> {
     let mut r = LogReader::new(handle, path)?;
     r.seek(from);
     let mut out = Vec::new();
-    let mut seen = 0usize;
     while let Some(e) = r.next_entry()? {
         if e.pos.end > end {
             break;
         }
         match decode(e.payload) {
             Ok(Decoded::Update { epoch: found, data }) if found == epoch => {
-                seen += 1;
-                if seen > skip {
-                    out.push(data.to_vec());
-                }
+                out.push(data.to_vec());
             }
             Ok(Decoded::Close { .. }) => {}
             _ => return Err(Error::corrupt(path, e.pos.start, CorruptKind::BrokenChain)),

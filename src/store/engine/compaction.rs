@@ -1,8 +1,8 @@
 //! Compaction beside the writers (FORMAT.md §11.6.1): the snapshot of an O(1) read state is
 //! encoded and written while transactions go on. The writer lock is held only to take that
-//! state and to switch to the new epoch, and the switch costs what was committed meanwhile
-//! (those transactions are copied after the snapshot and applied to its compacted state),
-//! never the state's size.
+//! state and to switch to the new epoch. What was committed meanwhile is copied after the
+//! snapshot and applied to its compacted state in rounds beside the writers, so the switch
+//! costs only what the last round left (a few transactions), never the state's size.
 
 use std::sync::{Arc, Weak};
 
@@ -69,6 +69,14 @@ impl Store {
     }
 }
 
+/// Catch-up rounds at most before the switch (writers faster than the catch-up leave the
+/// rest to it).
+const CATCH_UP_ROUNDS: usize = 16;
+
+/// Logged bytes of a round short enough that the catch-up stops: about a millisecond of
+/// copying and replay is then left to the switch.
+const SHORT_ROUND_BYTES: usize = 128 * 1024;
+
 /// Runs one compaction of the store `weak` points to (the caller holds the gate). The store
 /// is held only to start and to switch: if it is dropped meanwhile, the compaction is given
 /// up and its file removed.
@@ -91,7 +99,7 @@ fn compact(weak: &Weak<Shared>) -> Result<()> {
         ticket.discard();
         return Err(gone());
     };
-    let prepared = match prepared {
+    let mut prepared = match prepared {
         Ok(p) => p,
         Err(e) => {
             shared.log.snapshot_cancel(&ticket);
@@ -99,12 +107,14 @@ fn compact(weak: &Weak<Shared>) -> Result<()> {
         }
     };
     // Off the writer's path: the snapshotted state with its changes folded into new bases,
-    // caught up with what was committed meanwhile (twice: the second round is short).
+    // caught up with what was committed meanwhile, in rounds that also copy those
+    // transactions into the new epoch's file and sync them there; each round takes what the
+    // round before gave the writers time to commit, until one is short. The switch under the
+    // writer lock then copies, syncs and applies only the last few.
     let mut next = Some(base.compacted());
     drop(base);
-    let mut applied = 0;
-    for _ in 0..2 {
-        let more = match shared.log.updates_since(&ticket, applied) {
+    for _ in 0..CATCH_UP_ROUNDS {
+        let more = match shared.log.snapshot_copy(&ticket, &mut prepared) {
             Ok(more) => more,
             Err(e) => {
                 shared.log.snapshot_cancel(&ticket);
@@ -113,7 +123,16 @@ fn compact(weak: &Weak<Shared>) -> Result<()> {
         };
         let indexes = shared.indexes.lock().clone();
         next = next.and_then(|s| apply_all(&indexes, s, &more).ok());
-        applied += more.len();
+        if more.iter().map(Vec::len).sum::<usize>() <= SHORT_ROUND_BYTES {
+            break;
+        }
+    }
+    // What the switch's seal must make durable is mostly made so here, by a group-commit
+    // sync the writers share: the seal's own sync, under the writer lock, then covers only
+    // the last few commits.
+    if let Err(e) = shared.log.sync() {
+        shared.log.snapshot_cancel(&ticket);
+        return Err(e);
     }
     let store = Store {
         shared: shared.clone(),
@@ -121,10 +140,8 @@ fn compact(weak: &Weak<Shared>) -> Result<()> {
     let mut w = shared.writer.lock();
     let (report, tail) = shared.log.snapshot_finish(ticket, prepared)?;
     let indexes = shared.indexes.lock();
-    let rest = tail.get(applied..).unwrap_or_default();
     let next = next
-        .filter(|_| applied <= tail.len())
-        .and_then(|s| apply_all(&indexes, s, rest).ok())
+        .and_then(|s| apply_all(&indexes, s, &tail).ok())
         .filter(|s| same_as(s, &w.head));
     drop(indexes);
     let next = match next {
