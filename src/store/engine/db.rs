@@ -25,7 +25,8 @@ use super::txn::{TableIndexes, WriteTx};
 use super::view::DerivedView;
 use crate::backend::{Backend, FsBackend};
 use crate::epoch::{
-    Durability, EpochLog, EpochReader, LostRange, Position, RecoveryMode, RecoveryReport, Restored,
+    Durability, EpochLog, EpochReader, LostRange, Position, RecoveryMode, RecoveryReport,
+    RegistryReader, Restored,
 };
 use crate::error::{CorruptKind, Error, Result};
 use crate::store::rows::Bytes;
@@ -52,6 +53,8 @@ pub(crate) struct Writer {
 
 pub(crate) struct Shared {
     pub(crate) log: EpochLog,
+    /// The checkpoint registry, read by write transactions.
+    pub(crate) registry: Arc<RegistryReader>,
     pub(crate) writer: Mutex<Writer>,
     /// The unique indexes of the tables opened, to rebuild them on a restored state.
     pub(crate) indexes: Mutex<Vec<TableIndexes>>,
@@ -268,6 +271,7 @@ impl Store {
         let state = Arc::new(state);
         let store = Store {
             shared: Arc::new(Shared {
+                registry: Arc::new(log.registry()),
                 log,
                 writer: Mutex::new(Writer {
                     head: state.clone(),
@@ -490,6 +494,7 @@ impl Store {
     ) -> std::result::Result<R, E> {
         let w = self.shared.writer.lock();
         let mut tx = WriteTx::new(&w.head);
+        tx.registry = Some(self.shared.registry.clone());
         let out = f(&mut tx)?;
         Ok(self.commit_tx(w, tx, durability).map(|()| out)?)
     }

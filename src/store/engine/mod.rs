@@ -29,8 +29,8 @@ mod vectors;
 mod view;
 
 pub(crate) use codec::{
-    Op, decode_key, decode_transaction, decode_tx, decode_value, encode_key, encode_key_bytes,
-    encode_value_bytes,
+    Op, TableKind, TableMeta, decode_key, decode_transaction, decode_tx, decode_value, encode_key,
+    encode_key_bytes, encode_value_bytes,
 };
 pub(crate) use db::replay;
 pub use db::{Store, read_only_snapshot};

@@ -6,6 +6,7 @@ mod applylog;
 mod backup;
 mod changes;
 mod checkpoint;
+mod checkpoint_records;
 mod follower;
 mod named_lock;
 mod rewind;
