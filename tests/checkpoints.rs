@@ -612,6 +612,9 @@ fn payload_and_creation_time_are_kept() {
     for c in &list {
         assert!(start <= c.created && c.created <= end, "{c:?}");
     }
+    // The tools (`statelog inspect`) read the same statuses and payloads.
+    let inspected = statelog::tools::inspect_dir(dir.path()).unwrap();
+    assert_eq!(inspected.checkpoints, list);
     // Deleting removes the record too: a new save of the name starts over.
     store.checkpoints().delete("v2").unwrap();
     let again = store.checkpoints().save("v2").unwrap();
