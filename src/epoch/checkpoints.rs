@@ -61,7 +61,7 @@ pub struct Checkpoint {
     /// Its status.
     pub status: CheckpointStatus,
     /// The program's payload given at save (empty if none). Kept in the store's checkpoint
-    /// records (FORMAT.md §12.2), not in the registry: empty when read from the registry alone.
+    /// records (FORMAT.md §12.1), not in the registry: empty when read from the registry alone.
     pub payload: Vec<u8>,
 }
 

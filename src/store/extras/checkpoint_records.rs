@@ -1,5 +1,5 @@
 //! Checkpoint records: the status and payload of each checkpoint, kept in the log itself as
-//! the rows of the internal table `@checkpoints` (FORMAT.md §12.2), so that a write
+//! the rows of the internal table `@checkpoints` (FORMAT.md §12.1), so that a write
 //! transaction changes them atomically with its other changes. The registry file keeps the
 //! epochs retention honours (the pins); a checkpoint exists while it is pinned, and its
 //! record, when one names the pinned epoch, is the authority for its status.
