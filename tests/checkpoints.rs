@@ -671,3 +671,39 @@ fn a_registry_without_records_keeps_its_statuses() {
     let left: Vec<_> = c.list().unwrap().into_iter().map(|c| c.name).collect();
     assert_eq!(left, ["older", "new"]);
 }
+
+/// A record whose pin is gone (a crash between a delete's two steps, made here with the log's
+/// own registry call) is ignored, and deleted by the next lifecycle change.
+#[test]
+fn a_record_without_its_pin_is_ignored_then_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    let c = store.checkpoints();
+    c.save_with("gone", b"x").unwrap();
+    c.save("kept").unwrap();
+    let records = |store: &Store| {
+        store
+            .read()
+            .tables()
+            .into_iter()
+            .find(|t| t.name == "@checkpoints")
+            .map_or(0, |t| t.rows)
+    };
+    assert_eq!(records(&store), 2);
+    store
+        .log()
+        .change_checkpoints(&statelog::epoch::CheckpointChange::Delete("gone".into()))
+        .unwrap();
+    let names: Vec<_> = c.list().unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["kept"]);
+    assert!(matches!(
+        c.activate("gone"),
+        Err(Error::CheckpointNotFound { .. })
+    ));
+    c.activate("kept").unwrap();
+    assert_eq!(records(&store), 1);
+    // Saved again, the name starts over: pending, no payload of the old one.
+    let again = c.save("gone").unwrap();
+    assert_eq!(again.status, CheckpointStatus::Pending);
+    assert!(again.payload.is_empty());
+}

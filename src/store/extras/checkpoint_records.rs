@@ -172,7 +172,8 @@ impl WriteTx {
 
     /// Applies `change` to the checkpoints this transaction sees and writes the records that
     /// changed; deletes the records of the checkpoints removed, and returns those (the caller
-    /// removes their pins). On error nothing is written.
+    /// removes their pins), and every record without a pin (left by a crash during a delete).
+    /// On error nothing is written.
     pub(crate) fn change_checkpoint_records(
         &mut self,
         change: &CheckpointChange,
@@ -187,10 +188,14 @@ impl WriteTx {
             }
         }
         if let Some(t) = records_table(self)? {
-            for c in &removed {
-                if self.contains(&t, c.name.as_str())? {
-                    self.delete(&t, c.name.as_str())?;
-                }
+            let orphans: Vec<String> = self
+                .list(&t)?
+                .into_iter()
+                .filter(|(name, rec)| !after.iter().any(|c| c.name == *name && c.epoch == rec.0))
+                .map(|(name, _)| name)
+                .collect();
+            for name in &orphans {
+                self.delete(&t, name.as_str())?;
             }
         }
         Ok(removed)
