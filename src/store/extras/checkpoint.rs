@@ -1,5 +1,7 @@
 //! Checkpoints of a store: named, fixed states with a status lifecycle (pending, active,
-//! inactive, failed), kept from retention while named, readable and restorable.
+//! inactive, failed) and a payload, kept from retention while named, readable and restorable
+//! (whole, or some tables). The registry file pins the epochs; the statuses and payloads are
+//! records in the log (`checkpoint_records`), changed by write transactions.
 
 use std::sync::Arc;
 use std::time::SystemTime;
