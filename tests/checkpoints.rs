@@ -706,4 +706,13 @@ fn a_record_without_its_pin_is_ignored_then_cleaned() {
     let again = c.save("gone").unwrap();
     assert_eq!(again.status, CheckpointStatus::Pending);
     assert!(again.payload.is_empty());
+    // No program opens the records as a table of its own.
+    assert!(matches!(
+        store.table(TableDef::<String, Vec<u8>>::new("@checkpoints")),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        store.bytes_table("@checkpoints"),
+        Err(Error::InvalidArgument(_))
+    ));
 }

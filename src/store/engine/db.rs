@@ -20,7 +20,9 @@ use super::options::StoreOptions;
 use super::read::{CommitPos, Snapshot, schema_error};
 use super::replay::Replay;
 use super::state::State;
-use super::table::{BytesTable, CheckFn, LOG_KEY_TYPE, Table, TableDef, TxView, type_label};
+use super::table::{
+    BytesTable, CheckFn, LOG_KEY_TYPE, Table, TableDef, TxView, check_table_name, type_label,
+};
 use super::txn::{TableIndexes, WriteTx};
 use super::view::DerivedView;
 use crate::backend::{Backend, FsBackend};
@@ -871,6 +873,7 @@ impl Store {
         K: Serialize + DeserializeOwned,
         V: Serialize + DeserializeOwned + 'static,
     {
+        check_table_name(&def.name)?;
         let key_type = def.key_label.map_or_else(type_label::<K>, str::to_string);
         let value_type = type_label::<V>();
         let mut w = self.shared.writer.lock();
@@ -1016,6 +1019,7 @@ impl Store {
     /// # }
     /// ```
     pub fn bytes_table(&self, name: &str) -> Result<BytesTable> {
+        check_table_name(name)?;
         let mut w = self.shared.writer.lock();
         if let Some(t) = w.head.table_by_name(name) {
             if t.meta.kind != TableKind::Bytes {

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::checkpoint_records::{RECORDS_TABLE, combine, has_record};
+use super::checkpoint_records::{RECORDS_TABLE, combine, has_record, records_table};
 use crate::epoch::{Checkpoint, CheckpointChange, CheckpointStatus};
 use crate::error::{Error, Result};
 use crate::store::engine::{
@@ -196,6 +196,8 @@ impl Checkpoints<'_> {
         let head = Snapshot {
             state: w.head.clone(),
         };
+        // A table squatting the records' name is refused before anything is written.
+        records_table(&head)?;
         let existing = combine(s.log.checkpoints()?, &head)?
             .into_iter()
             .find(|c| c.name == name);

@@ -6,10 +6,8 @@
 
 use crate::epoch::{Checkpoint, CheckpointChange, CheckpointStatus, apply_checkpoint_change};
 use crate::error::{Error, Result};
+pub(crate) use crate::store::engine::CHECKPOINT_RECORDS as RECORDS_TABLE;
 use crate::store::engine::{Op, Readable, Table, TableKind, TableMeta, WriteTx, schema_error};
-
-/// Name of the internal table of checkpoint records.
-pub(crate) const RECORDS_TABLE: &str = "@checkpoints";
 /// Key type recorded for it (keys are checkpoint names).
 const KEY_LABEL: &str = "@checkpoint";
 /// Value type recorded for it.
@@ -20,7 +18,7 @@ type Record = (u64, u8, Vec<u8>);
 
 /// The records table of a state, if it has one; a table of that name that is not one is
 /// [`IncompatibleSchema`](Error::IncompatibleSchema).
-fn records_table(r: &(impl Readable + ?Sized)) -> Result<Option<Table<String, Record>>> {
+pub(crate) fn records_table(r: &(impl Readable + ?Sized)) -> Result<Option<Table<String, Record>>> {
     let Some(t) = r.state().table_by_name(RECORDS_TABLE) else {
         return Ok(None);
     };
