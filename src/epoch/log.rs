@@ -585,7 +585,9 @@ impl EpochLog {
     }
 
     /// Changes the checkpoints as `change` says, durably; returns the checkpoints removed
-    /// (their epochs become subject to retention again at the next snapshot).
+    /// (their epochs become subject to retention again at the next snapshot). This changes the
+    /// registry's statuses only: a store's checkpoint records take precedence over them
+    /// (FORMAT.md §11.10), so a store's program uses [`Store::checkpoints`](crate::Store::checkpoints).
     pub fn change_checkpoints(&self, change: &CheckpointChange) -> Result<Vec<Checkpoint>> {
         let _g = self.lock_inner();
         let mut list = checkpoints::read(&*self.dir.backend, &self.dir.path)?;
