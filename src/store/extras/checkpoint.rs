@@ -347,8 +347,9 @@ impl Checkpoints<'_> {
     }
 
     /// Makes `name` the active checkpoint and the previously active one inactive, in one
-    /// durable step (a transaction of its own: see
-    /// [`WriteTx::activate_checkpoint`] to do it with other changes). An unknown name changes nothing
+    /// durable step (a transaction of its own, so not to be called inside a
+    /// [`Store::write`] closure: there, use [`WriteTx::activate_checkpoint`], which also
+    /// commits it with the transaction's other changes). An unknown name changes nothing
     /// ([`CheckpointNotFound`](Error::CheckpointNotFound)); a failed checkpoint cannot be
     /// activated ([`CheckpointLifecycle`](Error::CheckpointLifecycle)).
     ///
@@ -372,8 +373,8 @@ impl Checkpoints<'_> {
         self.store.write(|tx| tx.activate_checkpoint(name))
     }
 
-    /// Marks pending checkpoint `name` failed (a transaction of its own: see
-    /// [`WriteTx::fail_checkpoint`]). The active checkpoint (or one that was
+    /// Marks pending checkpoint `name` failed (a transaction of its own; inside a
+    /// [`Store::write`] closure, use [`WriteTx::fail_checkpoint`]). The active checkpoint (or one that was
     /// active) cannot fail: the error leaves it as it is.
     ///
     /// ```
@@ -393,7 +394,11 @@ impl Checkpoints<'_> {
         self.store.write(|tx| tx.fail_checkpoint(name))
     }
 
-    /// Deletes checkpoint `name` (not the active one); its epoch is left to retention.
+    /// Deletes checkpoint `name` (not the active one); its epoch is left to retention. Like
+    /// every call here but [`list`](Self::list), [`get`](Self::get),
+    /// [`active`](Self::active), [`read`](Self::read) and [`payload_value`](Self::payload_value),
+    /// it waits for the writer lock: not
+    /// inside a [`Store::write`] closure.
     ///
     /// ```
     /// # fn main() -> statelog::Result<()> {
