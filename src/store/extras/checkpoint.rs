@@ -395,10 +395,9 @@ impl Checkpoints<'_> {
     }
 
     /// Deletes checkpoint `name` (not the active one); its epoch is left to retention. Like
-    /// every call here but [`list`](Self::list), [`get`](Self::get),
-    /// [`active`](Self::active), [`read`](Self::read) and [`payload_value`](Self::payload_value),
-    /// it waits for the writer lock: not
-    /// inside a [`Store::write`] closure.
+    /// every call here but the reads ([`list`](Self::list), [`get`](Self::get),
+    /// [`active`](Self::active), [`read`](Self::read), [`payload_value`](Self::payload_value)),
+    /// it waits for the writer lock: not inside a [`Store::write`] closure.
     ///
     /// ```
     /// # fn main() -> statelog::Result<()> {
