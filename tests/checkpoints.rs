@@ -1,5 +1,6 @@
-//! Checkpoints: named, fixed states with a status lifecycle; retention keeps them; reading and
-//! restoring them; rewinds that would change one are refused.
+//! Checkpoints: named, fixed states with a status lifecycle, changed in write transactions
+//! with their other changes; payloads and creation times; retention keeps them; reading and
+//! restoring them, whole or some tables; rewinds that would change one are refused.
 
 use std::time::{Duration, SystemTime};
 
