@@ -1,5 +1,6 @@
-//! Checkpoints: named, fixed states with a status lifecycle; retention keeps them; reading and
-//! restoring them; rewinds that would change one are refused.
+//! Checkpoints: named, fixed states with a status lifecycle, changed in write transactions
+//! with their other changes; payloads and creation times; retention keeps them; reading and
+//! restoring them, whole or some tables; rewinds that would change one are refused.
 
 use std::time::{Duration, SystemTime};
 
@@ -367,4 +368,352 @@ fn saving_an_existing_name_refuses_other_data_or_replaces_when_asked() {
     let c = store.checkpoints();
     assert_eq!(c.list().unwrap().len(), 1);
     assert_eq!(c.active().unwrap().epoch, replaced.epoch);
+}
+
+/// Checkpoint lifecycle changes in a write transaction commit with its other changes, or
+/// not at all; one checkpoint at most is active (issue 22 item 2).
+#[test]
+fn lifecycle_changes_commit_with_the_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    let t = store.table(def()).unwrap();
+    let applied = store.apply_log::<String>("applied").unwrap();
+    for (i, name) in ["v1", "v2", "v3"].iter().enumerate() {
+        set(&store, &t, "web", i as u32);
+        store.checkpoints().save(name).unwrap();
+    }
+    store.checkpoints().activate("v1").unwrap();
+    // The activation and the apply-log entry commit together.
+    let id = store
+        .write(|tx| {
+            tx.activate_checkpoint("v2")?;
+            assert_eq!(
+                tx.checkpoints()?
+                    .iter()
+                    .map(|c| c.status)
+                    .collect::<Vec<_>>(),
+                [
+                    CheckpointStatus::Inactive,
+                    CheckpointStatus::Active,
+                    CheckpointStatus::Pending
+                ]
+            );
+            tx.append(&applied, &"v2".to_string())
+        })
+        .unwrap();
+    assert_eq!(id, 1);
+    assert_eq!(store.checkpoints().active().unwrap().name, "v2");
+    assert_eq!(status(&store, "v1"), CheckpointStatus::Inactive);
+    // A transaction that fails changes neither.
+    let failed = store.write(|tx| {
+        tx.activate_checkpoint("v3")?;
+        tx.append(&applied, &"v3".to_string())?;
+        Err::<(), _>(Error::InvalidArgument("the rollout failed".into()))
+    });
+    assert!(failed.is_err());
+    assert_eq!(store.checkpoints().active().unwrap().name, "v2");
+    assert_eq!(store.read().count(&applied).unwrap(), 1);
+    // A refused change leaves the transaction usable: it goes on and commits.
+    store
+        .write(|tx| {
+            assert!(matches!(
+                tx.activate_checkpoint("v9"),
+                Err(Error::CheckpointNotFound { .. })
+            ));
+            assert!(matches!(
+                tx.fail_checkpoint("v2"),
+                Err(Error::CheckpointLifecycle {
+                    status: CheckpointStatus::Active,
+                    ..
+                })
+            ));
+            tx.fail_checkpoint("v3")?;
+            tx.append(&applied, &"v3 failed".to_string()).map(|_| ())
+        })
+        .unwrap();
+    assert_eq!(status(&store, "v3"), CheckpointStatus::Failed);
+    assert_eq!(store.read().count(&applied).unwrap(), 2);
+    // Activated twice in one transaction: the last one wins, one is active.
+    store
+        .write(|tx| {
+            tx.activate_checkpoint("v1")?;
+            tx.activate_checkpoint("v2")
+        })
+        .unwrap();
+    // All of it holds after a reopen.
+    drop(store);
+    let store = Store::open(dir.path(), options()).unwrap();
+    let list: Vec<_> = store
+        .checkpoints()
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.name, c.status))
+        .collect();
+    assert_eq!(
+        list,
+        [
+            ("v1".to_string(), CheckpointStatus::Inactive),
+            ("v2".to_string(), CheckpointStatus::Active),
+            ("v3".to_string(), CheckpointStatus::Failed)
+        ]
+    );
+    let applied = store.apply_log::<String>("applied").unwrap();
+    assert_eq!(store.read().count(&applied).unwrap(), 2);
+    // A follower reads the same statuses (they are rows of the log).
+    let f = Follower::open(dir.path(), FollowerOptions::default()).unwrap();
+    assert!(f.read().tables().iter().any(|t| t.name == "@checkpoints"));
+}
+
+/// `restore_tables` brings back the named tables only: an apply log of 7 entries keeps them
+/// (issue 22: `restore("v2")` took it back to 1); ids never go back; unique indexes are
+/// rebuilt; the whole-store restore still takes everything back.
+#[test]
+fn restoring_named_tables_keeps_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    let (d, by_name) = def_by_name();
+    let t = store.table(d).unwrap();
+    let applied = store.apply_log::<String>("applied").unwrap();
+    set(&store, &t, "web", 2);
+    store
+        .write(|tx| tx.append(&applied, &"v2".to_string()))
+        .unwrap();
+    store.checkpoints().save("v2").unwrap();
+    for i in 3..9u32 {
+        set(&store, &t, "web", i);
+        set(&store, &t, &format!("extra{i}"), i);
+        store
+            .write(|tx| tx.append(&applied, &format!("v{i}")))
+            .unwrap();
+    }
+    let later = store.bytes_table("later").unwrap();
+    store.write(|tx| tx.put_bytes(&later, b"k", b"v")).unwrap();
+    assert_eq!(store.read().count(&applied).unwrap(), 7);
+    let before = store.read().position();
+
+    // An unknown table changes nothing.
+    assert!(matches!(
+        store
+            .checkpoints()
+            .restore_tables("v2", &["configs", "nope"]),
+        Err(Error::TableNotFound { .. })
+    ));
+    assert!(
+        store
+            .checkpoints()
+            .restore_tables("v2", &["@checkpoints"])
+            .is_err()
+    );
+    assert_eq!(store.read().position(), before);
+
+    let pos = store
+        .checkpoints()
+        .restore_tables("v2", &["configs", "later"])
+        .unwrap();
+    assert!(pos.seq > before.seq);
+    let r = store.read();
+    assert_eq!(replicas(&r, &t, "web"), 2);
+    assert_eq!(r.count(&t).unwrap(), 1);
+    assert_eq!(r.count(&later).unwrap(), 0, "created after the checkpoint");
+    assert_eq!(
+        r.count(&applied).unwrap(),
+        7,
+        "the apply log keeps its entries"
+    );
+    assert_eq!(
+        r.get_by(&by_name, "web-cfg").unwrap().unwrap().0,
+        "web".to_string()
+    );
+    assert!(r.get_by(&by_name, "extra5-cfg").unwrap().is_none());
+    // The restore is not an activation.
+    assert_eq!(status(&store, "v2"), CheckpointStatus::Pending);
+    // Ids go on; the change feed cannot skip the restore.
+    assert_eq!(
+        store
+            .write(|tx| tx.append(&applied, &"restored v2".to_string()))
+            .unwrap(),
+        8
+    );
+    assert_eq!(store.changes_since(before, 10).unwrap(), Changes::Reset);
+    // It survives a reopen.
+    drop(r);
+    drop(store);
+    let store = Store::open(dir.path(), options()).unwrap();
+    let t = store.table(def()).unwrap();
+    let applied = store.apply_log::<String>("applied").unwrap();
+    assert_eq!(replicas(&store.read(), &t, "web"), 2);
+    assert_eq!(store.read().count(&applied).unwrap(), 8);
+    // The whole-store restore takes the apply log back too, ids still going on.
+    store.checkpoints().restore("v2").unwrap();
+    assert_eq!(store.read().count(&applied).unwrap(), 1);
+    assert_eq!(store.checkpoints().active().unwrap().name, "v2");
+    assert_eq!(
+        store
+            .write(|tx| tx.append(&applied, &"again".to_string()))
+            .unwrap(),
+        9
+    );
+}
+
+/// A checkpoint has a payload (bytes or a serde value) and a creation time, both kept over a
+/// reopen; a retry with another payload is refused (issue 22 item 2).
+#[test]
+fn payload_and_creation_time_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    let t = store.table(def()).unwrap();
+    let c = store.checkpoints();
+    let start = SystemTime::now() - Duration::from_secs(1);
+    let saved = c.save_with("v1", b"release 1").unwrap();
+    assert_eq!(saved.payload, b"release 1");
+    assert_eq!(c.save_with("v1", b"release 1").unwrap(), saved, "a retry");
+    assert!(matches!(
+        c.save_with("v1", b"release 1b"),
+        Err(Error::CheckpointExists { .. })
+    ));
+    // A retry after lifecycle changes of other checkpoints is still a retry: only their
+    // records were written since.
+    c.activate("v1").unwrap();
+    assert_eq!(
+        c.save_with("v1", b"release 1").unwrap().payload,
+        b"release 1"
+    );
+    set(&store, &t, "web", 2);
+    let config = Config {
+        name: "web".into(),
+        replicas: 2,
+    };
+    c.save_value("v2", &config).unwrap();
+    assert_eq!(c.payload_value::<Config>("v2").unwrap(), config);
+    assert!(matches!(
+        c.payload_value::<Config>("v1"),
+        Err(Error::InvalidArgument(_))
+    ));
+    // Replaced: the new state and payload, a pending status.
+    set(&store, &t, "web", 3);
+    c.save_replacing_with("v2", b"v2 again").unwrap();
+    assert_eq!(c.get("v2").unwrap().payload, b"v2 again");
+    // The payload changes in a transaction, the status stays.
+    store
+        .write(|tx| tx.set_checkpoint_payload("v1", b"release 1, proven"))
+        .unwrap();
+    assert!(matches!(
+        store.write(|tx| tx.set_checkpoint_payload("v9", b"")),
+        Err(Error::CheckpointNotFound { .. })
+    ));
+    drop(store);
+    let store = Store::open(dir.path(), options()).unwrap();
+    let list = store.checkpoints().list().unwrap();
+    let end = SystemTime::now() + Duration::from_secs(1);
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].payload, b"release 1, proven");
+    assert_eq!(list[0].status, CheckpointStatus::Active);
+    assert_eq!(list[1].payload, b"v2 again");
+    for c in &list {
+        assert!(start <= c.created && c.created <= end, "{c:?}");
+    }
+    // The tools (`statelog inspect`) read the same statuses and payloads.
+    let inspected = statelog::tools::inspect_dir(dir.path()).unwrap();
+    assert_eq!(inspected.checkpoints, list);
+    // Deleting removes the record too: a new save of the name starts over.
+    store.checkpoints().delete("v2").unwrap();
+    let again = store.checkpoints().save("v2").unwrap();
+    assert!(again.payload.is_empty());
+    assert_eq!(again.status, CheckpointStatus::Pending);
+}
+
+/// A directory whose registry holds the statuses (written before checkpoint records
+/// existed) reads with the same statuses; new lifecycle changes go to records, and one
+/// checkpoint at most is active.
+#[test]
+fn a_registry_without_records_keeps_its_statuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options();
+    o.log.retention.keep_epochs = 10;
+    let store = Store::open(dir.path(), o.clone()).unwrap();
+    let t = store.table(def()).unwrap();
+    // The log's own registry calls write what older versions wrote: pins with statuses.
+    set(&store, &t, "web", 1);
+    let e1 = store.log().current_epoch();
+    store.compact().unwrap();
+    let e2 = store.log().current_epoch();
+    store.compact().unwrap();
+    let log = store.log();
+    log.name_epoch("old", e1).unwrap();
+    log.name_epoch("older", e2).unwrap();
+    log.change_checkpoints(&statelog::epoch::CheckpointChange::Activate("old".into()))
+        .unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), o).unwrap();
+    assert!(
+        store
+            .read()
+            .tables()
+            .iter()
+            .all(|t| t.name != "@checkpoints")
+    );
+    let c = store.checkpoints();
+    assert_eq!(c.active().unwrap().name, "old");
+    assert_eq!(status(&store, "older"), CheckpointStatus::Pending);
+    // A new checkpoint activated in a transaction demotes the old active one.
+    c.save("new").unwrap();
+    store.write(|tx| tx.activate_checkpoint("new")).unwrap();
+    assert_eq!(c.active().unwrap().name, "new");
+    assert_eq!(status(&store, "old"), CheckpointStatus::Inactive);
+    // Garbage collection by status: the old one is inactive now, the pending one stays.
+    let gone = c
+        .delete_older_than(SystemTime::now() + Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(
+        gone.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["old"]
+    );
+    let left: Vec<_> = c.list().unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(left, ["older", "new"]);
+}
+
+/// A record whose pin is gone (a crash between a delete's two steps, made here with the log's
+/// own registry call) is ignored, and deleted by the next lifecycle change.
+#[test]
+fn a_record_without_its_pin_is_ignored_then_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    let c = store.checkpoints();
+    c.save_with("gone", b"x").unwrap();
+    c.save("kept").unwrap();
+    let records = |store: &Store| {
+        store
+            .read()
+            .tables()
+            .into_iter()
+            .find(|t| t.name == "@checkpoints")
+            .map_or(0, |t| t.rows)
+    };
+    assert_eq!(records(&store), 2);
+    store
+        .log()
+        .change_checkpoints(&statelog::epoch::CheckpointChange::Delete("gone".into()))
+        .unwrap();
+    let names: Vec<_> = c.list().unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["kept"]);
+    assert!(matches!(
+        c.activate("gone"),
+        Err(Error::CheckpointNotFound { .. })
+    ));
+    c.activate("kept").unwrap();
+    assert_eq!(records(&store), 1);
+    // Saved again, the name starts over: pending, no payload of the old one.
+    let again = c.save("gone").unwrap();
+    assert_eq!(again.status, CheckpointStatus::Pending);
+    assert!(again.payload.is_empty());
+    // No program opens the records as a table of its own.
+    assert!(matches!(
+        store.table(TableDef::<String, Vec<u8>>::new("@checkpoints")),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        store.bytes_table("@checkpoints"),
+        Err(Error::InvalidArgument(_))
+    ));
 }

@@ -125,6 +125,31 @@ fn every_command_on_a_library_store() {
     assert_eq!(store.read().count(&users).unwrap(), 21);
 }
 
+/// `inspect` lists the checkpoints with the statuses and payloads of their records.
+#[test]
+fn inspect_lists_checkpoints_with_status_and_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    library_store(dir.path());
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    store.checkpoints().save_with("v1", b"release 1").unwrap();
+    store.checkpoints().save("v2").unwrap();
+    store.write(|tx| tx.activate_checkpoint("v1")).unwrap();
+    store.close().unwrap();
+    drop(store);
+    let out = statelog(&["inspect"], dir.path());
+    let s = text(&out.stdout);
+    assert!(s.contains("  v1  epoch "), "{s}");
+    assert!(s.contains("active  saved"), "{s}");
+    assert!(s.contains("payload \"release 1\""), "{s}");
+    let out = statelog(&["inspect", "--json"], dir.path());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cps = v["checkpoints"].as_array().unwrap();
+    assert_eq!(cps[0]["status"], "active");
+    assert_eq!(cps[0]["payload_utf8"], "release 1");
+    assert_eq!(cps[1]["status"], "pending");
+    assert_eq!(cps[1]["payload_hex"], "");
+}
+
 /// `backup` beside a writer that holds the directory: the copy opens and holds every durable
 /// row; a non-empty destination is refused with status 2.
 #[test]

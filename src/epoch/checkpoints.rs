@@ -1,7 +1,8 @@
 //! Checkpoints: names for retained epochs, with a status lifecycle, kept in the `CHECKPOINTS`
 //! file of a store directory (FORMAT.md §11.9). Retention never deletes a named epoch.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::dir::{TMP_SUFFIX, with_suffix};
@@ -24,7 +25,8 @@ const RECORD_FIXED: usize = 8 + 8 + 8 + 1 + 1;
 const MAX_FILE_LEN: u64 = (8 + 4 + 4 + MAX_CHECKPOINTS * (RECORD_FIXED + MAX_NAME_LEN) + 4) as u64;
 
 impl CheckpointStatus {
-    fn code(self) -> u8 {
+    /// Its code in the registry and in the store's records.
+    pub(crate) fn code(self) -> u8 {
         match self {
             CheckpointStatus::Pending => 1,
             CheckpointStatus::Active => 2,
@@ -33,7 +35,8 @@ impl CheckpointStatus {
         }
     }
 
-    fn from_code(c: u8) -> Option<Self> {
+    /// The status of code `c`.
+    pub(crate) fn from_code(c: u8) -> Option<Self> {
         Some(match c {
             1 => CheckpointStatus::Pending,
             2 => CheckpointStatus::Active,
@@ -57,6 +60,9 @@ pub struct Checkpoint {
     pub created: SystemTime,
     /// Its status.
     pub status: CheckpointStatus,
+    /// The program's payload given at save (empty if none). Kept in the store's checkpoint
+    /// records (FORMAT.md §12.1), not in the registry: empty when read from the registry alone.
+    pub payload: Vec<u8>,
 }
 
 fn created_ms(c: &Checkpoint) -> u64 {
@@ -138,6 +144,7 @@ pub(crate) fn decode(b: &[u8], path: &Path) -> Result<Vec<Checkpoint>> {
             segment,
             created: millis_to_time(created),
             status,
+            payload: Vec::new(),
         });
         at = start + len;
     }
@@ -184,6 +191,28 @@ pub(crate) fn read(backend: &dyn Backend, dir: &Path) -> Result<Vec<Checkpoint>>
     let n = f.read_full_at(&mut b, 0).map_err(|e| Error::io(&path, e))?;
     b.truncate(n);
     decode(&b, &path)
+}
+
+/// Reads a store's registry without going through its log, for a write transaction (every
+/// change of the registry is made under the store's writer lock, which the transaction holds).
+pub(crate) struct RegistryReader {
+    backend: Arc<dyn Backend>,
+    dir: PathBuf,
+}
+
+impl RegistryReader {
+    /// A reader of the registry of directory `dir`.
+    pub(crate) fn new(backend: Arc<dyn Backend>, dir: &Path) -> Self {
+        RegistryReader {
+            backend,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The registry's checkpoints, in the order they were saved.
+    pub(crate) fn read(&self) -> Result<Vec<Checkpoint>> {
+        read(&*self.backend, &self.dir)
+    }
 }
 
 /// Replaces the registry of `dir` with `list`, durably (temporary file, sync, rename).
@@ -306,6 +335,7 @@ mod tests {
             segment: epoch * 2,
             created: millis_to_time(secs * 1000),
             status,
+            payload: Vec::new(),
         }
     }
 

@@ -432,6 +432,17 @@ impl EpochLog {
                 "checkpoint {name} is active and cannot be replaced; activate another first"
             )));
         }
+        self.snapshot_renaming(state, name)
+    }
+
+    /// [`snapshot_replacing_checkpoint`](Self::snapshot_replacing_checkpoint) without its
+    /// check of the registry's status: the store checked the status its records give.
+    pub(crate) fn snapshot_renaming(
+        &self,
+        state: &[u8],
+        name: &str,
+    ) -> Result<(SnapshotReport, Checkpoint)> {
+        check_name(name)?;
         let (report, named) = self.snapshot_naming(state, Some(name), true)?;
         let named = named.ok_or_else(|| Error::CheckpointNotFound {
             name: name.to_string(),
@@ -472,12 +483,13 @@ impl EpochLog {
                     segment: ended_segment,
                     created: millis_to_time(self.options.clock.now_ms()),
                     status: CheckpointStatus::Pending,
+                    payload: Vec::new(),
                 };
                 let mut list = checkpoints::read(&*self.dir.backend, &self.dir.path)?;
                 if replace {
-                    // Not the active one (checked before the snapshot; only this log's
-                    // writer changes the registry).
-                    list.retain(|old| old.name != name || old.status == CheckpointStatus::Active);
+                    // Not the active one: checked before the snapshot (only this log's writer
+                    // changes the registry).
+                    list.retain(|old| old.name != name);
                 }
                 list.push(c.clone());
                 checkpoints::write(&*self.dir.backend, &self.dir.path, &list)?;
@@ -547,14 +559,35 @@ impl EpochLog {
             segment: info.segment,
             created: millis_to_time(self.options.clock.now_ms()),
             status: CheckpointStatus::Pending,
+            payload: Vec::new(),
         };
         list.push(c.clone());
         checkpoints::write(&*self.dir.backend, &self.dir.path, &list)?;
         Ok(c)
     }
 
+    /// A reader of the registry for the store's write transactions.
+    pub(crate) fn registry(&self) -> checkpoints::RegistryReader {
+        checkpoints::RegistryReader::new(self.dir.backend.clone(), &self.dir.path)
+    }
+
+    /// Removes the checkpoints named `names` from the registry, durably, whatever their
+    /// registry status (the store checked the status its records give).
+    pub(crate) fn remove_checkpoints(&self, names: &[String]) -> Result<()> {
+        let _g = self.lock_inner();
+        let mut list = checkpoints::read(&*self.dir.backend, &self.dir.path)?;
+        let before = list.len();
+        list.retain(|c| !names.contains(&c.name));
+        if list.len() != before {
+            checkpoints::write(&*self.dir.backend, &self.dir.path, &list)?;
+        }
+        Ok(())
+    }
+
     /// Changes the checkpoints as `change` says, durably; returns the checkpoints removed
-    /// (their epochs become subject to retention again at the next snapshot).
+    /// (their epochs become subject to retention again at the next snapshot). This changes the
+    /// registry's statuses only: a store's checkpoint records take precedence over them
+    /// (FORMAT.md §11.10), so a store's program uses [`Store::checkpoints`](crate::Store::checkpoints).
     pub fn change_checkpoints(&self, change: &CheckpointChange) -> Result<Vec<Checkpoint>> {
         let _g = self.lock_inner();
         let mut list = checkpoints::read(&*self.dir.backend, &self.dir.path)?;

@@ -19,6 +19,7 @@ mod tail;
 mod view;
 
 pub use checkpoints::{CHECKPOINTS_FILE, Checkpoint, CheckpointChange, CheckpointStatus};
+pub(crate) use checkpoints::{RegistryReader, apply as apply_checkpoint_change};
 pub use concurrent::{PreparedSnapshot, SnapshotTicket};
 pub use copy::CopyReport;
 pub use log::{EpochLog, SnapshotReport};

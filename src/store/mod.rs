@@ -18,6 +18,7 @@ pub(crate) use engine::{
     EncodedRow, decode_state, decode_transaction, encode_key, encode_key_bytes, encode_value_bytes,
     index_keys,
 };
+pub(crate) use extras::combine_checkpoints;
 pub use extras::{
     BackupReport, Change, ChangeFilter, ChangeOp, Changes, Checkpoints, Follower, FollowerOptions,
     NamedLock, PollReport, Subscription, Watcher,

@@ -7,7 +7,7 @@ use crate::backend::{Backend, LockMode};
 use crate::epoch::{Checkpoint, EpochInfo, EpochReader, RecoveryMode, segment_number};
 use crate::error::{Error, Result};
 use crate::frame::LogReader;
-use crate::store::{Readable, TableInfo, read_only_snapshot};
+use crate::store::{Readable, TableInfo, combine_checkpoints, read_only_snapshot};
 
 /// One segment file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +35,8 @@ pub struct Inspection {
     pub durable_end: (u64, u64),
     /// The process id of the writer holding the directory, if one does.
     pub lock_holder: Option<u32>,
-    /// The checkpoints, in the order they were saved.
+    /// The checkpoints, in the order they were saved, with the statuses and payloads of
+    /// their records in the newest state.
     pub checkpoints: Vec<Checkpoint>,
     /// Files that are not segments, the lock, the checkpoint registry or the named locks'
     /// folder (side files of repairs, rewinds, fallbacks).
@@ -137,7 +138,7 @@ pub fn inspect(backend: Arc<dyn Backend>, dir: &Path) -> Result<Inspection> {
         tables: snapshot.tables(),
         durable_end: (newest, end),
         lock_holder,
-        checkpoints: reader.checkpoints()?,
+        checkpoints: combine_checkpoints(reader.checkpoints()?, &snapshot)?,
         other_files: names
             .into_iter()
             .filter(|n| segment_number(n).is_none() && !KNOWN.contains(&n.as_str()))

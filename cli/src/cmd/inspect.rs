@@ -12,6 +12,19 @@ fn time_of(t: std::time::SystemTime) -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A checkpoint's payload as text: quoted UTF-8, or `0x` and hex digits.
+fn payload_text(payload: &[u8]) -> String {
+    match std::str::from_utf8(payload) {
+        Ok(s) if !s.chars().any(char::is_control) => format!("{s:?}"),
+        _ => format!("0x{}", hex(payload)),
+    }
+}
+
+/// Bytes as hex digits.
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub(crate) fn run(dir: &Path, json: bool) -> Result<i32, Fail> {
     require_dir(dir)?;
     let i = tools::inspect(backend(), dir)?;
@@ -23,7 +36,7 @@ pub(crate) fn run(dir: &Path, json: bool) -> Result<i32, Fail> {
             "tables": i.tables.iter().map(|t| json!({"name": t.name, "kind": if t.typed {"typed"} else {"bytes"}, "key_type": t.key_type, "value_type": t.value_type, "schema_version": t.version, "rows": t.rows})).collect::<Vec<_>>(),
             "durable_position": {"segment": i.durable_end.0, "offset": i.durable_end.1},
             "lock_holder_pid": i.lock_holder,
-            "checkpoints": i.checkpoints.iter().map(|c| json!({"name": c.name, "epoch": c.epoch, "status": format!("{:?}", c.status).to_lowercase(), "created_unix_s": time_of(c.created)})).collect::<Vec<_>>(),
+            "checkpoints": i.checkpoints.iter().map(|c| json!({"name": c.name, "epoch": c.epoch, "status": format!("{:?}", c.status).to_lowercase(), "created_unix_s": time_of(c.created), "payload_utf8": std::str::from_utf8(&c.payload).ok(), "payload_hex": hex(&c.payload)})).collect::<Vec<_>>(),
             "other_files": i.other_files,
             "needs_recovery": i.needs_recovery,
         });
@@ -74,8 +87,13 @@ pub(crate) fn run(dir: &Path, json: bool) -> Result<i32, Fail> {
         println!("checkpoints:");
     }
     for c in &i.checkpoints {
+        let payload = if c.payload.is_empty() {
+            String::new()
+        } else {
+            format!("  payload {}", payload_text(&c.payload))
+        };
         println!(
-            "  {}  epoch {}  {}  saved {} (unix s)",
+            "  {}  epoch {}  {}  saved {} (unix s){payload}",
             c.name,
             c.epoch,
             format!("{:?}", c.status).to_lowercase(),

@@ -20,12 +20,15 @@ use super::options::StoreOptions;
 use super::read::{CommitPos, Snapshot, schema_error};
 use super::replay::Replay;
 use super::state::State;
-use super::table::{BytesTable, CheckFn, LOG_KEY_TYPE, Table, TableDef, TxView, type_label};
+use super::table::{
+    BytesTable, CheckFn, LOG_KEY_TYPE, Table, TableDef, TxView, check_table_name, type_label,
+};
 use super::txn::{TableIndexes, WriteTx};
 use super::view::DerivedView;
 use crate::backend::{Backend, FsBackend};
 use crate::epoch::{
-    Durability, EpochLog, EpochReader, LostRange, Position, RecoveryMode, RecoveryReport, Restored,
+    Durability, EpochLog, EpochReader, LostRange, Position, RecoveryMode, RecoveryReport,
+    RegistryReader, Restored,
 };
 use crate::error::{CorruptKind, Error, Result};
 use crate::store::rows::Bytes;
@@ -52,6 +55,8 @@ pub(crate) struct Writer {
 
 pub(crate) struct Shared {
     pub(crate) log: EpochLog,
+    /// The checkpoint registry, read by write transactions.
+    pub(crate) registry: Arc<RegistryReader>,
     pub(crate) writer: Mutex<Writer>,
     /// The unique indexes of the tables opened, to rebuild them on a restored state.
     pub(crate) indexes: Mutex<Vec<TableIndexes>>,
@@ -268,6 +273,7 @@ impl Store {
         let state = Arc::new(state);
         let store = Store {
             shared: Arc::new(Shared {
+                registry: Arc::new(log.registry()),
                 log,
                 writer: Mutex::new(Writer {
                     head: state.clone(),
@@ -490,6 +496,7 @@ impl Store {
     ) -> std::result::Result<R, E> {
         let w = self.shared.writer.lock();
         let mut tx = WriteTx::new(&w.head);
+        tx.registry = Some(self.shared.registry.clone());
         let out = f(&mut tx)?;
         Ok(self.commit_tx(w, tx, durability).map(|()| out)?)
     }
@@ -866,6 +873,7 @@ impl Store {
         K: Serialize + DeserializeOwned,
         V: Serialize + DeserializeOwned + 'static,
     {
+        check_table_name(&def.name)?;
         let key_type = def.key_label.map_or_else(type_label::<K>, str::to_string);
         let value_type = type_label::<V>();
         let mut w = self.shared.writer.lock();
@@ -1011,6 +1019,7 @@ impl Store {
     /// # }
     /// ```
     pub fn bytes_table(&self, name: &str) -> Result<BytesTable> {
+        check_table_name(name)?;
         let mut w = self.shared.writer.lock();
         if let Some(t) = w.head.table_by_name(name) {
             if t.meta.kind != TableKind::Bytes {

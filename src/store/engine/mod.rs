@@ -29,8 +29,8 @@ mod vectors;
 mod view;
 
 pub(crate) use codec::{
-    Op, decode_key, decode_transaction, decode_tx, decode_value, encode_key, encode_key_bytes,
-    encode_value_bytes,
+    Op, TableKind, TableMeta, decode_key, decode_transaction, decode_tx, decode_value, encode_key,
+    encode_key_bytes, encode_value_bytes,
 };
 pub(crate) use db::replay;
 pub use db::{Store, read_only_snapshot};
@@ -43,7 +43,7 @@ pub use read::{CommitPos, Readable, Snapshot, TableInfo};
 pub(crate) use state::{State, decode_state};
 pub use stats::{StoreStats, TableStats};
 pub use table::{AnyTable, ApplyLog, BytesTable, Index, Table, TableDef, TxView};
-pub(crate) use table::{LOG_KEY_TYPE, type_label};
+pub(crate) use table::{CHECKPOINT_RECORDS, LOG_KEY_TYPE, type_label};
 pub use txn::WriteTx;
 pub(crate) use txn::{EncodedRow, TableIndexes, apply_indexed, index_keys};
 pub use view::DerivedView;

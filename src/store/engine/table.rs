@@ -321,6 +321,21 @@ impl<K, V> std::fmt::Debug for Table<K, V> {
 /// The key type an apply log's table records (no Rust type is named so).
 pub(crate) const LOG_KEY_TYPE: &str = "@log";
 
+/// The name of the internal table of checkpoint records (FORMAT.md §12.1), which no program
+/// opens as a table of its own.
+pub(crate) const CHECKPOINT_RECORDS: &str = "@checkpoints";
+
+/// [`InvalidArgument`](Error::InvalidArgument) for the name of an internal table.
+pub(crate) fn check_table_name(name: &str) -> crate::error::Result<()> {
+    if name == CHECKPOINT_RECORDS {
+        return Err(crate::error::Error::InvalidArgument(format!(
+            "{name} is the store's table of checkpoint records; read checkpoints with \
+             Store::checkpoints"
+        )));
+    }
+    Ok(())
+}
+
 /// An open apply log of entries of type `V` (FORMAT.md §12.1): an append-only table whose
 /// entries are numbered by increasing ids. Pass it to
 /// [`WriteTx::append`](crate::WriteTx::append) and [`Readable::entries`](crate::Readable::entries);

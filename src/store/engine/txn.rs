@@ -11,6 +11,7 @@ use super::codec::{Op, decode_value, encode_key_bytes, encode_value_bytes};
 use super::read::{Readable, schema_error, table_state};
 use super::state::{IndexState, State, TableState};
 use super::table::{BytesTable, Table};
+use crate::epoch::RegistryReader;
 use crate::error::{Error, Result, show_key};
 use crate::store::rows::{Base, Bytes, Row, RowRef, Rows};
 
@@ -22,6 +23,8 @@ use crate::store::rows::{Base, Bytes, Row, RowRef, Rows};
 pub struct WriteTx {
     pub(crate) work: State,
     pub(crate) ops: Vec<Op>,
+    /// The store's checkpoint registry, for the transaction's checkpoint operations.
+    pub(crate) registry: Option<Arc<RegistryReader>>,
 }
 
 impl Readable for WriteTx {
@@ -50,6 +53,7 @@ impl WriteTx {
         WriteTx {
             work: base.clone(),
             ops: Vec::new(),
+            registry: None,
         }
     }
 

@@ -1,12 +1,22 @@
 //! Checkpoints of a store: named, fixed states with a status lifecycle (pending, active,
-//! inactive, failed), kept from retention while named, readable and restorable.
+//! inactive, failed) and a payload, kept from retention while named, readable and restorable
+//! (whole, or some tables). The registry file pins the epochs; the statuses and payloads are
+//! records in the log (`checkpoint_records`), changed by write transactions.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::checkpoint_records::{RECORDS_TABLE, combine, has_record, records_table};
 use crate::epoch::{Checkpoint, CheckpointChange, CheckpointStatus};
 use crate::error::{Error, Result};
-use crate::store::engine::{CommitPos, Snapshot, Store, replay};
+use crate::store::engine::{
+    CommitPos, Op, Snapshot, State, Store, WriteTx, decode_tx, decode_value, encode_value_bytes,
+    replay,
+};
+use crate::store::rows::Rows;
 
 /// The checkpoints of a store, from [`Store::checkpoints`].
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +77,73 @@ impl Checkpoints<'_> {
     /// # }
     /// ```
     pub fn save(&self, name: &str) -> Result<Checkpoint> {
-        self.save_as(name, false)
+        self.save_as(name, false, &[])
+    }
+
+    /// [`save`](Self::save) with a payload of the program's (a version, a description),
+    /// kept with the checkpoint and returned in [`Checkpoint::payload`]. A retry is harmless
+    /// only with the same payload: another one is
+    /// [`CheckpointExists`](Error::CheckpointExists).
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.checkpoints().save_with("v2", b"release 2.0")?;
+    /// let c = store.checkpoints().get("v2")?;
+    /// assert_eq!(c.payload, b"release 2.0");
+    /// assert!(c.created <= std::time::SystemTime::now());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn save_with(&self, name: &str, payload: &[u8]) -> Result<Checkpoint> {
+        self.save_as(name, false, payload)
+    }
+
+    /// [`save_with`](Self::save_with) a serde value as the payload (encoded as table values
+    /// are); read it back with [`payload_value`](Self::payload_value).
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    /// struct Release { version: String, hosts: u32 }
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let release = Release { version: "2.0".into(), hosts: 12 };
+    /// store.checkpoints().save_value("v2", &release)?;
+    /// assert_eq!(store.checkpoints().payload_value::<Release>("v2")?, release);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn save_value<V: Serialize>(&self, name: &str, payload: &V) -> Result<Checkpoint> {
+        self.save_with(name, &encode_value_bytes(payload)?)
+    }
+
+    /// The payload of checkpoint `name` decoded as a `V` (saved with
+    /// [`save_value`](Self::save_value)); bytes that are not a `V` are
+    /// [`InvalidArgument`](Error::InvalidArgument).
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.checkpoints().save_value("v1", &("1.0".to_string(), 3u32))?;
+    /// let (version, hosts): (String, u32) = store.checkpoints().payload_value("v1")?;
+    /// assert_eq!((version.as_str(), hosts), ("1.0", 3));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn payload_value<V: DeserializeOwned>(&self, name: &str) -> Result<V> {
+        let c = self.get(name)?;
+        decode_value(&c.payload).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "the payload of checkpoint {name} is not a {}: {e}",
+                std::any::type_name::<V>()
+            ))
+        })
     }
 
     /// [`save`](Self::save), replacing a checkpoint of that name (unless it is the active
@@ -88,49 +164,126 @@ impl Checkpoints<'_> {
     /// # }
     /// ```
     pub fn save_replacing(&self, name: &str) -> Result<Checkpoint> {
-        self.save_as(name, true)
+        self.save_as(name, true, &[])
     }
 
-    fn save_as(&self, name: &str, replace: bool) -> Result<Checkpoint> {
+    /// [`save_replacing`](Self::save_replacing) with a payload (see
+    /// [`save_with`](Self::save_with)).
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// store.checkpoints().save_with("nightly", b"monday")?;
+    /// store.checkpoints().save_replacing_with("nightly", b"tuesday")?;
+    /// assert_eq!(store.checkpoints().get("nightly")?.payload, b"tuesday");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn save_replacing_with(&self, name: &str, payload: &[u8]) -> Result<Checkpoint> {
+        self.save_as(name, true, payload)
+    }
+
+    /// Saves: the snapshot and the registry's pin first, then the checkpoint's record (its
+    /// status and payload) as a commit. A crash between them leaves a pin without a record:
+    /// a pending checkpoint without its payload, which a retry of the save completes.
+    fn save_as(&self, name: &str, replace: bool, payload: &[u8]) -> Result<Checkpoint> {
         let s = &self.store.shared;
         // A compaction under way finishes first (one snapshot at a time).
         let _gate = s.compaction.acquire();
         let mut w = s.writer.lock();
         self.store.sync_locked(&mut w)?;
-        if !replace && let Some(c) = self.list()?.into_iter().find(|c| c.name == name) {
-            return if self.unchanged_since(&c)? {
-                Ok(c)
-            } else {
-                Err(Error::CheckpointExists {
-                    name: name.to_string(),
-                })
-            };
-        }
-        let bytes = w.head.encode_snapshot()?;
-        let (report, checkpoint) = if replace {
-            let (report, c) = s.log.snapshot_replacing_checkpoint(&bytes, name)?;
-            (Some(report), c)
-        } else {
-            s.log.snapshot_as_checkpoint(&bytes, name)?
+        let head = Snapshot {
+            state: w.head.clone(),
         };
-        if let Some(mut report) = report {
-            self.store.note_retention(&mut report);
-            self.store.start_epoch_locked(&mut w, report.epoch.id);
+        // A table squatting the records' name is refused before anything is written.
+        records_table(&head)?;
+        let existing = combine(s.log.checkpoints()?, &head)?
+            .into_iter()
+            .find(|c| c.name == name);
+        let mut checkpoint = match existing {
+            Some(c) if !replace => {
+                if !self.unchanged_since(&c, &w.head)? {
+                    return Err(Error::CheckpointExists {
+                        name: name.to_string(),
+                    });
+                }
+                if has_record(&head, &c)? {
+                    return if c.payload == payload {
+                        Ok(c)
+                    } else {
+                        Err(Error::CheckpointExists {
+                            name: name.to_string(),
+                        })
+                    };
+                }
+                // A save whose record was not written (or a checkpoint from before records
+                // existed): the retry writes it.
+                c
+            }
+            Some(c) if c.status == CheckpointStatus::Active => {
+                return Err(Error::InvalidArgument(format!(
+                    "checkpoint {name} is active and cannot be replaced; activate another first"
+                )));
+            }
+            _ => {
+                let bytes = w.head.encode_snapshot()?;
+                let (mut report, c) = if replace {
+                    s.log.snapshot_renaming(&bytes, name)?
+                } else {
+                    let (report, c) = s.log.snapshot_as_checkpoint(&bytes, name)?;
+                    let report = report.ok_or_else(|| Error::CheckpointExists {
+                        name: name.to_string(),
+                    })?;
+                    (report, c)
+                };
+                self.store.note_retention(&mut report);
+                self.store.start_epoch_locked(&mut w, report.epoch.id);
+                c
+            }
+        };
+        checkpoint.payload = payload.to_vec();
+        let mut tx = WriteTx::new(&w.head);
+        tx.put_checkpoint_record(&checkpoint)?;
+        if !tx.ops.is_empty() {
+            self.store
+                .commit_locked(&mut w, tx.work, &tx.ops, crate::Durability::Strong)?;
+            self.store.sync_locked(&mut w)?;
         }
         Ok(checkpoint)
     }
 
-    /// Whether the current state is the one checkpoint `c` holds, as far as the log can tell
-    /// cheaply: the current epoch was started by the snapshot that ended `c`'s epoch, and no
-    /// update was logged after it.
-    fn unchanged_since(&self, c: &Checkpoint) -> Result<bool> {
+    /// Whether the current state is the one checkpoint `c` holds, as far as the log can tell:
+    /// the current epoch was started by the snapshot that ended `c`'s epoch, and the updates
+    /// logged after it (if any) changed checkpoint records only.
+    fn unchanged_since(&self, c: &Checkpoint, head: &State) -> Result<bool> {
         let log = &self.store.shared.log;
         let current = log.current_epoch();
         let follows = log
             .epochs()?
             .iter()
             .any(|e| e.id == current && e.prev == Some(c.epoch));
-        Ok(follows && log.update_bytes() == 0)
+        if !follows || log.update_bytes() == 0 {
+            return Ok(follows);
+        }
+        let Some(id) = head.table_by_name(RECORDS_TABLE).map(|t| t.meta.id) else {
+            return Ok(false);
+        };
+        for update in log.read_epoch(current)?.updates {
+            let Ok(ops) = decode_tx(&update?) else {
+                return Ok(false);
+            };
+            let records_only = ops.iter().all(|op| match op {
+                Op::Put { table, .. } | Op::Delete { table, .. } | Op::Sequence { table, .. } => {
+                    *table == id
+                }
+                Op::CreateTable(meta) | Op::AlterTable(meta) => meta.id == id,
+            });
+            if !records_only {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Every checkpoint, in the order they were saved.
@@ -147,7 +300,7 @@ impl Checkpoints<'_> {
     /// # }
     /// ```
     pub fn list(&self) -> Result<Vec<Checkpoint>> {
-        self.store.shared.log.checkpoints()
+        combine(self.store.shared.log.checkpoints()?, &self.store.read())
     }
 
     /// The checkpoint named `name`, or [`CheckpointNotFound`](Error::CheckpointNotFound).
@@ -194,7 +347,9 @@ impl Checkpoints<'_> {
     }
 
     /// Makes `name` the active checkpoint and the previously active one inactive, in one
-    /// durable step. An unknown name changes nothing
+    /// durable step (a transaction of its own, so not to be called inside a
+    /// [`Store::write`] closure: there, use [`WriteTx::activate_checkpoint`], which also
+    /// commits it with the transaction's other changes). An unknown name changes nothing
     /// ([`CheckpointNotFound`](Error::CheckpointNotFound)); a failed checkpoint cannot be
     /// activated ([`CheckpointLifecycle`](Error::CheckpointLifecycle)).
     ///
@@ -215,11 +370,11 @@ impl Checkpoints<'_> {
     /// # }
     /// ```
     pub fn activate(&self, name: &str) -> Result<()> {
-        self.change(CheckpointChange::Activate(name.to_string()))
-            .map(|_| ())
+        self.store.write(|tx| tx.activate_checkpoint(name))
     }
 
-    /// Marks pending checkpoint `name` failed. The active checkpoint (or one that was
+    /// Marks pending checkpoint `name` failed (a transaction of its own; inside a
+    /// [`Store::write`] closure, use [`WriteTx::fail_checkpoint`]). The active checkpoint (or one that was
     /// active) cannot fail: the error leaves it as it is.
     ///
     /// ```
@@ -236,11 +391,13 @@ impl Checkpoints<'_> {
     /// # }
     /// ```
     pub fn fail(&self, name: &str) -> Result<()> {
-        self.change(CheckpointChange::Fail(name.to_string()))
-            .map(|_| ())
+        self.store.write(|tx| tx.fail_checkpoint(name))
     }
 
-    /// Deletes checkpoint `name` (not the active one); its epoch is left to retention.
+    /// Deletes checkpoint `name` (not the active one); its epoch is left to retention. Like
+    /// every call here but the reads ([`list`](Self::list), [`get`](Self::get),
+    /// [`active`](Self::active), [`read`](Self::read), [`payload_value`](Self::payload_value)),
+    /// it waits for the writer lock: not inside a [`Store::write`] closure.
     ///
     /// ```
     /// # fn main() -> statelog::Result<()> {
@@ -282,8 +439,15 @@ impl Checkpoints<'_> {
         self.change(CheckpointChange::DeleteOlderThan(time))
     }
 
+    /// Removes checkpoints: under the writer lock, their pins from the registry, then their
+    /// records in a commit (a crash between leaves records without pins, which are ignored).
     fn change(&self, change: CheckpointChange) -> Result<Vec<Checkpoint>> {
-        self.store.shared.log.change_checkpoints(&change)
+        self.store.write(|tx| {
+            let removed = tx.change_checkpoint_records(&change)?;
+            let names: Vec<String> = removed.iter().map(|c| c.name.clone()).collect();
+            self.store.shared.log.remove_checkpoints(&names)?;
+            Ok(removed)
+        })
     }
 
     /// The state saved as checkpoint `name` (read from its epoch; unique indexes are not
@@ -316,10 +480,13 @@ impl Checkpoints<'_> {
         })
     }
 
-    /// Makes checkpoint `name`'s state the store's current state and activates it. Nothing
-    /// is cut: the state is written as a new snapshot, so the history after the checkpoint
-    /// stays retained by the usual rules, followers move forward to it, and `seq` goes on
-    /// growing. A failed checkpoint cannot be restored. Returns the new state's position.
+    /// Makes checkpoint `name`'s state the store's current state and activates it, in one
+    /// durable step. Nothing is cut: the state is written as a new snapshot, so the history
+    /// after the checkpoint stays retained by the usual rules, followers move forward to it,
+    /// and `seq` goes on growing. Every table goes back, apply logs included (to bring back
+    /// some tables only, see [`restore_tables`](Self::restore_tables)); ids never go back,
+    /// and the checkpoints' statuses and payloads are not restored. A failed checkpoint
+    /// cannot be restored. Returns the new state's position.
     ///
     /// ```
     /// use statelog::Readable;
@@ -338,6 +505,100 @@ impl Checkpoints<'_> {
     /// # }
     /// ```
     pub fn restore(&self, name: &str) -> Result<CommitPos> {
+        let registry = self.store.shared.registry.clone();
+        self.restore_with(name, |head, mut state| {
+            // Ids never go back: table ids and each table's sequence keep their highest value.
+            state.next_table_id = state.next_table_id.max(head.next_table_id);
+            for (id, now) in head.tables.iter() {
+                if let Some(t) = state.tables.get_mut(id) {
+                    t.next_id = t.next_id.max(now.next_id);
+                }
+            }
+            // The records stay as they are now, and the activation is part of the new state.
+            if let Some(id) = state.by_name.remove(RECORDS_TABLE) {
+                state.tables.remove(&id);
+            }
+            if let Some(t) = head.table_by_name(RECORDS_TABLE) {
+                state.by_name.insert(RECORDS_TABLE.to_string(), t.meta.id);
+                state.tables.insert(t.meta.id, t.clone());
+            }
+            let mut tx = WriteTx::new(&state);
+            tx.registry = Some(registry);
+            tx.activate_checkpoint(name)?;
+            Ok(tx.work)
+        })
+    }
+
+    /// Brings back the rows of the tables named `tables` as checkpoint `name` holds them;
+    /// every other table (an apply log recording the restore, say) keeps its current rows.
+    /// A table created after the checkpoint becomes empty; a name that no table has, now or
+    /// then, is [`TableNotFound`](Error::TableNotFound) and nothing changes. As with
+    /// [`restore`](Self::restore) the result is a new snapshot, ids never go back, and unique
+    /// indexes are rebuilt; the checkpoint's status does not change (activate it if the
+    /// restore makes it the store's state). Returns the new state's position.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let config = store.bytes_table("config")?;
+    /// let applied = store.apply_log::<String>("applied")?;
+    /// store.write(|tx| tx.put_bytes(&config, b"version", b"1"))?;
+    /// store.checkpoints().save("v1")?;
+    /// store.write(|tx| {
+    ///     tx.put_bytes(&config, b"version", b"2")?;
+    ///     tx.append(&applied, &"v2".to_string())
+    /// })?;
+    /// store.checkpoints().restore_tables("v1", &["config"])?;
+    /// assert_eq!(store.read().get_bytes(&config, b"version")?.as_deref(), Some(&b"1"[..]));
+    /// assert_eq!(store.read().count(&applied)?, 1); // the apply log keeps its entries
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn restore_tables(&self, name: &str, tables: &[&str]) -> Result<CommitPos> {
+        self.restore_with(name, |head, saved| {
+            let mut state = head.clone();
+            for &table in tables {
+                if table == RECORDS_TABLE {
+                    return Err(Error::InvalidArgument(format!(
+                        "{RECORDS_TABLE} holds the checkpoints' records and is not restored"
+                    )));
+                }
+                let now = head.table_by_name(table);
+                let mut t = match (saved.table_by_name(table), now) {
+                    (Some(then), _) => then.clone(),
+                    (None, Some(now)) => {
+                        let mut t = now.clone();
+                        t.rows = Rows::default();
+                        t.indexes.clear();
+                        t.stored.clear();
+                        t.folded = None;
+                        t
+                    }
+                    (None, None) => return Err(Error::table_not_found(table)),
+                };
+                if let Some(now) = now {
+                    t.next_id = t.next_id.max(now.next_id);
+                    if now.meta.id != t.meta.id {
+                        state.tables.remove(&now.meta.id);
+                    }
+                }
+                state.by_name.insert(table.to_string(), t.meta.id);
+                state.tables.insert(t.meta.id, t);
+            }
+            Ok(state)
+        })
+    }
+
+    /// A restore: under the writer lock, `build(head, saved)` makes the new state from the
+    /// current one and checkpoint `name`'s, which is written as a new snapshot and published.
+    fn restore_with(
+        &self,
+        name: &str,
+        build: impl FnOnce(&State, State) -> Result<State>,
+    ) -> Result<CommitPos> {
         let c = self.get(name)?;
         if c.status == CheckpointStatus::Failed {
             return Err(Error::CheckpointLifecycle {
@@ -351,19 +612,14 @@ impl Checkpoints<'_> {
         let _gate = s.compaction.acquire();
         let mut w = s.writer.lock();
         self.store.sync_locked(&mut w)?;
-        let mut state = (*saved.state).clone();
+        let mut state = build(&w.head, (*saved.state).clone())?;
         state.seq = w.head.seq + 1;
         state.generation = w.head.generation + 1;
-        // Ids never go back: table ids and each table's sequence keep their highest value.
         state.next_table_id = state.next_table_id.max(w.head.next_table_id);
-        for (id, now) in w.head.tables.iter() {
-            if let Some(t) = state.tables.get_mut(id) {
-                t.next_id = t.next_id.max(now.next_id);
-            }
-        }
         for ix in s.indexes.lock().iter() {
             ix.rebuild(&mut state)?;
         }
+        state.seal();
         let mut report = s.log.snapshot(&state.encode_snapshot()?)?;
         self.store.note_retention(&mut report);
         state.epoch = report.epoch.id;
@@ -371,8 +627,6 @@ impl Checkpoints<'_> {
         w.head = state.clone();
         self.store.publish(state.clone());
         w.feed.reset();
-        drop(w);
-        self.activate(name)?;
         Ok(CommitPos {
             epoch: state.epoch,
             seq: state.seq,

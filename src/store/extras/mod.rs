@@ -6,6 +6,7 @@ mod applylog;
 mod backup;
 mod changes;
 mod checkpoint;
+mod checkpoint_records;
 mod follower;
 mod named_lock;
 mod rewind;
@@ -14,6 +15,7 @@ mod subscribe;
 pub use backup::BackupReport;
 pub use changes::{Change, ChangeOp, Changes};
 pub use checkpoint::Checkpoints;
+pub(crate) use checkpoint_records::combine as combine_checkpoints;
 pub use follower::{Follower, FollowerOptions, PollReport, Watcher};
 pub use named_lock::NamedLock;
 #[cfg(feature = "internals")]
