@@ -95,6 +95,7 @@ impl Checkpoints<'_> {
         let s = &self.store.shared;
         // A compaction under way finishes first (one snapshot at a time).
         let _gate = s.compaction.acquire();
+        let _publish = self.store.publishing();
         let mut w = s.writer.lock();
         self.store.sync_locked(&mut w)?;
         if !replace && let Some(c) = self.list()?.into_iter().find(|c| c.name == name) {
@@ -349,6 +350,7 @@ impl Checkpoints<'_> {
         let saved = self.read(name)?;
         let s = &self.store.shared;
         let _gate = s.compaction.acquire();
+        let publish = self.store.publishing();
         let mut w = s.writer.lock();
         self.store.sync_locked(&mut w)?;
         let mut state = (*saved.state).clone();
@@ -369,9 +371,11 @@ impl Checkpoints<'_> {
         state.epoch = report.epoch.id;
         let state = Arc::new(state);
         w.head = state.clone();
-        self.store.publish(state.clone());
+        self.store.publish(&mut w, state.clone());
         w.feed.reset();
+        w.undelivered.clear();
         drop(w);
+        drop(publish);
         self.activate(name)?;
         Ok(CommitPos {
             epoch: state.epoch,
