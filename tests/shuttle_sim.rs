@@ -9,7 +9,8 @@
 //!
 //! Runs only when built with `RUSTFLAGS="--cfg shuttle"` (`.ci/run` does, in a target directory
 //! of its own); `STATELOG_SHUTTLE_ITERATIONS=N` runs N schedules (default 60) and
-//! `STATELOG_SHUTTLE_SEED=S` picks the seed of the first.
+//! `STATELOG_SHUTTLE_SEED=S` picks the seed of the first. A second workload checks derived views
+//! computed off the writer lock (published with their state, never going back).
 #![cfg(shuttle)]
 
 mod common;
@@ -165,3 +166,103 @@ fn concurrent_paths_under_pct_schedules_lose_nothing_acknowledged() {
 
 /// Schedules per test and CI run.
 const ITERATIONS: u64 = 500;
+
+/// One schedule of writers committing while a derived view is computed off the writer lock
+/// (issue 22, item 6): the view yields mid-computation, so other writers, a compaction and a
+/// reader run while it does. Every state a reader sees has its view and they never go
+/// backwards; a strong `write` returns with its state (or a newer one) published.
+fn view_schedule() {
+    let mut rng = thread_rng();
+    let sim = SimBackend::new(rng.r#gen::<u64>());
+    let mut opts = common::sim_store_options(2, 2048);
+    opts.view = Some(statelog::DerivedView::new(|s: &statelog::Snapshot| {
+        shuttle::thread::yield_now();
+        let rows = s
+            .tables()
+            .iter()
+            .find(|t| t.name == "t")
+            .map_or(0, |t| t.rows);
+        shuttle::thread::yield_now();
+        Ok(rows)
+    }));
+    let store = Arc::new(Store::open_with(Arc::new(sim.process()), &dir(), opts).unwrap());
+    let t = store.bytes_table("t").unwrap();
+    let check = |snap: &statelog::Snapshot| {
+        let rows = snap
+            .tables()
+            .iter()
+            .find(|t| t.name == "t")
+            .map_or(0, |t| t.rows);
+        assert_eq!(
+            *snap.view::<usize>().expect("a state without its view"),
+            rows
+        );
+    };
+    let mut threads = Vec::new();
+    for w in 0..3u32 {
+        let (store, t) = (store.clone(), t.clone());
+        threads.push(shuttle::thread::spawn(move || {
+            for i in 0..3u32 {
+                let k = (w * 1000 + i).to_le_bytes();
+                let durability = match (w + i) % 3 {
+                    0 => statelog::Durability::Buffered,
+                    _ => statelog::Durability::Strong,
+                };
+                store
+                    .write_with(durability, |tx| tx.put_bytes(&t, &k, b"v"))
+                    .unwrap();
+                let snap = store.read();
+                check(&snap);
+                if durability == statelog::Durability::Strong {
+                    assert!(
+                        snap.get_bytes(&t, &k).unwrap().is_some(),
+                        "read your writes"
+                    );
+                }
+            }
+        }));
+    }
+    {
+        let store = store.clone();
+        threads.push(shuttle::thread::spawn(move || {
+            let mut last = store.read().position();
+            for _ in 0..8 {
+                let snap = store.read();
+                check(&snap);
+                assert!(snap.position() >= last, "a published state went backwards");
+                last = snap.position();
+                shuttle::thread::yield_now();
+            }
+        }));
+    }
+    {
+        let store = store.clone();
+        threads.push(shuttle::thread::spawn(move || {
+            store.compact().unwrap();
+            check(&store.read());
+            store.sync().unwrap();
+        }));
+    }
+    for h in threads {
+        h.join().unwrap();
+    }
+    store.sync().unwrap();
+    let snap = store.read();
+    check(&snap);
+    assert_eq!(*snap.view::<usize>().unwrap(), 9);
+}
+
+/// Derived views under random schedules (`STATELOG_SHUTTLE_ITERATIONS`, as above).
+#[test]
+fn derived_views_under_controlled_schedules_stay_with_their_states_and_never_go_back() {
+    let iterations = env("STATELOG_SHUTTLE_ITERATIONS", ITERATIONS) as usize;
+    let seed = env("STATELOG_SHUTTLE_SEED", 0x5eed);
+    shuttle::check_random_with_seed(view_schedule, seed, iterations);
+}
+
+/// The same under PCT schedules.
+#[test]
+fn derived_views_under_pct_schedules_stay_with_their_states_and_never_go_back() {
+    let iterations = env("STATELOG_SHUTTLE_ITERATIONS", ITERATIONS) as usize;
+    shuttle::check_pct(view_schedule, iterations, 3);
+}

@@ -157,6 +157,8 @@ fn compact(weak: &Weak<Shared>) -> Result<()> {
     // A success ends the wait a failed automatic compaction set.
     w.compact_after = 0;
     drop(w);
+    // With a derived view: the new epoch's state is published with its view, off the lock.
+    store.publish_views();
     // Freeing the replaced state and deleting old segments take time: not under the lock.
     drop(old);
     let mut report = report;

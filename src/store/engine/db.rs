@@ -24,7 +24,7 @@ use super::table::{
     BytesTable, CheckFn, LOG_KEY_TYPE, Table, TableDef, TxView, check_table_name, type_label,
 };
 use super::txn::{TableIndexes, WriteTx};
-use super::view::DerivedView;
+use super::view::{DerivedView, Publication};
 use crate::backend::{Backend, FsBackend};
 use crate::epoch::{
     Durability, EpochLog, EpochReader, LostRange, Position, RecoveryMode, RecoveryReport,
@@ -51,6 +51,13 @@ pub(crate) struct Writer {
     pub(super) compact_after: u64,
     /// Commits waiting to be durable before subscribers hear of them.
     pub(crate) feed: Feed,
+    /// With a derived view: the newest state handed to publication, until it is published
+    /// (`publish.rs` computes its view without this lock).
+    pub(super) handed: Option<Arc<State>>,
+    /// With a derived view: durable positions the feed delivers up to once the generation
+    /// beside each is published (or its view failed), oldest first, so that a subscriber
+    /// reads a state that holds a commit it was told of.
+    pub(crate) undelivered: VecDeque<(u64, Position)>,
 }
 
 pub(crate) struct Shared {
@@ -64,8 +71,11 @@ pub(crate) struct Shared {
     validators: Mutex<Vec<(u32, Vec<CheckFn>)>>,
     pub(crate) published: ArcSwap<State>,
     auto_compact: bool,
-    view: Option<DerivedView>,
-    view_error: Mutex<Option<Error>>,
+    pub(super) view: Option<DerivedView>,
+    /// With a derived view: the views being computed; publications are serialised by its
+    /// lock (taken before the writer lock, never under it).
+    pub(super) publication: Publication,
+    pub(super) view_error: Mutex<Option<Error>>,
     retention_error: Mutex<Option<Error>>,
     pub(super) compaction_error: Mutex<Option<Error>>,
     /// One compaction at a time.
@@ -280,12 +290,15 @@ impl Store {
                     pending: VecDeque::new(),
                     compact_after: 0,
                     feed: Feed::default(),
+                    handed: None,
+                    undelivered: VecDeque::new(),
                 }),
                 indexes: Mutex::new(Vec::new()),
                 validators: Mutex::new(Vec::new()),
                 published: ArcSwap::new(state),
                 auto_compact: options.auto_compact,
                 view: options.view,
+                publication: Publication::default(),
                 view_error: Mutex::new(None),
                 retention_error: Mutex::new(None),
                 compaction_error: Mutex::new(None),
@@ -371,7 +384,9 @@ impl Store {
     }
 
     /// Runs `f` in a write transaction and commits it with strong durability: returns once
-    /// the transaction is durable. If `f` fails or panics, nothing is committed. For a
+    /// the transaction is durable and visible to readers (with a [`DerivedView`], once its
+    /// state or a newer one is published with its view, computed without the writer lock, or
+    /// the view failed). If `f` fails or panics, nothing is committed. For a
     /// closure that returns the application's own error type, see
     /// [`transact`](Self::transact).
     ///
@@ -515,6 +530,7 @@ impl Store {
             if durability == Durability::Strong {
                 self.shared.log.sync()?;
                 self.publish_ready(&mut self.shared.writer.lock());
+                self.publish_views();
             }
             return Ok(());
         }
@@ -525,6 +541,10 @@ impl Store {
             && self.shared.log.compaction_due()
             && self.shared.log.update_bytes() >= w.compact_after;
         drop(w);
+        if durability != Durability::Strong {
+            // Visible when `write` returns (a derived view is computed now, off the lock).
+            self.publish_views();
+        }
         if due {
             self.compact_beside_writers();
             // Back-pressure: when updates outpace a running compaction (the tail past 4x the
@@ -543,6 +563,7 @@ impl Store {
             // a newer one) published and do not queue for the writer lock.
             if self.shared.published.load().generation < generation {
                 self.publish_ready(&mut self.shared.writer.lock());
+                self.publish_views();
             }
         }
         Ok(())
@@ -625,41 +646,47 @@ impl Store {
             ready = w.pending.pop_front();
         }
         if let Some(p) = ready {
-            self.publish(p.state);
+            self.publish(w, p.state);
         }
         // After the publication: a subscriber told of a commit reads a state that holds it.
         if w.feed.active() {
-            w.feed.deliver(durable);
+            if self.shared.view.is_some() {
+                // The states before `durable` are handed over: `publish_views` delivers once
+                // they are published.
+                let generation = w.handed.as_ref().map_or(0, |s| s.generation);
+                match w.undelivered.back_mut() {
+                    Some(last) if last.0 == generation => last.1 = last.1.max(durable),
+                    _ => w.undelivered.push_back((generation, durable)),
+                }
+            } else {
+                w.feed.deliver(durable);
+            }
         }
     }
 
-    /// Publishes a state unless a newer one is already visible (never moves backwards), with
-    /// its derived view computed first; if the view fails, the previous state stays.
-    pub(crate) fn publish(&self, state: Arc<State>) {
+    /// Publishes a state unless a newer one is already visible (never moves backwards). With
+    /// a derived view, only hands it over: [`publish_views`](Self::publish_views), called
+    /// once the writer lock is released, computes the view and publishes the pair.
+    pub(crate) fn publish(&self, w: &mut Writer, state: Arc<State>) {
+        if self.shared.view.is_some() {
+            if w.handed
+                .as_ref()
+                .is_none_or(|h| h.generation < state.generation)
+            {
+                w.handed = Some(state);
+            }
+            return;
+        }
         if state.generation <= self.shared.published.load().generation {
             return;
         }
-        let state = match &self.shared.view {
-            None => state,
-            Some(view) => match view.of(&Snapshot {
-                state: state.clone(),
-            }) {
-                Ok(v) => {
-                    let mut with_view = (*state).clone();
-                    with_view.view = Some(v);
-                    Arc::new(with_view)
-                }
-                Err(e) => {
-                    *self.shared.view_error.lock() = Some(e);
-                    return;
-                }
-            },
-        };
         self.shared.published.store(state);
     }
 
     /// The last failure of the derived view function, if any (taken: a second call returns
-    /// `None` until it fails again).
+    /// `None` until it fails again). While the view fails, the last good (state, view) pair
+    /// stays published: commits are durable but invisible until the view succeeds on a later
+    /// commit or [`sync`](Self::sync) (see [`DerivedView`]).
     ///
     /// ```
     /// use statelog::{DerivedView, Error, Readable, Store, StoreOptions};
@@ -749,6 +776,7 @@ impl Store {
         // Everything committed before this call is appended: the log's end covers it.
         self.shared.log.sync()?;
         self.publish_ready(&mut self.shared.writer.lock());
+        self.publish_views();
         Ok(())
     }
 
@@ -804,7 +832,8 @@ impl Store {
         head.generation = w.head.generation + 1;
         let old = std::mem::replace(&mut w.head, Arc::new(head));
         if w.pending.is_empty() {
-            self.publish(w.head.clone());
+            let head = w.head.clone();
+            self.publish(w, head);
         }
         old
     }
@@ -818,7 +847,8 @@ impl Store {
         head.generation += 1;
         w.head = Arc::new(head);
         if w.pending.is_empty() {
-            self.publish(w.head.clone());
+            let head = w.head.clone();
+            self.publish(w, head);
         }
     }
 
@@ -838,6 +868,7 @@ impl Store {
     pub fn close(&self) -> Result<()> {
         // A compaction under way finishes first.
         let _gate = self.shared.compaction.acquire();
+        let _publish = self.publishing();
         let mut w = self.shared.writer.lock();
         self.sync_locked(&mut w)?;
         self.shared.log.close()
@@ -876,6 +907,7 @@ impl Store {
         check_table_name(&def.name)?;
         let key_type = def.key_label.map_or_else(type_label::<K>, str::to_string);
         let value_type = type_label::<V>();
+        let _publish = self.publishing();
         let mut w = self.shared.writer.lock();
         self.sync_locked(&mut w)?;
         let mut work = (*w.head).clone();
@@ -1000,7 +1032,7 @@ impl Store {
         work.generation = w.head.generation + 1;
         let state = Arc::new(work);
         w.head = state.clone();
-        self.publish(state);
+        self.publish(&mut w, state);
         Ok(handle)
     }
 
@@ -1050,6 +1082,7 @@ impl Store {
         drop(w);
         self.shared.log.wait_durable(pos)?;
         self.publish_ready(&mut self.shared.writer.lock());
+        self.publish_views();
         Ok(BytesTable {
             id,
             name: Arc::from(name),

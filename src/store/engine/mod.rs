@@ -1,6 +1,6 @@
 //! The transactional engine, the commit and restore paths: the store and its writer (`db`),
-//! with its settings (`options`, derived views in `view`), its counters (`counters`, read by
-//! `stats`) and the feed of durable commits to
+//! with its settings (`options`, derived views in `view`, published off the writer lock by
+//! `publish`), its counters (`counters`, read by `stats`) and the feed of durable commits to
 //! subscribers (`feed`); write transactions (`txn`, with the claim of the unique indexes a
 //! snapshot stored in `claim`), reads and snapshots (`read`), the state and its image
 //! (`state`, compressed by `compress`), table handles (`table`), the FORMAT.md §12 payloads
@@ -18,6 +18,7 @@ mod gate;
 #[cfg(feature = "stateio")]
 mod image;
 mod options;
+mod publish;
 mod read;
 mod replay;
 mod state;

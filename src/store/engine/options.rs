@@ -29,7 +29,8 @@ pub struct StoreOptions {
     /// Take a snapshot (compact) by itself when the log's compaction policy says one is due.
     /// Default: `true`.
     pub auto_compact: bool,
-    /// A view derived from every new state and published atomically with it. Default: none.
+    /// A view derived from every new state and published atomically with it, computed
+    /// without the writer lock (see [`DerivedView`]). Default: none.
     pub view: Option<DerivedView>,
 }
 

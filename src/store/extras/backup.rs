@@ -54,6 +54,7 @@ impl Store {
                 self.publish_ready(&mut w);
                 (w.head.seq, end)
             };
+            self.publish_views();
             match self.shared.log.copy_through(dest, end) {
                 Ok(copy) => {
                     return Ok(BackupReport {

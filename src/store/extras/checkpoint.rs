@@ -191,6 +191,7 @@ impl Checkpoints<'_> {
         let s = &self.store.shared;
         // A compaction under way finishes first (one snapshot at a time).
         let _gate = s.compaction.acquire();
+        let _publish = self.store.publishing();
         let mut w = s.writer.lock();
         self.store.sync_locked(&mut w)?;
         let head = Snapshot {
@@ -610,6 +611,7 @@ impl Checkpoints<'_> {
         let saved = self.read(name)?;
         let s = &self.store.shared;
         let _gate = s.compaction.acquire();
+        let publish = self.store.publishing();
         let mut w = s.writer.lock();
         self.store.sync_locked(&mut w)?;
         let mut state = build(&w.head, (*saved.state).clone())?;
@@ -625,8 +627,11 @@ impl Checkpoints<'_> {
         state.epoch = report.epoch.id;
         let state = Arc::new(state);
         w.head = state.clone();
-        self.store.publish(state.clone());
+        self.store.publish(&mut w, state.clone());
         w.feed.reset();
+        w.undelivered.clear();
+        drop(w);
+        drop(publish);
         Ok(CommitPos {
             epoch: state.epoch,
             seq: state.seq,

@@ -39,6 +39,7 @@ impl Store {
     pub fn rewind_to(&self, epoch: u64) -> Result<CommitPos> {
         let s = &self.shared;
         let _gate = s.compaction.acquire();
+        let _publish = self.publishing();
         let mut w = s.writer.lock();
         self.sync_locked(&mut w)?;
         if epoch == w.head.epoch {
@@ -76,8 +77,9 @@ impl Store {
         state.generation = w.head.generation + 1;
         let state = Arc::new(state);
         w.head = state.clone();
-        self.publish(state);
+        self.publish(&mut w, state);
         w.feed.reset();
+        w.undelivered.clear();
         if !raise.is_empty() {
             let mut work = (*w.head).clone();
             for op in &raise {
