@@ -196,9 +196,10 @@ fn a_crash_at_every_step_of_a_concurrent_snapshot_keeps_what_was_acknowledged() 
     }
 }
 
-/// Back-pressure: while a compaction runs (its file sync held here), commits go on until the
-/// update tail is 4x past the size that made a compaction due; then a commit waits for the
-/// compaction to finish, and the stall is counted.
+/// Back-pressure: while a compaction runs (its file sync held here), commits go on, delayed a
+/// little more each once the update tail is 2x past the size that made a compaction due,
+/// until it is 4x past; then a commit waits for the compaction to finish, and the stall is
+/// counted.
 #[test]
 fn commits_wait_for_a_compaction_that_falls_behind() {
     let sim = SimBackend::new(6);
@@ -218,11 +219,17 @@ fn commits_wait_for_a_compaction_that_falls_behind() {
     std::thread::scope(|sc| {
         let compacting = sc.spawn(|| store.compact());
         control.wait_held();
+        // The compaction is held until a commit waits for it (or for long enough that one
+        // should have).
         let releaser = sc.spawn(|| {
-            std::thread::sleep(Duration::from_millis(300));
+            let start = std::time::Instant::now();
+            while store.compaction_stalls() == 0 && start.elapsed() < Duration::from_secs(30) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             control.release();
         });
-        for i in 0..2_000u32 {
+        let mut delayed_before_stall = 0;
+        for i in 0..20_000u32 {
             store
                 .write_with(Durability::Buffered, |tx| {
                     tx.put_bytes(&t, &(i % 50).to_le_bytes(), &[2u8; 100])
@@ -231,10 +238,19 @@ fn commits_wait_for_a_compaction_that_falls_behind() {
             if store.compaction_stalls() > 0 {
                 break;
             }
+            delayed_before_stall = store.compaction_delays().0;
         }
         releaser.join().unwrap();
         compacting.join().unwrap().unwrap();
+        // Writers were slowed down gradually before any had to wait.
+        assert!(
+            delayed_before_stall >= 1,
+            "no commit was delayed before the stall"
+        );
     });
     assert!(store.compaction_stalls() >= 1, "no commit waited");
+    let (delayed, time) = store.compaction_delays();
+    assert!(delayed >= 1 && time > Duration::ZERO);
+    assert_eq!(store.stats().compaction_delays, delayed);
     assert!(!store.compaction_running());
 }

@@ -379,11 +379,17 @@ impl EpochLog {
     /// Whether the updates since the last snapshot are past `factor` times the size at which
     /// the compaction policy makes one due (compaction falls behind).
     pub fn compaction_behind(&self, factor: f64) -> bool {
+        self.compaction_backlog() > factor
+    }
+
+    /// The updates since the last snapshot, as a multiple of the size at which the compaction
+    /// policy makes one due (1.0: due now; past it while a compaction runs: it falls behind).
+    pub fn compaction_backlog(&self) -> f64 {
         let g = self.lock_inner();
         let policy = self.options.compaction;
         let due_at =
             (policy.update_ratio * g.snapshot_bytes as f64).max(policy.min_update_bytes as f64);
-        g.update_bytes as f64 > factor * due_at
+        g.update_bytes as f64 / due_at.max(1.0)
     }
 
     /// Starts a new epoch from `state`, the whole state after every update appended so far

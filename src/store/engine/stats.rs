@@ -34,6 +34,11 @@ pub struct StoreStats {
     pub compaction_running: bool,
     /// Commits that waited for a running compaction (see [`Store::compaction_stalls`]).
     pub compaction_stalls: u64,
+    /// Commits slowed down because a running compaction fell behind, and their delays in
+    /// all (see [`Store::compaction_delays`]).
+    pub compaction_delays: u64,
+    /// The delays of those commits, in all.
+    pub compaction_delay_time: Duration,
     /// Bytes on disk of the current epoch's updates: what a restore replays, and what makes
     /// a compaction due.
     pub update_bytes: u64,
@@ -116,6 +121,8 @@ impl Store {
             last_compaction: (compactions + failures > 0).then(|| Duration::from_nanos(last)),
             compaction_running: self.compaction_running(),
             compaction_stalls: self.compaction_stalls(),
+            compaction_delays: self.compaction_delays().0,
+            compaction_delay_time: self.compaction_delays().1,
             update_bytes: s.log.update_bytes(),
             epoch: s.log.current_epoch(),
             durable: s.log.durable_position(),
