@@ -65,6 +65,12 @@ fn status(store: &Store, name: &str) -> CheckpointStatus {
     store.checkpoints().get(name).unwrap().status
 }
 
+/// Every checkpoint's name and status, in the listing's order.
+fn statuses(store: &Store) -> Vec<(String, CheckpointStatus)> {
+    let list = store.checkpoints().list().unwrap();
+    list.into_iter().map(|c| (c.name, c.status)).collect()
+}
+
 #[test]
 fn a_checkpoint_keeps_its_state_and_its_epoch() {
     let dir = tempfile::tempdir().unwrap();
@@ -168,14 +174,8 @@ fn activation_demotes_the_previous_active_one() {
     let gone = c.delete_older_than(later).unwrap();
     let names: Vec<_> = gone.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["v1"]);
-    let left: Vec<_> = c
-        .list()
-        .unwrap()
-        .into_iter()
-        .map(|c| (c.name, c.status))
-        .collect();
     assert_eq!(
-        left,
+        statuses(&store),
         [
             ("v2".to_string(), CheckpointStatus::Active),
             ("v3".to_string(), CheckpointStatus::Failed),
@@ -443,15 +443,8 @@ fn lifecycle_changes_commit_with_the_transaction() {
     // All of it holds after a reopen.
     drop(store);
     let store = Store::open(dir.path(), options()).unwrap();
-    let list: Vec<_> = store
-        .checkpoints()
-        .list()
-        .unwrap()
-        .into_iter()
-        .map(|c| (c.name, c.status))
-        .collect();
     assert_eq!(
-        list,
+        statuses(&store),
         [
             ("v1".to_string(), CheckpointStatus::Inactive),
             ("v2".to_string(), CheckpointStatus::Active),
