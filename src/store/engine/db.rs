@@ -138,8 +138,8 @@ const COMPACTION_SLOWDOWN: f64 = 2.0;
 /// The longest delay a commit gets for its own sake before commits wait.
 const MAX_COMMIT_DELAY: Duration = Duration::from_millis(1);
 
-/// The rate a writer's logged bytes are held to just before commits wait (64 MiB/s).
-const DELAYED_BYTES_PER_SEC: f64 = 64.0 * 1024.0 * 1024.0;
+/// The rate a writer's logged bytes are held to just before commits wait (16 MiB/s, the delayed write rate RocksDB starts at).
+const DELAYED_BYTES_PER_SEC: f64 = 16.0 * 1024.0 * 1024.0;
 
 /// About the bytes `op` takes in the log (its key and value; a few for anything else).
 fn op_bytes(op: &Op) -> usize {
@@ -865,7 +865,7 @@ impl Store {
 
     /// How many commits were slowed down because updates outpaced a running compaction (the
     /// update tail past twice the size that made it due), and for how long in all: each
-    /// such commit returns a little later (up to a millisecond and its size at 64 MiB/s,
+    /// such commit returns a little later (up to a millisecond and its size at 16 MiB/s,
     /// growing with the tail), so writers slow down gradually before they would have to wait
     /// ([`compaction_stalls`](Self::compaction_stalls)).
     ///
@@ -1163,12 +1163,12 @@ mod tests {
     use super::*;
 
     /// No delay until the tail is twice past its trigger; then a share of the full delay
-    /// (a millisecond and the commit's bytes at 64 MiB/s) that grows with it, all of it at 4x.
+    /// (a millisecond and the commit's bytes at 16 MiB/s) that grows with it, all of it at 4x.
     #[test]
     fn commit_delays_grow_gradually_with_the_backlog() {
         assert_eq!(commit_delay(1.0, 1 << 20), Duration::ZERO);
         assert_eq!(commit_delay(2.0, 1 << 20), Duration::ZERO);
-        let full = Duration::from_millis(1) + Duration::from_secs_f64(1.0 / 64.0);
+        let full = Duration::from_millis(1) + Duration::from_secs_f64(1.0 / 16.0);
         let at = |b| commit_delay(b, 1 << 20).as_secs_f64();
         assert!((at(4.0) - full.as_secs_f64()).abs() < 1e-9);
         assert!((at(3.0) - full.as_secs_f64() / 2.0).abs() < 1e-9);
