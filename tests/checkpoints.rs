@@ -65,6 +65,13 @@ fn status(store: &Store, name: &str) -> CheckpointStatus {
     store.checkpoints().get(name).unwrap().status
 }
 
+/// The options, with ten epochs retained (rewinds and old checkpoints need them).
+fn keeping_ten_epochs() -> StoreOptions {
+    let mut o = options();
+    o.log.retention.keep_epochs = 10;
+    o
+}
+
 /// Every checkpoint's name and status, in the listing's order.
 fn statuses(store: &Store) -> Vec<(String, CheckpointStatus)> {
     let list = store.checkpoints().list().unwrap();
@@ -258,8 +265,7 @@ fn restoring_a_checkpoint_moves_forward_to_its_state() {
 #[test]
 fn rewinds_that_would_change_a_checkpoint_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut o = options();
-    o.log.retention.keep_epochs = 10;
+    let o = keeping_ten_epochs();
     let store = Store::open(dir.path(), o.clone()).unwrap();
     let t = store.table(def()).unwrap();
     set(&store, &t, "web", 1);
@@ -622,8 +628,7 @@ fn payload_and_creation_time_are_kept() {
 #[test]
 fn a_registry_without_records_keeps_its_statuses() {
     let dir = tempfile::tempdir().unwrap();
-    let mut o = options();
-    o.log.retention.keep_epochs = 10;
+    let o = keeping_ten_epochs();
     let store = Store::open(dir.path(), o.clone()).unwrap();
     let t = store.table(def()).unwrap();
     // The log's own registry calls write what older versions wrote: pins with statuses.
