@@ -571,7 +571,6 @@ impl Store {
             return Ok(());
         }
         self.check(&tx)?;
-        let bytes: usize = tx.ops.iter().map(op_bytes).sum();
         let pos = self.commit_locked(&mut w, tx.work, &tx.ops, durability)?;
         let generation = w.head.generation;
         let due = self.shared.auto_compact
@@ -594,6 +593,7 @@ impl Store {
                     self.shared.stalls.fetch_add(1, Ordering::Relaxed);
                     drop(self.shared.compaction.acquire());
                 } else if backlog > COMPACTION_SLOWDOWN {
+                    let bytes = tx.ops.iter().map(op_bytes).sum();
                     let delay = commit_delay(backlog, bytes);
                     self.shared.delays.fetch_add(1, Ordering::Relaxed);
                     let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
