@@ -1,11 +1,11 @@
 //! The transactional engine, the commit and restore paths: the store and its writer (`db`),
-//! with its settings (`options`, derived views in `view`, published off the writer lock by
-//! `publish`), its counters (`counters`, read by `stats`) and the feed of durable commits to
+//! opened and restored by `open`, with its settings (`options`, derived views in `view`,
+//! published off the writer lock by `publish`), its counters (`counters`, read by `stats`) and the feed of durable commits to
 //! subscribers (`feed`); write transactions (`txn`, with the claim of the unique indexes a
 //! snapshot stored in `claim`), reads and snapshots (`read`), the state and its image
 //! (`state`, compressed by `compress`), table handles (`table`), the FORMAT.md §12 payloads
 //! (`codec`), restore's bulk replay (`replay`), and compaction beside the writers
-//! (`compaction`, one at a time through `gate`).
+//! (`compaction`, one at a time through `gate`, with back-pressure on writers in `pressure`).
 
 mod claim;
 mod codec;
@@ -17,7 +17,9 @@ mod feed;
 mod gate;
 #[cfg(feature = "stateio")]
 mod image;
+mod open;
 mod options;
+mod pressure;
 mod publish;
 mod read;
 mod replay;
@@ -33,11 +35,12 @@ pub(crate) use codec::{
     Op, TableKind, TableMeta, decode_key, decode_transaction, decode_tx, decode_value, encode_key,
     encode_key_bytes, encode_value_bytes,
 };
-pub(crate) use db::replay;
-pub use db::{Store, read_only_snapshot};
+pub use db::Store;
 pub(crate) use feed::{Logged, Sink, table_names};
 #[cfg(feature = "stateio")]
 pub(crate) use image::BytesTableImage;
+pub use open::read_only_snapshot;
+pub(crate) use open::replay;
 pub use options::StoreOptions;
 pub(crate) use read::schema_error;
 pub use read::{CommitPos, Readable, Snapshot, TableInfo};

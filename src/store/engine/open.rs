@@ -1,0 +1,256 @@
+//! Opening a store: restore from the newest epoch (its snapshot and the bulk replay of its
+//! updates), the recovery report and its trace events, and read-only snapshots of a directory.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use crate::sync::Mutex;
+use arc_swap::ArcSwap;
+
+use super::codec::decode_tx;
+use super::counters::Counters;
+use super::db::{Shared, Store, Writer};
+use super::feed::Feed;
+use super::gate::Gate;
+use super::options::StoreOptions;
+use super::read::Snapshot;
+use super::replay::Replay;
+use super::state::State;
+use super::view::Publication;
+use crate::backend::{Backend, FsBackend};
+use crate::epoch::{EpochLog, EpochReader, LostRange, RecoveryMode, RecoveryReport, Restored};
+use crate::error::{CorruptKind, Error, Result};
+use crate::trace::trace_event;
+
+/// Rebuilds a state from an epoch's snapshot and updates; also returns the ranges skipped in
+/// salvage mode.
+pub(crate) fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostRange>)> {
+    let snapshot_file = dir.join(format!("{:016x}.seg", restored.epoch.segment));
+    let mut restored = restored;
+    let mut state = match restored.snapshot.take() {
+        Some(bytes) => State::decode_snapshot_owned(bytes)
+            .map_err(|_| Error::corrupt(&snapshot_file, 32, CorruptKind::Payload))?,
+        None => State::default(),
+    };
+    state.epoch = restored.epoch.id;
+    // Row changes are collected and merged into the tables once, at the end.
+    let mut replay = Replay::new(state);
+    let mut updates = restored.updates;
+    while let Some(update) = updates.next() {
+        let update = update?;
+        let bad = |u: &crate::epoch::Updates| match u.last_location() {
+            Some((file, offset)) => Error::corrupt(file, offset, CorruptKind::Payload),
+            None => Error::corrupt(&snapshot_file, 32, CorruptKind::Payload),
+        };
+        let ops = decode_tx(&update).map_err(|_| bad(&updates))?;
+        replay.apply(ops).map_err(|_| bad(&updates))?;
+    }
+    Ok((replay.finish(), updates.lost().to_vec()))
+}
+
+/// Emits the events of an open: where the state was restored from and what recovery did.
+fn trace_recovery(dir: &Path, state: &State, report: &RecoveryReport, lost: &[LostRange]) {
+    let dir = dir.display();
+    if let Some(cut) = &report.torn_tail {
+        if cut.zeroed {
+            trace_event!(
+                debug,
+                "statelog: {dir}: cut {} reserved zero bytes",
+                cut.len
+            );
+        } else {
+            trace_event!(
+                warn,
+                "statelog: {dir}: cut a torn tail of {} bytes at offset {} ({} entries; kept in {:?})",
+                cut.len,
+                cut.offset,
+                cut.entries_cut,
+                cut.saved_to
+            );
+        }
+    }
+    for f in &report.fell_back {
+        trace_event!(
+            warn,
+            "statelog: {dir}: fell back to an older epoch ({}); segments set aside: {:?}",
+            f.cause,
+            f.segments
+        );
+    }
+    for p in &report.removed_temporary {
+        trace_event!(
+            info,
+            "statelog: {dir}: removed {} left by an interrupted operation",
+            p.display()
+        );
+    }
+    for l in lost {
+        trace_event!(
+            warn,
+            "statelog: {dir}: salvage skipped {}..{} of {}: {}",
+            l.from,
+            l.to,
+            l.file.display(),
+            l.kind
+        );
+    }
+    trace_event!(
+        info,
+        "statelog: opened {dir} at epoch {}, seq {}, {} tables",
+        state.epoch,
+        state.seq,
+        state.tables.len()
+    );
+}
+
+/// Reads the state of a store directory without locking or changing it (safe beside a
+/// writer in another process): the newest epoch, or retained epoch `epoch`. Damage is handled
+/// by `mode`; in salvage mode the skipped ranges are returned too.
+pub fn read_only_snapshot(
+    backend: Arc<dyn Backend>,
+    dir: &Path,
+    mode: RecoveryMode,
+    epoch: Option<u64>,
+) -> Result<(Snapshot, Vec<LostRange>)> {
+    let reader = EpochReader::open(backend, dir, mode)?;
+    let restored = match epoch {
+        Some(id) => reader.read_epoch(id)?,
+        None => reader.restore()?,
+    };
+    let (mut state, lost) = replay(dir, restored)?;
+    state.generation = 1;
+    Ok((
+        Snapshot {
+            state: Arc::new(state),
+        },
+        lost,
+    ))
+}
+
+impl Store {
+    /// Opens (or creates) the store in directory `dir` and restores its state.
+    ///
+    /// ```
+    /// use statelog::{Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path(), StoreOptions::default())?;
+    /// assert!(store.recovery().torn_tail.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        Self::open_with(Arc::new(FsBackend::new()), dir.as_ref(), options)
+    }
+
+    /// Opens the store through a given I/O backend.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use statelog::backend::FsBackend;
+    /// use statelog::{Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// // The file system; tests pass a simulated backend (feature `internals`).
+    /// let store = Store::open_with(Arc::new(FsBackend::new()), dir.path(), StoreOptions::default())?;
+    /// # drop(store);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn open_with(
+        backend: Arc<dyn Backend>,
+        dir: &Path,
+        options: StoreOptions,
+    ) -> Result<Store> {
+        let (log, restored) = EpochLog::open(backend, dir, options.log)?;
+        let report = restored.report.clone();
+        let (mut state, lost) = replay(dir, restored)?;
+        trace_recovery(dir, &state, &report, &lost);
+        state.generation = 1;
+        // After replaying many transactions, reads are faster from a base than from the tree.
+        state.fold_large_deltas();
+        if let Some(view) = &options.view {
+            let snap = Snapshot {
+                state: Arc::new(state.clone()),
+            };
+            state.view = Some(view.of(&snap)?);
+        }
+        let state = Arc::new(state);
+        let store = Store {
+            shared: Arc::new(Shared {
+                registry: Arc::new(log.registry()),
+                log,
+                writer: Mutex::new(Writer {
+                    head: state.clone(),
+                    pending: VecDeque::new(),
+                    compact_after: 0,
+                    feed: Feed::default(),
+                    handed: None,
+                    undelivered: VecDeque::new(),
+                }),
+                indexes: Mutex::new(Vec::new()),
+                validators: Mutex::new(Vec::new()),
+                published: ArcSwap::new(state),
+                auto_compact: options.auto_compact,
+                view: options.view,
+                publication: Publication::default(),
+                view_error: Mutex::new(None),
+                retention_error: Mutex::new(None),
+                compaction_error: Mutex::new(None),
+                compaction: Arc::new(Gate::default()),
+                stalls: AtomicU64::new(0),
+                delays: AtomicU64::new(0),
+                delay_nanos: AtomicU64::new(0),
+                stats: Counters::default(),
+                recovery: report,
+                lost,
+            }),
+        };
+        if store.shared.log.needs_snapshot() {
+            // A fall-back made a checkpoint's fixed epoch current: its state goes on in a new
+            // epoch, and the checkpoint's stays as it was.
+            store.compact()?;
+        }
+        Ok(store)
+    }
+
+    /// What recovery found and did when the store was opened.
+    ///
+    /// ```
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// if let Some(cut) = &store.recovery().torn_tail {
+    ///     eprintln!("cut an unfinished last write of {} bytes", cut.len);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.shared.recovery
+    }
+
+    /// Log ranges skipped while restoring (salvage mode only).
+    ///
+    /// ```
+    /// use statelog::{RecoveryMode, Store, StoreOptions};
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// // Salvage skips damaged records instead of refusing to open, and reports them.
+    /// let store = Store::open(dir.path(), StoreOptions::default().recovery(RecoveryMode::Salvage))?;
+    /// for range in store.lost() {
+    ///     eprintln!("lost {}..{} of {}", range.from, range.to, range.file.display());
+    /// }
+    /// assert!(store.lost().is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn lost(&self) -> &[LostRange] {
+        &self.shared.lost
+    }
+}
