@@ -9,6 +9,8 @@
 //!    version is refused (`VersionMismatch`), and so is one with overlapping ranges
 //!    (`Rejected`).
 //! 3. The writer waits until the watcher has printed the last version, then stops it.
+//! 4. The catalog is deleted and saved anew: its version goes on from where it was, so a
+//!    writer holding a version from before the delete is still refused (no ABA).
 //!
 //! Run with `cargo run --release --example route_catalog [DIR]`.
 
@@ -82,7 +84,8 @@ impl Catalog {
     }
 
     /// Replaces the routes if the catalog is still at `expected`; returns the new version
-    /// (`expected + 1`). Routes get new ids.
+    /// (`expected + 1`; for a catalog saved anew after a delete, above all its old versions).
+    /// Routes get new ids.
     fn save(&self, expected: u64, routes: &[Route]) -> statelog::Result<u64> {
         self.store.write(|tx| {
             // The check and the bump: refused unless the version is still `expected`.
@@ -205,6 +208,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     assert_eq!(last, format!("version {v3} routes 1"));
     child.wait()?;
+
+    // 4. A catalog deleted and saved anew does not take up its old versions (no ABA): a writer
+    //    that read a version from before the delete is refused, never accepted.
+    catalog
+        .store
+        .write(|tx| tx.delete(&catalog.meta, CATALOG).map(|_| ()))?;
+    assert_eq!(catalog.load()?.0, 0);
+    let v4 = catalog.save(0, &[route("", "", 8)])?;
+    assert!(v4 > v3, "a new catalog's version {v4} repeats an old one");
+    for stale in [v1, v3] {
+        match catalog.save(stale, &[route("", "", 9)]) {
+            Err(Error::VersionMismatch { found, .. }) if found == v4 => {}
+            other => return Err(format!("a stale save after a delete: {other:?}").into()),
+        }
+    }
+    println!("deleted and saved anew at version {v4}; saves holding {v1} or {v3} refused");
     catalog.store.close()?;
     if given.is_none() {
         std::fs::remove_dir_all(&dir)?;

@@ -69,7 +69,7 @@ enum Command {
     Dump {
         /// The store directory.
         dir: PathBuf,
-        /// Only this table.
+        /// Only this table (`@versions`, the store's version floors, is dumped only when named).
         #[arg(long)]
         table: Option<String>,
         /// A retained older epoch instead of the newest.

@@ -242,6 +242,15 @@ fn dump_after_apply_round_trips_and_bad_lines_are_refused() {
         order.windows(2).all(|w| w[0] <= w[1]),
         "tables in name order"
     );
+    // The delete raised table a's version floor: the store's bookkeeping, dumped when named.
+    let out = statelog(&["dump", "--table", "@versions"], &store_dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        1,
+        "{}",
+        text(&out.stdout)
+    );
     // Malformed lines.
     let input = "{\"ops\":[{\"op\":\"put\",\"table\":\"a\",\"key\":\"z\",\"value\":\"1\"}]}\nnot json\n{\"ops\":[{\"op\":\"put\",\"table\":\"a\",\"key\":\"y\",\"value\":\"2\"}]}\n";
     let out = statelog_stdin(&["apply"], &store_dir, input);

@@ -9,6 +9,9 @@ use statelog::{Readable, read_only_snapshot};
 
 use super::common::{Fail, backend, bytes_json, progress_bar, require_dir};
 
+/// The internal table of version floors.
+const VERSION_FLOORS: &str = "@versions";
+
 pub(crate) fn run(dir: &Path, table: Option<&str>, epoch: Option<u64>) -> Result<i32, Fail> {
     require_dir(dir)?;
     let (snap, _) = read_only_snapshot(backend(), dir, RecoveryMode::TolerateTornTail, epoch)?;
@@ -16,7 +19,12 @@ pub(crate) fn run(dir: &Path, table: Option<&str>, epoch: Option<u64>) -> Result
         .tables()
         .into_iter()
         .map(|t| t.name)
-        .filter(|n| table.is_none_or(|t| t == n))
+        .filter(|n| match table {
+            Some(t) => t == n,
+            // The version floors are the store's bookkeeping (FORMAT.md §12.1): shown only
+            // when named, so that a dump applied to another store holds the program's rows.
+            None => n != VERSION_FLOORS,
+        })
         .collect();
     if let (Some(t), true) = (table, names.is_empty()) {
         return Err(Fail(format!("no table named {t}"), 2));

@@ -4,7 +4,8 @@
 //! subscribers (`feed`); write transactions (`txn`, with the claim of the unique indexes a
 //! snapshot stored in `claim`), reads and snapshots (`read`), the state and its image
 //! (`state`, compressed by `compress`), table handles (`table`), the FORMAT.md §12 payloads
-//! (`codec`), restore's bulk replay (`replay`), and compaction beside the writers
+//! (`codec`), the version floors that keep a key's versions from repeating (`floor`),
+//! restore's bulk replay (`replay`), and compaction beside the writers
 //! (`compaction`, one at a time through `gate`, with back-pressure on writers in `pressure`).
 
 mod claim;
@@ -14,6 +15,7 @@ mod compress;
 mod counters;
 mod db;
 mod feed;
+mod floor;
 mod gate;
 #[cfg(feature = "stateio")]
 mod image;
@@ -37,6 +39,7 @@ pub(crate) use codec::{
 };
 pub use db::Store;
 pub(crate) use feed::{Logged, Sink, table_names};
+pub(crate) use floor::renumber_restored;
 #[cfg(feature = "stateio")]
 pub(crate) use image::BytesTableImage;
 pub use open::read_only_snapshot;
@@ -47,7 +50,7 @@ pub use read::{CommitPos, Readable, Snapshot, TableInfo};
 pub(crate) use state::{State, decode_state};
 pub use stats::{StoreStats, TableStats};
 pub use table::{AnyTable, ApplyLog, BytesTable, Index, Table, TableDef, TxView};
-pub(crate) use table::{CHECKPOINT_RECORDS, LOG_KEY_TYPE, type_label};
+pub(crate) use table::{CHECKPOINT_RECORDS, LOG_KEY_TYPE, VERSION_FLOORS, type_label};
 pub use txn::WriteTx;
 pub(crate) use txn::{EncodedRow, TableIndexes, apply_indexed, index_keys};
 pub use view::DerivedView;

@@ -325,12 +325,22 @@ pub(crate) const LOG_KEY_TYPE: &str = "@log";
 /// opens as a table of its own.
 pub(crate) const CHECKPOINT_RECORDS: &str = "@checkpoints";
 
+/// The name of the internal table of version floors (FORMAT.md §12.1, `floor.rs`), which no
+/// program opens as a table of its own.
+pub(crate) const VERSION_FLOORS: &str = "@versions";
+
 /// [`InvalidArgument`](Error::InvalidArgument) for the name of an internal table.
 pub(crate) fn check_table_name(name: &str) -> crate::error::Result<()> {
     if name == CHECKPOINT_RECORDS {
         return Err(crate::error::Error::InvalidArgument(format!(
             "{name} is the store's table of checkpoint records; read checkpoints with \
              Store::checkpoints"
+        )));
+    }
+    if name == VERSION_FLOORS {
+        return Err(crate::error::Error::InvalidArgument(format!(
+            "{name} is the store's table of version floors (the highest version of each \
+             table's deleted rows); choose another name"
         )));
     }
     Ok(())

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::claim::{claim_stored, index_threads};
 use super::codec::{Op, decode_value, encode_key_bytes, encode_value_bytes};
+use super::floor::next_version;
 use super::read::{Readable, schema_error, table_state};
 use super::state::{IndexState, State, TableState};
 use super::table::{BytesTable, Table};
@@ -151,6 +152,10 @@ impl WriteTx {
     /// [`VersionMismatch`](Error::VersionMismatch); `expected == u64::MAX` is
     /// [`Overflow`](Error::Overflow).
     ///
+    /// A key's versions never repeat: a row created where one was deleted starts above every
+    /// version a deleted row of its table had (1 in a table with no deletes), so a version
+    /// held from before a delete never matches the new row (no ABA).
+    ///
     /// ```
     /// use statelog::{Error, Readable};
     ///
@@ -166,6 +171,10 @@ impl WriteTx {
     /// let stale = store.write(|tx| tx.save(&t, &k, &3, v1));
     /// assert!(matches!(stale, Err(Error::VersionMismatch { expected: 1, found: 2, .. })));
     /// assert_eq!(store.read().get_versioned(&t, &k)?, Some((2, 2)));
+    /// // Deleted and created again, the row does not take up version 1 or 2 again.
+    /// store.write(|tx| tx.delete(&t, &k))?;
+    /// assert_eq!(store.write(|tx| tx.save(&t, &k, &4, 0))?, 3);
+    /// assert!(store.write(|tx| tx.save(&t, &k, &5, v2)).is_err());
     /// # Ok(())
     /// # }
     /// ```
@@ -220,6 +229,7 @@ impl WriteTx {
             .get(&kb)
             .ok_or_else(|| Error::row_not_found(&table.name, &kb))?;
         let value: V = decode_value(old.value).map_err(|e| schema_error(&table.name, e))?;
+        let old_version = old.version;
         let old_keys = index_keys(table, &value)?;
         let t = self
             .work
@@ -235,6 +245,7 @@ impl WriteTx {
             table: table.id,
             key: kb,
         });
+        self.raise_version_floor(table.id, old_version)?;
         Ok(value)
     }
 
@@ -307,18 +318,19 @@ impl WriteTx {
     /// # }
     /// ```
     pub fn put_bytes(&mut self, table: &BytesTable, key: &[u8], value: &[u8]) -> Result<()> {
-        let t = self
-            .work
-            .table_mut(table.id)
-            .map_err(|_| Error::table_not_found(&table.name))?;
         let kb = Bytes::new(key);
+        let t = table_state(&self.work, table.id, &table.name)?;
         let old_row = t.rows.get(&kb);
         if old_row.is_some_and(|r| r.value == value) {
             // The stored row already: nothing to write.
             return Ok(());
         }
         let old = old_row.map(|r| r.version);
-        let version = next_version(old, &table.name)?;
+        let version = next_version(&self.work, table.id, old, &table.name)?;
+        let t = self
+            .work
+            .table_mut(table.id)
+            .map_err(|_| Error::table_not_found(&table.name))?;
         put_row(
             t,
             &mut self.ops,
@@ -351,14 +363,15 @@ impl WriteTx {
             .work
             .table_mut(table.id)
             .map_err(|_| Error::table_not_found(&table.name))?;
-        if !t.rows.remove(key) {
+        let Some(old_version) = t.rows.get(key).map(|r| r.version) else {
             return Err(Error::row_not_found(&table.name, key));
-        }
+        };
+        t.rows.remove(key);
         self.ops.push(Op::Delete {
             table: table.id,
             key: Bytes::new(key),
         });
-        Ok(())
+        self.raise_version_floor(table.id, old_version)
     }
 
     fn write<K: Serialize, V: Serialize + DeserializeOwned>(
@@ -449,7 +462,12 @@ impl WriteTx {
             // The stored row already: nothing to write, and its version stays.
             return Ok((false, r.version));
         }
-        let version = next_version(old_row.map(|r| r.version), &table.name)?;
+        let version = next_version(
+            &self.work,
+            table.id,
+            old_row.map(|r| r.version),
+            &table.name,
+        )?;
         // Unique indexes: the new keys must not belong to another row. When every one already
         // names this row, they are the old row's keys too (an index holds one key per row), so
         // the old value need not be decoded and the indexes stay as they are.
@@ -563,15 +581,6 @@ fn id_key<K: Serialize + DeserializeOwned>(id: u64) -> Result<Option<Bytes>> {
     match K::deserialize(de) {
         Ok(key) => encode_key_bytes(&key).map(Some),
         Err(_) => Ok(None),
-    }
-}
-
-fn next_version(old: Option<u64>, table: &str) -> Result<u64> {
-    match old {
-        None => Ok(1),
-        Some(version) => version
-            .checked_add(1)
-            .ok_or_else(|| Error::Overflow(format!("row version in table {table}"))),
     }
 }
 

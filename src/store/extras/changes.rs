@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use crate::epoch::{EpochInfo, EpochLog, EpochReader, Restored};
 use crate::error::{CorruptKind, Error, Result};
 use crate::store::engine::{
-    CommitPos, Op, Snapshot, State, Store, Table, decode_key, decode_tx, decode_value,
-    schema_error, table_names,
+    CommitPos, Op, Snapshot, State, Store, Table, VERSION_FLOORS, decode_key, decode_tx,
+    decode_value, schema_error, table_names,
 };
 
 /// One committed transaction's changes to rows.
@@ -316,6 +316,12 @@ pub(crate) fn change_named(pos: CommitPos, ops: Vec<Op>, names: &HashMap<u32, St
 
 fn change_op(op: Op, names: &HashMap<u32, String>) -> Option<ChangeOp> {
     let name = |id: u32| names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
+    if let Op::Put { table, .. } = &op
+        && names.get(table).is_some_and(|n| n == VERSION_FLOORS)
+    {
+        // The store's own bookkeeping (a table's version floor), not a change of the program's.
+        return None;
+    }
     match op {
         Op::Put {
             table,

@@ -13,8 +13,8 @@ use super::checkpoint_records::{RECORDS_TABLE, combine, has_record, records_tabl
 use crate::epoch::{Checkpoint, CheckpointChange, CheckpointStatus};
 use crate::error::{Error, Result};
 use crate::store::engine::{
-    CommitPos, Op, Snapshot, State, Store, WriteTx, decode_tx, decode_value, encode_value_bytes,
-    replay,
+    CommitPos, Op, Snapshot, State, Store, VERSION_FLOORS, WriteTx, decode_tx, decode_value,
+    encode_value_bytes, renumber_restored, replay,
 };
 use crate::store::rows::Rows;
 
@@ -523,6 +523,22 @@ impl Checkpoints<'_> {
                 state.by_name.insert(RECORDS_TABLE.to_string(), t.meta.id);
                 state.tables.insert(t.meta.id, t.clone());
             }
+            // So do the version floors; the restored rows get versions above them.
+            if let Some(id) = state.by_name.remove(VERSION_FLOORS) {
+                state.tables.remove(&id);
+            }
+            if let Some(t) = head.table_by_name(VERSION_FLOORS) {
+                state.by_name.insert(VERSION_FLOORS.to_string(), t.meta.id);
+                state.tables.insert(t.meta.id, t.clone());
+            }
+            let names: Vec<String> = state
+                .by_name
+                .keys()
+                .filter(|n| *n != RECORDS_TABLE && *n != VERSION_FLOORS)
+                .cloned()
+                .collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let state = renumber_restored(head, state, &names)?;
             let mut tx = WriteTx::new(&state);
             tx.registry = Some(registry);
             tx.activate_checkpoint(name)?;
@@ -562,9 +578,10 @@ impl Checkpoints<'_> {
         self.restore_with(name, |head, saved| {
             let mut state = head.clone();
             for &table in tables {
-                if table == RECORDS_TABLE {
+                if table == RECORDS_TABLE || table == VERSION_FLOORS {
                     return Err(Error::InvalidArgument(format!(
-                        "{RECORDS_TABLE} holds the checkpoints' records and is not restored"
+                        "{table} is the store's own (checkpoint records, version floors) and is \
+                         not restored"
                     )));
                 }
                 let now = head.table_by_name(table);
@@ -589,7 +606,7 @@ impl Checkpoints<'_> {
                 state.by_name.insert(table.to_string(), t.meta.id);
                 state.tables.insert(t.meta.id, t);
             }
-            Ok(state)
+            renumber_restored(head, state, tables)
         })
     }
 

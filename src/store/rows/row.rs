@@ -3,7 +3,8 @@
 
 use super::bytes::Bytes;
 
-/// A row: its encoded value and its version (bumped by one on every write).
+/// A row: its encoded value and its version (bumped by one on every write, never repeated for
+/// its key: see FORMAT.md §12.1's version floors).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     /// Encoded value.

@@ -1,0 +1,128 @@
+//! Version floors (issue 22): a row's version never repeats for its key, also after the row
+//! is deleted and inserted again, so a compare-and-set holding a version of the old row
+//! cannot succeed on the new one (ABA). Each table with deleted rows has a floor, the highest
+//! version a deleted row of it had; a row inserted where none is starts above it. The floors
+//! are the rows of the internal table `@versions` (table id to floor, FORMAT.md §12.1),
+//! written by the deleting transaction, so they are logged, compacted and restored as any
+//! row is.
+
+use super::codec::{Op, TableKind, TableMeta, decode_value, encode_key_bytes};
+use super::read::schema_error;
+use super::state::State;
+use super::table::{Table, VERSION_FLOORS};
+use super::txn::WriteTx;
+use crate::error::{Error, Result};
+use crate::store::rows::{Bytes, Row};
+
+/// Key type recorded for the floors' table (keys are table ids).
+const KEY_LABEL: &str = "@table-id";
+/// Value type recorded for it.
+const VALUE_LABEL: &str = "@version-floor";
+
+/// The floors' table of `state`, if it has one; a table of that name that is not one is
+/// [`IncompatibleSchema`](Error::IncompatibleSchema).
+fn floors_table(state: &State) -> Result<Option<Table<u32, u64>>> {
+    let Some(t) = state.table_by_name(VERSION_FLOORS) else {
+        return Ok(None);
+    };
+    if t.meta.kind != TableKind::Typed || t.meta.key_type != KEY_LABEL {
+        return Err(Error::IncompatibleSchema {
+            table: VERSION_FLOORS.to_string(),
+            found: format!("keys {}", t.meta.key_type),
+            expected: format!("the version floors (keys {KEY_LABEL})"),
+        });
+    }
+    Ok(Some(Table::new(t.meta.id, VERSION_FLOORS, Vec::new())))
+}
+
+/// The highest version a deleted row of table `table` had in `state` (0: none deleted).
+pub(super) fn version_floor(state: &State, table: u32) -> Result<u64> {
+    let Some(t) = state.table_by_name(VERSION_FLOORS) else {
+        return Ok(0);
+    };
+    let Some(row) = t.rows.get(&encode_key_bytes(&table)?) else {
+        return Ok(0);
+    };
+    decode_value(row.value).map_err(|e| schema_error(VERSION_FLOORS, e))
+}
+
+/// The version of a row written over `old` (its version, `None` for no row) in table `table`:
+/// one more than the old row's, or than the table's floor for a new row.
+pub(super) fn next_version(state: &State, table: u32, old: Option<u64>, name: &str) -> Result<u64> {
+    let below = match old {
+        Some(version) => version,
+        None => version_floor(state, table)?,
+    };
+    below
+        .checked_add(1)
+        .ok_or_else(|| Error::Overflow(format!("row version in table {name}")))
+}
+
+impl WriteTx {
+    /// After a row of version `version` of table `table` was deleted: raises the table's floor
+    /// to it, creating the floors' table on its first use.
+    pub(super) fn raise_version_floor(&mut self, table: u32, version: u64) -> Result<()> {
+        if version <= version_floor(&self.work, table)? {
+            return Ok(());
+        }
+        let t = match floors_table(&self.work)? {
+            Some(t) => t,
+            None => {
+                let meta = TableMeta {
+                    id: self.work.next_table_id,
+                    name: VERSION_FLOORS.to_string(),
+                    kind: TableKind::Typed,
+                    key_type: KEY_LABEL.to_string(),
+                    value_type: VALUE_LABEL.to_string(),
+                    version: 1,
+                };
+                let op = Op::CreateTable(meta);
+                self.work.apply(&op).map_err(Error::InvalidArgument)?;
+                self.ops.push(op);
+                floors_table(&self.work)?.ok_or_else(|| Error::table_not_found(VERSION_FLOORS))?
+            }
+        };
+        self.insert(&t, &table, &version).map(|_| ())
+    }
+}
+
+/// After a checkpoint's restore put the rows of tables `names` back in `state` (`head`: the
+/// state before it): a key's versions must not repeat through a restore either. Each
+/// restored row that is not the head's own row gets a version above every version its table
+/// had (its rows' and its floor), and the table's floor rises to that top, which covers the
+/// head's rows the restore took away. A version held from before the restore then never
+/// matches a restored row (a compare-and-set on one is refused, never wrongly accepted).
+pub(crate) fn renumber_restored(head: &State, state: State, names: &[&str]) -> Result<State> {
+    let mut tx = WriteTx::new(&state);
+    for &name in names {
+        let (Some(now), Some(&id)) = (head.table_by_name(name), tx.work.by_name.get(name)) else {
+            continue;
+        };
+        let top = now
+            .rows
+            .iter()
+            .map(|r| r.version)
+            .fold(version_floor(head, now.meta.id)?, u64::max);
+        let version = next_version(head, now.meta.id, Some(top), name)?;
+        let t = tx.work.table_mut(id).map_err(Error::InvalidArgument)?;
+        let run: Vec<(Bytes, Row)> = t
+            .rows
+            .iter()
+            .filter(|r| {
+                now.rows
+                    .get(r.key)
+                    .is_none_or(|n| n.version != r.version || n.value != r.value)
+            })
+            .map(|r| {
+                let row = Row {
+                    value: Bytes::new(r.value),
+                    version,
+                };
+                (Bytes::new(r.key), row)
+            })
+            .collect();
+        t.rows.put_sorted(run);
+        tx.raise_version_floor(id, top)?;
+    }
+    Ok(tx.work)
+}
