@@ -46,19 +46,31 @@ pub(super) fn version_floor(state: &State, table: u32) -> Result<u64> {
     decode_value(row.value).map_err(|e| schema_error(VERSION_FLOORS, e))
 }
 
-/// The version of a row written over `old` (its version, `None` for no row) in table `table`:
-/// one more than the old row's, or than the table's floor for a new row.
-pub(super) fn next_version(state: &State, table: u32, old: Option<u64>, name: &str) -> Result<u64> {
-    let below = match old {
-        Some(version) => version,
-        None => version_floor(state, table)?,
-    };
+/// The version after `below`, or [`Overflow`](Error::Overflow) naming table `name`.
+fn version_after(below: u64, name: &str) -> Result<u64> {
     below
         .checked_add(1)
         .ok_or_else(|| Error::Overflow(format!("row version in table {name}")))
 }
 
+/// The version of a row written over `old` (its version, `None` for no row) in table `name`
+/// whose floor is `floor`: one more than the old row's, or than the floor for a new row.
+pub(super) fn next_version(old: Option<u64>, floor: u64, name: &str) -> Result<u64> {
+    version_after(old.unwrap_or(floor), name)
+}
+
 impl WriteTx {
+    /// Table `table`'s version floor as this transaction sees it (looked up once per table
+    /// and transaction).
+    pub(super) fn table_floor(&mut self, table: u32) -> Result<u64> {
+        if let Some(f) = self.floors.iter().find(|f| f.0 == table) {
+            return Ok(f.1);
+        }
+        let floor = version_floor(&self.work, table)?;
+        self.floors.push((table, floor));
+        Ok(floor)
+    }
+
     /// After a row of version `version` of table `table` was deleted: raises the table's floor
     /// to it, creating the floors' table on its first use.
     pub(super) fn raise_version_floor(&mut self, table: u32, version: u64) -> Result<()> {
@@ -82,7 +94,10 @@ impl WriteTx {
                 floors_table(&self.work)?.ok_or_else(|| Error::table_not_found(VERSION_FLOORS))?
             }
         };
-        self.insert(&t, &table, &version).map(|_| ())
+        self.insert(&t, &table, &version)?;
+        self.floors.retain(|f| f.0 != table);
+        self.floors.push((table, version));
+        Ok(())
     }
 }
 
@@ -103,7 +118,7 @@ pub(crate) fn renumber_restored(head: &State, state: State, names: &[&str]) -> R
             .iter()
             .map(|r| r.version)
             .fold(version_floor(head, now.meta.id)?, u64::max);
-        let version = next_version(head, now.meta.id, Some(top), name)?;
+        let version = version_after(top, name)?;
         let t = tx.work.table_mut(id).map_err(Error::InvalidArgument)?;
         let run: Vec<(Bytes, Row)> = t
             .rows

@@ -26,6 +26,8 @@ pub struct WriteTx {
     pub(crate) ops: Vec<Op>,
     /// The store's checkpoint registry, for the transaction's checkpoint operations.
     pub(crate) registry: Option<Arc<RegistryReader>>,
+    /// The version floors this transaction looked up or raised, by table id (`floor.rs`).
+    pub(super) floors: Vec<(u32, u64)>,
 }
 
 impl Readable for WriteTx {
@@ -55,6 +57,7 @@ impl WriteTx {
             work: base.clone(),
             ops: Vec::new(),
             registry: None,
+            floors: Vec::new(),
         }
     }
 
@@ -319,6 +322,7 @@ impl WriteTx {
     /// ```
     pub fn put_bytes(&mut self, table: &BytesTable, key: &[u8], value: &[u8]) -> Result<()> {
         let kb = Bytes::new(key);
+        let floor = self.table_floor(table.id)?;
         let t = table_state(&self.work, table.id, &table.name)?;
         let old_row = t.rows.get(&kb);
         if old_row.is_some_and(|r| r.value == value) {
@@ -326,7 +330,7 @@ impl WriteTx {
             return Ok(());
         }
         let old = old_row.map(|r| r.version);
-        let version = next_version(&self.work, table.id, old, &table.name)?;
+        let version = next_version(old, floor, &table.name)?;
         let t = self
             .work
             .table_mut(table.id)
@@ -453,6 +457,7 @@ impl WriteTx {
         old: Option<&V>,
         mut run: Option<&mut SortedRun>,
     ) -> Result<(bool, u64)> {
+        let floor = self.table_floor(table.id)?;
         let t = table_state(&self.work, table.id, &table.name)?;
         let old_row = match run.as_deref_mut() {
             Some(run) => t.rows.get_near(&kb, &mut run.near),
@@ -462,12 +467,7 @@ impl WriteTx {
             // The stored row already: nothing to write, and its version stays.
             return Ok((false, r.version));
         }
-        let version = next_version(
-            &self.work,
-            table.id,
-            old_row.map(|r| r.version),
-            &table.name,
-        )?;
+        let version = next_version(old_row.map(|r| r.version), floor, &table.name)?;
         // Unique indexes: the new keys must not belong to another row. When every one already
         // names this row, they are the old row's keys too (an index holds one key per row), so
         // the old value need not be decoded and the indexes stay as they are.
