@@ -793,3 +793,55 @@ fn a_restore_never_brings_back_a_version() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+/// A restore with changes of the caller's: committed in the same snapshot, or, when the
+/// closure or a validator refuses, nothing restored and nothing written.
+#[test]
+fn a_restore_commits_the_callers_changes_with_it_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    let t = store.table(def()).unwrap();
+    let log = store.apply_log::<String>("applied").unwrap();
+    let guarded = store
+        .table(TableDef::<u32, u32>::new("guarded").validate(|view, t, _| {
+            match view.get(t, &0).map_err(|e| e.to_string())? {
+                Some(v) if v > 10 => Err(format!("{v} is over 10")),
+                _ => Ok(()),
+            }
+        }))
+        .unwrap();
+    set(&store, &t, "a", 1);
+    store.checkpoints().save("v1").unwrap();
+    set(&store, &t, "a", 2);
+    let epoch = store.log().current_epoch();
+    // The closure fails: nothing restored, no snapshot written.
+    let r = store.checkpoints().restore_then("v1", |tx| {
+        tx.append(&log, &"back".to_string())?;
+        Err::<(), _>(Error::InvalidArgument("changed my mind".into()))
+    });
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+    // A validator refuses: the same.
+    let r = store
+        .checkpoints()
+        .restore_tables_then("v1", &["configs"], |tx| tx.insert(&guarded, &0, &11));
+    assert!(matches!(r, Err(Error::Rejected { .. })), "{r:?}");
+    assert_eq!(store.log().current_epoch(), epoch);
+    assert_eq!(replicas(&store.read(), &t, "a"), 2);
+    assert_eq!(store.read().count(&log).unwrap(), 0);
+    // Accepted: both, and after a reopen.
+    let (pos, id) = store
+        .checkpoints()
+        .restore_then("v1", |tx| tx.append(&log, &"back to v1".to_string()))
+        .unwrap();
+    assert_eq!(store.read().position(), pos);
+    drop(store);
+    let store = Store::open(dir.path(), options()).unwrap();
+    let t = store.table(def()).unwrap();
+    let log = store.apply_log::<String>("applied").unwrap();
+    assert_eq!(replicas(&store.read(), &t, "a"), 1);
+    assert_eq!(
+        store.read().entry(&log, id).unwrap().as_deref(),
+        Some("back to v1")
+    );
+    assert_eq!(status(&store, "v1"), CheckpointStatus::Active);
+}

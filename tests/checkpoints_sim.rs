@@ -5,7 +5,8 @@
 //! saved, nothing deleted comes back, and the active one is the last one activated. And an
 //! activation committed with an apply-log entry in one transaction, then a restore of one
 //! table, crashed at every operation: the activation and the entry are both there or
-//! neither, and the restore keeps the apply log.
+//! neither, and the restore keeps the apply log and commits its own entry and activation with
+//! it.
 
 mod common;
 
@@ -241,7 +242,7 @@ fn the_workload_saves_activates_deletes_and_compacts() {
 #[derive(Debug, Default)]
 struct TxRun {
     /// save v1 (with a payload), activate v1, save v2, the tx {activate v2, append},
-    /// restore_tables(v1, kv).
+    /// restore_tables(v1, kv) with {activate v1, append} in the same step.
     acked: usize,
 }
 
@@ -268,7 +269,13 @@ fn tx_workload(be: &SimBackend) -> TxRun {
                 })
                 .is_ok()
         },
-        &|| c.restore_tables("v1", &["kv"]).is_ok(),
+        &|| {
+            c.restore_tables_then("v1", &["kv"], |tx| {
+                tx.activate_checkpoint("v1")?;
+                tx.append(&applied, &"back".into())
+            })
+            .is_ok()
+        },
     ];
     for step in steps {
         ok = ok && step();
@@ -300,13 +307,22 @@ fn tx_check(be: &SimBackend, run: &TxRun, ctx: &str) {
         .unwrap()
         .map(|e| e.unwrap().1)
         .collect();
-    // The activation of v2 and its entry: both or neither.
+    // The activation of v2 and its entry: both or neither; then the restore, its activation
+    // of v1 and its entry: all or none.
     let v2_entry = entries.iter().any(|e| e == "v2");
+    let back = entries.iter().any(|e| e == "back");
     assert_eq!(
-        active == ["v2"],
+        active == ["v2"] || back,
         v2_entry,
         "{ctx}: active {active:?}, entries {entries:?}"
     );
+    if v2_entry {
+        assert_eq!(
+            active == ["v1"],
+            back,
+            "{ctx}: active {active:?}, entries {entries:?}"
+        );
+    }
     let v1 = list.iter().find(|c| c.name == "v1");
     if run.acked >= 1 {
         let v1 = v1.unwrap_or_else(|| panic!("{ctx}: acknowledged v1 is missing"));
@@ -342,9 +358,11 @@ fn tx_check(be: &SimBackend, run: &TxRun, ctx: &str) {
     let kv = store.read().get(&t, &1).unwrap();
     if run.acked >= 5 {
         assert_eq!(kv, Some(1), "{ctx}: the restore is lost");
+        assert!(back, "{ctx}: the restore's entry is lost");
     }
-    if kv == Some(1) && v2_entry {
-        assert_eq!(entries, ["v1", "v2"], "{ctx}");
+    if back {
+        assert_eq!(kv, Some(1), "{ctx}: the entry without the restore");
+        assert_eq!(entries, ["v1", "v2", "back"], "{ctx}");
     }
 }
 

@@ -327,7 +327,7 @@ impl Store {
 
     /// Runs the validators of the tables `tx` changed, on its view, each with the keys it
     /// changed in that table (in key order); the first refusal is the error.
-    fn check(&self, tx: &WriteTx) -> Result<()> {
+    pub(crate) fn check(&self, tx: &WriteTx) -> Result<()> {
         let validators = {
             let v = self.shared.validators.lock();
             if v.is_empty() {

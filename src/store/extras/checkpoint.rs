@@ -506,8 +506,44 @@ impl Checkpoints<'_> {
     /// # }
     /// ```
     pub fn restore(&self, name: &str) -> Result<CommitPos> {
+        self.restore_then(name, |_| Ok(())).map(|(pos, ())| pos)
+    }
+
+    /// [`restore`](Self::restore), with the changes `f` makes to the restored state in the
+    /// same durable step (the new snapshot holds both, or a crash leaves neither): for
+    /// example the apply-log entry recording the rollback. `f` sees the restored state, with
+    /// the checkpoint activated; unique indexes and validators hold as in any transaction,
+    /// and an error from `f` (or a validator) restores nothing. Returns the new state's
+    /// position and `f`'s result.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let config = store.bytes_table("config")?;
+    /// store.write(|tx| tx.put_bytes(&config, b"version", b"1"))?;
+    /// store.checkpoints().save("v1")?;
+    /// store.write(|tx| tx.put_bytes(&config, b"version", b"2"))?;
+    /// let (_, note) = store.checkpoints().restore_then("v1", |tx| {
+    ///     tx.put_bytes(&config, b"rolled-back-from", b"2")?;
+    ///     Ok("rolled back")
+    /// })?;
+    /// assert_eq!(note, "rolled back");
+    /// let snap = store.read();
+    /// assert_eq!(snap.get_bytes(&config, b"version")?.as_deref(), Some(&b"1"[..]));
+    /// assert!(snap.get_bytes(&config, b"rolled-back-from")?.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn restore_then<R>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut WriteTx) -> Result<R>,
+    ) -> Result<(CommitPos, R)> {
         let registry = self.store.shared.registry.clone();
-        self.restore_with(name, |head, mut state| {
+        let build = |head: &State, mut state: State| {
             // Ids never go back: table ids and each table's sequence keep their highest value.
             state.next_table_id = state.next_table_id.max(head.next_table_id);
             for (id, now) in head.tables.iter() {
@@ -543,7 +579,8 @@ impl Checkpoints<'_> {
             tx.registry = Some(registry);
             tx.activate_checkpoint(name)?;
             Ok(tx.work)
-        })
+        };
+        self.restore_state(name, build, f)
     }
 
     /// Brings back the rows of the tables named `tables` as checkpoint `name` holds them;
@@ -575,7 +612,40 @@ impl Checkpoints<'_> {
     /// # }
     /// ```
     pub fn restore_tables(&self, name: &str, tables: &[&str]) -> Result<CommitPos> {
-        self.restore_with(name, |head, saved| {
+        self.restore_tables_then(name, tables, |_| Ok(()))
+            .map(|(pos, ())| pos)
+    }
+
+    /// [`restore_tables`](Self::restore_tables), with the changes `f` makes to the result in
+    /// the same durable step, as [`restore_then`](Self::restore_then) does.
+    ///
+    /// ```
+    /// use statelog::Readable;
+    ///
+    /// # fn main() -> statelog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = statelog::Store::open(dir.path(), statelog::StoreOptions::default())?;
+    /// let config = store.bytes_table("config")?;
+    /// let applied = store.apply_log::<String>("applied")?;
+    /// store.write(|tx| tx.put_bytes(&config, b"version", b"1"))?;
+    /// store.checkpoints().save("v1")?;
+    /// store.write(|tx| tx.put_bytes(&config, b"version", b"2"))?;
+    /// // The rollback and its apply-log entry: both durable, or neither.
+    /// store.checkpoints().restore_tables_then("v1", &["config"], |tx| {
+    ///     tx.activate_checkpoint("v1")?;
+    ///     tx.append(&applied, &"rolled back to v1".to_string())
+    /// })?;
+    /// assert_eq!(store.read().count(&applied)?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn restore_tables_then<R>(
+        &self,
+        name: &str,
+        tables: &[&str],
+        f: impl FnOnce(&mut WriteTx) -> Result<R>,
+    ) -> Result<(CommitPos, R)> {
+        let build = |head: &State, saved: State| {
             let mut state = head.clone();
             for &table in tables {
                 if table == RECORDS_TABLE || table == VERSION_FLOORS {
@@ -607,16 +677,19 @@ impl Checkpoints<'_> {
                 state.tables.insert(t.meta.id, t);
             }
             renumber_restored(head, state, tables)
-        })
+        };
+        self.restore_state(name, build, f)
     }
 
     /// A restore: under the writer lock, `build(head, saved)` makes the new state from the
-    /// current one and checkpoint `name`'s, which is written as a new snapshot and published.
-    fn restore_with(
+    /// current one and checkpoint `name`'s, `then` changes it as a transaction would, and the
+    /// result is written as a new snapshot and published.
+    fn restore_state<R>(
         &self,
         name: &str,
         build: impl FnOnce(&State, State) -> Result<State>,
-    ) -> Result<CommitPos> {
+        then: impl FnOnce(&mut WriteTx) -> Result<R>,
+    ) -> Result<(CommitPos, R)> {
         let c = self.get(name)?;
         if c.status == CheckpointStatus::Failed {
             return Err(Error::CheckpointLifecycle {
@@ -638,6 +711,11 @@ impl Checkpoints<'_> {
         for ix in s.indexes.lock().iter() {
             ix.rebuild(&mut state)?;
         }
+        let mut tx = WriteTx::new(&state);
+        tx.registry = Some(s.registry.clone());
+        let out = then(&mut tx)?;
+        self.store.check(&tx)?;
+        let mut state = tx.work;
         state.seal();
         let mut report = s.log.snapshot(&state.encode_snapshot()?)?;
         self.store.note_retention(&mut report);
@@ -649,9 +727,10 @@ impl Checkpoints<'_> {
         w.undelivered.clear();
         drop(w);
         drop(publish);
-        Ok(CommitPos {
+        let pos = CommitPos {
             epoch: state.epoch,
             seq: state.seq,
-        })
+        };
+        Ok((pos, out))
     }
 }
