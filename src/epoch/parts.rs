@@ -15,6 +15,10 @@ use crate::frame::LogWriter;
 /// State bytes per STATE entry: what a [`StateWriter`] holds before it writes them.
 pub const PART_BYTES: usize = 16 << 20;
 
+/// The most bytes of a snapshot part written to its file before they are synced: a commit's
+/// fsync beside a compaction waits for at most this much of the image to reach the disk.
+const SYNC_STEP: usize = 4 << 20;
+
 /// The frame format version of a segment whose state is in parts.
 const PARTS_VERSION: u16 = 2;
 
@@ -113,15 +117,12 @@ impl StateWriter {
             }
         };
         encode_state(&mut self.scratch, self.head.epoch, last, &self.part);
-        writer.append(&self.scratch)?;
+        // Each part goes to the disk as it is written, in steps of SYNC_STEP each synced
+        // before the next is written, so commits' fsyncs on the same disk never queue behind
+        // a flush of more than a step (the file is not durable before `finish` in any case:
+        // it has its temporary name).
+        writer.append_synced_in_steps(&self.scratch, SYNC_STEP)?;
         self.part.clear();
-        if !last {
-            // Each part goes to the disk as it is written: the sync at the end then flushes
-            // one part, not the whole image, so commits' fsyncs on the same disk never queue
-            // behind a flush of the whole state (the file is not durable before `finish` in
-            // any case: it has its temporary name).
-            writer.sync()?;
-        }
         Ok(())
     }
 
