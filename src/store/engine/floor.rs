@@ -10,7 +10,7 @@ use super::codec::{Op, TableKind, TableMeta, decode_value, encode_key_bytes};
 use super::read::schema_error;
 use super::state::State;
 use super::table::{Table, VERSION_FLOORS};
-use super::txn::WriteTx;
+use super::txn::{WriteTx, version_after};
 use crate::error::{Error, Result};
 use crate::store::rows::{Bytes, Row};
 
@@ -44,19 +44,6 @@ pub(super) fn version_floor(state: &State, table: u32) -> Result<u64> {
         return Ok(0);
     };
     decode_value(row.value).map_err(|e| schema_error(VERSION_FLOORS, e))
-}
-
-/// The version after `below`, or [`Overflow`](Error::Overflow) naming table `name`.
-fn version_after(below: u64, name: &str) -> Result<u64> {
-    below
-        .checked_add(1)
-        .ok_or_else(|| Error::Overflow(format!("row version in table {name}")))
-}
-
-/// The version of a row written over `old` (its version, `None` for no row) in table `name`
-/// whose floor is `floor`: one more than the old row's, or than the floor for a new row.
-pub(super) fn next_version(old: Option<u64>, floor: u64, name: &str) -> Result<u64> {
-    version_after(old.unwrap_or(floor), name)
 }
 
 impl WriteTx {

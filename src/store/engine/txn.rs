@@ -8,7 +8,6 @@ use serde::de::DeserializeOwned;
 
 use super::claim::{claim_stored, index_threads};
 use super::codec::{Op, decode_value, encode_key_bytes, encode_value_bytes};
-use super::floor::next_version;
 use super::read::{Readable, schema_error, table_state};
 use super::state::{IndexState, State, TableState};
 use super::table::{BytesTable, Table};
@@ -572,6 +571,20 @@ fn put_row(
         value,
         version,
     });
+}
+
+/// The version after `below`, or [`Overflow`](Error::Overflow) naming table `name`.
+pub(super) fn version_after(below: u64, name: &str) -> Result<u64> {
+    below
+        .checked_add(1)
+        .ok_or_else(|| Error::Overflow(format!("row version in table {name}")))
+}
+
+/// The version of a row written over `old` (its version, `None` for no row) in table `name`
+/// whose version floor is `floor` (`floor.rs`): one more than the old row's, or than the floor
+/// for a new row.
+fn next_version(old: Option<u64>, floor: u64, name: &str) -> Result<u64> {
+    version_after(old.unwrap_or(floor), name)
 }
 
 /// The encoded key of id `id` in a table keyed by `K`: the key an integer `id` deserializes
