@@ -9,7 +9,6 @@ use std::sync::atomic::AtomicU64;
 use crate::sync::Mutex;
 use arc_swap::ArcSwap;
 
-use super::codec::decode_tx;
 use super::counters::Counters;
 use super::db::{Shared, Store, Writer};
 use super::feed::Feed;
@@ -30,7 +29,7 @@ pub(crate) fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostR
     let snapshot_file = dir.join(format!("{:016x}.seg", restored.epoch.segment));
     let mut restored = restored;
     let mut state = match restored.snapshot.take() {
-        Some(bytes) => State::decode_snapshot_owned(bytes)
+        Some(bytes) => State::decode_snapshot_for_replay(bytes)
             .map_err(|_| Error::corrupt(&snapshot_file, 32, CorruptKind::Payload))?,
         None => State::default(),
     };
@@ -44,8 +43,7 @@ pub(crate) fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostR
             Some((file, offset)) => Error::corrupt(file, offset, CorruptKind::Payload),
             None => Error::corrupt(&snapshot_file, 32, CorruptKind::Payload),
         };
-        let ops = decode_tx(&update).map_err(|_| bad(&updates))?;
-        replay.apply(ops).map_err(|_| bad(&updates))?;
+        replay.apply_encoded(&update).map_err(|_| bad(&updates))?;
     }
     Ok((replay.finish(), updates.lost().to_vec()))
 }

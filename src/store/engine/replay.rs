@@ -7,14 +7,21 @@
 //! compare it with.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
-use super::codec::Op;
+use super::codec::{DECODE_LIMIT, Op, STORE_FORMAT, decode_tx};
 use super::state::{Folded, State, TableState, sample_positions};
-use crate::store::rows::{Bytes, Row, RowRef, Rows, prefix_of};
+use crate::store::rows::{Bytes, Row, RowRef, Rows, prefix_of, read_varint};
 
 /// Collected changes a table holds before they are cut down (see [`TableChanges::push`]).
 const CUT_MIN: usize = if cfg!(test) { 4 } else { 1 << 16 };
+
+/// Changes a table's collection holds before it makes room up to its next cut at once.
+const RESERVE_FROM: usize = if cfg!(test) { 2 } else { 4096 };
+
+/// Changes a table's collection makes room for at once, at most.
+const RESERVE_MAX: usize = 1 << 20;
 
 /// The row changes of one table (`None`: deleted), in the order they were made; now and
 /// then sorted by key and cut to the last change of each key, so that they stay at most about
@@ -30,8 +37,18 @@ impl TableChanges {
     /// Adds a change, after every change before it. `rows`: how many rows the table had
     /// (changes up to that many are kept before a cut, as they may all be of different keys).
     fn push(&mut self, key: Bytes, row: Option<Row>, rows: usize) {
+        let limit = self.kept.saturating_mul(2).max(CUT_MIN).max(rows);
+        if self.changes.len() == self.changes.capacity() && self.changes.len() >= RESERVE_FROM {
+            // Many already: room up to the next cut at once (at most `RESERVE_MAX` more), so
+            // that a long tail's changes are not copied each time they double (room never
+            // written is never touched).
+            let more = limit
+                .saturating_sub(self.changes.len())
+                .clamp(1, RESERVE_MAX);
+            self.changes.reserve_exact(more);
+        }
         self.changes.push((key, row));
-        if self.changes.len() >= self.kept.saturating_mul(2).max(CUT_MIN).max(rows) {
+        if self.changes.len() >= limit {
             self.cut();
         }
     }
@@ -88,6 +105,72 @@ pub(super) struct Replay {
     slots: HashMap<u32, usize>,
     /// The table changed last and its slot (most tails change few tables, one at a time).
     last: Option<(u32, usize)>,
+    /// The row ops of the transaction being applied (see [`Replay::apply_encoded`]).
+    scratch: Vec<RowOp>,
+}
+
+/// A put or a delete read in place from an encoded transaction (see [`parse_rows`]): the
+/// table, the key's and the value's ranges of its bytes (`None`: deleted) and the version.
+type RowOp = (u32, Range<usize>, Option<Range<usize>>, u64);
+
+/// Variant numbers of [`Op::Put`] and [`Op::Delete`] in the encoding (declaration order).
+const PUT: u32 = 2;
+const DELETE: u32 = 3;
+
+/// The ops of encoded transaction `tx` (the format byte, then the ops as bincode's standard
+/// configuration writes them, FORMAT.md §12) read in place into `out` when they are all
+/// puts and deletes; `None` (`out` then holds no meaning) for any other transaction, which
+/// [`decode_tx`] decodes or refuses. What it reads, `decode_tx` decodes to the same ops: the
+/// same integers (bincode reads the same variable-length forms; a 32-bit field in 8 bytes
+/// is left to it), lengths within the bytes, no byte left over.
+fn parse_rows(tx: &[u8], out: &mut Vec<RowOp>) -> Option<()> {
+    out.clear();
+    if tx.len() > DECODE_LIMIT || tx.first() != Some(&STORE_FORMAT) {
+        return None;
+    }
+    let mut at = 1;
+    let count = varint_at(tx, &mut at)?;
+    for _ in 0..count {
+        // Each op takes bytes: a count past them ends early.
+        let (variant, table) = (u32_at(tx, &mut at)?, u32_at(tx, &mut at)?);
+        let key = bytes_at(tx, &mut at)?;
+        match variant {
+            PUT => {
+                let value = bytes_at(tx, &mut at)?;
+                let version = varint_at(tx, &mut at)?;
+                out.push((table, key, Some(value), version));
+            }
+            DELETE => out.push((table, key, None, 0)),
+            _ => return None,
+        }
+    }
+    (at == tx.len()).then_some(())
+}
+
+/// The variable-length integer at `*at` of `b`, moving `at` past it.
+fn varint_at(b: &[u8], at: &mut usize) -> Option<u64> {
+    let (v, n) = read_varint(b.get(*at..)?)?;
+    *at += n;
+    Some(v)
+}
+
+/// [`varint_at`] for a 32-bit field: one written in 8 bytes is not read (bincode refuses it).
+fn u32_at(b: &[u8], at: &mut usize) -> Option<u32> {
+    let (v, n) = read_varint(b.get(*at..)?)?;
+    if n > 5 {
+        return None;
+    }
+    *at += n;
+    u32::try_from(v).ok()
+}
+
+/// The range of the length-prefixed bytes at `*at` of `b`, moving `at` past them.
+fn bytes_at(b: &[u8], at: &mut usize) -> Option<Range<usize>> {
+    let len = usize::try_from(varint_at(b, at)?).ok()?;
+    let end = at.checked_add(len).filter(|end| *end <= b.len())?;
+    let range = *at..end;
+    *at = end;
+    Some(range)
 }
 
 /// How [`Replay::finish_with`] merges a table's changes.
@@ -111,7 +194,36 @@ impl Replay {
             changes: Vec::new(),
             slots: HashMap::new(),
             last: None,
+            scratch: Vec::new(),
         }
+    }
+
+    /// Applies one encoded transaction as [`decode_tx`] then [`apply`](Self::apply) would
+    /// (an `Err` for one that does not decode or does not apply), reading the keys and
+    /// values of one that only puts and deletes rows in place (no ops decoded first).
+    pub(super) fn apply_encoded(&mut self, tx: &[u8]) -> Result<(), String> {
+        let mut ops = std::mem::take(&mut self.scratch);
+        let result = match parse_rows(tx, &mut ops) {
+            Some(()) => self.apply_rows(tx, &ops),
+            None => decode_tx(tx).and_then(|ops| self.apply(ops)),
+        };
+        self.scratch = ops;
+        result
+    }
+
+    /// [`apply`](Self::apply) of the puts and deletes `ops` read from `tx`.
+    fn apply_rows(&mut self, tx: &[u8], ops: &[RowOp]) -> Result<(), String> {
+        let bytes = |r: &Range<usize>| Bytes::new(tx.get(r.clone()).unwrap_or_default());
+        for (table, key, value, version) in ops {
+            let (rows, changes) = self.rows_of(*table)?;
+            let row = value.as_ref().map(|v| Row {
+                value: bytes(v),
+                version: *version,
+            });
+            changes.push(bytes(key), row, rows);
+        }
+        self.state.seq += 1;
+        Ok(())
     }
 
     /// Applies one transaction: its ops in order, each checked as [`State::apply`] checks it
@@ -221,6 +333,10 @@ impl Replay {
                 }
             }
         }
+        // Bases a fold did not replace get the directory the snapshot's decode left out.
+        for t in state.tables.values() {
+            t.rows.start_directory();
+        }
         state.seal();
         state
     }
@@ -301,7 +417,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    use crate::store::engine::codec::{TableKind, TableMeta};
+    use crate::store::engine::codec::{TableKind, TableMeta, encode_tx};
     use crate::store::engine::state::IndexState;
     use crate::store::rows::Rows;
     use proptest::prelude::*;
@@ -324,6 +440,17 @@ mod tests {
         let mut replay = Replay::new(state);
         for (i, ops) in txs.iter().enumerate() {
             replay.apply(ops.clone()).map_err(|_| i)?;
+        }
+        Ok(replay.finish_with(how))
+    }
+
+    /// [`bulk`], each transaction encoded and applied as a restore does
+    /// ([`Replay::apply_encoded`]).
+    fn bulk_encoded(state: State, txs: &[Vec<Op>], how: Merge) -> Result<State, usize> {
+        let mut replay = Replay::new(state);
+        for (i, ops) in txs.iter().enumerate() {
+            let tx = encode_tx(ops).map_err(|_| i)?;
+            replay.apply_encoded(&tx).map_err(|_| i)?;
         }
         Ok(replay.finish_with(how))
     }
@@ -382,6 +509,8 @@ mod tests {
                 prop_assert_eq!(t.rows.get(k), w.rows.get(k));
             }
             prop_assert!(!t.rows.has_pending());
+            // The directory the snapshot's decode left out is built for a base kept.
+            prop_assert!(!t.rows.directory_waits());
             prop_assert!(t.indexes.is_empty());
             if t.stored.is_empty() {
                 prop_assert!(t.folded.is_none());
@@ -505,7 +634,7 @@ mod tests {
         }
         s.seq = seq;
         let image = s.encode_snapshot().expect("encode");
-        State::decode_snapshot_owned(image).expect("decode")
+        State::decode_snapshot_for_replay(image).expect("decode")
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -561,7 +690,11 @@ mod tests {
             // A tail that fails is compared up to the failing transaction too.
             let valid = want.as_ref().err().map_or(txs.len(), |i| *i);
             let want_valid = per_op(start.clone(), &txs[..valid]);
-            for how in [Merge::Auto, Merge::Fold, Merge::Delta] {
+            for (how, encoded) in [Merge::Auto, Merge::Fold, Merge::Delta]
+                .into_iter()
+                .flat_map(|how| [(how, false), (how, true)])
+            {
+                let bulk = if encoded { bulk_encoded } else { bulk };
                 let got = bulk(start.clone(), &txs, how);
                 match (&got, &want) {
                     (Ok(got), Ok(want)) => same(got, want, &probes)?,
@@ -571,6 +704,71 @@ mod tests {
                     (Ok(got), Ok(want)) => same(&got, want, &probes)?,
                     _ => prop_assert!(false, "a prefix of valid transactions failed"),
                 }
+            }
+        }
+    }
+
+    /// An encoded transaction with a byte changed, bytes cut off or added, or a length or an
+    /// integer written in a longer form than needed.
+    fn damaged(tx: Vec<u8>, how: u8, at: usize, byte: u8) -> Vec<u8> {
+        let mut tx = tx;
+        let at = at % tx.len().max(1);
+        match how % 5 {
+            0 => {
+                if let Some(b) = tx.get_mut(at) {
+                    *b = byte;
+                }
+            }
+            1 => tx.truncate(at),
+            2 => tx.push(byte),
+            // A one-byte integer (a count, variant, table, length or version) in 3 or 9 bytes.
+            3 | 4 => {
+                if let Some(&b) = tx.get(at).filter(|b| **b <= 250) {
+                    let long: Vec<u8> = if how % 5 == 3 {
+                        [251, b, 0].to_vec()
+                    } else {
+                        [253, b, 0, 0, 0, 0, 0, 0, 0].to_vec()
+                    };
+                    tx.splice(at..=at, long);
+                }
+            }
+            _ => {}
+        }
+        tx
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        /// Whatever the bytes, what the in-place read of a transaction's puts and deletes
+        /// reads is what [`decode_tx`] decodes them to; and it reads every transaction of
+        /// puts and deletes written by [`encode_tx`].
+        #[test]
+        fn rows_read_in_place_are_decoded_rows(
+            ops in proptest::collection::vec(op(), 0..6),
+            how in any::<u8>(),
+            at in any::<usize>(),
+            byte in any::<u8>(),
+        ) {
+            let tx = encode_tx(&ops).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let rows_only = ops.iter().all(|op| matches!(op, Op::Put { .. } | Op::Delete { .. }));
+            let mut out = Vec::new();
+            prop_assert_eq!(parse_rows(&tx, &mut out).is_some(), rows_only);
+            for tx in [tx.clone(), damaged(tx, how, at, byte)] {
+                if parse_rows(&tx, &mut out).is_none() {
+                    continue;
+                }
+                let read: Vec<Op> = out
+                    .iter()
+                    .map(|(table, key, value, version)| {
+                        let bytes = |r: &Range<usize>| Bytes::new(&tx[r.clone()]);
+                        match value {
+                            Some(v) => Op::Put { table: *table, key: bytes(key), value: bytes(v), version: *version },
+                            None => Op::Delete { table: *table, key: bytes(key) },
+                        }
+                    })
+                    .collect();
+                prop_assert_eq!(decode_tx(&tx), Ok(read));
             }
         }
     }

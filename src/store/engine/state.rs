@@ -127,7 +127,10 @@ impl Folded {
     /// [`push_change`](Self::push_change), then set `base`.
     pub fn new(before_len: usize, sample: Vec<(Bytes, Bytes)>, keys: usize) -> Folded {
         let bytes: usize = sample.iter().map(|(k, v)| k.len() + v.len()).sum();
-        let bytes = (bytes / sample.len().max(1)).saturating_mul(keys);
+        // Rounded up, with an eighth more: a buffer a little short would be copied whole
+        // into one twice its size at the last keys (room never written is never touched).
+        let average = bytes.div_ceil(sample.len().max(1));
+        let bytes = (average + average / 8).saturating_mul(keys);
         Folded {
             base: BaseId::default(),
             before_len,
@@ -433,6 +436,18 @@ impl State {
     /// a table's rows, and its stored unique indexes, are ranges of the payload, checked for
     /// bounds and key order.
     pub fn decode_snapshot_owned(b: Vec<u8>) -> std::result::Result<State, String> {
+        Self::decode_image(b, false)
+    }
+
+    /// [`decode_snapshot_owned`](Self::decode_snapshot_owned) for a replay: the tables'
+    /// bases build no directory until [`Rows::start_directory`] (a replay that folds a
+    /// table's tail into a new base never needs its snapshot base's).
+    pub(super) fn decode_snapshot_for_replay(b: Vec<u8>) -> std::result::Result<State, String> {
+        Self::decode_image(b, true)
+    }
+
+    /// Decodes a snapshot payload; `later`: see [`State::decode_snapshot_for_replay`].
+    fn decode_image(b: Vec<u8>, later: bool) -> std::result::Result<State, String> {
         let (version, data, start) = match b.first() {
             Some(&v @ (IMAGE_V1 | IMAGE_V2)) => (v, Arc::new(b), 1),
             Some(&IMAGE_V3) => {
@@ -474,7 +489,11 @@ impl State {
                 let version = p.varint()?;
                 base.push(key_at, key_len, value_at, value_len, version)?;
             }
-            let rows = Rows::from_base(base.finish());
+            let rows = if later {
+                Rows::from_base_later(base.finish())
+            } else {
+                Rows::from_base(base.finish())
+            };
             let mut stored = Vec::new();
             if version >= IMAGE_V2 {
                 for _ in 0..p.count(2)? {

@@ -4,6 +4,7 @@
 
 use std::cmp::Ordering;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, OnceLock};
 
 use super::bytes::{put_varint, read_varint, varint_bytes};
@@ -39,6 +40,8 @@ pub struct Base {
     /// Whether `data` holds exactly the rows' records, in order (a base [`Base::collect`]
     /// built): bases that all are can be joined by copying their bytes whole.
     packed: bool,
+    /// Whether its directory waits for [`Base::start_directory`] (see [`Base::shared_later`]).
+    later: AtomicBool,
 }
 
 /// How a base's bytes hold its rows.
@@ -106,6 +109,7 @@ impl Base {
             slots,
             layout,
             packed: false,
+            later: AtomicBool::new(false),
         }
     }
 
@@ -161,6 +165,33 @@ impl Base {
             base.build_directory_in_background();
         }
         base
+    }
+
+    /// The base, shared, its directory not built until [`Base::start_directory`] (lookups
+    /// search the slots until then): for a base that may soon be replaced, as a table's
+    /// snapshot base is by a replay that folds its tail into a new one.
+    pub(super) fn shared_later(self) -> Arc<Base> {
+        self.later.store(true, AtomicOrdering::Relaxed);
+        Arc::new(self)
+    }
+
+    /// Builds the directory of a base shared by [`Base::shared_later`] as [`Base::shared`]
+    /// would have (once: later calls, and calls on other bases, do nothing).
+    pub(super) fn start_directory(self: &Arc<Base>) {
+        if !self.later.swap(false, AtomicOrdering::Relaxed) {
+            return;
+        }
+        if self.len() < BACKGROUND_DIRECTORY_ROWS {
+            self.build_directory();
+        } else {
+            self.build_directory_in_background();
+        }
+    }
+
+    /// Whether its directory waits for [`Base::start_directory`].
+    #[cfg(test)]
+    pub(super) fn directory_waits(&self) -> bool {
+        self.later.load(AtomicOrdering::Relaxed)
     }
 
     fn build_directory_in_background(self: &Arc<Base>) {

@@ -77,6 +77,33 @@ impl Rows {
         }
     }
 
+    /// [`from_base`](Self::from_base), the base's directory not built until
+    /// [`start_directory`](Self::start_directory): for rows a replay may soon lay out anew.
+    pub fn from_base_later(base: Base) -> Rows {
+        Rows {
+            len: base.len(),
+            seen: Arc::new(DeltaKeys::for_base(base.len())),
+            bound: base.last_key().map(Bytes::new),
+            base: base.shared_later(),
+            tail: Tail::default(),
+            recent: Recent::default(),
+            pending: Vec::new(),
+            delta: Delta::default(),
+        }
+    }
+
+    /// Builds the directory of a base [`from_base_later`](Self::from_base_later) left
+    /// without one, if these rows are still on it (as [`from_base`](Self::from_base) does).
+    pub fn start_directory(&self) {
+        self.base.start_directory();
+    }
+
+    /// Whether the base's directory waits for [`start_directory`](Self::start_directory).
+    #[cfg(test)]
+    pub fn directory_waits(&self) -> bool {
+        self.base.directory_waits()
+    }
+
     /// Number of rows.
     pub fn len(&self) -> usize {
         self.len
