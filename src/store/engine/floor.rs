@@ -6,7 +6,8 @@
 //! written by the deleting transaction, so they are logged, compacted and restored as any
 //! row is.
 
-use super::codec::{Op, TableKind, TableMeta, decode_value, encode_key_bytes};
+use super::codec::{decode_value, encode_key_bytes};
+use super::internal::Internal;
 use super::read::schema_error;
 use super::state::State;
 use super::table::{Table, VERSION_FLOORS};
@@ -14,26 +15,13 @@ use super::txn::{WriteTx, version_after};
 use crate::error::{Error, Result};
 use crate::store::rows::{Bytes, Row};
 
-/// Key type recorded for the floors' table (keys are table ids).
-const KEY_LABEL: &str = "@table-id";
-/// Value type recorded for it.
-const VALUE_LABEL: &str = "@version-floor";
-
-/// The floors' table of `state`, if it has one; a table of that name that is not one is
-/// [`IncompatibleSchema`](Error::IncompatibleSchema).
-fn floors_table(state: &State) -> Result<Option<Table<u32, u64>>> {
-    let Some(t) = state.table_by_name(VERSION_FLOORS) else {
-        return Ok(None);
-    };
-    if t.meta.kind != TableKind::Typed || t.meta.key_type != KEY_LABEL {
-        return Err(Error::IncompatibleSchema {
-            table: VERSION_FLOORS.to_string(),
-            found: format!("keys {}", t.meta.key_type),
-            expected: format!("the version floors (keys {KEY_LABEL})"),
-        });
-    }
-    Ok(Some(Table::new(t.meta.id, VERSION_FLOORS, Vec::new())))
-}
+/// The floors' table.
+const FLOORS: Internal = Internal {
+    name: VERSION_FLOORS,
+    key_label: "@table-id",
+    value_label: "@version-floor",
+    holds: "the version floors",
+};
 
 /// The highest version a deleted row of table `table` had in `state` (0: none deleted).
 pub(super) fn version_floor(state: &State, table: u32) -> Result<u64> {
@@ -64,23 +52,7 @@ impl WriteTx {
         if version <= version_floor(&self.work, table)? {
             return Ok(());
         }
-        let t = match floors_table(&self.work)? {
-            Some(t) => t,
-            None => {
-                let meta = TableMeta {
-                    id: self.work.next_table_id,
-                    name: VERSION_FLOORS.to_string(),
-                    kind: TableKind::Typed,
-                    key_type: KEY_LABEL.to_string(),
-                    value_type: VALUE_LABEL.to_string(),
-                    version: 1,
-                };
-                let op = Op::CreateTable(meta);
-                self.work.apply(&op).map_err(Error::InvalidArgument)?;
-                self.ops.push(op);
-                floors_table(&self.work)?.ok_or_else(|| Error::table_not_found(VERSION_FLOORS))?
-            }
-        };
+        let t: Table<u32, u64> = FLOORS.find_or_create(self)?;
         self.insert(&t, &table, &version)?;
         self.floors.retain(|f| f.0 != table);
         self.floors.push((table, version));

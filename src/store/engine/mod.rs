@@ -1,12 +1,13 @@
 //! The transactional engine, the commit and restore paths: the store and its writer (`db`),
 //! opened and restored by `open`, with its settings (`options`, derived views in `view`,
-//! published off the writer lock by `publish`), its counters (`counters`, read by `stats`) and the feed of durable commits to
-//! subscribers (`feed`); write transactions (`txn`, with the claim of the unique indexes a
-//! snapshot stored in `claim`), reads and snapshots (`read`), the state and its image
-//! (`state`, compressed by `compress`), table handles (`table`), the FORMAT.md §12 payloads
-//! (`codec`), the version floors that keep a key's versions from repeating (`floor`),
-//! restore's bulk replay (`replay`), and compaction beside the writers
-//! (`compaction`, one at a time through `gate`, with back-pressure on writers in `pressure`).
+//! published off the writer lock by `publish`), its counters (`counters`, read by `stats`)
+//! and the feed of durable commits to subscribers (`feed`); write transactions (`txn`, with
+//! the claim of the unique indexes a snapshot stored in `claim`), reads and snapshots
+//! (`read`), the state and its image (`state`, compressed by `compress`), table handles
+//! (`table`), the FORMAT.md §12 payloads (`codec`), the store's internal tables (`internal`)
+//! and the version floors kept in one (`floor`), restore's bulk replay (`replay`), and
+//! compaction beside the writers (`compaction`, one at a time through `gate`, with
+//! back-pressure on writers in `pressure`).
 
 mod claim;
 mod codec;
@@ -19,6 +20,7 @@ mod floor;
 mod gate;
 #[cfg(feature = "stateio")]
 mod image;
+mod internal;
 mod open;
 mod options;
 mod pressure;
@@ -34,14 +36,15 @@ mod vectors;
 mod view;
 
 pub(crate) use codec::{
-    Op, TableKind, TableMeta, decode_key, decode_transaction, decode_tx, decode_value, encode_key,
-    encode_key_bytes, encode_value_bytes,
+    Op, decode_key, decode_transaction, decode_tx, decode_value, encode_key, encode_key_bytes,
+    encode_value_bytes,
 };
 pub use db::Store;
 pub(crate) use feed::{Logged, Sink, table_names};
 pub(crate) use floor::renumber_restored;
 #[cfg(feature = "stateio")]
 pub(crate) use image::BytesTableImage;
+pub(crate) use internal::Internal;
 pub use open::read_only_snapshot;
 pub(crate) use open::replay;
 pub use options::StoreOptions;

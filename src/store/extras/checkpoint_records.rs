@@ -7,11 +7,15 @@
 use crate::epoch::{Checkpoint, CheckpointChange, CheckpointStatus, apply_checkpoint_change};
 use crate::error::{Error, Result};
 pub(crate) use crate::store::engine::CHECKPOINT_RECORDS as RECORDS_TABLE;
-use crate::store::engine::{Op, Readable, Table, TableKind, TableMeta, WriteTx, schema_error};
-/// Key type recorded for it (keys are checkpoint names).
-const KEY_LABEL: &str = "@checkpoint";
-/// Value type recorded for it.
-const VALUE_LABEL: &str = "@checkpoint-record";
+use crate::store::engine::{Internal, Readable, Table, WriteTx, schema_error};
+
+/// The records' table (keys are checkpoint names).
+const RECORDS: Internal = Internal {
+    name: RECORDS_TABLE,
+    key_label: "@checkpoint",
+    value_label: "@checkpoint-record",
+    holds: "the checkpoint records",
+};
 
 /// A record: the epoch it describes, the status code, the payload.
 type Record = (u64, u8, Vec<u8>);
@@ -19,17 +23,7 @@ type Record = (u64, u8, Vec<u8>);
 /// The records table of a state, if it has one; a table of that name that is not one is
 /// [`IncompatibleSchema`](Error::IncompatibleSchema).
 pub(crate) fn records_table(r: &(impl Readable + ?Sized)) -> Result<Option<Table<String, Record>>> {
-    let Some(t) = r.state().table_by_name(RECORDS_TABLE) else {
-        return Ok(None);
-    };
-    if t.meta.kind != TableKind::Typed || t.meta.key_type != KEY_LABEL {
-        return Err(Error::IncompatibleSchema {
-            table: RECORDS_TABLE.to_string(),
-            found: format!("keys {}", t.meta.key_type),
-            expected: format!("the checkpoint records (keys {KEY_LABEL})"),
-        });
-    }
-    Ok(Some(Table::new(t.meta.id, RECORDS_TABLE, Vec::new())))
+    RECORDS.find(r.state())
 }
 
 /// The record of `c` in `r`, if one names `c`'s epoch (a record of another epoch belongs to
@@ -201,23 +195,7 @@ impl WriteTx {
 
     /// Writes the record of `c` (its epoch, status and payload).
     pub(crate) fn put_checkpoint_record(&mut self, c: &Checkpoint) -> Result<()> {
-        let t = match records_table(self)? {
-            Some(t) => t,
-            None => {
-                let meta = TableMeta {
-                    id: self.work.next_table_id,
-                    name: RECORDS_TABLE.to_string(),
-                    kind: TableKind::Typed,
-                    key_type: KEY_LABEL.to_string(),
-                    value_type: VALUE_LABEL.to_string(),
-                    version: 1,
-                };
-                let op = Op::CreateTable(meta);
-                self.work.apply(&op).map_err(Error::InvalidArgument)?;
-                self.ops.push(op);
-                records_table(self)?.ok_or_else(|| Error::table_not_found(RECORDS_TABLE))?
-            }
-        };
+        let t: Table<String, Record> = RECORDS.find_or_create(self)?;
         let record: Record = (c.epoch, c.status.code(), c.payload.clone());
         self.insert(&t, &c.name, &record).map(|_| ())
     }

@@ -65,11 +65,16 @@ const PENDING_MAX: usize = if cfg!(test) { 11 } else { 1 << 16 };
 impl Rows {
     /// Rows that are all in `base`.
     pub fn from_base(base: Base) -> Rows {
+        Rows::over(base.shared())
+    }
+
+    /// Rows that are all in `base`, shared already.
+    fn over(base: Arc<Base>) -> Rows {
         Rows {
             len: base.len(),
             seen: Arc::new(DeltaKeys::for_base(base.len())),
             bound: base.last_key().map(Bytes::new),
-            base: base.shared(),
+            base,
             tail: Tail::default(),
             recent: Recent::default(),
             pending: Vec::new(),
@@ -80,16 +85,7 @@ impl Rows {
     /// [`from_base`](Self::from_base), the base's directory not built until
     /// [`start_directory`](Self::start_directory): for rows a replay may soon lay out anew.
     pub fn from_base_later(base: Base) -> Rows {
-        Rows {
-            len: base.len(),
-            seen: Arc::new(DeltaKeys::for_base(base.len())),
-            bound: base.last_key().map(Bytes::new),
-            base: base.shared_later(),
-            tail: Tail::default(),
-            recent: Recent::default(),
-            pending: Vec::new(),
-            delta: Delta::default(),
-        }
+        Rows::over(base.shared_later())
     }
 
     /// Builds the directory of a base [`from_base_later`](Self::from_base_later) left
