@@ -269,6 +269,7 @@ fn versions_never_repeat_after_delete_and_reinsert() {
     let b = store.bytes_table("raw").unwrap();
     let k = "route".to_string();
     let sub = store.subscribe(ChangeFilter::all());
+    let start = store.read().position();
     assert_eq!(store.write(|tx| tx.save(&t, &k, &10, 0)).unwrap(), 1);
     assert_eq!(store.write(|tx| tx.save(&t, &k, &11, 1)).unwrap(), 2);
     store.write(|tx| tx.delete(&t, &k)).unwrap();
@@ -290,11 +291,12 @@ fn versions_never_repeat_after_delete_and_reinsert() {
             .unwrap(),
         3
     );
-    // The feed: the delete alone (no bookkeeping row), then the new row's version.
-    let mut seen = Vec::new();
-    while let Ok(Changes::Since(changes)) = sub.try_recv() {
-        for c in changes {
-            seen.push(
+    // The feed, and the changes read back from the log: the delete alone (no bookkeeping
+    // row), then the new row's version.
+    let describe = |changes: Vec<statelog::Change>| -> Vec<String> {
+        changes
+            .iter()
+            .map(|c| {
                 c.ops
                     .iter()
                     .map(|op| match op {
@@ -302,20 +304,26 @@ fn versions_never_repeat_after_delete_and_reinsert() {
                         ChangeOp::Delete { table, .. } => format!("delete {table}"),
                     })
                     .collect::<Vec<_>>()
-                    .join(", "),
-            );
-        }
+                    .join(", ")
+            })
+            .collect()
+    };
+    let mut fed = Vec::new();
+    while let Ok(Changes::Since(changes)) = sub.try_recv() {
+        fed.extend(describe(changes));
     }
-    assert_eq!(
-        seen,
-        [
-            "put catalog 1",
-            "put catalog 2",
-            "delete catalog",
-            "put catalog 3",
-            "put catalog 3"
-        ]
-    );
+    let want = [
+        "put catalog 1",
+        "put catalog 2",
+        "delete catalog",
+        "put catalog 3",
+        "put catalog 3",
+    ];
+    assert_eq!(fed, want);
+    match store.changes_since(start, 100).unwrap() {
+        Changes::Since(changes) => assert_eq!(describe(changes), want),
+        Changes::Reset => panic!("the changes were retained"),
+    }
     // Bytes tables too (their versions as the feed shows them).
     let raw = store.subscribe(ChangeFilter::tables(["raw"]));
     store.write(|tx| tx.put_bytes(&b, b"k", b"1")).unwrap();

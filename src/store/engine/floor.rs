@@ -49,13 +49,14 @@ impl WriteTx {
     /// After a row of version `version` of table `table` was deleted: raises the table's floor
     /// to it, creating the floors' table on its first use.
     pub(super) fn raise_version_floor(&mut self, table: u32, version: u64) -> Result<()> {
-        if version <= version_floor(&self.work, table)? {
+        if version <= self.table_floor(table)? {
             return Ok(());
         }
         let t: Table<u32, u64> = FLOORS.find_or_create(self)?;
         self.insert(&t, &table, &version)?;
-        self.floors.retain(|f| f.0 != table);
-        self.floors.push((table, version));
+        for f in self.floors.iter_mut().filter(|f| f.0 == table) {
+            f.1 = version;
+        }
         Ok(())
     }
 }

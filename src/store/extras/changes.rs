@@ -257,16 +257,11 @@ pub(crate) fn changes_since(
             if out.len() == limit {
                 return Ok(Changes::Since(out));
             }
-            out.push(Change {
-                pos: CommitPos {
-                    epoch: info.id,
-                    seq,
-                },
-                ops: ops
-                    .into_iter()
-                    .filter_map(|op| change_op(op, &names))
-                    .collect(),
-            });
+            let pos = CommitPos {
+                epoch: info.id,
+                seq,
+            };
+            out.push(change_named(pos, ops, &names));
         }
         if !updates.lost().is_empty() {
             // Salvage skipped damage: what follows is not contiguous.
@@ -305,10 +300,16 @@ pub(crate) fn change_in(pos: CommitPos, ops: Vec<Op>, after: &State) -> Change {
 
 /// The change one transaction (`ops`) made, with table names from `names`.
 pub(crate) fn change_named(pos: CommitPos, ops: Vec<Op>, names: &HashMap<u32, String>) -> Change {
+    // The version floors' rows are the store's bookkeeping, not changes of the program's.
+    let floors = names
+        .iter()
+        .find(|(_, n)| *n == VERSION_FLOORS)
+        .map(|(id, _)| *id);
     Change {
         pos,
         ops: ops
             .into_iter()
+            .filter(|op| !matches!(op, Op::Put { table, .. } if Some(*table) == floors))
             .filter_map(|op| change_op(op, names))
             .collect(),
     }
@@ -316,12 +317,6 @@ pub(crate) fn change_named(pos: CommitPos, ops: Vec<Op>, names: &HashMap<u32, St
 
 fn change_op(op: Op, names: &HashMap<u32, String>) -> Option<ChangeOp> {
     let name = |id: u32| names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
-    if let Op::Put { table, .. } = &op
-        && names.get(table).is_some_and(|n| n == VERSION_FLOORS)
-    {
-        // The store's own bookkeeping (a table's version floor), not a change of the program's.
-        return None;
-    }
     match op {
         Op::Put {
             table,

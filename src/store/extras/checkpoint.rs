@@ -542,7 +542,6 @@ impl Checkpoints<'_> {
         name: &str,
         f: impl FnOnce(&mut WriteTx) -> Result<R>,
     ) -> Result<(CommitPos, R)> {
-        let registry = self.store.shared.registry.clone();
         let build = |head: &State, mut state: State| {
             // Ids never go back: table ids and each table's sequence keep their highest value.
             state.next_table_id = state.next_table_id.max(head.next_table_id);
@@ -551,21 +550,17 @@ impl Checkpoints<'_> {
                     t.next_id = t.next_id.max(now.next_id);
                 }
             }
-            // The records stay as they are now, and the activation is part of the new state.
-            if let Some(id) = state.by_name.remove(RECORDS_TABLE) {
-                state.tables.remove(&id);
-            }
-            if let Some(t) = head.table_by_name(RECORDS_TABLE) {
-                state.by_name.insert(RECORDS_TABLE.to_string(), t.meta.id);
-                state.tables.insert(t.meta.id, t.clone());
-            }
-            // So do the version floors; the restored rows get versions above them.
-            if let Some(id) = state.by_name.remove(VERSION_FLOORS) {
-                state.tables.remove(&id);
-            }
-            if let Some(t) = head.table_by_name(VERSION_FLOORS) {
-                state.by_name.insert(VERSION_FLOORS.to_string(), t.meta.id);
-                state.tables.insert(t.meta.id, t.clone());
+            // The checkpoint records and the version floors stay as they are now (the
+            // activation is written into the new state below; the restored rows get versions
+            // above the floors).
+            for own in [RECORDS_TABLE, VERSION_FLOORS] {
+                if let Some(id) = state.by_name.remove(own) {
+                    state.tables.remove(&id);
+                }
+                if let Some(t) = head.table_by_name(own) {
+                    state.by_name.insert(own.to_string(), t.meta.id);
+                    state.tables.insert(t.meta.id, t.clone());
+                }
             }
             let names: Vec<String> = state
                 .by_name
@@ -574,13 +569,12 @@ impl Checkpoints<'_> {
                 .cloned()
                 .collect();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let state = renumber_restored(head, state, &names)?;
-            let mut tx = WriteTx::new(&state);
-            tx.registry = Some(registry);
-            tx.activate_checkpoint(name)?;
-            Ok(tx.work)
+            renumber_restored(head, state, &names)
         };
-        self.restore_state(name, build, f)
+        self.restore_state(name, build, |tx| {
+            tx.activate_checkpoint(name)?;
+            f(tx)
+        })
     }
 
     /// Brings back the rows of the tables named `tables` as checkpoint `name` holds them;
