@@ -7,7 +7,8 @@
 //! `cargo run --release -p statelog-raft --example bench`
 //! (`BENCH_SECS`: seconds per measurement, 3; `BENCH_CLIENTS`: client counts, `1,8,64`;
 //! `BENCH_FAILOVERS`: leader kills, 10; `BENCH_DIR`: where the directories go, the system's
-//! temp dir.)
+//! temp dir; `BENCH_FLOOR_DIR`: a memory file system for the same cluster without fsync
+//! costs, `/dev/shm`, skipped if absent.)
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -251,6 +252,30 @@ fn row(what: &str, clients: usize, f: &Figures) {
     );
 }
 
+/// A 3-node cluster of this program's node processes, their directories in `root`, with
+/// its leader elected.
+async fn cluster(root: &Path) -> Vec<NodeProc> {
+    let mut nodes: Vec<NodeProc> = (1..=3)
+        .map(|id| NodeProc {
+            id,
+            addr: "127.0.0.1:0".into(),
+            dir: root.join(format!("node{id}")),
+            child: None,
+        })
+        .collect();
+    for n in &mut nodes {
+        n.spawn();
+    }
+    let members: BTreeMap<NodeId, String> = nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
+    Client::new([nodes[0].addr.clone()])
+        .unwrap()
+        .init(members)
+        .await
+        .expect("init");
+    leader(&nodes).await;
+    nodes
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -282,25 +307,7 @@ fn main() {
     }
 
     rt.block_on(async {
-        let mut nodes: Vec<NodeProc> = (1..=3)
-            .map(|id| NodeProc {
-                id,
-                addr: "127.0.0.1:0".into(),
-                dir: root.path().join(format!("node{id}")),
-                child: None,
-            })
-            .collect();
-        for n in &mut nodes {
-            n.spawn();
-        }
-        let members: BTreeMap<NodeId, String> =
-            nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
-        Client::new([nodes[0].addr.clone()])
-            .unwrap()
-            .init(members)
-            .await
-            .expect("init");
-        leader(&nodes).await;
+        let mut nodes = cluster(root.path()).await;
         let mut repl = Vec::new();
         for (run, &clients) in counts.iter().enumerate() {
             let f = replicated(&nodes, clients, secs, run).await;
@@ -313,6 +320,36 @@ fn main() {
                 "{clients} clients: replicated / single-node strong = {:.2} (target for 8: >= 0.5)",
                 r.rate() / s.rate()
             );
+        }
+        // The same cluster with its directories in memory: no fsync costs anything, so what
+        // is left of a replicated write is the protocol's own round (openraft's core, the two
+        // HTTP hops, the apply): the ceiling any disk leaves below.
+        let floor_dir = std::env::var("BENCH_FLOOR_DIR").unwrap_or_else(|_| "/dev/shm".into());
+        if Path::new(&floor_dir).is_dir() && !floor_dir.is_empty() {
+            let mem = tempfile::tempdir_in(&floor_dir).expect("floor dir");
+            let mem_nodes = cluster(mem.path()).await;
+            println!();
+            println!("| workload | clients | commits/s | p50 ms | p99 ms |");
+            println!("| --- | ---: | ---: | ---: | ---: |");
+            let mut floor = Vec::new();
+            for (run, &clients) in counts.iter().enumerate() {
+                let f = replicated(&mem_nodes, clients, secs, run).await;
+                row(
+                    "3 nodes, replicated, directories in memory (no fsync)",
+                    clients,
+                    &f,
+                );
+                floor.push(f);
+            }
+            drop(mem_nodes);
+            println!();
+            for ((clients, m), s) in counts.iter().zip(&floor).zip(&single) {
+                println!(
+                    "{clients} clients: replicated with no fsync at all / single-node strong on \
+                     disk = {:.2} (the protocol's ceiling for the ratio on this machine)",
+                    m.rate() / s.rate()
+                );
+            }
         }
         let mut times = Vec::new();
         for round in 0..failovers {

@@ -25,6 +25,7 @@
 pub mod client;
 mod error;
 pub mod network;
+mod proposer;
 pub mod server;
 mod sm;
 mod snapshot;

@@ -27,8 +27,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, Error};
 use crate::network::{APPEND_PATH, Network, SNAPSHOT_PATH, VOTE_PATH, base_url};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
+pub use crate::proposer::{
+    LINGER, MAX_PROPOSAL_BYTES, MAX_PROPOSAL_REQUESTS, MAX_PROPOSALS_IN_FLIGHT, PEAK_PROPOSALS,
+};
+use crate::proposer::{Waiting, proposer, request_bytes};
 use crate::{NodeId, Proposal, Raft, Request, Response, StateMachine, TypeConfig, open_storage};
 
 /// Largest HTTP body a node accepts: an append of `MAX_PAYLOAD_ENTRIES` entries of the
@@ -36,14 +40,6 @@ use crate::{NodeId, Proposal, Raft, Request, Response, StateMachine, TypeConfig,
 pub const MAX_BODY: usize = 64 << 20;
 /// Largest key plus value of one command.
 pub const MAX_COMMAND: usize = 64 << 10;
-/// A proposal (one log entry) takes requests up to this many bytes of keys and values (the
-/// last one may pass it by at most `MAX_COMMAND`).
-pub const MAX_PROPOSAL_BYTES: usize = 256 << 10;
-/// Most requests in one proposal.
-pub const MAX_PROPOSAL_REQUESTS: usize = 1024;
-/// Proposals being committed at once by one node; requests arriving meanwhile wait and go
-/// in the next proposal.
-pub const MAX_PROPOSALS_IN_FLIGHT: usize = 2;
 /// Most entries in one append request.
 pub const MAX_PAYLOAD_ENTRIES: u64 = 16;
 /// Snapshot chunk size in bytes.
@@ -117,74 +113,10 @@ pub struct App {
     raft: Raft,
     sm: StateMachine,
     http: reqwest::Client,
-    proposals: mpsc::Sender<Waiting>,
+    proposals: mpsc::Sender<Waiting<Response, WriteError>>,
 }
 
 type WriteError = RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>;
-
-/// A client request waiting to go into a proposal, and where its answer goes.
-struct Waiting {
-    request: Request,
-    answer: oneshot::Sender<Result<Response, WriteError>>,
-}
-
-/// The size a request counts for in a proposal: its keys and values.
-fn request_bytes(req: &Request) -> usize {
-    match req {
-        Request::Set { key, value } => key.len() + value.len(),
-        Request::Delete { key } => key.len(),
-        Request::CompareAndSet {
-            key,
-            expected,
-            value,
-        } => {
-            key.len()
-                + expected.as_ref().map_or(0, String::len)
-                + value.as_ref().map_or(0, String::len)
-        }
-    }
-}
-
-/// Batches client requests into proposals: each takes every request waiting when a proposal
-/// slot frees up (openraft 0.9 appends and fsyncs each entry before it takes the next one,
-/// so one request per entry would cost an fsync each on the leader).
-async fn proposer(raft: Raft, mut rx: mpsc::Receiver<Waiting>) {
-    let slots = Arc::new(Semaphore::new(MAX_PROPOSALS_IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let mut bytes = request_bytes(&first.request);
-        let mut batch = vec![first];
-        while batch.len() < MAX_PROPOSAL_REQUESTS && bytes < MAX_PROPOSAL_BYTES {
-            match rx.try_recv() {
-                Ok(w) => {
-                    bytes += request_bytes(&w.request);
-                    batch.push(w);
-                }
-                Err(_) => break,
-            }
-        }
-        let raft = raft.clone();
-        tokio::spawn(async move {
-            let (requests, answers): (Vec<Request>, Vec<_>) =
-                batch.into_iter().map(|w| (w.request, w.answer)).unzip();
-            match raft.client_write(Proposal { requests }).await {
-                Ok(resp) => {
-                    for (answer, r) in answers.into_iter().zip(resp.data) {
-                        let _ = answer.send(Ok(r));
-                    }
-                }
-                Err(e) => {
-                    for answer in answers {
-                        let _ = answer.send(Err(e.clone()));
-                    }
-                }
-            }
-            drop(slot);
-        });
-    }
-}
 
 /// A node started by [`start`]: its address and Raft handle, and the server task.
 pub struct Node {
@@ -227,7 +159,18 @@ pub async fn start(
         .timeout(Duration::from_secs(10))
         .build()?;
     let (proposals, rx) = mpsc::channel(4 * MAX_PROPOSAL_REQUESTS);
-    tokio::spawn(proposer(raft.clone(), rx));
+    let proposing = raft.clone();
+    tokio::spawn(proposer(
+        move |requests| {
+            let raft = proposing.clone();
+            async move {
+                let written = raft.client_write(Proposal { requests }).await?;
+                Ok(written.data)
+            }
+        },
+        rx,
+        LINGER,
+    ));
     let app = Arc::new(App {
         id: options.id,
         raft: raft.clone(),
@@ -273,7 +216,8 @@ async fn append(
     State(app): State<Arc<App>>,
     Json(req): Json<AppendEntriesRequest<TypeConfig>>,
 ) -> HttpResponse {
-    Json(app.raft.append_entries(req).await).into_response()
+    let r = app.raft.append_entries(req).await;
+    Json(r).into_response()
 }
 
 async fn vote(State(app): State<Arc<App>>, Json(req): Json<VoteRequest<NodeId>>) -> HttpResponse {
