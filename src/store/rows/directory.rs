@@ -20,6 +20,9 @@ const TARGET_BITS: u32 = 40;
 /// Largest target an entry holds.
 pub const MAX_TARGET: u64 = (1 << TARGET_BITS) - 2;
 
+/// Rows whose homes a directory's build sorts at once, about (see [`Directory::build`]).
+const SORT_ROWS: usize = if cfg!(test) { 1000 } else { 1 << 18 };
+
 /// Bases smaller than this are searched without a directory (the search stays in cache).
 const MIN_ROWS: usize = 64;
 
@@ -36,24 +39,54 @@ impl Directory {
             return None;
         }
         let table_bits = (rows * 2).next_power_of_two().trailing_zeros();
+        // The rows go in in the order of their home positions (a hash's top bits), so that
+        // the entries are written in one sweep from the first to the last: a row goes to its
+        // home or, if taken, to the first free entry after the rows before it, as inserting
+        // it with linear probing would (every entry between its home and it is taken).
+        // Writing at random positions instead cost a cache and TLB miss per row (56-312 ms
+        // for 1,000,000 rows, against 35-100 ms). The homes are sorted a share of the
+        // positions at a time, so that the sort's buffer stays near `SORT_ROWS` rows.
         let mut d = Directory {
             entries: vec![0u64; 1 << table_bits].into_boxed_slice(),
             table_bits,
         };
-        let mask = d.entries.len() - 1;
-        for i in 0..rows {
-            let h = hash(i);
-            let t = target(i);
-            if t > MAX_TARGET {
-                return None;
+        let len = d.entries.len();
+        let shares = rows.div_ceil(SORT_ROWS);
+        let share_len = len.div_ceil(shares);
+        let mut homes: Vec<(u64, u64)> = Vec::new();
+        // The first entry the sweep has not taken.
+        let mut next = 0;
+        // Rows that run past the last entry wrap around to the first free ones (the entries
+        // from the first up to them are taken, as a probe that wraps finds them).
+        let mut wrapped = 0;
+        for share in 0..shares {
+            let from = share * share_len;
+            let to = from + share_len;
+            homes.clear();
+            for i in 0..rows {
+                let h = hash(i);
+                if (from..to).contains(&d.position(h)) {
+                    let t = target(i);
+                    if t > MAX_TARGET {
+                        return None;
+                    }
+                    homes.push((h, t));
+                }
             }
-            let mut pos = d.position(h);
-            // At most half full: an empty entry is always found.
-            while d.entries.get(pos).is_some_and(|e| *e != 0) {
-                pos = (pos + 1) & mask;
-            }
-            if let Some(e) = d.entries.get_mut(pos) {
-                *e = tag(h) | (t + 1);
+            homes.sort_unstable_by_key(|&(h, _)| h);
+            for &(h, t) in &homes {
+                let mut at = d.position(h).max(next);
+                if at >= len {
+                    while d.entries.get(wrapped).is_some_and(|e| *e != 0) {
+                        wrapped += 1;
+                    }
+                    at = wrapped;
+                } else {
+                    next = at + 1;
+                }
+                if let Some(e) = d.entries.get_mut(at) {
+                    *e = tag(h) | (t + 1);
+                }
             }
         }
         Some(d)
@@ -132,6 +165,46 @@ mod tests {
         // A target too large for an entry: no directory (the base searches instead).
         assert!(Directory::build(100, |i| i as u64, |i| MAX_TARGET + i as u64).is_none());
         assert!(Directory::build(100, |i| i as u64, |_| MAX_TARGET).is_some());
+    }
+
+    #[test]
+    fn rows_past_the_last_entry_wrap_around() {
+        // Every home in the last few entries of the table (top bits all set), and some at the
+        // first: the rows that run past the end take the free entries after those at the
+        // start, and each is found from its home.
+        let rows = 3000usize;
+        let hashes: Vec<u64> = (0..rows as u64)
+            .map(|i| match i % 3 {
+                0 => u64::MAX - (i % 7),
+                1 => (i % 5) << 40 | i,
+                _ => (u64::MAX >> 2) + (i << 20),
+            })
+            .collect();
+        let d = Directory::build(rows, |i| hashes[i], |i| i as u64).unwrap();
+        for (i, h) in hashes.iter().enumerate() {
+            assert_eq!(d.find(*h, |t| t == i as u64), Some(i as u64), "row {i}");
+        }
+        assert_eq!(d.entries.iter().filter(|e| **e != 0).count(), rows);
+    }
+
+    #[test]
+    fn it_finds_what_inserting_one_by_one_finds() {
+        // Pseudo-random hashes, many rows: the same lookups succeed and fail.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let hashes: Vec<u64> = (0..100_000)
+            .map(|_| {
+                x = mix(x);
+                x
+            })
+            .collect();
+        let d = Directory::build(hashes.len(), |i| hashes[i], |i| i as u64 * 2).unwrap();
+        for (i, h) in hashes.iter().enumerate() {
+            assert_eq!(d.find(*h, |t| t == i as u64 * 2), Some(i as u64 * 2));
+        }
+        for k in 0..1000u64 {
+            let h = mix(k ^ 0xDEAD_BEEF);
+            assert_eq!(d.find(h, |t| hashes[t as usize / 2] == h), None);
+        }
     }
 
     #[test]
