@@ -195,6 +195,17 @@ impl SegmentDir {
     /// Reads and decodes the first entry of segment `seq`; a segment without a valid first
     /// entry is corrupt (segments are renamed into place only after it is durable).
     pub(crate) fn read_start(&self, seq: u64, sealed: bool) -> Result<Start> {
+        self.read_start_with(seq, sealed, true)
+    }
+
+    /// [`read_start`](Self::read_start) without the state: a snapshot's head, not its parts
+    /// (what a listing of the epochs needs; the state of a large store is read, checked and
+    /// copied only to restore it).
+    pub(crate) fn read_head(&self, seq: u64, sealed: bool) -> Result<Start> {
+        self.read_start_with(seq, sealed, false)
+    }
+
+    fn read_start_with(&self, seq: u64, sealed: bool, with_state: bool) -> Result<Start> {
         let p = self.seg(seq);
         let mut r = self.open_reader(seq, sealed)?;
         if r.header().tag != SEGMENT_TAG {
@@ -216,9 +227,19 @@ impl SegmentDir {
                 if r.header().version < 2 {
                     return Err(bad(CorruptKind::Payload));
                 }
+                if !with_state {
+                    return Ok(Start {
+                        head: SegmentStart::Snapshot(head),
+                        state: None,
+                        pos,
+                    });
+                }
                 let (state, end) = read_parts(&mut r, &p, head.epoch)?;
                 pos.end = end;
                 (SegmentStart::Snapshot(head), Some(state), None)
+            }
+            Ok(Decoded::Snapshot { head, .. }) if !with_state => {
+                (SegmentStart::Snapshot(head), None, None)
             }
             Ok(Decoded::Snapshot { head, state, .. }) if head.has_state => {
                 let at = (state.as_ptr() as usize).saturating_sub(e.payload.as_ptr() as usize);
@@ -266,11 +287,23 @@ impl SegmentDir {
         start: Start,
         sealed: bool,
     ) -> Result<(u64, Start, SnapshotHead)> {
+        self.epoch_start_with(seq, start, sealed, true)
+    }
+
+    /// [`epoch_start_of`](Self::epoch_start_of), reading the state of the snapshot it goes
+    /// back to only `with_state`.
+    fn epoch_start_with(
+        &self,
+        seq: u64,
+        start: Start,
+        sealed: bool,
+        with_state: bool,
+    ) -> Result<(u64, Start, SnapshotHead)> {
         match start.head {
             SegmentStart::Snapshot(h) => Ok((seq, start, h)),
             SegmentStart::Continue(c) => {
                 let s = if c.epoch_segment < seq {
-                    self.read_start(c.epoch_segment, sealed)?
+                    self.read_start_with(c.epoch_segment, sealed, with_state)?
                 } else {
                     return Err(Error::corrupt(
                         self.seg(seq),
@@ -297,8 +330,10 @@ impl SegmentDir {
         let Some(&newest) = seqs.last() else {
             return Ok(Vec::new());
         };
-        let start = self.read_start(newest, false)?;
-        let (mut seg, _, mut head) = self.epoch_start_of(newest, start, true)?;
+        // Heads only: a compaction's retention lists the epochs, and reading each snapshot's
+        // parts (all of a large state, twice with two epochs kept) took a sixth of it.
+        let start = self.read_head(newest, false)?;
+        let (mut seg, _, mut head) = self.epoch_start_with(newest, start, true, false)?;
         let mut out = Vec::new();
         // The epoch's segments run from `seg` to `last`, inclusive.
         let mut last = newest;
@@ -327,7 +362,7 @@ impl SegmentDir {
             if seqs.binary_search(&prev_seg).is_err() {
                 return Ok(out); // dropped by retention
             }
-            let s = self.read_start(prev_seg, true)?;
+            let s = self.read_head(prev_seg, true)?;
             match s.head {
                 SegmentStart::Snapshot(h) if h.epoch == prev_epoch => {
                     last = seg - 1; // prev_seg < seg, so seg >= 1
