@@ -674,7 +674,7 @@ fn empty_state() -> Arc<State> {
 }
 
 /// Drops `state` on the reclaiming thread (started on first use; if it cannot be, here).
-fn reclaim(state: Arc<State>) {
+pub(super) fn reclaim(state: Arc<State>) {
     static RECLAIMER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Arc<State>>>> =
         std::sync::OnceLock::new();
     let sender = RECLAIMER.get_or_init(|| {
