@@ -191,18 +191,22 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    /// `clients` clients, each sending `rounds` requests one after another (client `c`'s
-    /// next one `(c + 1) * turnaround` after its answer) to a proposer whose proposals take
-    /// `commit` and that lingers up to `linger`; returns the sizes of the proposals in order.
-    /// Time is tokio's paused clock (its timer counts whole milliseconds): the schedule is
-    /// exact.
+    /// What [`run`] saw: the sizes of the proposals in order, and each client's latencies.
+    struct Seen {
+        sizes: Vec<usize>,
+        latencies: Vec<Vec<Duration>>,
+    }
+
+    /// Clients sending requests one after another (client `c` sends `rounds[c]`, its next one
+    /// `(c + 1) * turnaround` after its answer) to a proposer whose proposals take `commit`
+    /// and that lingers up to `linger`. Time is tokio's paused clock (its timer counts whole
+    /// milliseconds): the schedule is exact.
     async fn run(
-        clients: usize,
-        rounds: usize,
+        rounds: &[usize],
         turnaround: Duration,
         commit: Duration,
         linger: Duration,
-    ) -> Vec<usize> {
+    ) -> Seen {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel::<Waiting<u64, String>>(1024);
         let seen = sizes.clone();
@@ -218,27 +222,33 @@ mod tests {
             linger,
         ));
         let mut tasks = Vec::new();
-        for c in 0..clients {
+        for (c, &rounds) in rounds.iter().enumerate() {
             let tx = tx.clone();
             tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
                 for i in 0..rounds {
                     let (answer, got) = oneshot::channel();
                     let request = Request::Set {
                         key: format!("c{c}"),
                         value: format!("{i}"),
                     };
+                    let sent = tokio::time::Instant::now();
                     tx.send(Waiting { request, answer }).await.unwrap();
                     got.await.unwrap().unwrap();
+                    latencies.push(sent.elapsed());
                     tokio::time::sleep(turnaround * (c as u32 + 1)).await;
                 }
+                latencies
             }));
         }
         drop(tx);
+        let mut latencies = Vec::new();
         for t in tasks {
-            t.await.unwrap();
+            latencies.push(t.await.unwrap());
         }
         proposer.await.unwrap();
-        sizes.lock().unwrap().clone()
+        let sizes = sizes.lock().unwrap().clone();
+        Seen { sizes, latencies }
     }
 
     #[tokio::test(start_paused = true)]
@@ -247,12 +257,12 @@ mod tests {
         // paused clock's tick; on a real network, tens of microseconds after an fsync's
         // hundreds): without waiting for them the eight would go in proposals of one or two.
         let ms = Duration::from_millis;
-        let apart = run(8, 50, ms(1), ms(20), Duration::ZERO).await;
+        let apart = run(&[50; 8], ms(1), ms(20), Duration::ZERO).await.sizes;
         assert!(
             apart.iter().filter(|&&n| n == 8).count() * 2 < apart.len(),
             "without lingering: {apart:?}"
         );
-        let sizes = run(8, 50, ms(1), ms(20), ms(10)).await;
+        let sizes = run(&[50; 8], ms(1), ms(20), ms(10)).await.sizes;
         let late = &sizes[10..sizes.len() - 2];
         let whole = late.iter().filter(|&&n| n == 8).count();
         assert!(
@@ -266,7 +276,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn one_client_never_waits() {
         let start = tokio::time::Instant::now();
-        let sizes = run(1, 20, Duration::ZERO, Duration::from_millis(1), LINGER).await;
+        let sizes = run(&[20], Duration::ZERO, Duration::from_millis(1), LINGER)
+            .await
+            .sizes;
         assert_eq!(sizes, vec![1; 20]);
         // 20 proposals of 1 ms, no linger between them.
         assert!(
@@ -278,57 +290,19 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn clients_that_stop_cost_one_wait() {
-        // Eight clients, seven of which stop after 5 requests: the eighth goes on alone and
-        // waits for the others at most once.
-        let sizes = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel::<Waiting<u64, String>>(64);
-        let seen = sizes.clone();
-        let proposer = tokio::spawn(proposer(
-            move |requests: Vec<Request>| {
-                seen.lock().unwrap().push(requests.len());
-                async move {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                    Ok::<Vec<u64>, String>((0..requests.len() as u64).collect())
-                }
-            },
-            rx,
-            LINGER,
-        ));
-        let mut tasks = Vec::new();
-        for c in 0..8usize {
-            let tx = tx.clone();
-            let rounds = if c == 0 { 40 } else { 5 };
-            tasks.push(tokio::spawn(async move {
-                let start = tokio::time::Instant::now();
-                let mut lingered = 0;
-                for i in 0..rounds {
-                    let (answer, got) = oneshot::channel();
-                    let request = Request::Set {
-                        key: format!("c{c}"),
-                        value: format!("{i}"),
-                    };
-                    let sent = tokio::time::Instant::now();
-                    tx.send(Waiting { request, answer }).await.unwrap();
-                    got.await.unwrap().unwrap();
-                    // A round alone is 2 ms; one that took longer waited for others.
-                    if i >= 5 && sent.elapsed() > Duration::from_millis(2) {
-                        lingered += 1;
-                    }
-                }
-                (lingered, start.elapsed())
-            }));
-        }
-        drop(tx);
-        let mut results = Vec::new();
-        for t in tasks {
-            results.push(t.await.unwrap());
-        }
-        proposer.await.unwrap();
-        let (lingered, _) = results[0];
+        // Eight clients, seven of which stop after 5 requests: the first goes on alone and
+        // waits for the others at most once (a request alone takes the proposal's 2 ms).
+        let mut rounds = [5; 8];
+        rounds[0] = 40;
+        let seen = run(&rounds, Duration::ZERO, Duration::from_millis(2), LINGER).await;
+        let lingered = seen.latencies[0][5..]
+            .iter()
+            .filter(|l| **l > Duration::from_millis(2))
+            .count();
         assert!(
             lingered <= 1,
             "the lone client waited {lingered} times: {:?}",
-            sizes.lock().unwrap()
+            seen.sizes
         );
     }
 
