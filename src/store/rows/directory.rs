@@ -188,8 +188,8 @@ mod tests {
     }
 
     #[test]
-    fn it_finds_what_inserting_one_by_one_finds() {
-        // Pseudo-random hashes, many rows: the same lookups succeed and fail.
+    fn every_row_is_found_and_absent_keys_are_not() {
+        // Pseudo-random hashes, many rows (a hundred sorted shares under test).
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         let hashes: Vec<u64> = (0..100_000)
             .map(|_| {
