@@ -23,6 +23,10 @@ pub const MAX_TARGET: u64 = (1 << TARGET_BITS) - 2;
 /// Rows whose homes a directory's build sorts at once, about (see [`Directory::build`]).
 const SORT_ROWS: usize = if cfg!(test) { 1000 } else { 1 << 18 };
 
+/// Most shares a directory's build sorts its rows' homes in: each share reads every row's
+/// hash again, so their number is bounded (a larger base sorts more rows at once).
+const MAX_SHARES: usize = 8;
+
 /// Bases smaller than this are searched without a directory (the search stays in cache).
 const MIN_ROWS: usize = 64;
 
@@ -45,13 +49,14 @@ impl Directory {
         // it with linear probing would (every entry between its home and it is taken).
         // Writing at random positions instead cost a cache and TLB miss per row (56-312 ms
         // for 1,000,000 rows, against 35-100 ms). The homes are sorted a share of the
-        // positions at a time, so that the sort's buffer stays near `SORT_ROWS` rows.
+        // positions at a time, so that the sort's buffer stays near `SORT_ROWS` rows (or an
+        // eighth of the rows, for the largest bases).
         let mut d = Directory {
             entries: vec![0u64; 1 << table_bits].into_boxed_slice(),
             table_bits,
         };
         let len = d.entries.len();
-        let shares = rows.div_ceil(SORT_ROWS);
+        let shares = rows.div_ceil(SORT_ROWS).min(MAX_SHARES);
         let share_len = len.div_ceil(shares);
         let mut homes: Vec<(u64, u64)> = Vec::new();
         // The first entry the sweep has not taken.
