@@ -216,8 +216,7 @@ async fn append(
     State(app): State<Arc<App>>,
     Json(req): Json<AppendEntriesRequest<TypeConfig>>,
 ) -> HttpResponse {
-    let r = app.raft.append_entries(req).await;
-    Json(r).into_response()
+    Json(app.raft.append_entries(req).await).into_response()
 }
 
 async fn vote(State(app): State<Arc<App>>, Json(req): Json<VoteRequest<NodeId>>) -> HttpResponse {

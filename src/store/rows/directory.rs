@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn every_row_is_found_and_absent_keys_are_not() {
-        // Pseudo-random hashes, many rows (a hundred sorted shares under test).
+        // Pseudo-random hashes, many rows (sorted in the most shares under test).
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         let hashes: Vec<u64> = (0..100_000)
             .map(|_| {
