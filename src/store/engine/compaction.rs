@@ -91,29 +91,30 @@ fn compact(weak: &Weak<Shared>) -> Result<()> {
         let ticket = shared.log.snapshot_start()?;
         (ticket, w.head.clone())
     };
-    // Streamed: the image goes to the file block by block, never whole in memory.
+    // Off the writer's path: the snapshotted state with its changes folded into new bases,
+    // its image streamed to the file as the fold lays the rows out (block by block, never
+    // whole in memory; one pass over the changes does both).
     let mut file = ticket.state_writer();
     let prepared = base
-        .write_snapshot(&mut |b| file.write(b))
-        .and_then(|()| ticket.prepared(file));
+        .write_snapshot_folded(&mut |b| file.write(b))
+        .and_then(|folded| Ok((folded, ticket.prepared(file)?)));
+    drop(base);
     let Some(shared) = weak.upgrade() else {
         ticket.discard();
         return Err(gone());
     };
-    let mut prepared = match prepared {
+    let (folded, mut prepared) = match prepared {
         Ok(p) => p,
         Err(e) => {
             shared.log.snapshot_cancel(&ticket);
             return Err(e);
         }
     };
-    // Off the writer's path: the snapshotted state with its changes folded into new bases,
-    // caught up with what was committed meanwhile, in rounds that also copy those
-    // transactions into the new epoch's file and sync them there; each round takes what the
-    // round before gave the writers time to commit, until one is short. The switch under the
-    // writer lock then copies, syncs and applies only the last few.
-    let mut next = Some(base.compacted());
-    drop(base);
+    // The folded state caught up with what was committed meanwhile, in rounds that also copy
+    // those transactions into the new epoch's file and sync them there; each round takes what
+    // the round before gave the writers time to commit, until one is short. The switch under
+    // the writer lock then copies, syncs and applies only the last few.
+    let mut next = Some(folded);
     for _ in 0..CATCH_UP_ROUNDS {
         let more = match shared.log.snapshot_copy(&ticket, &mut prepared) {
             Ok(more) => more,

@@ -4,13 +4,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use imbl::OrdMap;
-use serde::Serialize;
-use serde::ser::Serializer;
-
+use super::body::{BodyRef, PairsRef, RowsRef, TableRef, write_body};
 use super::codec::{Op, TableMeta, decode_prefix, decode_prefix_len};
 use crate::error::Result;
 use crate::store::rows::{BaseBuilder, BaseId, Bytes, Row, Rows, read_varint};
+use imbl::OrdMap;
 
 /// A unique index: encoded index key → primary key. Derived from the rows when a table is
 /// opened with its index definitions; never written to disk.
@@ -358,13 +356,51 @@ impl State {
         let image = self.image_ref();
         super::compress::stream_blocks(
             self.approx_image_bytes(),
-            |mut w| {
-                bincode::serde::encode_into_std_write(&image, &mut w, bincode::config::standard())
-                    .map(|_| ())
-                    .map_err(std::io::Error::other)
-            },
+            |w| write_body(&image, w, false).map(drop),
             out,
         )
+    }
+
+    /// [`write_snapshot`](Self::write_snapshot) of [`compacted`](Self::compacted), which it
+    /// returns: each table is folded as its image is written (the fold's records go to the
+    /// image as they are laid out), so compaction passes over the changes once, and the
+    /// image's compression runs beside the fold.
+    pub fn write_snapshot_folded(&self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<State> {
+        out(&[IMAGE_FORMAT])?;
+        let image = self.image_ref();
+        let mut folded = Vec::new();
+        super::compress::stream_blocks(
+            self.approx_image_bytes(),
+            |w| {
+                folded = write_body(&image, w, true)?;
+                Ok(())
+            },
+            out,
+        )?;
+        let mut next = self.clone();
+        for ((id, t), f) in self.tables.iter().zip(folded) {
+            if !t.needs_compaction() {
+                continue;
+            }
+            let mut t = t.clone();
+            if t.rows.delta_len() > 0 {
+                t.drop_stored(); // they describe the old base
+            }
+            // The new bases' directories are built now that the image is written.
+            if let Some(rows) = f.rows {
+                rows.start_directory();
+                t.rows = rows;
+            }
+            for (ix, map) in t.indexes.iter_mut().zip(f.indexes) {
+                map.start_directory();
+                ix.map = map;
+            }
+            for ix in &mut t.stored {
+                ix.map = ix.map.compacted();
+            }
+            next.tables.insert(*id, t);
+        }
+        Ok(next)
     }
 
     /// About how many bytes the image's body will have, in O(tables): the bases' bytes, and
@@ -381,8 +417,8 @@ impl State {
             .fold(0usize, usize::saturating_add)
     }
 
-    fn image_ref(&self) -> ImageRef<'_> {
-        ImageRef {
+    pub(super) fn image_ref(&self) -> BodyRef<'_> {
+        BodyRef {
             seq: self.seq,
             next_table_id: self.next_table_id,
             tables: self
@@ -596,21 +632,6 @@ impl Parser<'_> {
     }
 }
 
-#[derive(Serialize)]
-struct ImageRef<'a> {
-    seq: u64,
-    next_table_id: u32,
-    tables: Vec<TableRef<'a>>,
-}
-
-#[derive(Serialize)]
-struct TableRef<'a> {
-    meta: &'a TableMeta,
-    next_id: u64,
-    rows: RowsRef<'a>,
-    indexes: Vec<(&'a str, PairsRef<'a>)>,
-}
-
 /// The image format this build writes: 4, the format 2 body in a stream of LZ4 blocks.
 pub const IMAGE_FORMAT: u8 = 4;
 /// The format 2 body in LZ4-compressed chunks after a chunk table; still read.
@@ -619,40 +640,3 @@ pub const IMAGE_V3: u8 = 3;
 pub const IMAGE_V2: u8 = 2;
 /// The first image format (no indexes), still read.
 pub const IMAGE_V1: u8 = 1;
-
-/// Index entries serialized in key order as a sequence of (index key, primary key).
-struct PairsRef<'a>(&'a Rows);
-
-impl Serialize for PairsRef<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for r in self.0.iter() {
-            seq.serialize_element(&(Raw(r.key), Raw(r.value)))?;
-        }
-        seq.end()
-    }
-}
-
-/// Rows serialized in key order as a sequence of (key, value, version), without copying.
-struct RowsRef<'a>(&'a Rows);
-
-impl Serialize for RowsRef<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for r in self.0.iter() {
-            seq.serialize_element(&(Raw(r.key), Raw(r.value), r.version))?;
-        }
-        seq.end()
-    }
-}
-
-/// Bytes serialized as a byte string.
-struct Raw<'a>(&'a [u8]);
-
-impl Serialize for Raw<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_bytes(self.0)
-    }
-}

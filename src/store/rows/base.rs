@@ -75,6 +75,9 @@ const FOREIGN_SLACK: usize = 1 << 20;
 /// Slots between fences.
 const FENCE: usize = 32;
 
+/// Bytes of records [`Base::collect_tapped`] writes before it hands them on.
+const TAP_BYTES: usize = 1 << 16;
+
 fn fences_of(slots: &[Slot]) -> Vec<u64> {
     slots.iter().step_by(FENCE).map(|s| s.prefix).collect()
 }
@@ -294,9 +297,23 @@ impl Base {
         count: usize,
         bytes: usize,
     ) -> Base {
+        let mut nothing = |_: &[u8]| Ok(());
+        Base::collect_tapped(rows, count, bytes, &mut nothing).unwrap_or_default()
+    }
+
+    /// [`collect`](Self::collect), handing `tap` the records as they are written, in
+    /// pieces of about [`TAP_BYTES`] (all of them, in order, by the end); an error of `tap`
+    /// stops it.
+    pub(super) fn collect_tapped<'a>(
+        rows: impl Iterator<Item = RowRef<'a>>,
+        count: usize,
+        bytes: usize,
+        tap: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<Base> {
         // Room for the records' lengths and versions too (most take a byte or two each).
         let mut data = Vec::with_capacity(bytes + count * 4);
         let mut slots = Vec::with_capacity(count);
+        let mut tapped = 0;
         for r in rows {
             put_varint(&mut data, r.key.len() as u64);
             let key_at = data.len();
@@ -313,18 +330,30 @@ impl Base {
                 value_len: r.value.len() as u32,
                 version: r.version,
             });
+            if data.len() - tapped >= TAP_BYTES {
+                tap(data.get(tapped..).unwrap_or_default())?;
+                tapped = data.len();
+            }
         }
+        tap(data.get(tapped..).unwrap_or_default())?;
         // An estimate too high leaves room no row will use (given back in place).
         if data.capacity() - data.len() > data.len() / 8 + 4096 {
             data.shrink_to_fit();
         }
         let mut base = Base::new(Arc::new(data), slots, Layout::Records { versioned: true });
         base.packed = true;
-        base
+        Ok(base)
     }
 
     pub(super) fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Its rows' records (key length and key, value length and value, version; the layout a
+    /// snapshot image writes a table's rows in) as one byte string, when its buffer holds
+    /// exactly them (a base [`Base::collect`] or [`Base::concat`] built).
+    pub(super) fn packed_records(&self) -> Option<&[u8]> {
+        self.packed.then_some(self.data.as_slice())
     }
 
     /// Bytes of its buffer (rows and their lengths).

@@ -19,6 +19,6 @@ mod set;
 mod tail;
 
 pub(crate) use base::{Base, BaseBuilder, prefix_of};
-pub(crate) use bytes::{Bytes, read_varint};
+pub(crate) use bytes::{Bytes, put_varint, read_varint};
 pub(crate) use row::{Row, RowRef};
 pub(crate) use set::{BaseId, Rows};

@@ -577,13 +577,46 @@ impl Rows {
     /// without changes are copied too when their base shares a larger buffer (see
     /// [`holds_foreign_bytes`](Self::holds_foreign_bytes)).
     pub fn compacted(&self) -> Rows {
-        if self.delta_len() == 0 && !self.holds_foreign_bytes() {
+        if !self.needs_fold() {
             return self.clone();
         }
+        let mut nothing = |_: &[u8]| Ok(());
+        let rows = self.folded_tapped(&mut nothing).unwrap_or_default();
+        rows.start_directory();
+        rows
+    }
+
+    /// Whether [`compacted`](Self::compacted) lays the rows out anew: there are changes on
+    /// top of the base, or the base holds a buffer mostly of other rows.
+    pub fn needs_fold(&self) -> bool {
+        self.delta_len() > 0 || self.holds_foreign_bytes()
+    }
+
+    /// The rows laid out anew in one base (as [`compacted`](Self::compacted) does when they
+    /// need it), handing `tap` every row's record in key order as it is written (the layout
+    /// of [`packed_records`](Self::packed_records)); an error of `tap` stops it. The new
+    /// base's directory waits for [`start_directory`](Self::start_directory), so that
+    /// building it does not compete with what the fold feeds.
+    pub fn folded_tapped(
+        &self,
+        tap: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<Rows> {
         // Room for the base's bytes and the changes' (estimated at the base's average row).
         let bytes = self.base.row_bytes();
         let bytes = bytes + bytes / self.base.len().max(1) * self.delta_len();
-        Rows::from_base(Base::collect(self.iter(), self.len, bytes))
+        Base::collect_tapped(self.iter(), self.len, bytes, tap).map(Rows::from_base_later)
+    }
+
+    /// Every row's record (key length and key, value length and value, version), in key
+    /// order, as one byte string: when all the rows are in a base whose buffer holds exactly
+    /// their records (see [`Base::collect`]), as after a compaction's fold.
+    pub fn packed_records(&self) -> Option<&[u8]> {
+        let only_base = self.delta_len() == 0
+            && self.tail.is_empty()
+            && self.recent.is_empty()
+            && self.pending.is_empty()
+            && self.len == self.base.len();
+        only_base.then(|| self.base.packed_records()).flatten()
     }
 
     /// Whether the base is only a part of a buffer it shares with other tables' rows (a
