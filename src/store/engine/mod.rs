@@ -4,9 +4,9 @@
 //! and the feed of durable commits to subscribers (`feed`); write transactions (`txn`, with
 //! the claim of the unique indexes a snapshot stored in `claim`), reads and snapshots
 //! (`read`), the state and its image (`state`, its body written by `body`, compressed by
-//! `compress`), table handles
-//! (`table`), the FORMAT.md §12 payloads (`codec`), the store's internal tables (`internal`)
-//! and the version floors kept in one (`floor`), restore's bulk replay (`replay`), and
+//! `compress`), table handles (`table`), the FORMAT.md §12 payloads (`codec`), the store's
+//! internal tables (`internal`) and the version floors kept in one (`floor`), restore's bulk
+//! replay (`replay`), and
 //! compaction beside the writers (`compaction`, one at a time through `gate`, with
 //! back-pressure on writers in `pressure`).
 
