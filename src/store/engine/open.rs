@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::thread::ScopedJoinHandle;
 
 use crate::sync::Mutex;
 use arc_swap::ArcSwap;
@@ -19,34 +20,94 @@ use super::replay::Replay;
 use super::state::State;
 use super::view::Publication;
 use crate::backend::{Backend, FsBackend};
-use crate::epoch::{EpochLog, EpochReader, LostRange, RecoveryMode, RecoveryReport, Restored};
+use crate::epoch::{
+    EpochLog, EpochReader, LostRange, RecoveryMode, RecoveryReport, Restored, Updates,
+};
 use crate::error::{CorruptKind, Error, Result};
 use crate::trace::trace_event;
 
 /// Rebuilds a state from an epoch's snapshot and updates; also returns the ranges skipped in
-/// salvage mode.
+/// salvage mode. A large snapshot is decoded on another thread while the updates are read:
+/// those that only put and delete rows are collected meanwhile, and the state is attached
+/// when it is decoded, or before the first update that needs it.
 pub(crate) fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostRange>)> {
     let snapshot_file = dir.join(format!("{:016x}.seg", restored.epoch.segment));
-    let mut restored = restored;
-    let mut state = match restored.snapshot.take() {
-        Some(bytes) => State::decode_snapshot_for_replay(bytes)
-            .map_err(|_| Error::corrupt(&snapshot_file, 32, CorruptKind::Payload))?,
-        None => State::default(),
+    let bad_snapshot = || Error::corrupt(&snapshot_file, 32, CorruptKind::Payload);
+    let epoch = restored.epoch.id;
+    let decode = |bytes: Vec<u8>| -> Result<State> {
+        let mut state = State::decode_snapshot_for_replay(bytes).map_err(|_| bad_snapshot())?;
+        state.epoch = epoch;
+        Ok(state)
     };
-    state.epoch = restored.epoch.id;
-    // Row changes are collected and merged into the tables once, at the end.
-    let mut replay = Replay::new(state);
     let mut updates = restored.updates;
-    while let Some(update) = updates.next() {
-        let update = update?;
-        let bad = |u: &crate::epoch::Updates| match u.last_location() {
-            Some((file, offset)) => Error::corrupt(file, offset, CorruptKind::Payload),
-            None => Error::corrupt(&snapshot_file, 32, CorruptKind::Payload),
-        };
-        replay.apply_encoded(&update).map_err(|_| bad(&updates))?;
-    }
+    let bad = |u: &Updates| match u.last_location() {
+        Some((file, offset)) => Error::corrupt(file, offset, CorruptKind::Payload),
+        None => bad_snapshot(),
+    };
+    let replay = match restored.snapshot {
+        Some(bytes) if bytes.len() >= DECODE_BESIDE_BYTES => {
+            std::thread::scope(|s| -> Result<Replay> {
+                let mut decoding = Some(s.spawn(move || decode(bytes)));
+                let mut replay = Replay::waiting();
+                // The state, once decoded, under what was collected; a table they changed
+                // that it lacks is damage where the table was first changed.
+                let attach = |replay: &mut Replay, h: ScopedJoinHandle<'_, Result<State>>| {
+                    let state = h.join().map_err(|_| bad_snapshot())??;
+                    replay.attach(state).map_err(|at| match at {
+                        Some((file, offset)) => Error::corrupt(&file, offset, CorruptKind::Payload),
+                        None => bad_snapshot(),
+                    })
+                };
+                while let Some(update) = updates.next() {
+                    let update = match update {
+                        Ok(update) => update,
+                        Err(e) => {
+                            // What a replay in order would have met first is reported.
+                            if let Some(h) = decoding.take() {
+                                attach(&mut replay, h)?;
+                            }
+                            return Err(e);
+                        }
+                    };
+                    if let Some(h) = decoding.take_if(|h| h.is_finished()) {
+                        attach(&mut replay, h)?;
+                    }
+                    let at = || updates.last_location().map(|(f, o)| (f.to_path_buf(), o));
+                    let applied = replay.apply_waiting(&update, at);
+                    if matches!(applied, Ok(true)) {
+                        continue;
+                    }
+                    if let Some(h) = decoding.take() {
+                        attach(&mut replay, h)?;
+                    }
+                    replay.apply_encoded(&update).map_err(|_| bad(&updates))?;
+                }
+                if let Some(h) = decoding.take() {
+                    attach(&mut replay, h)?;
+                }
+                Ok(replay)
+            })?
+        }
+        snapshot => {
+            let mut state = match snapshot {
+                Some(bytes) => decode(bytes)?,
+                None => State::default(),
+            };
+            state.epoch = epoch;
+            // Row changes are collected and merged into the tables once, at the end.
+            let mut replay = Replay::new(state);
+            while let Some(update) = updates.next() {
+                replay.apply_encoded(&update?).map_err(|_| bad(&updates))?;
+            }
+            replay
+        }
+    };
     Ok((replay.finish(), updates.lost().to_vec()))
 }
+
+/// Snapshots at least this long (as read, compressed) are decoded beside the reading of the
+/// updates.
+const DECODE_BESIDE_BYTES: usize = 1 << 20;
 
 /// Emits the events of an open: where the state was restored from and what recovery did.
 fn trace_recovery(dir: &Path, state: &State, report: &RecoveryReport, lost: &[LostRange]) {

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::codec::{DECODE_LIMIT, Op, STORE_FORMAT, decode_tx};
@@ -95,9 +96,20 @@ impl TableChanges {
     }
 }
 
+/// Where a transaction was read (a segment file and an offset), to name in an error.
+pub(super) type Location = Option<(PathBuf, u64)>;
+
 /// A state being restored from its snapshot and the transactions logged after it.
 pub(super) struct Replay {
+    /// The state (a placeholder while the snapshot's is [`waiting`](Replay::waiting)).
     state: State,
+    /// Whether the snapshot's state is still to be attached (see [`Replay::attach`]).
+    waiting: bool,
+    /// Tables changed while waiting, not yet known to exist, with where each was first
+    /// changed.
+    unchecked: Vec<(u32, Location)>,
+    /// Transactions applied while waiting.
+    waited: u64,
     /// Row changes not yet merged, of the tables `slots` maps to them (every id there is a
     /// table of `state`: tables are never dropped).
     changes: Vec<(u32, usize, TableChanges)>,
@@ -191,11 +203,109 @@ impl Replay {
     pub(super) fn new(state: State) -> Replay {
         Replay {
             state,
+            waiting: false,
+            unchecked: Vec::new(),
+            waited: 0,
             changes: Vec::new(),
             slots: HashMap::new(),
             last: None,
             scratch: Vec::new(),
         }
+    }
+
+    /// A replay whose starting state (the snapshot's) is decoded meanwhile: transactions
+    /// that only put and delete rows are collected with
+    /// [`apply_waiting`](Self::apply_waiting) until the state comes with
+    /// [`attach`](Self::attach), which checks their tables.
+    pub(super) fn waiting() -> Replay {
+        let mut replay = Replay::new(State::default());
+        replay.waiting = true;
+        replay
+    }
+
+    /// Whether the starting state is still to be [`attach`](Self::attach)ed.
+    #[cfg(test)]
+    fn is_waiting(&self) -> bool {
+        self.waiting
+    }
+
+    /// While [`waiting`](Self::waiting): applies encoded transaction `tx` if it only puts and
+    /// deletes rows (`Ok(true)`; a table first changed here is checked at the attach, which
+    /// names `at`); `Ok(false)`: it needs the state, attach it first, then
+    /// [`apply_encoded`](Self::apply_encoded). Not waiting: as `apply_encoded`.
+    pub(super) fn apply_waiting(
+        &mut self,
+        tx: &[u8],
+        at: impl Fn() -> Location,
+    ) -> Result<bool, String> {
+        if !self.waiting {
+            return self.apply_encoded(tx).map(|()| true);
+        }
+        let mut ops = std::mem::take(&mut self.scratch);
+        let parsed = parse_rows(tx, &mut ops).is_some();
+        if parsed {
+            let bytes = |r: &Range<usize>| Bytes::new(tx.get(r.clone()).unwrap_or_default());
+            for (table, key, value, version) in &ops {
+                let row = value.as_ref().map(|v| Row {
+                    value: bytes(v),
+                    version: *version,
+                });
+                // No cut until the table's size is known (at the attach).
+                if let Some(changes) = self.waiting_rows_of(*table, &at) {
+                    changes.push(bytes(key), row, usize::MAX);
+                }
+            }
+            self.waited += 1;
+        }
+        self.scratch = ops;
+        Ok(parsed)
+    }
+
+    /// The changes collected for table `table` while waiting (its existence unchecked).
+    fn waiting_rows_of(
+        &mut self,
+        table: u32,
+        at: &impl Fn() -> Location,
+    ) -> Option<&mut TableChanges> {
+        let slot = match self.last {
+            Some((id, slot)) if id == table => slot,
+            _ => {
+                let slot = match self.slots.get(&table) {
+                    Some(slot) => *slot,
+                    None => {
+                        self.changes
+                            .push((table, usize::MAX, TableChanges::default()));
+                        self.slots.insert(table, self.changes.len() - 1);
+                        self.unchecked.push((table, at()));
+                        self.changes.len() - 1
+                    }
+                };
+                self.last = Some((table, slot));
+                slot
+            }
+        };
+        self.changes.get_mut(slot).map(|(_, _, c)| c)
+    }
+
+    /// Sets the starting state of a [`waiting`](Self::waiting) replay, under the changes
+    /// collected so far (counted in its `seq`). `Err`: a table they changed does not exist
+    /// (where it was first changed), as the transaction's replay on the state would have
+    /// failed there.
+    pub(super) fn attach(&mut self, state: State) -> Result<(), Location> {
+        self.waiting = false;
+        self.state = state;
+        self.state.seq += std::mem::take(&mut self.waited);
+        for (table, at) in std::mem::take(&mut self.unchecked) {
+            if !self.state.tables.contains_key(&table) {
+                return Err(at);
+            }
+        }
+        for (table, rows, _) in &mut self.changes {
+            if let Some(t) = self.state.tables.get(table) {
+                *rows = t.rows.len();
+            }
+        }
+        Ok(())
     }
 
     /// Applies one encoded transaction as [`decode_tx`] then [`apply`](Self::apply) would
@@ -455,6 +565,50 @@ mod tests {
         Ok(replay.finish_with(how))
     }
 
+    /// [`bulk_encoded`] of a replay started [`waiting`](Replay::waiting): its state attached
+    /// before transaction `attach_at`, or before the first that needs it, or at the end (as
+    /// a restore attaches the snapshot's state once it is decoded). A table missing at the
+    /// attach fails at the transaction that first changed it.
+    fn bulk_waiting(
+        state: State,
+        txs: &[Vec<Op>],
+        how: Merge,
+        attach_at: usize,
+    ) -> Result<State, usize> {
+        let mut replay = Replay::waiting();
+        let mut state = Some(state);
+        let attach = |replay: &mut Replay, state: &mut Option<State>| match state.take() {
+            Some(s) => replay
+                .attach(s)
+                .map_err(|at| at.map_or(usize::MAX, |(_, i)| i as usize)),
+            None => Ok(()),
+        };
+        for (i, ops) in txs.iter().enumerate() {
+            if i == attach_at {
+                attach(&mut replay, &mut state)?;
+            }
+            let tx = encode_tx(ops).map_err(|_| i)?;
+            let at = || Some((PathBuf::from("tail"), i as u64));
+            let applied = replay.apply_waiting(&tx, at);
+            assert_never_fails_waiting(&applied, replay.is_waiting());
+            if !applied.map_err(|_| i)? {
+                attach(&mut replay, &mut state)?;
+                replay.apply_encoded(&tx).map_err(|_| i)?;
+            }
+        }
+        attach(&mut replay, &mut state)?;
+        Ok(replay.finish_with(how))
+    }
+
+    /// A transaction applied while waiting never fails: what it cannot check waits for the
+    /// attach.
+    fn assert_never_fails_waiting(applied: &Result<bool, String>, waiting: bool) {
+        assert!(
+            applied.is_ok() || !waiting,
+            "failed while waiting: {applied:?}"
+        );
+    }
+
     /// A table's rows as (key, value, version), in order.
     type RowList = Vec<(Vec<u8>, Vec<u8>, u64)>;
 
@@ -681,6 +835,7 @@ mod tests {
             seq in 0u64..5,
             txs in proptest::collection::vec(proptest::collection::vec(op(), 0..6), 0..16),
             before in proptest::collection::vec(proptest::collection::vec(op(), 0..6), 0..3),
+            attach_at in 0usize..18,
         ) {
             // Rows changed after the snapshot too, in some cases: a delta, appended rows.
             let start = per_op(snapshot(&tables, seq), &before)
@@ -703,6 +858,12 @@ mod tests {
                 match (bulk(start.clone(), &txs[..valid], how), &want_valid) {
                     (Ok(got), Ok(want)) => same(&got, want, &probes)?,
                     _ => prop_assert!(false, "a prefix of valid transactions failed"),
+                }
+            }
+            for how in [Merge::Auto, Merge::Fold, Merge::Delta] {
+                match (&bulk_waiting(start.clone(), &txs, how, attach_at), &want) {
+                    (Ok(got), Ok(want)) => same(got, want, &probes)?,
+                    (got, want) => prop_assert_eq!(got.as_ref().err(), want.as_ref().err()),
                 }
             }
         }
