@@ -87,6 +87,41 @@ pub(super) fn write_body(
     w: &mut dyn Write,
     fold: bool,
 ) -> std::io::Result<Vec<FoldedTable>> {
+    if !fold {
+        return write_tables(body, w, None);
+    }
+    // The indexes' entries are folded on a thread of their own, in the body's order, beside
+    // the fold of the rows that come before them.
+    let maps: Vec<&Rows> = body
+        .tables
+        .iter()
+        .flat_map(|t| t.indexes.iter().map(|(_, pairs)| pairs.0))
+        .filter(|m| m.needs_fold())
+        .collect();
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        if !maps.is_empty() {
+            s.spawn(move || {
+                for m in maps {
+                    let folded = m.folded_tapped(&mut |_| Ok(()));
+                    if tx.send(folded).is_err() {
+                        break; // the writer stopped
+                    }
+                }
+            });
+        }
+        write_tables(body, w, Some(&rx))
+    })
+}
+
+/// [`write_body`]; with `folds` (folding), the folded entries of each index that needs a
+/// fold come from there, in the body's order.
+fn write_tables(
+    body: &BodyRef<'_>,
+    w: &mut dyn Write,
+    folds: Option<&std::sync::mpsc::Receiver<std::io::Result<Rows>>>,
+) -> std::io::Result<Vec<FoldedTable>> {
+    let fold = folds.is_some();
     let mut buf = Vec::with_capacity(FLUSH + 1024);
     let mut folded = Vec::new();
     put_varint(&mut buf, body.seq);
@@ -120,9 +155,12 @@ pub(super) fn write_body(
         }
         put_varint(&mut buf, t.indexes.len() as u64);
         for (name, pairs) in &t.indexes {
-            let compacted = match fold && pairs.0.needs_fold() {
-                true => Some(pairs.0.folded_tapped(&mut |_| Ok(()))?),
-                false => fold.then(|| pairs.0.clone()),
+            let compacted = match folds {
+                Some(folds) if pairs.0.needs_fold() => Some(folds.recv().map_err(|_| {
+                    std::io::Error::other("the fold of an index's entries stopped")
+                })??),
+                Some(_) => Some(pairs.0.clone()),
+                None => None,
             };
             let pairs = compacted.as_ref().unwrap_or(pairs.0);
             put_bytes(&mut buf, name.as_bytes());
@@ -223,6 +261,17 @@ mod tests {
                 for r in t.rows.iter() {
                     map.insert_primary_key(Bytes::new(r.value), Bytes::new(r.key));
                 }
+                map.seal();
+                if *fold {
+                    // Entries folded into a base, then changed: they need a fold too.
+                    map = map.merged(std::iter::empty(), 0);
+                    for at in deletes {
+                        let key = map.iter().nth(*at / 2).map(|r| Bytes::new(r.key));
+                        if let Some(key) = key {
+                            map.remove(&key);
+                        }
+                    }
+                }
                 t.indexes.push(IndexState {
                     name: "by value".into(),
                     map,
@@ -319,13 +368,9 @@ mod tests {
             ],
             5,
         );
-        assert!(
-            state
-                .tables
-                .values()
-                .next()
-                .is_some_and(|t| t.rows.needs_fold())
-        );
+        let first = state.tables.values().next();
+        assert!(first.is_some_and(|t| t.rows.needs_fold()));
+        assert!(first.is_some_and(|t| t.indexes.iter().all(|ix| ix.map.needs_fold())));
         folded_as_compacted(&state);
     }
 
