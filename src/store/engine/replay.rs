@@ -65,11 +65,17 @@ impl TableChanges {
             .map(|(i, (k, _))| (prefix_of(k), i))
             .collect();
         let key = |i: usize| self.changes.get(i).map(|(k, _)| k);
-        order.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| key(a.1).cmp(&key(b.1)))
-                .then(a.1.cmp(&b.1))
-        });
+        // By prefix and position first (plain integers: no key is read), then each run of
+        // equal prefixes (keys that share their first 8 bytes) by key and position.
+        order.sort_unstable();
+        let by_key = |a: &(u64, usize), b: &(u64, usize)| {
+            key(a.1).cmp(&key(b.1)).then(a.1.cmp(&b.1))
+        };
+        for run in order.chunk_by_mut(|a, b| a.0 == b.0) {
+            if run.len() > 1 {
+                run.sort_unstable_by(by_key);
+            }
+        }
         // `later` follows `kept` (the first change of its key so far): it takes its place.
         order.dedup_by(|later, kept| {
             let same = later.0 == kept.0 && key(later.1) == key(kept.1);
