@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::codec::{DECODE_LIMIT, Op, STORE_FORMAT, decode_tx};
 use super::state::{Folded, State, TableState, sample_positions};
-use crate::store::rows::{Bytes, Change, Row, RowRef, Rows, prefix_of, read_varint};
+use crate::store::rows::{Bytes, Row, RowRef, Rows, prefix_of, read_varint};
 
 /// Collected changes a table holds before they are cut down (see [`TableChanges::push`]).
 const CUT_MIN: usize = if cfg!(test) { 4 } else { 1 << 16 };
@@ -432,7 +432,7 @@ impl Replay {
                         }
                     }
                     None => {
-                        t.rows = merged(&t.rows, last, order.len());
+                        t.rows = t.rows.merged(last, order.len());
                         t.drop_stored();
                     }
                 }
@@ -486,23 +486,6 @@ fn folded(t: &TableState, count: usize) -> Option<Folded> {
 }
 
 /// `rows` with `last` (the last change of each key the replay changed, in key order, `count`
-/// of them) merged into a new base: on two threads when there are many.
-fn merged<'a>(
-    rows: &'a Rows,
-    last: impl Iterator<Item = &'a (Bytes, Option<Row>)>,
-    count: usize,
-) -> Rows {
-    if rows.only_base() && count >= HALVES_MIN && rows.base_len() >= HALVES_MIN {
-        let changes: Vec<_> = last.collect();
-        if let Some(merged) = rows.merged_seeing_halves(&changes, |_| {}, |_| {}) {
-            return merged;
-        }
-        return rows.merged(changes.into_iter(), count);
-    }
-    rows.merged(last, count)
-}
-
-/// `rows` with `last` (the last change of each key the replay changed, in key order, `count`
 /// of them) merged into a new base, adding to `f` every key whose row differs between the
 /// rows' base and the new one (changes on top of the base before the replay included), with
 /// its value in the rows' base.
@@ -513,20 +496,6 @@ fn fold_keeping<'a>(
     f: &mut Folded,
 ) -> Rows {
     let value = |r: RowRef<'a>| r.value;
-    if rows.only_base() && count >= HALVES_MIN && rows.base_len() >= HALVES_MIN {
-        // On two threads: each half of the base with its changes.
-        let changes: Vec<_> = last.collect();
-        let mut after = Folded::new(0, Vec::new(), count / 2);
-        let push = |f: &mut Folded, c: Change<'a>| {
-            f.push_change(c.key, c.before.map(value), c.now.map(value));
-        };
-        let merged = rows.merged_seeing_halves(&changes, |c| push(f, c), |c| push(&mut after, c));
-        if let Some(merged) = merged {
-            f.append(after);
-            return merged;
-        }
-        return rows.merged_seeing(changes.into_iter(), count, |c| push(f, c));
-    }
     // The changes on top of the base before the replay, merged by key with the replay's.
     let mut earlier = rows.changes().peekable();
     let merged = rows.merged_seeing(last, count, |c| {
@@ -545,9 +514,6 @@ fn fold_keeping<'a>(
     }
     merged
 }
-
-/// Changed keys, and base rows, a fold needs to be made in two halves on two threads.
-const HALVES_MIN: usize = if cfg!(test) { 8 } else { 1 << 16 };
 
 /// Whether `changes` changed keys of table `t` are merged into a new base rather than put in
 /// its delta one by one: when they are a sixteenth of its rows or more; but for a table with

@@ -159,19 +159,6 @@ impl Folded {
         self.data.extend_from_slice(before.unwrap_or_default());
     }
 
-    /// Appends the changes of `later`, whose keys all come after these.
-    pub fn append(&mut self, later: Folded) {
-        let at = self.data.len();
-        self.data.extend_from_slice(&later.data);
-        self.items.extend(
-            later
-                .items
-                .into_iter()
-                .map(|(from, key_len, value_len)| (from + at, key_len, value_len)),
-        );
-        self.fits &= later.fits;
-    }
-
     /// Whether every key added fit.
     pub fn fits(&self) -> bool {
         self.fits

@@ -313,78 +313,15 @@ impl Base {
         // Room for the records' lengths and versions too (most take a byte or two each).
         let mut data = Vec::with_capacity(bytes + count * 4);
         let mut slots = Vec::with_capacity(count);
-        Base::write_records(rows, &mut data, &mut slots, tap)?;
-        // An estimate too high leaves room no row will use (given back in place).
-        if data.capacity() - data.len() > data.len() / 8 + 4096 {
-            data.shrink_to_fit();
-        }
-        let mut base = Base::new(Arc::new(data), slots, Layout::Records { versioned: true });
-        base.packed = true;
-        Ok(base)
-    }
-
-    /// The rows of two ordered iterators, those of `first` all before those of `second`, in
-    /// one base as [`collect`](Self::collect) would lay them out, each half written on a
-    /// thread of its own (`first`'s on this one) into its own buffer, then the second's
-    /// appended to the first's (room for both made at first: `count` rows of `bytes` bytes
-    /// in all, as `collect` takes them).
-    pub(super) fn collect_halves<'a>(
-        first: impl Iterator<Item = RowRef<'a>>,
-        second: impl Iterator<Item = RowRef<'a>> + Send,
-        count: usize,
-        bytes: usize,
-    ) -> Base {
-        let mut nothing = |_: &[u8]| Ok(());
-        let (mut data, slots) = std::thread::scope(|s| {
-            let later = s.spawn(move || {
-                let mut nothing = |_: &[u8]| Ok(());
-                let mut data = Vec::with_capacity((bytes + count * 4) / 2);
-                let mut slots = Vec::with_capacity(count / 2);
-                let _ = Base::write_records(second, &mut data, &mut slots, &mut nothing);
-                (data, slots)
-            });
-            let mut data = Vec::with_capacity(bytes + count * 4);
-            let mut slots = Vec::with_capacity(count);
-            let _ = Base::write_records(first, &mut data, &mut slots, &mut nothing);
-            let (more, more_slots) = match later.join() {
-                Ok(half) => half,
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
-            let at = data.len();
-            data.extend_from_slice(&more);
-            drop(more);
-            slots.extend(more_slots.into_iter().map(|s| Slot {
-                key_at: s.key_at + at,
-                value_at: s.value_at + at,
-                ..s
-            }));
-            (data, slots)
-        });
-        if data.capacity() - data.len() > data.len() / 8 + 4096 {
-            data.shrink_to_fit();
-        }
-        let mut base = Base::new(Arc::new(data), slots, Layout::Records { versioned: true });
-        base.packed = true;
-        base
-    }
-
-    /// Appends `rows` to `data` as records, and their slots to `slots`, handing `tap` the
-    /// records written every [`TAP_BYTES`] or so and at the end.
-    fn write_records<'a>(
-        rows: impl Iterator<Item = RowRef<'a>>,
-        data: &mut Vec<u8>,
-        slots: &mut Vec<Slot>,
-        tap: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
-    ) -> std::io::Result<()> {
-        let mut tapped = data.len();
+        let mut tapped = 0;
         for r in rows {
-            put_varint(data, r.key.len() as u64);
+            put_varint(&mut data, r.key.len() as u64);
             let key_at = data.len();
             data.extend_from_slice(r.key);
-            put_varint(data, r.value.len() as u64);
+            put_varint(&mut data, r.value.len() as u64);
             let value_at = data.len();
             data.extend_from_slice(r.value);
-            put_varint(data, r.version);
+            put_varint(&mut data, r.version);
             slots.push(Slot {
                 prefix: prefix_of(r.key),
                 key_at,
@@ -398,7 +335,14 @@ impl Base {
                 tapped = data.len();
             }
         }
-        tap(data.get(tapped..).unwrap_or_default())
+        tap(data.get(tapped..).unwrap_or_default())?;
+        // An estimate too high leaves room no row will use (given back in place).
+        if data.capacity() - data.len() > data.len() / 8 + 4096 {
+            data.shrink_to_fit();
+        }
+        let mut base = Base::new(Arc::new(data), slots, Layout::Records { versioned: true });
+        base.packed = true;
+        Ok(base)
     }
 
     pub(super) fn len(&self) -> usize {
@@ -719,39 +663,6 @@ mod tests {
             assert_eq!(r.key, key);
             r.version
         })
-    }
-
-    /// Two halves laid out on two threads make the base one pass over both makes: the same
-    /// bytes, the same rows (found by key), whichever half is empty.
-    #[test]
-    fn halves_lay_out_what_one_pass_does() {
-        let rows: Vec<(Vec<u8>, Vec<u8>, u64)> = (0..3000u32)
-            .map(|i| {
-                let value = vec![(i % 7) as u8; (i % 300) as usize];
-                (format!("{i:06}").into_bytes(), value, u64::from(i) * 1000)
-            })
-            .collect();
-        let refs = |from: usize, to: usize| {
-            rows.get(from..to)
-                .unwrap_or_default()
-                .iter()
-                .map(|(k, v, version)| RowRef {
-                    key: k,
-                    value: v,
-                    version: *version,
-                })
-        };
-        let one = Base::collect(refs(0, rows.len()), rows.len(), 0);
-        for mid in [0, 1, 1500, 2999, 3000] {
-            let two = Base::collect_halves(refs(0, mid), refs(mid, rows.len()), rows.len(), 0);
-            assert_eq!(two.packed_records(), one.packed_records(), "split at {mid}");
-            assert_eq!(two.len(), rows.len());
-            let two = two.shared();
-            for (k, v, version) in &rows {
-                let got = two.get(k).map(|r| (r.value.to_vec(), r.version));
-                assert_eq!(got, Some((v.clone(), *version)));
-            }
-        }
     }
 
     /// Joining parts copies packed ones whole and reads any other (a base over a snapshot's

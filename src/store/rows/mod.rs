@@ -20,5 +20,5 @@ mod tail;
 
 pub(crate) use base::{Base, BaseBuilder, prefix_of};
 pub(crate) use bytes::{Bytes, put_varint, read_varint};
-pub(crate) use row::{Change, Row, RowRef};
+pub(crate) use row::{Row, RowRef};
 pub(crate) use set::{BaseId, Rows};

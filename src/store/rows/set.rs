@@ -611,50 +611,12 @@ impl Rows {
     /// order, as one byte string: when all the rows are in a base whose buffer holds exactly
     /// their records (see [`Base::collect`]), as after a compaction's fold.
     pub fn packed_records(&self) -> Option<&[u8]> {
-        self.only_base()
-            .then(|| self.base.packed_records())
-            .flatten()
-    }
-
-    /// Whether every row is in the base (nothing appended or changed since it was laid out).
-    pub fn only_base(&self) -> bool {
-        self.delta_len() == 0
+        let only_base = self.delta_len() == 0
             && self.tail.is_empty()
             && self.recent.is_empty()
             && self.pending.is_empty()
-            && self.len == self.base.len()
-    }
-
-    /// [`merged_seeing`](Self::merged_seeing) of rows that are all in their base (`None`,
-    /// nothing done, for others), in two halves on two threads: `changes` (strictly
-    /// increasing keys) are split at the key of the base's middle row, `seen` is told those
-    /// before it (on this thread), `seen_after` those from it on (on the other).
-    pub fn merged_seeing_halves<'a>(
-        &'a self,
-        changes: &[&'a (Bytes, Option<Row>)],
-        seen: impl FnMut(Change<'a>),
-        seen_after: impl FnMut(Change<'a>) + Send,
-    ) -> Option<Rows> {
-        if !self.only_base() {
-            return None;
-        }
-        let base = &*self.base;
-        let mid = base.len() / 2;
-        let at = match base.row(mid) {
-            Some(m) => changes.partition_point(|(k, _)| k.as_slice() < m.key),
-            None => changes.len(),
-        };
-        let (before, after) = changes.split_at(at);
-        // Room for as many more rows as changes, of the rows' average size.
-        let bytes = base.row_bytes();
-        let bytes = bytes + bytes / base.len().max(1) * changes.len();
-        let rows = |from: usize, to: usize| (from..to).filter_map(move |i| base.row(i));
-        let first = merge_changes(rows(0, mid), before.iter().copied(), seen);
-        let second = merge_changes(rows(mid, base.len()), after.iter().copied(), seen_after);
-        let count = self.len + changes.len();
-        Some(Rows::from_base(Base::collect_halves(
-            first, second, count, bytes,
-        )))
+            && self.len == self.base.len();
+        only_base.then(|| self.base.packed_records()).flatten()
     }
 
     /// Whether the base is only a part of a buffer it shares with other tables' rows (a
