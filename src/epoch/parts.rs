@@ -17,7 +17,7 @@ pub const PART_BYTES: usize = 16 << 20;
 
 /// The most bytes of a snapshot part written to its file before they are synced: a commit's
 /// fsync beside a compaction waits for at most this much of the image to reach the disk.
-const SYNC_STEP: usize = 4 << 20;
+const SYNC_STEP: usize = 1 << 20;
 
 /// The frame format version of a segment whose state is in parts.
 const PARTS_VERSION: u16 = 2;
