@@ -68,9 +68,8 @@ impl TableChanges {
         // By prefix and position first (plain integers: no key is read), then each run of
         // equal prefixes (keys that share their first 8 bytes) by key and position.
         order.sort_unstable();
-        let by_key = |a: &(u64, usize), b: &(u64, usize)| {
-            key(a.1).cmp(&key(b.1)).then(a.1.cmp(&b.1))
-        };
+        let by_key =
+            |a: &(u64, usize), b: &(u64, usize)| key(a.1).cmp(&key(b.1)).then(a.1.cmp(&b.1));
         for run in order.chunk_by_mut(|a, b| a.0 == b.0) {
             if run.len() > 1 {
                 run.sort_unstable_by(by_key);
