@@ -54,7 +54,7 @@ fn build(dir: &Path) -> (Model, u64) {
         store
             .write(|tx| {
                 for i in batch * 100..(batch + 1) * 100 {
-                    let (k, v) = (i.to_be_bytes().to_vec(), noise(1024, i));
+                    let (k, v) = (format!("{i:08}").into_bytes(), noise(1024, i));
                     tx.put_bytes(&a, &k, &v)?;
                     model.insert(("a".into(), k), v);
                 }
@@ -66,7 +66,7 @@ fn build(dir: &Path) -> (Model, u64) {
     let tail_from = std::fs::metadata(newest_segment(dir)).unwrap().len();
     let put = |model: &mut Model, store: &Store, table: &str, i: u64, seed: u64| {
         let t = store.bytes_table(table).unwrap();
-        let (k, v) = (i.to_be_bytes().to_vec(), noise(100, seed));
+        let (k, v) = (format!("{i:08}").into_bytes(), noise(100, seed));
         store.write(|tx| tx.put_bytes(&t, &k, &v)).unwrap();
         model.insert((table.into(), k), v);
     };
@@ -74,7 +74,7 @@ fn build(dir: &Path) -> (Model, u64) {
         put(&mut model, &store, "a", (n * 7) % 3_000, 10_000 + n);
     }
     for i in (0..3_000u64).step_by(97) {
-        let k = i.to_be_bytes().to_vec();
+        let k = format!("{i:08}").into_bytes();
         store.write(|tx| tx.delete_bytes(&a, &k)).unwrap();
         model.remove(&("a".to_string(), k));
     }
