@@ -9,26 +9,15 @@ use statelog::backend::{Backend, FsBackend};
 use statelog::epoch::{Durability, EpochLog, Options, PART_BYTES, Restored};
 use statelog::{CorruptKind, Error};
 
+mod common;
+use common::noise;
+
 fn fs() -> Arc<dyn Backend> {
     Arc::new(FsBackend::new())
 }
 
 fn seg(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:016x}.seg"))
-}
-
-/// `len` bytes that do not compress (a xorshift stream from `seed`).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 fn updates(r: Restored) -> Vec<Vec<u8>> {

@@ -8,19 +8,8 @@ use std::path::{Path, PathBuf};
 
 use statelog::{Error, Readable, Store, StoreOptions};
 
-/// `len` bytes that do not compress, different for each `seed`.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+mod common;
+use common::noise;
 
 fn opts() -> StoreOptions {
     StoreOptions {

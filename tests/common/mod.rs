@@ -11,6 +11,20 @@ use statelog::Error;
 use statelog::backend::Backend;
 use statelog::frame::{EntryPos, LogOptions, LogReader, LogWriter, TailDamage};
 
+/// `len` bytes that do not compress (a xorshift stream from `seed`).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
 /// SplitMix64: a tiny deterministic generator, so a printed seed replays a failure.
 pub struct Rng(pub u64);
 

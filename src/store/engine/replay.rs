@@ -272,24 +272,36 @@ impl Replay {
         table: u32,
         at: &impl Fn() -> Location,
     ) -> Option<&mut TableChanges> {
-        let slot = match self.last {
-            Some((id, slot)) if id == table => slot,
-            _ => {
-                let slot = match self.slots.get(&table) {
-                    Some(slot) => *slot,
-                    None => {
-                        self.changes
-                            .push((table, usize::MAX, TableChanges::default()));
-                        self.slots.insert(table, self.changes.len() - 1);
-                        self.unchecked.push((table, at()));
-                        self.changes.len() - 1
-                    }
-                };
-                self.last = Some((table, slot));
-                slot
+        let (slot, new) = self.slot_of(table, |_| Ok(usize::MAX)).ok()?;
+        if new {
+            self.unchecked.push((table, at()));
+        }
+        self.changes.get_mut(slot).map(|(_, _, c)| c)
+    }
+
+    /// Where in `changes` table `table`'s are, and whether they were made room for just now,
+    /// with the row count `rows` gives for a table not seen before (or its error).
+    fn slot_of(
+        &mut self,
+        table: u32,
+        rows: impl FnOnce(&State) -> Result<usize, String>,
+    ) -> Result<(usize, bool), String> {
+        if let Some((id, slot)) = self.last
+            && id == table
+        {
+            return Ok((slot, false));
+        }
+        let (slot, new) = match self.slots.get(&table) {
+            Some(slot) => (*slot, false),
+            None => {
+                let rows = rows(&self.state)?;
+                self.changes.push((table, rows, TableChanges::default()));
+                self.slots.insert(table, self.changes.len() - 1);
+                (self.changes.len() - 1, true)
             }
         };
-        self.changes.get_mut(slot).map(|(_, _, c)| c)
+        self.last = Some((table, slot));
+        Ok((slot, new))
     }
 
     /// Sets the starting state of a [`waiting`](Self::waiting) replay, under the changes
@@ -371,25 +383,10 @@ impl Replay {
     /// The changes collected for table `table`, which must exist now, and how many rows it
     /// had when it was first changed.
     fn rows_of(&mut self, table: u32) -> Result<(usize, &mut TableChanges), String> {
-        let slot = match self.last {
-            Some((id, slot)) if id == table => slot,
-            _ => {
-                let slot = match self.slots.get(&table) {
-                    Some(slot) => *slot,
-                    None => {
-                        let Some(t) = self.state.tables.get(&table) else {
-                            return Err(format!("no table with id {table}"));
-                        };
-                        self.changes
-                            .push((table, t.rows.len(), TableChanges::default()));
-                        self.slots.insert(table, self.changes.len() - 1);
-                        self.changes.len() - 1
-                    }
-                };
-                self.last = Some((table, slot));
-                slot
-            }
-        };
+        let (slot, _) = self.slot_of(table, |state| match state.tables.get(&table) {
+            Some(t) => Ok(t.rows.len()),
+            None => Err(format!("no table with id {table}")),
+        })?;
         self.changes
             .get_mut(slot)
             .map(|(_, rows, c)| (*rows, c))
