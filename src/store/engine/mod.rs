@@ -6,7 +6,7 @@
 //! (`read`), the state and its image (`state`, its body written by `body`, compressed by
 //! `compress`), table handles (`table`), the FORMAT.md §12 payloads (`codec`), the store's
 //! internal tables (`internal`) and the version floors kept in one (`floor`), restore's bulk
-//! replay (`replay`), and
+//! replay (`replay`, reading transactions' rows in place with `in_place`), and
 //! compaction beside the writers (`compaction`, one at a time through `gate`, with
 //! back-pressure on writers in `pressure`).
 
@@ -22,6 +22,7 @@ mod floor;
 mod gate;
 #[cfg(feature = "stateio")]
 mod image;
+mod in_place;
 mod internal;
 mod open;
 mod options;

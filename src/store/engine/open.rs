@@ -89,11 +89,13 @@ pub(crate) fn replay(dir: &Path, restored: Restored) -> Result<(State, Vec<LostR
             })?
         }
         snapshot => {
-            let mut state = match snapshot {
+            let state = match snapshot {
                 Some(bytes) => decode(bytes)?,
-                None => State::default(),
+                None => State {
+                    epoch,
+                    ..State::default()
+                },
             };
-            state.epoch = epoch;
             // Row changes are collected and merged into the tables once, at the end.
             let mut replay = Replay::new(state);
             while let Some(update) = updates.next() {

@@ -11,9 +11,10 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::codec::{DECODE_LIMIT, Op, STORE_FORMAT, decode_tx};
+use super::codec::{Op, decode_tx};
+use super::in_place::{RowOp, parse_rows};
 use super::state::{Folded, State, TableState, sample_positions};
-use crate::store::rows::{Bytes, Row, RowRef, Rows, prefix_of, read_varint};
+use crate::store::rows::{Bytes, Row, RowRef, Rows, prefix_of};
 
 /// Collected changes a table holds before they are cut down (see [`TableChanges::push`]).
 const CUT_MIN: usize = if cfg!(test) { 4 } else { 1 << 16 };
@@ -111,10 +112,8 @@ pub(super) struct Replay {
     /// Whether the snapshot's state is still to be attached (see [`Replay::attach`]).
     waiting: bool,
     /// Tables changed while waiting, not yet known to exist, with where each was first
-    /// changed.
+    /// changed (the transactions applied meanwhile are counted in the placeholder's `seq`).
     unchecked: Vec<(u32, Location)>,
-    /// Transactions applied while waiting.
-    waited: u64,
     /// Row changes not yet merged, of the tables `slots` maps to them (every id there is a
     /// table of `state`: tables are never dropped).
     changes: Vec<(u32, usize, TableChanges)>,
@@ -124,70 +123,6 @@ pub(super) struct Replay {
     last: Option<(u32, usize)>,
     /// The row ops of the transaction being applied (see [`Replay::apply_encoded`]).
     scratch: Vec<RowOp>,
-}
-
-/// A put or a delete read in place from an encoded transaction (see [`parse_rows`]): the
-/// table, the key's and the value's ranges of its bytes (`None`: deleted) and the version.
-type RowOp = (u32, Range<usize>, Option<Range<usize>>, u64);
-
-/// Variant numbers of [`Op::Put`] and [`Op::Delete`] in the encoding (declaration order).
-const PUT: u32 = 2;
-const DELETE: u32 = 3;
-
-/// The ops of encoded transaction `tx` (the format byte, then the ops as bincode's standard
-/// configuration writes them, FORMAT.md §12) read in place into `out` when they are all
-/// puts and deletes; `None` (`out` then holds no meaning) for any other transaction, which
-/// [`decode_tx`] decodes or refuses. What it reads, `decode_tx` decodes to the same ops: the
-/// same integers (bincode reads the same variable-length forms; a 32-bit field in 8 bytes
-/// is left to it), lengths within the bytes, no byte left over.
-fn parse_rows(tx: &[u8], out: &mut Vec<RowOp>) -> Option<()> {
-    out.clear();
-    if tx.len() > DECODE_LIMIT || tx.first() != Some(&STORE_FORMAT) {
-        return None;
-    }
-    let mut at = 1;
-    let count = varint_at(tx, &mut at)?;
-    for _ in 0..count {
-        // Each op takes bytes: a count past them ends early.
-        let (variant, table) = (u32_at(tx, &mut at)?, u32_at(tx, &mut at)?);
-        let key = bytes_at(tx, &mut at)?;
-        match variant {
-            PUT => {
-                let value = bytes_at(tx, &mut at)?;
-                let version = varint_at(tx, &mut at)?;
-                out.push((table, key, Some(value), version));
-            }
-            DELETE => out.push((table, key, None, 0)),
-            _ => return None,
-        }
-    }
-    (at == tx.len()).then_some(())
-}
-
-/// The variable-length integer at `*at` of `b`, moving `at` past it.
-fn varint_at(b: &[u8], at: &mut usize) -> Option<u64> {
-    let (v, n) = read_varint(b.get(*at..)?)?;
-    *at += n;
-    Some(v)
-}
-
-/// [`varint_at`] for a 32-bit field: one written in 8 bytes is not read (bincode refuses it).
-fn u32_at(b: &[u8], at: &mut usize) -> Option<u32> {
-    let (v, n) = read_varint(b.get(*at..)?)?;
-    if n > 5 {
-        return None;
-    }
-    *at += n;
-    u32::try_from(v).ok()
-}
-
-/// The range of the length-prefixed bytes at `*at` of `b`, moving `at` past them.
-fn bytes_at(b: &[u8], at: &mut usize) -> Option<Range<usize>> {
-    let len = usize::try_from(varint_at(b, at)?).ok()?;
-    let end = at.checked_add(len).filter(|end| *end <= b.len())?;
-    let range = *at..end;
-    *at = end;
-    Some(range)
 }
 
 /// How [`Replay::finish_with`] merges a table's changes.
@@ -210,7 +145,6 @@ impl Replay {
             state,
             waiting: false,
             unchecked: Vec::new(),
-            waited: 0,
             changes: Vec::new(),
             slots: HashMap::new(),
             last: None,
@@ -248,60 +182,22 @@ impl Replay {
         }
         let mut ops = std::mem::take(&mut self.scratch);
         let parsed = parse_rows(tx, &mut ops).is_some();
-        if parsed {
-            let bytes = |r: &Range<usize>| Bytes::new(tx.get(r.clone()).unwrap_or_default());
-            for (table, key, value, version) in &ops {
-                let row = value.as_ref().map(|v| Row {
-                    value: bytes(v),
-                    version: *version,
-                });
-                // No cut until the table's size is known (at the attach).
-                if let Some(changes) = self.waiting_rows_of(*table, &at) {
-                    changes.push(bytes(key), row, usize::MAX);
+        let result = if parsed {
+            // Tables first changed here are checked at the attach, where this names.
+            let from = self.unchecked.len();
+            let applied = self.apply_rows(tx, &ops);
+            if self.unchecked.len() > from {
+                let here = at();
+                for (_, location) in self.unchecked.iter_mut().skip(from) {
+                    *location = here.clone();
                 }
             }
-            self.waited += 1;
-        }
-        self.scratch = ops;
-        Ok(parsed)
-    }
-
-    /// The changes collected for table `table` while waiting (its existence unchecked).
-    fn waiting_rows_of(
-        &mut self,
-        table: u32,
-        at: &impl Fn() -> Location,
-    ) -> Option<&mut TableChanges> {
-        let (slot, new) = self.slot_of(table, |_| Ok(usize::MAX)).ok()?;
-        if new {
-            self.unchecked.push((table, at()));
-        }
-        self.changes.get_mut(slot).map(|(_, _, c)| c)
-    }
-
-    /// Where in `changes` table `table`'s are, and whether they were made room for just now,
-    /// with the row count `rows` gives for a table not seen before (or its error).
-    fn slot_of(
-        &mut self,
-        table: u32,
-        rows: impl FnOnce(&State) -> Result<usize, String>,
-    ) -> Result<(usize, bool), String> {
-        if let Some((id, slot)) = self.last
-            && id == table
-        {
-            return Ok((slot, false));
-        }
-        let (slot, new) = match self.slots.get(&table) {
-            Some(slot) => (*slot, false),
-            None => {
-                let rows = rows(&self.state)?;
-                self.changes.push((table, rows, TableChanges::default()));
-                self.slots.insert(table, self.changes.len() - 1);
-                (self.changes.len() - 1, true)
-            }
+            applied.map(|()| true)
+        } else {
+            Ok(false)
         };
-        self.last = Some((table, slot));
-        Ok((slot, new))
+        self.scratch = ops;
+        result
     }
 
     /// Sets the starting state of a [`waiting`](Self::waiting) replay, under the changes
@@ -310,8 +206,8 @@ impl Replay {
     /// failed there.
     pub(super) fn attach(&mut self, state: State) -> Result<(), Location> {
         self.waiting = false;
-        self.state = state;
-        self.state.seq += std::mem::take(&mut self.waited);
+        let waited = std::mem::replace(&mut self.state, state).seq;
+        self.state.seq += waited;
         for (table, at) in std::mem::take(&mut self.unchecked) {
             if !self.state.tables.contains_key(&table) {
                 return Err(at);
@@ -380,13 +276,34 @@ impl Replay {
         Ok(())
     }
 
-    /// The changes collected for table `table`, which must exist now, and how many rows it
-    /// had when it was first changed.
+    /// The changes collected for table `table`, which must exist now (or be checked at the
+    /// attach, while waiting), and how many rows it had when it was first changed.
     fn rows_of(&mut self, table: u32) -> Result<(usize, &mut TableChanges), String> {
-        let (slot, _) = self.slot_of(table, |state| match state.tables.get(&table) {
-            Some(t) => Ok(t.rows.len()),
-            None => Err(format!("no table with id {table}")),
-        })?;
+        let slot = match self.last {
+            Some((id, slot)) if id == table => slot,
+            _ => {
+                let slot = match self.slots.get(&table) {
+                    Some(slot) => *slot,
+                    None => {
+                        let rows = match self.state.tables.get(&table) {
+                            Some(t) => t.rows.len(),
+                            // While waiting: checked at the attach, no cut until its size
+                            // is known.
+                            None if self.waiting => {
+                                self.unchecked.push((table, None));
+                                usize::MAX
+                            }
+                            None => return Err(format!("no table with id {table}")),
+                        };
+                        self.changes.push((table, rows, TableChanges::default()));
+                        self.slots.insert(table, self.changes.len() - 1);
+                        self.changes.len() - 1
+                    }
+                };
+                self.last = Some((table, slot));
+                slot
+            }
+        };
         self.changes
             .get_mut(slot)
             .map(|(_, rows, c)| (*rows, c))

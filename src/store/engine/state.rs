@@ -43,12 +43,22 @@ pub struct TableState {
 impl TableState {
     /// The same table with its changes, and its indexes' changes, folded into new bases.
     pub fn compacted(&self) -> TableState {
+        let indexes = self.indexes.iter().map(|ix| ix.map.compacted()).collect();
+        self.compacted_as(self.rows.compacted(), indexes)
+    }
+
+    /// [`compacted`](Self::compacted), given its rows and its indexes' entries (in order)
+    /// folded already.
+    pub fn compacted_as(&self, rows: Rows, indexes: Vec<Rows>) -> TableState {
         let mut t = self.clone();
         if t.rows.delta_len() > 0 {
             t.drop_stored(); // they describe the old base
         }
-        t.rows = t.rows.compacted();
-        for ix in t.indexes.iter_mut().chain(&mut t.stored) {
+        t.rows = rows;
+        for (ix, map) in t.indexes.iter_mut().zip(indexes) {
+            ix.map = map;
+        }
+        for ix in &mut t.stored {
             ix.map = ix.map.compacted();
         }
         t
@@ -57,10 +67,8 @@ impl TableState {
     /// Whether [`compacted`](Self::compacted) would change anything: there are changes, or
     /// a base holds a shared buffer mostly of other rows.
     pub fn needs_compaction(&self) -> bool {
-        let maps = || self.indexes.iter().chain(&self.stored).map(|ix| &ix.map);
-        self.rows.delta_len() > 0
-            || self.rows.holds_foreign_bytes()
-            || maps().any(|m| m.delta_len() > 0 || m.holds_foreign_bytes())
+        let mut maps = self.indexes.iter().chain(&self.stored).map(|ix| &ix.map);
+        self.rows.needs_fold() || maps.any(Rows::needs_fold)
     }
 
     /// Drops the stored indexes, and what they need to be brought up to date.
@@ -382,23 +390,12 @@ impl State {
             if !t.needs_compaction() {
                 continue;
             }
-            let mut t = t.clone();
-            if t.rows.delta_len() > 0 {
-                t.drop_stored(); // they describe the old base
-            }
             // The new bases' directories are built now that the image is written.
-            if let Some(rows) = f.rows {
-                rows.start_directory();
-                t.rows = rows;
+            let rows = f.rows.unwrap_or_else(|| t.rows.clone());
+            for r in f.indexes.iter().chain([&rows]) {
+                r.start_directory();
             }
-            for (ix, map) in t.indexes.iter_mut().zip(f.indexes) {
-                map.start_directory();
-                ix.map = map;
-            }
-            for ix in &mut t.stored {
-                ix.map = ix.map.compacted();
-            }
-            next.tables.insert(*id, t);
+            next.tables.insert(*id, t.compacted_as(rows, f.indexes));
         }
         Ok(next)
     }
