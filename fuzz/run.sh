@@ -4,7 +4,7 @@
 #   fuzz/run.sh TARGET SECONDS [JOBS]
 #
 # TARGET is one of fuzz/fuzz_targets/*.rs (frame_decode, open_directory, restore_mutated,
-# store_ops, stateio_read). The corpus is fuzz/corpus/TARGET: new inputs libFuzzer finds are
+# store_ops, stateio_read, transaction, ...). The corpus is fuzz/corpus/TARGET: new inputs libFuzzer finds are
 # added to it, and `cargo fuzz cmin` then keeps the smallest set with the same coverage, ready to commit.
 # A crash is saved by libFuzzer under fuzz/artifacts/TARGET/; copy it into the corpus and add
 # a regression test in tests/fuzz_corpus.rs before fixing it (fuzz/README.md).

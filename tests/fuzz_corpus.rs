@@ -416,6 +416,11 @@ fn follower_tail() {
     run_target("follower_tail", fuzzing::follower_tail, 2_000);
 }
 
+#[test]
+fn transaction() {
+    run_target("transaction", fuzzing::transaction, 50_000);
+}
+
 #[cfg(feature = "stateio")]
 #[test]
 fn stateio_read() {
@@ -439,6 +444,7 @@ fn replay() {
         "fence_file" => fuzzing::fence_file,
         "intent_files" => fuzzing::intent_files,
         "follower_tail" => fuzzing::follower_tail,
+        "transaction" => fuzzing::transaction,
         #[cfg(feature = "stateio")]
         "stateio_read" => fuzzing::stateio_read,
         other => panic!("unknown target {other}"),

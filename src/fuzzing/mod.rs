@@ -18,6 +18,8 @@
 //!   reopens, crashes, rewinds) checked against a model.
 //! - [`checkpoint_registry()`], [`fence_file()`], [`intent_files()`] (`records.rs`): the
 //!   decoders of the directory's small files, each on its own, with round trips.
+//! - [`transaction()`] (`transaction.rs`): a store transaction's decoder and its in-place
+//!   reading of puts, deletes and hints (FORMAT.md §12.1), which must agree.
 //! - [`follower_tail()`] (`follower_tail.rs`): a follower polling a segment that grows,
 //!   shrinks and is overwritten under it.
 //! - `stateio_read()` (`stateio_read.rs`, also feature `stateio`): the grailbio logio/stateio
@@ -39,6 +41,7 @@ mod restore_mutated;
 #[cfg(feature = "stateio")]
 mod stateio_read;
 mod store_ops;
+mod transaction;
 
 pub use follower_tail::follower_tail;
 pub use frame_decode::frame_decode;
@@ -48,3 +51,4 @@ pub use restore_mutated::restore_mutated;
 #[cfg(feature = "stateio")]
 pub use stateio_read::stateio_read;
 pub use store_ops::store_ops;
+pub use transaction::transaction;

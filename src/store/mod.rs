@@ -18,6 +18,8 @@ pub(crate) use engine::{
     EncodedRow, decode_state, decode_transaction, encode_key, encode_key_bytes, encode_value_bytes,
     index_keys,
 };
+#[cfg(feature = "internals")]
+pub(crate) use engine::{Op, TxHints, decode_tx_hinted, encode_tx_hinted, parse_rows};
 pub(crate) use extras::combine_checkpoints;
 pub use extras::{
     BackupReport, Change, ChangeFilter, ChangeOp, Changes, Checkpoints, Follower, FollowerOptions,

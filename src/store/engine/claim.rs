@@ -4,7 +4,7 @@
 //! base, and those a replay folded into a new base, see [`Folded`]), at a cost of the changed
 //! rows, instead of being built from every row.
 
-use super::state::{Folded, IndexState, TableState, sample_positions};
+use super::state::{Before, Folded, IndexState, TableState, sample_positions};
 use crate::error::Result;
 use crate::store::rows::{Bytes, RowRef, Rows};
 
@@ -110,17 +110,28 @@ type Changed<'a> = (&'a [u8], Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// The keys whose rows differ from the base the stored indexes describe, in key order: those
 /// `folded` into the rows' base (their values now read from the rows), merged with those on
-/// top of the rows' base (whose base value is their value before the fold too).
+/// top of the rows' base (whose base value is their value before the fold too). A folded
+/// row that kept its unique-index keys counts as its row in the rows' base (the same keys):
+/// unchanged, unless changed since.
 fn changed<'a>(rows: &'a Rows, folded: Option<&'a Folded>) -> Vec<Changed<'a>> {
     let value = |r: RowRef<'a>| r.value;
     let mut later = rows.changes().peekable();
-    let mut out = Vec::with_capacity(folded.map_or(0, Folded::len) + rows.delta_len());
+    let mut out = Vec::new();
     let mut near = 0;
     for (key, before) in folded.into_iter().flat_map(Folded::changes) {
         while let Some(c) = later.next_if(|c| c.key < key) {
             out.push((c.key, c.before.map(value), c.now.map(value)));
         }
-        let now = match later.next_if(|c| c.key == key) {
+        let since = later.next_if(|c| c.key == key);
+        let before = match before {
+            Before::Absent => None,
+            Before::Value(v) => Some(v),
+            Before::SameKeys => match since {
+                Some(c) => c.before.map(value),
+                None => continue, // nothing to do
+            },
+        };
+        let now = match since {
             Some(c) => c.now,
             None => rows.get_near(key, &mut near),
         };
@@ -221,9 +232,9 @@ mod tests {
     use proptest::prelude::*;
 
     use crate::error::Error;
-    use crate::store::engine::codec::{Op, TableKind, TableMeta};
+    use crate::store::engine::codec::{Op, TableKind, TableMeta, TxHints};
     use crate::store::engine::replay::{Merge, Replay};
-    use crate::store::engine::state::State;
+    use crate::store::engine::state::{Before, State};
     use crate::store::engine::txn::{TableIndexes, build_indexes};
 
     /// Keys: short ones (kept inline) and long ones (shared).
@@ -268,8 +279,11 @@ mod tests {
         }
     }
 
-    /// A row: key number → (name, alias, filler).
-    type Model = BTreeMap<u8, (u8, u8, u8)>;
+    /// A row's value: (name, alias, filler).
+    type Value = (u8, u8, u8);
+
+    /// A row: key number → its value.
+    type Model = BTreeMap<u8, Value>;
 
     /// The state a restore decodes from the snapshot of table 0 holding `rows`, with its
     /// unique indexes stored (`corrupt`: two rows' entries in the name index swapped).
@@ -313,12 +327,15 @@ mod tests {
     enum Step {
         Put(u8, u8, u8, u8),
         Delete(u8),
+        /// A put of the row's name and alias (if it has a row) with another filler.
+        Touch(u8, u8),
     }
 
     fn step() -> impl Strategy<Value = Step> {
         prop_oneof![
             4 => (0u8..20, 0u8..20, 0u8..20, 0u8..3).prop_map(|(k, n, a, f)| Step::Put(k, n, a, f)),
             1 => (0u8..20).prop_map(Step::Delete),
+            3 => (0u8..20, 0u8..3).prop_map(|(k, f)| Step::Touch(k, f)),
         ]
     }
 
@@ -326,6 +343,10 @@ mod tests {
     /// other row's; `force`: even if not), applied to `model`.
     fn op_of(model: &mut Model, step: &Step, force: bool) -> Option<Op> {
         match *step {
+            Step::Touch(k, filler) => {
+                let (name, alias, _) = model.get(&k).copied()?;
+                op_of(model, &Step::Put(k, name, alias, filler), force)
+            }
             Step::Put(k, name, alias, filler) => {
                 let taken = model
                     .iter()
@@ -349,6 +370,62 @@ mod tests {
                 })
             }
         }
+    }
+
+    /// Index names a writer declares (FORMAT.md §12.1.1): both, one, none, or both with
+    /// one the replay's indexes do not have.
+    fn declared(which: u8) -> Vec<String> {
+        let names: &[&str] = match which % 5 {
+            0 => &["name", "alias"],
+            1 => &["name"],
+            2 => &["alias"],
+            3 => &[],
+            _ => &["alias", "name", "other"],
+        };
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// Whether a row going from `old` to `new` keeps its keys in the indexes named `names`.
+    fn keeps(old: Option<Value>, new: Option<Value>, names: &[String]) -> bool {
+        let (Some(old), Some(new)) = (old, new) else {
+            return false;
+        };
+        names.iter().all(|n| match n.as_str() {
+            "name" => old.0 == new.0,
+            "alias" => old.1 == new.1,
+            _ => true,
+        })
+    }
+
+    /// The tail's transactions (one op each) with their hints: a put says it kept its keys
+    /// when `marks` picks it and it did, under the names declared then (`first`, then from
+    /// op `switch` on `second` if any), each declared with the first put that says so.
+    fn hinted(
+        steps: &[(Op, Option<Value>, Option<Value>)],
+        marks: u32,
+        first: u8,
+        second: Option<(usize, u8)>,
+    ) -> Vec<(Op, TxHints)> {
+        let mut names = declared(first);
+        let mut fresh = true;
+        let mut out = Vec::new();
+        for (i, (op, old, new)) in steps.iter().enumerate() {
+            if let Some((at, which)) = second.filter(|(at, _)| *at == i) {
+                let _ = at;
+                names = declared(which);
+                fresh = true;
+            }
+            let mut hints = TxHints::default();
+            if marks & (1 << (i % 32)) != 0 && keeps(*old, *new, &names) {
+                hints.kept.push(0);
+                if fresh {
+                    hints.declared.push((0, names.clone()));
+                    fresh = false;
+                }
+            }
+            out.push((op.clone(), hints));
+        }
+        out
     }
 
     /// Index entries in order.
@@ -415,6 +492,9 @@ mod tests {
             after in proptest::collection::vec(step(), 0..6),
             conflict in proptest::option::weighted(0.15, (0u8..20, 0u8..20, any::<bool>())),
             corrupt in proptest::bool::weighted(0.1),
+            marks in any::<u32>(),
+            first in 0u8..5,
+            second in proptest::option::of((0usize..24, 0u8..5)),
         ) {
             let mut model: Model = rows
                 .iter()
@@ -427,15 +507,28 @@ mod tests {
                 steps.iter().filter_map(|s| op_of(model, s, false)).collect()
             };
             let before = ops(&before, &mut model);
-            let mut tail = ops(&tail, &mut model);
+            // Each tail op with its row before and after.
+            let mut tail: Vec<_> = tail
+                .iter()
+                .filter_map(|s| {
+                    let k = match s { Step::Put(k, ..) | Step::Delete(k) | Step::Touch(k, _) => *k };
+                    let old = model.get(&k).copied();
+                    let op = op_of(&mut model, s, false)?;
+                    Some((op, old, model.get(&k).copied()))
+                })
+                .collect();
             if let Some((k, other, alias)) = conflict {
                 // A row takes the name (or the alias) of another.
                 let held = model.get(&other).copied();
                 if let Some((name, a, _)) = held.filter(|_| k != other) {
                     let step = if alias { Step::Put(k, 99, a, 0) } else { Step::Put(k, name, 98, 0) };
-                    tail.extend(op_of(&mut model, &step, true));
+                    let old = model.get(&k).copied();
+                    if let Some(op) = op_of(&mut model, &step, true) {
+                        tail.push((op, old, model.get(&k).copied()));
+                    }
                 }
             }
+            let tail = hinted(&tail, marks, first, second);
             let after = ops(&after, &mut model);
             let mut unique = BTreeMap::new();
             let valid = model.values().all(|(n, a, _)| {
@@ -445,8 +538,10 @@ mod tests {
                 let mut state = start.clone();
                 apply_each(&mut state, &before);
                 let mut replay = Replay::new(state);
-                for op in &tail {
-                    replay.apply(vec![op.clone()]).map_err(TestCaseError::fail)?;
+                for (op, hints) in &tail {
+                    replay
+                        .apply_hinted(vec![op.clone()], hints.clone())
+                        .map_err(TestCaseError::fail)?;
                 }
                 let mut state = replay.finish_with(how);
                 apply_each(&mut state, &after);
@@ -578,6 +673,67 @@ mod tests {
             indexes().rebuild(&mut s),
             Err(Error::Conflict { .. })
         ));
+
+        // Hinted: row 6's filler changes and row 7's too, each said to keep its keys under
+        // both indexes (declared with row 6's); row 9 renamed. Rows 6 and 7 are folded as
+        // keeping their keys (their before values not kept); then row 7 is renamed on top
+        // of the fold, and the claim follows.
+        let both = vec!["name".to_string(), "alias".to_string()];
+        let hints = |kept: bool, names: Option<&Vec<String>>| TxHints {
+            declared: names.map(|n| vec![(0, n.clone())]).unwrap_or_default(),
+            kept: if kept { vec![0] } else { Vec::new() },
+        };
+        let txs = vec![
+            (put(6, 15, 55, 1), hints(true, Some(&both))),
+            (put(7, 16, 56, 1), hints(true, None)),
+            (put(9, 40, 58, 0), hints(false, None)),
+        ];
+        let same_keys_after = |txs: Vec<(Op, TxHints)>| {
+            let mut hinted = Replay::new(start.clone());
+            for (op, h) in txs {
+                hinted.apply_hinted(vec![op], h).expect("apply");
+            }
+            let state = hinted.finish_with(Merge::Fold);
+            let f = state
+                .tables
+                .get(&0)
+                .and_then(|t| t.folded.clone())
+                .expect("folded");
+            let same: Vec<Vec<u8>> = f
+                .changes()
+                .filter(|(_, b)| *b == Before::SameKeys)
+                .map(|(k, _)| k.to_vec())
+                .collect();
+            (state, same)
+        };
+        let (mut state, same) = same_keys_after(txs.clone());
+        assert_eq!(same, vec![key(6).to_vec(), key(7).to_vec()]);
+        apply_each(&mut state, &[put(7, 31, 56, 1)]);
+        let claimed = claimed_is_built(&state).expect("same").expect("claimed");
+        let name_of = |k: &[u8]| {
+            claimed
+                .first()
+                .and_then(|ix| ix.map.primary_key(k))
+                .map(<[u8]>::to_vec)
+        };
+        assert_eq!(name_of(&[b'n', 31]), Some(key(7).to_vec()));
+        assert_eq!(name_of(&[b'n', 16]), None);
+        assert_eq!(name_of(&[b'n', 40]), Some(key(9).to_vec()));
+        // Row 8 said to keep its keys under a declaration of the name alone: nothing said
+        // of the table's rows is trusted (the alias index is stored), and the claim decodes.
+        let mut txs = txs;
+        txs.push((put(8, 17, 80, 1), hints(true, Some(&vec!["name".into()]))));
+        let (state, same) = same_keys_after(txs);
+        assert!(same.is_empty());
+        let claimed = claimed_is_built(&state).expect("same").expect("claimed");
+        let alias_of = |k: &[u8]| {
+            claimed
+                .get(1)
+                .and_then(|ix| ix.map.primary_key(k))
+                .map(<[u8]>::to_vec)
+        };
+        assert_eq!(alias_of(&[b'a', 80]), Some(key(8).to_vec()));
+        assert_eq!(alias_of(&[b'a', 57]), None);
 
         // The rows laid out on another base after the fold: their folded changes no longer
         // lead there.

@@ -1,7 +1,7 @@
 //! The store and its writer: atomic transactions as log entries, publication once durable,
 //! read snapshots, table handles (opened in `open.rs`, compacted in `compaction.rs`).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::sync::{Mutex, MutexGuard};
@@ -11,10 +11,11 @@ use serde::de::DeserializeOwned;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::codec::{Op, TableKind, TableMeta, encode_tx, encode_value_bytes};
+use super::codec::{Op, TableKind, TableMeta, encode_tx_hinted, encode_value_bytes};
 use super::counters::Counters;
 use super::feed::{Feed, Logged};
 use super::gate::Gate;
+use super::hints::hints_for;
 use super::read::{CommitPos, Snapshot, schema_error};
 use super::state::State;
 use super::table::{
@@ -50,6 +51,10 @@ pub(crate) struct Writer {
     /// beside each is published (or its view failed), oldest first, so that a subscriber
     /// reads a state that holds a commit it was told of.
     pub(crate) undelivered: VecDeque<(u64, Position)>,
+    /// The unique-index names each table was declared with in epoch `declared_epoch`'s
+    /// transactions (FORMAT.md §12.1.1).
+    pub(super) declared: HashMap<u32, Vec<String>>,
+    pub(super) declared_epoch: u64,
 }
 
 pub(crate) struct Shared {
@@ -299,7 +304,7 @@ impl Store {
             return Ok(());
         }
         self.check(&tx)?;
-        let pos = self.commit_locked(&mut w, tx.work, &tx.ops, durability)?;
+        let pos = self.commit_hinted(&mut w, tx.work, &tx.ops, &tx.same_keys, durability)?;
         let generation = w.head.generation;
         let due = self.shared.auto_compact
             && self.shared.log.compaction_due()
@@ -364,12 +369,29 @@ impl Store {
     pub(crate) fn commit_locked(
         &self,
         w: &mut MutexGuard<'_, Writer>,
-        mut work: State,
+        work: State,
         ops: &[Op],
         durability: Durability,
     ) -> Result<Position> {
-        let bytes = encode_tx(ops)?;
+        self.commit_hinted(w, work, ops, &[], durability)
+    }
+
+    /// [`commit_locked`](Self::commit_locked), logging that the puts at `same_keys` in `ops`
+    /// kept their rows' unique-index keys, under the tables' declared index names.
+    pub(crate) fn commit_hinted(
+        &self,
+        w: &mut MutexGuard<'_, Writer>,
+        mut work: State,
+        ops: &[Op],
+        same_keys: &[usize],
+        durability: Durability,
+    ) -> Result<Position> {
+        let hints = hints_for(w, &work, ops, same_keys);
+        let bytes = encode_tx_hinted(ops, &hints)?;
         let pos = self.shared.log.append(&bytes, Durability::Buffered)?;
+        for (table, names) in hints.declared {
+            w.declared.insert(table, names);
+        }
         self.shared.stats.commit(bytes.len());
         work.seal();
         work.seq = w.head.seq + 1;

@@ -2,7 +2,8 @@
 //! opened and restored by `open`, with its settings (`options`, derived views in `view`,
 //! published off the writer lock by `publish`), its counters (`counters`, read by `stats`)
 //! and the feed of durable commits to subscribers (`feed`); write transactions (`txn`, with
-//! the claim of the unique indexes a snapshot stored in `claim`), reads and snapshots
+//! the claim of the unique indexes a snapshot stored in `claim`, the hints a commit logs for
+//! it in `hints`), reads and snapshots
 //! (`read`), the state and its image (`state`, its body written by `body`, compressed by
 //! `compress`), table handles (`table`), the FORMAT.md §12 payloads (`codec`), the store's
 //! internal tables (`internal`) and the version floors kept in one (`floor`), restore's bulk
@@ -20,6 +21,7 @@ mod db;
 mod feed;
 mod floor;
 mod gate;
+mod hints;
 #[cfg(feature = "stateio")]
 mod image;
 mod in_place;
@@ -42,11 +44,15 @@ pub(crate) use codec::{
     Op, decode_key, decode_transaction, decode_tx, decode_value, encode_key, encode_key_bytes,
     encode_value_bytes,
 };
+#[cfg(feature = "internals")]
+pub(crate) use codec::{TxHints, decode_tx_hinted, encode_tx_hinted};
 pub use db::Store;
 pub(crate) use feed::{Logged, Sink, table_names};
 pub(crate) use floor::renumber_restored;
 #[cfg(feature = "stateio")]
 pub(crate) use image::BytesTableImage;
+#[cfg(feature = "internals")]
+pub(crate) use in_place::parse_rows;
 pub(crate) use internal::Internal;
 pub use open::read_only_snapshot;
 pub(crate) use open::replay;

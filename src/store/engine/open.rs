@@ -1,7 +1,7 @@
 //! Opening a store: restore from the newest epoch (its snapshot and the bulk replay of its
 //! updates), the recovery report and its trace events, and read-only snapshots of a directory.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -252,6 +252,8 @@ impl Store {
                     feed: Feed::default(),
                     handed: None,
                     undelivered: VecDeque::new(),
+                    declared: HashMap::new(),
+                    declared_epoch: 0,
                 }),
                 indexes: Mutex::new(Vec::new()),
                 validators: Mutex::new(Vec::new()),

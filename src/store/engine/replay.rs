@@ -11,8 +11,8 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::codec::{Op, decode_tx};
-use super::in_place::{RowOp, parse_rows};
+use super::codec::{Op, TxHints, decode_tx_hinted};
+use super::in_place::{Declared, RowOp, parse_rows};
 use super::state::{Folded, State, TableState, sample_positions};
 use crate::store::rows::{Bytes, Row, RowRef, Rows, prefix_of};
 
@@ -31,14 +31,56 @@ const RESERVE_MAX: usize = 1 << 20;
 #[derive(Default)]
 struct TableChanges {
     changes: Vec<(Bytes, Option<Row>)>,
+    /// Beside each change: whether it kept its row's unique-index keys (a put whose
+    /// transaction said so under a declaration, FORMAT.md §12.1.1); after a cut, whether
+    /// every change of its key did.
+    same_keys: Vec<bool>,
     /// How many were left by the last cut.
     kept: usize,
+    /// The table's unique-index names its transactions declared last in this epoch.
+    declared: Option<Vec<String>>,
+    /// Whether a change that kept its keys was pushed since the last declaration.
+    under_declared: bool,
+    /// The index names every change that kept its keys kept them under (the declarations'
+    /// common names).
+    kept_under: Option<Vec<String>>,
 }
 
 impl TableChanges {
-    /// Adds a change, after every change before it. `rows`: how many rows the table had
-    /// (changes up to that many are kept before a cut, as they may all be of different keys).
-    fn push(&mut self, key: Bytes, row: Option<Row>, rows: usize) {
+    /// Declares the table's unique-index names for the changes that follow.
+    fn declare(&mut self, names: Vec<String>) {
+        self.declared = Some(names);
+        self.under_declared = false;
+    }
+
+    /// Whether a change said to keep its keys did, as far as a restore can trust: only
+    /// under a declaration, whose names then bound [`kept_under`](Self::kept_under).
+    fn keeps(&mut self, said: bool) -> bool {
+        let Some(declared) = self.declared.as_ref().filter(|_| said) else {
+            return false;
+        };
+        if !self.under_declared {
+            self.under_declared = true;
+            self.kept_under = Some(match self.kept_under.take() {
+                None => declared.clone(),
+                Some(under) => under.into_iter().filter(|n| declared.contains(n)).collect(),
+            });
+        }
+        true
+    }
+
+    /// Whether changes that kept their keys kept them under every index named in `names`.
+    fn kept_all_of<'a>(&self, mut names: impl Iterator<Item = &'a str>) -> bool {
+        self.kept_under
+            .as_ref()
+            .is_some_and(|under| names.all(|n| under.iter().any(|u| u == n)))
+    }
+
+    /// Adds a change, after every change before it (`same_keys`: its transaction says it
+    /// kept its row's unique-index keys). `rows`: how many rows the table had (changes up to
+    /// that many are kept before a cut, as they may all be of different keys).
+    fn push(&mut self, key: Bytes, row: Option<Row>, same_keys: bool, rows: usize) {
+        let same_keys = self.keeps(same_keys);
         let limit = self.kept.saturating_mul(2).max(CUT_MIN).max(rows);
         if self.changes.len() == self.changes.capacity() && self.changes.len() >= RESERVE_FROM {
             // Many already: room up to the next cut at once (at most `RESERVE_MAX` more), so
@@ -48,15 +90,18 @@ impl TableChanges {
                 .saturating_sub(self.changes.len())
                 .clamp(1, RESERVE_MAX);
             self.changes.reserve_exact(more);
+            self.same_keys.reserve_exact(more);
         }
         self.changes.push((key, row));
+        self.same_keys.push(same_keys);
         if self.changes.len() >= limit {
             self.cut();
         }
     }
 
-    /// The positions of the last change of each key, in key order.
-    fn last_per_key(&self) -> Vec<usize> {
+    /// The positions of the last change of each key, in key order, each with whether every
+    /// change of its key kept its unique-index keys.
+    fn last_per_key(&self) -> Vec<(usize, bool)> {
         // Positions sorted by key prefix (most comparisons end there), key, then position:
         // small items, not the changes themselves, are moved about.
         let mut order: Vec<(u64, usize)> = self
@@ -76,15 +121,24 @@ impl TableChanges {
                 run.sort_unstable_by(by_key);
             }
         }
-        // `later` follows `kept` (the first change of its key so far): it takes its place.
-        order.dedup_by(|later, kept| {
-            let same = later.0 == kept.0 && key(later.1) == key(kept.1);
-            if same {
-                kept.1 = later.1;
+        // Each run of one key's changes (in order): its last, and whether all kept.
+        let same_keys = |i: usize| self.same_keys.get(i).copied().unwrap_or(false);
+        let mut last: Vec<(usize, bool)> = Vec::with_capacity(order.len());
+        let mut at = 0;
+        while let Some(&(prefix, first)) = order.get(at) {
+            let mut end = first;
+            let mut all = same_keys(first);
+            at += 1;
+            while let Some(&(p, i)) = order.get(at) {
+                if p != prefix || key(i) != key(first) {
+                    break;
+                }
+                (end, all) = (i, all && same_keys(i));
+                at += 1;
             }
-            same
-        });
-        order.into_iter().map(|(_, i)| i).collect()
+            last.push((end, all));
+        }
+        last
     }
 
     /// Keeps only the last change of each key, in key order.
@@ -95,9 +149,10 @@ impl TableChanges {
             .map(Some)
             .collect();
         self.changes = order
-            .into_iter()
-            .filter_map(|i| all.get_mut(i).and_then(Option::take))
+            .iter()
+            .filter_map(|(i, _)| all.get_mut(*i).and_then(Option::take))
             .collect();
+        self.same_keys = order.iter().map(|(_, same)| *same).collect();
         self.kept = self.changes.len();
     }
 }
@@ -123,6 +178,8 @@ pub(super) struct Replay {
     last: Option<(u32, usize)>,
     /// The row ops of the transaction being applied (see [`Replay::apply_encoded`]).
     scratch: Vec<RowOp>,
+    /// Its declarations.
+    declared: Declared,
 }
 
 /// How [`Replay::finish_with`] merges a table's changes.
@@ -149,6 +206,7 @@ impl Replay {
             slots: HashMap::new(),
             last: None,
             scratch: Vec::new(),
+            declared: Vec::new(),
         }
     }
 
@@ -181,11 +239,12 @@ impl Replay {
             return self.apply_encoded(tx).map(|()| true);
         }
         let mut ops = std::mem::take(&mut self.scratch);
-        let parsed = parse_rows(tx, &mut ops).is_some();
+        let mut declared = std::mem::take(&mut self.declared);
+        let parsed = parse_rows(tx, &mut ops, &mut declared).is_some();
         let result = if parsed {
             // Tables first changed here are checked at the attach, where this names.
             let from = self.unchecked.len();
-            let applied = self.apply_rows(tx, &ops);
+            let applied = self.apply_rows(tx, &ops, &mut declared);
             if self.unchecked.len() > from {
                 let here = at();
                 for (_, location) in self.unchecked.iter_mut().skip(from) {
@@ -197,6 +256,7 @@ impl Replay {
             Ok(false)
         };
         self.scratch = ops;
+        self.declared = declared;
         result
     }
 
@@ -226,24 +286,33 @@ impl Replay {
     /// values of one that only puts and deletes rows in place (no ops decoded first).
     pub(super) fn apply_encoded(&mut self, tx: &[u8]) -> Result<(), String> {
         let mut ops = std::mem::take(&mut self.scratch);
-        let result = match parse_rows(tx, &mut ops) {
-            Some(()) => self.apply_rows(tx, &ops),
-            None => decode_tx(tx).and_then(|ops| self.apply(ops)),
+        let mut declared = std::mem::take(&mut self.declared);
+        let result = match parse_rows(tx, &mut ops, &mut declared) {
+            Some(()) => self.apply_rows(tx, &ops, &mut declared),
+            None => decode_tx_hinted(tx).and_then(|(ops, hints)| self.apply_hinted(ops, hints)),
         };
         self.scratch = ops;
+        self.declared = declared;
         result
     }
 
-    /// [`apply`](Self::apply) of the puts and deletes `ops` read from `tx`.
-    fn apply_rows(&mut self, tx: &[u8], ops: &[RowOp]) -> Result<(), String> {
+    /// [`apply`](Self::apply) of the puts and deletes `ops` read from `tx`, under the
+    /// declarations `declared` (taken as their tables are changed).
+    fn apply_rows(
+        &mut self,
+        tx: &[u8],
+        ops: &[RowOp],
+        declared: &mut Declared,
+    ) -> Result<(), String> {
         let bytes = |r: &Range<usize>| Bytes::new(tx.get(r.clone()).unwrap_or_default());
-        for (table, key, value, version) in ops {
+        for (table, key, value, version, same_keys) in ops {
             let (rows, changes) = self.rows_of(*table)?;
+            declare_in(changes, *table, declared);
             let row = value.as_ref().map(|v| Row {
                 value: bytes(v),
                 version: *version,
             });
-            changes.push(bytes(key), row, rows);
+            changes.push(bytes(key), row, *same_keys, rows);
         }
         self.state.seq += 1;
         Ok(())
@@ -253,8 +322,17 @@ impl Replay {
     /// (a table created twice or renamed, a change of a missing table: the same errors), then
     /// counts it in `seq`. After an error the replay is abandoned (the restore fails), so no
     /// transaction is ever applied in part.
+    #[cfg(test)]
     pub(super) fn apply(&mut self, ops: Vec<Op>) -> Result<(), String> {
-        for op in ops {
+        self.apply_hinted(ops, TxHints::default())
+    }
+
+    /// [`apply`](Self::apply) of a transaction with its hints (checked).
+    pub(super) fn apply_hinted(&mut self, ops: Vec<Op>, hints: TxHints) -> Result<(), String> {
+        let TxHints { mut declared, kept } = hints;
+        let mut kept = kept.into_iter().peekable();
+        for (i, op) in ops.into_iter().enumerate() {
+            let same_keys = kept.next_if_eq(&i).is_some();
             match op {
                 Op::Put {
                     table,
@@ -263,11 +341,12 @@ impl Replay {
                     version,
                 } => {
                     let (rows, changes) = self.rows_of(table)?;
-                    changes.push(key, Some(Row { value, version }), rows);
+                    declare_in(changes, table, &mut declared);
+                    changes.push(key, Some(Row { value, version }), same_keys, rows);
                 }
                 Op::Delete { table, key } => {
                     let (rows, changes) = self.rows_of(table)?;
-                    changes.push(key, None, rows);
+                    changes.push(key, None, false, rows);
                 }
                 other => self.state.apply(&other)?,
             }
@@ -325,7 +404,7 @@ impl Replay {
                 continue; // not reached: changes are only kept for tables that exist
             };
             let order = changes.last_per_key();
-            let last = order.iter().filter_map(|i| changes.changes.get(*i));
+            let last = order.iter().filter_map(|(i, _)| changes.changes.get(*i));
             let into_base = match how {
                 Merge::Auto => fold(t, order.len()),
                 Merge::Fold => true,
@@ -336,7 +415,10 @@ impl Replay {
                 // changes from them is kept for their claim (or they are dropped).
                 match folded(t, order.len()) {
                     Some(mut f) => {
-                        t.rows = fold_keeping(&t.rows, last, order.len(), &mut f);
+                        // Kept keys are of use to the claim only under every stored index.
+                        let trusted = changes.kept_all_of(t.stored.iter().map(|s| &*s.name));
+                        let same_keys = order.iter().map(|&(_, same)| same && trusted);
+                        t.rows = fold_keeping(&t.rows, last, same_keys, order.len(), &mut f);
                         if f.fits() {
                             f.base = t.rows.base_id();
                             t.folded = Some(Arc::new(f));
@@ -371,6 +453,13 @@ impl Replay {
     }
 }
 
+/// Takes the declaration of `table` out of `declared` into its `changes`, if there is one.
+fn declare_in(changes: &mut TableChanges, table: u32, declared: &mut Declared) {
+    if let Some(at) = declared.iter().position(|(t, _)| *t == table) {
+        changes.declare(declared.swap_remove(at).1);
+    }
+}
+
 /// Changed keys a table may have next to its base's rows for its stored indexes to be kept
 /// through a fold (see [`folded`]): three quarters of them. A claim decodes each changed row
 /// twice (before and now) where a build decodes every row once, then sorts and lays out
@@ -401,10 +490,12 @@ fn folded(t: &TableState, count: usize) -> Option<Folded> {
 /// `rows` with `last` (the last change of each key the replay changed, in key order, `count`
 /// of them) merged into a new base, adding to `f` every key whose row differs between the
 /// rows' base and the new one (changes on top of the base before the replay included), with
-/// its value in the rows' base.
+/// its value in the rows' base; or, for a change that `same_keys` (beside `last`) says kept
+/// the unique-index keys of the base's row, only that it did.
 fn fold_keeping<'a>(
     rows: &'a Rows,
     last: impl Iterator<Item = &'a (Bytes, Option<Row>)>,
+    mut same_keys: impl Iterator<Item = bool>,
     count: usize,
     f: &mut Folded,
 ) -> Rows {
@@ -412,18 +503,20 @@ fn fold_keeping<'a>(
     // The changes on top of the base before the replay, merged by key with the replay's.
     let mut earlier = rows.changes().peekable();
     let merged = rows.merged_seeing(last, count, |c| {
+        let same = same_keys.next().unwrap_or(false);
         while let Some(e) = earlier.next_if(|e| e.key < c.key) {
-            f.push_change(e.key, e.before.map(value), e.now.map(value));
+            f.push_change(e.key, e.before.map(value), e.now.map(value), false);
         }
-        // The row a change replaces is its base row, unless changed since the base.
-        let before = match earlier.next_if(|e| e.key == c.key) {
-            Some(e) => e.before,
-            None => c.before,
+        // The row a change replaces is its base row, unless changed since the base (then
+        // its keys were kept from the changed row, not the base's).
+        let (before, same) = match earlier.next_if(|e| e.key == c.key) {
+            Some(e) => (e.before, false),
+            None => (c.before, same),
         };
-        f.push_change(c.key, before.map(value), c.now.map(value));
+        f.push_change(c.key, before.map(value), c.now.map(value), same);
     });
     for e in earlier {
-        f.push_change(e.key, e.before.map(value), e.now.map(value));
+        f.push_change(e.key, e.before.map(value), e.now.map(value), false);
     }
     merged
 }
@@ -446,7 +539,8 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    use crate::store::engine::codec::{TableKind, TableMeta, encode_tx};
+    use crate::store::engine::codec::{TableKind, TableMeta, encode_tx, encode_tx_hinted};
+    use crate::store::engine::state::Before;
     use crate::store::engine::state::IndexState;
     use crate::store::rows::Rows;
     use proptest::prelude::*;
@@ -639,8 +733,12 @@ mod tests {
             .collect();
         let got: BTreeMap<Vec<u8>, Option<Vec<u8>>> = f
             .changes()
-            .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
-            .collect();
+            .map(|(k, before)| match before {
+                Before::Absent => Ok((k.to_vec(), None)),
+                Before::Value(v) => Ok((k.to_vec(), Some(v.to_vec()))),
+                Before::SameKeys => Err(TestCaseError::fail("no transaction said it kept keys")),
+            })
+            .collect::<Result<_, _>>()?;
         prop_assert_eq!(got, changed);
         Ok(())
     }
@@ -821,26 +919,42 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(2048))]
 
         /// Whatever the bytes, what the in-place read of a transaction's puts and deletes
-        /// reads is what [`decode_tx`] decodes them to; and it reads every transaction of
-        /// puts and deletes written by [`encode_tx`].
+        /// reads (with its hints) is what [`decode_tx_hinted`] decodes them to; and it reads
+        /// every transaction of puts and deletes written by [`encode_tx_hinted`], hinted
+        /// (some puts kept their keys, their tables declared) or not.
         #[test]
         fn rows_read_in_place_are_decoded_rows(
-            ops in proptest::collection::vec(op(), 0..6),
+            ops in proptest::collection::vec(op(), 0..12),
+            kept_bits in any::<u16>(),
+            names in proptest::collection::vec("[a-z]{0,3}", 0..3),
             how in any::<u8>(),
             at in any::<usize>(),
             byte in any::<u8>(),
         ) {
-            let tx = encode_tx(&ops).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let kept: Vec<usize> = (0..ops.len())
+                .filter(|i| kept_bits & (1 << i) != 0 && matches!(ops[*i], Op::Put { .. }))
+                .collect();
+            let mut declared: Vec<(u32, Vec<String>)> = Vec::new();
+            for &i in &kept {
+                if let Op::Put { table, .. } = &ops[i] {
+                    if !declared.iter().any(|(t, _)| t == table) && kept_bits & 0x8000 == 0 {
+                        declared.push((*table, names.clone()));
+                    }
+                }
+            }
+            let hints = TxHints { declared, kept };
+            let tx = encode_tx_hinted(&ops, &hints).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(decode_tx_hinted(&tx), Ok((ops.clone(), hints.clone())));
             let rows_only = ops.iter().all(|op| matches!(op, Op::Put { .. } | Op::Delete { .. }));
-            let mut out = Vec::new();
-            prop_assert_eq!(parse_rows(&tx, &mut out).is_some(), rows_only);
+            let (mut out, mut read_declared) = (Vec::new(), Vec::new());
+            prop_assert_eq!(parse_rows(&tx, &mut out, &mut read_declared).is_some(), rows_only);
             for tx in [tx.clone(), damaged(tx, how, at, byte)] {
-                if parse_rows(&tx, &mut out).is_none() {
+                if parse_rows(&tx, &mut out, &mut read_declared).is_none() {
                     continue;
                 }
                 let read: Vec<Op> = out
                     .iter()
-                    .map(|(table, key, value, version)| {
+                    .map(|(table, key, value, version, _)| {
                         let bytes = |r: &Range<usize>| Bytes::new(&tx[r.clone()]);
                         match value {
                             Some(v) => Op::Put { table: *table, key: bytes(key), value: bytes(v), version: *version },
@@ -848,7 +962,9 @@ mod tests {
                         }
                     })
                     .collect();
-                prop_assert_eq!(decode_tx(&tx), Ok(read));
+                let read_kept: Vec<usize> = (0..out.len()).filter(|i| out[*i].4).collect();
+                let read_hints = TxHints { declared: read_declared.clone(), kept: read_kept };
+                prop_assert_eq!(decode_tx_hinted(&tx), Ok((read, read_hints)));
             }
         }
     }

@@ -117,8 +117,8 @@ pub struct Folded {
     /// The changed keys and their before values, one after the other.
     data: Vec<u8>,
     /// Per changed key, in strictly increasing key order: where its key starts in `data`,
-    /// the key's length, and its before value's ([`ABSENT`]: no row before), which follows
-    /// the key.
+    /// the key's length, and its before value's ([`ABSENT`]: no row before; [`SAME_KEYS`]:
+    /// not kept, the row kept its unique-index keys), which follows the key.
     items: Vec<(usize, u32, u32)>,
     /// Whether every key pushed fit in `items`.
     fits: bool,
@@ -126,6 +126,20 @@ pub struct Folded {
 
 /// The length of a before value that is not there.
 const ABSENT: u32 = u32::MAX;
+
+/// The length of a before value not kept, as the change kept its row's unique-index keys.
+const SAME_KEYS: u32 = u32::MAX - 1;
+
+/// A changed key's row in the base before a fold (see [`Folded::changes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Before<'a> {
+    /// No row.
+    Absent,
+    /// A row of this value.
+    Value(&'a [u8]),
+    /// A row whose unique-index keys are the row's now (its value not kept).
+    SameKeys,
+}
 
 impl Folded {
     /// Folded changes from a base of `before_len` rows whose sample rows are `sample`, with
@@ -148,15 +162,24 @@ impl Folded {
     }
 
     /// Adds key `key` (above every key added so far) if its row changed: `before`, its value
-    /// in the base before, if it had a row there, and `now`, its value after. A key or value
-    /// too long to lay out makes it [`fits`](Self::fits) no more.
-    pub fn push_change(&mut self, key: &[u8], before: Option<&[u8]>, now: Option<&[u8]>) {
+    /// in the base before, if it had a row there, and `now`, its value after; with
+    /// `same_keys` (the change kept the unique-index keys of a row there before, to a row
+    /// there now) only that. A key or value too long to lay out makes it
+    /// [`fits`](Self::fits) no more.
+    pub fn push_change(
+        &mut self,
+        key: &[u8],
+        before: Option<&[u8]>,
+        now: Option<&[u8]>,
+        same_keys: bool,
+    ) {
         if before == now {
             return;
         }
         let value_len = match before.map(|v| u32::try_from(v.len())) {
+            Some(_) if same_keys && now.is_some() => SAME_KEYS,
             None => ABSENT,
-            Some(Ok(n)) if n != ABSENT => n,
+            Some(Ok(n)) if n < SAME_KEYS => n,
             Some(_) => return self.fits = false,
         };
         let Ok(key_len) = u32::try_from(key.len()) else {
@@ -164,7 +187,9 @@ impl Folded {
         };
         self.items.push((self.data.len(), key_len, value_len));
         self.data.extend_from_slice(key);
-        self.data.extend_from_slice(before.unwrap_or_default());
+        if value_len < SAME_KEYS {
+            self.data.extend_from_slice(before.unwrap_or_default());
+        }
     }
 
     /// Whether every key added fit.
@@ -182,16 +207,20 @@ impl Folded {
         self.items.is_empty()
     }
 
-    /// The changed keys in increasing order, each with its value in the base before.
-    pub fn changes(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + '_ {
+    /// The changed keys in increasing order, each with its row in the base before.
+    pub fn changes(&self) -> impl Iterator<Item = (&[u8], Before<'_>)> + '_ {
         self.items.iter().map(|&(at, key_len, value_len)| {
             let value_at = at + key_len as usize;
             let key = self.data.get(at..value_at).unwrap_or_default();
-            let before = (value_len != ABSENT).then(|| {
-                self.data
-                    .get(value_at..value_at + value_len as usize)
-                    .unwrap_or_default()
-            });
+            let before = match value_len {
+                ABSENT => Before::Absent,
+                SAME_KEYS => Before::SameKeys,
+                n => Before::Value(
+                    self.data
+                        .get(value_at..value_at + n as usize)
+                        .unwrap_or_default(),
+                ),
+            };
             (key, before)
         })
     }

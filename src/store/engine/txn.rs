@@ -23,6 +23,9 @@ use crate::store::rows::{Base, Bytes, Row, RowRef, Rows};
 pub struct WriteTx {
     pub(crate) work: State,
     pub(crate) ops: Vec<Op>,
+    /// Positions in `ops` of the puts that kept their rows' unique-index keys (logged as a
+    /// hint, FORMAT.md §12.1.1).
+    pub(crate) same_keys: Vec<usize>,
     /// The store's checkpoint registry, for the transaction's checkpoint operations.
     pub(crate) registry: Option<Arc<RegistryReader>>,
     /// The version floors this transaction looked up or raised, by table id (`floor.rs`).
@@ -55,6 +58,7 @@ impl WriteTx {
         WriteTx {
             work: base.clone(),
             ops: Vec::new(),
+            same_keys: Vec::new(),
             registry: None,
             floors: Vec::new(),
         }
@@ -487,6 +491,15 @@ impl WriteTx {
                 None => unchanged = false,
             }
         }
+        // Logged as a hint: a row that keeps the keys of every unique index its table has
+        // (the handle's indexes being the registered ones) need not be decoded by a restore.
+        let same_keys = unchanged
+            && !table.uniques.is_empty()
+            && t.indexes.len() == table.uniques.len()
+            && t.indexes
+                .iter()
+                .zip(table.uniques.iter())
+                .all(|(ix, u)| ix.name == u.name);
         let old_keys = match (old_row, old) {
             _ if unchanged || table.uniques.is_empty() => Vec::new(),
             (Some(_), Some(o)) => index_keys(table, o)?,
@@ -521,6 +534,9 @@ impl WriteTx {
                     ix.map.insert_primary_key(uk, kb.clone());
                 }
             }
+        }
+        if same_keys {
+            self.same_keys.push(self.ops.len());
         }
         match run {
             Some(run) => {
