@@ -10,6 +10,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use statelog::{Durability, Error, Index, Readable, Store, StoreOptions, Table, TableDef};
 
+mod common;
+use common::Rng;
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 struct Node {
     name: String,
@@ -38,6 +41,13 @@ fn open(store: &Store, alias: bool) -> Handles {
     (store.table(def).unwrap(), by_name, by_alias)
 }
 
+/// The store in `dir`, and its table `nodes` (see [`open`]).
+fn reopen(dir: &Path, alias: bool) -> (Store, Handles) {
+    let store = Store::open(dir, opts()).unwrap();
+    let h = open(&store, alias);
+    (store, h)
+}
+
 type Model = BTreeMap<u64, Node>;
 
 fn node(id: u64, round: u64) -> Node {
@@ -45,19 +55,6 @@ fn node(id: u64, round: u64) -> Node {
         name: format!("n{id}"),
         alias: format!("a{id}-{round}"),
         score: round,
-    }
-}
-
-/// A small deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
     }
 }
 
@@ -144,8 +141,7 @@ fn check(store: &Store, h: &Handles, model: &Model) {
 }
 
 fn load(dir: &Path, alias: bool) -> Model {
-    let store = Store::open(dir, opts()).unwrap();
-    let h = open(&store, alias);
+    let (store, h) = reopen(dir, alias);
     let mut model = Model::new();
     store
         .write(|tx| {
@@ -169,17 +165,14 @@ fn a_long_tail_of_kept_keys_restores_the_indexes() {
     let mut model = load(dir.path(), true);
     let mut rng = Rng(7);
     {
-        let store = Store::open(dir.path(), opts()).unwrap();
-        let h = open(&store, true);
+        let (store, h) = reopen(dir.path(), true);
         churn(&store, &h, &mut model, &mut rng, 9_000, 1);
     }
-    let store = Store::open(dir.path(), opts()).unwrap();
-    let h = open(&store, true);
+    let (store, h) = reopen(dir.path(), true);
     check(&store, &h, &model);
     churn(&store, &h, &mut model, &mut rng, 2_000, 2);
     drop(store);
-    let store = Store::open(dir.path(), opts()).unwrap();
-    let h = open(&store, true);
+    let (store, h) = reopen(dir.path(), true);
     check(&store, &h, &model);
 }
 
@@ -192,8 +185,7 @@ fn keys_kept_under_fewer_indexes_are_not_trusted_for_the_others() {
     let mut model = load(dir.path(), true);
     let mut rng = Rng(11);
     {
-        let store = Store::open(dir.path(), opts()).unwrap();
-        let h = open(&store, false);
+        let (store, h) = reopen(dir.path(), false);
         churn(&store, &h, &mut model, &mut rng, 9_000, 1);
         // Aliases changed with the name kept: said to keep their keys (the name's).
         let (t, ..) = &h;
@@ -208,8 +200,7 @@ fn keys_kept_under_fewer_indexes_are_not_trusted_for_the_others() {
         }
         store.sync().unwrap();
     }
-    let store = Store::open(dir.path(), opts()).unwrap();
-    let h = open(&store, true);
+    let (store, h) = reopen(dir.path(), true);
     check(&store, &h, &model);
 }
 
@@ -221,14 +212,12 @@ fn kept_keys_across_compactions() {
     let mut model = load(dir.path(), true);
     let mut rng = Rng(13);
     for round in 1..=3 {
-        let store = Store::open(dir.path(), opts()).unwrap();
-        let h = open(&store, true);
+        let (store, h) = reopen(dir.path(), true);
         churn(&store, &h, &mut model, &mut rng, 3_000, round);
         store.compact().unwrap();
         churn(&store, &h, &mut model, &mut rng, 9_000, round + 10);
         drop(store);
-        let store = Store::open(dir.path(), opts()).unwrap();
-        let h = open(&store, true);
+        let (store, h) = reopen(dir.path(), true);
         check(&store, &h, &model);
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::codec::{Op, TxHints, decode_tx_hinted};
 use super::in_place::{Declared, RowOp, parse_rows};
+use super::read::reclaim_any;
 use super::state::{Folded, State, TableState, sample_positions};
 use crate::store::rows::{Bytes, Row, RowRef, Rows, prefix_of};
 
@@ -418,7 +419,8 @@ impl Replay {
                         // Kept keys are of use to the claim only under every stored index.
                         let trusted = changes.kept_all_of(t.stored.iter().map(|s| &*s.name));
                         let same_keys = order.iter().map(|&(_, same)| same && trusted);
-                        t.rows = fold_keeping(&t.rows, last, same_keys, order.len(), &mut f);
+                        let rows = fold_keeping(&t.rows, last, same_keys, order.len(), &mut f);
+                        reclaim_any(Box::new(std::mem::replace(&mut t.rows, rows)));
                         if f.fits() {
                             f.base = t.rows.base_id();
                             t.folded = Some(Arc::new(f));
@@ -427,7 +429,8 @@ impl Replay {
                         }
                     }
                     None => {
-                        t.rows = t.rows.merged(last, order.len());
+                        let rows = t.rows.merged(last, order.len());
+                        reclaim_any(Box::new(std::mem::replace(&mut t.rows, rows)));
                         t.drop_stored();
                     }
                 }
@@ -443,6 +446,8 @@ impl Replay {
                     }
                 }
             }
+            // Freeing the collected changes (a value each) is not the restore's time.
+            reclaim_any(Box::new((changes, order)));
         }
         // Bases a fold did not replace get the directory the snapshot's decode left out.
         for t in state.tables.values() {
