@@ -1,7 +1,7 @@
 //! The store and its writer: atomic transactions as log entries, publication once durable,
 //! read snapshots, table handles (opened in `open.rs`, compacted in `compaction.rs`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::sync::{Mutex, MutexGuard};
@@ -15,7 +15,7 @@ use super::codec::{Op, TableKind, TableMeta, encode_tx_hinted, encode_value_byte
 use super::counters::Counters;
 use super::feed::{Feed, Logged};
 use super::gate::Gate;
-use super::hints::hints_for;
+use super::hints::{Declarations, hints_for};
 use super::read::{CommitPos, Snapshot, schema_error};
 use super::state::State;
 use super::table::{
@@ -51,10 +51,9 @@ pub(crate) struct Writer {
     /// beside each is published (or its view failed), oldest first, so that a subscriber
     /// reads a state that holds a commit it was told of.
     pub(crate) undelivered: VecDeque<(u64, Position)>,
-    /// The unique-index names each table was declared with in epoch `declared_epoch`'s
-    /// transactions (FORMAT.md §12.1.1).
-    pub(super) declared: HashMap<u32, Vec<String>>,
-    pub(super) declared_epoch: u64,
+    /// The unique-index names each table was declared with in this epoch's transactions
+    /// (FORMAT.md §12.1.1).
+    pub(super) declared: Declarations,
 }
 
 pub(crate) struct Shared {
@@ -386,12 +385,11 @@ impl Store {
         same_keys: &[usize],
         durability: Durability,
     ) -> Result<Position> {
-        let hints = hints_for(w, &work, ops, same_keys);
+        let epoch = w.head.epoch;
+        let hints = hints_for(&mut w.declared, epoch, &work, ops, same_keys);
         let bytes = encode_tx_hinted(ops, &hints)?;
         let pos = self.shared.log.append(&bytes, Durability::Buffered)?;
-        for (table, names) in hints.declared {
-            w.declared.insert(table, names);
-        }
+        w.declared.note(hints.declared);
         self.shared.stats.commit(bytes.len());
         work.seal();
         work.seq = w.head.seq + 1;

@@ -2,21 +2,44 @@
 //! rows' unique-index keys, and the index names of their tables, declared once in each epoch
 //! (and again when they change), since a restore reads one epoch only.
 
+use std::collections::HashMap;
+
 use super::codec::{Op, TxHints};
-use super::db::Writer;
 use super::state::State;
 
-/// The hints of a transaction of `ops` made on `work` whose puts at `same_keys` kept their
-/// rows' unique-index keys: those positions, and the index names of each of their tables
-/// that this epoch's transactions have not declared so far (or declared otherwise).
-pub(super) fn hints_for(w: &mut Writer, work: &State, ops: &[Op], same_keys: &[usize]) -> TxHints {
+/// The unique-index names each table was declared with in one epoch's transactions, as the
+/// writer appended them.
+#[derive(Debug, Default)]
+pub(super) struct Declarations {
+    epoch: u64,
+    tables: HashMap<u32, Vec<String>>,
+}
+
+impl Declarations {
+    /// Notes the declarations of a transaction appended (after [`hints_for`]).
+    pub(super) fn note(&mut self, declared: Vec<(u32, Vec<String>)>) {
+        self.tables.extend(declared);
+    }
+}
+
+/// The hints of a transaction of `ops` made on `work` in epoch `epoch`, whose puts at
+/// `same_keys` kept their rows' unique-index keys: those positions, and the index names of
+/// each of their tables that the epoch's transactions have not declared so far (or declared
+/// otherwise), as `done` holds them.
+pub(super) fn hints_for(
+    done: &mut Declarations,
+    epoch: u64,
+    work: &State,
+    ops: &[Op],
+    same_keys: &[usize],
+) -> TxHints {
     if same_keys.is_empty() {
         return TxHints::default();
     }
-    if w.declared_epoch != w.head.epoch {
+    if done.epoch != epoch {
         // A new epoch: a restore reads none of the declarations before it.
-        w.declared.clear();
-        w.declared_epoch = w.head.epoch;
+        done.tables.clear();
+        done.epoch = epoch;
     }
     let mut declared: Vec<(u32, Vec<String>)> = Vec::new();
     let mut checked: Vec<u32> = Vec::new();
@@ -31,8 +54,8 @@ pub(super) fn hints_for(w: &mut Writer, work: &State, ops: &[Op], same_keys: &[u
         let names = work.tables.get(table).map(|t| t.indexes.as_slice());
         let names = names.unwrap_or_default().iter().map(|ix| &ix.name);
         // Most transactions: declared already, and nothing to copy.
-        if !w
-            .declared
+        if !done
+            .tables
             .get(table)
             .is_some_and(|d| d.iter().eq(names.clone()))
         {

@@ -7,13 +7,15 @@
 //! (`read`), the state and its image (`state`, its body written by `body`, compressed by
 //! `compress`), table handles (`table`), the FORMAT.md §12 payloads (`codec`), the store's
 //! internal tables (`internal`) and the version floors kept in one (`floor`), restore's bulk
-//! replay (`replay`, reading transactions' rows in place with `in_place`), and
+//! replay (`replay`, reading transactions' rows in place with `in_place`, collecting each
+//! table's in `collected`), and
 //! compaction beside the writers (`compaction`, one at a time through `gate`, with
 //! back-pressure on writers in `pressure`).
 
 mod body;
 mod claim;
 mod codec;
+mod collected;
 mod compaction;
 mod compress;
 mod counters;

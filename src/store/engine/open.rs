@@ -1,7 +1,7 @@
 //! Opening a store: restore from the newest epoch (its snapshot and the bulk replay of its
 //! updates), the recovery report and its trace events, and read-only snapshots of a directory.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -14,6 +14,7 @@ use super::counters::Counters;
 use super::db::{Shared, Store, Writer};
 use super::feed::Feed;
 use super::gate::Gate;
+use super::hints::Declarations;
 use super::options::StoreOptions;
 use super::read::Snapshot;
 use super::replay::Replay;
@@ -252,8 +253,7 @@ impl Store {
                     feed: Feed::default(),
                     handed: None,
                     undelivered: VecDeque::new(),
-                    declared: HashMap::new(),
-                    declared_epoch: 0,
+                    declared: Declarations::default(),
                 }),
                 indexes: Mutex::new(Vec::new()),
                 validators: Mutex::new(Vec::new()),
