@@ -340,7 +340,7 @@ pub fn decode_tx_hinted(b: &[u8]) -> std::result::Result<(Vec<Op>, TxHints), Str
 }
 
 /// The hints of a format 2 transaction of `ops`, checked (see [`decode_tx_hinted`]).
-pub(super) fn hints_of(
+fn hints_of(
     ops: &[Op],
     declared: Vec<(u32, Vec<String>)>,
     bitmap: &[u8],

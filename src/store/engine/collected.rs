@@ -26,7 +26,7 @@ pub(super) struct TableChanges {
     /// every change of its key did.
     same_keys: Vec<bool>,
     /// How many were left by the last cut.
-    kept: usize,
+    left_by_cut: usize,
     /// The table's unique-index names its transactions declared last in this epoch.
     declared: Option<Vec<String>>,
     /// Whether a change that kept its keys was pushed since the last declaration.
@@ -71,7 +71,7 @@ impl TableChanges {
     /// that many are kept before a cut, as they may all be of different keys).
     pub(super) fn push(&mut self, key: Bytes, row: Option<Row>, same_keys: bool, rows: usize) {
         let same_keys = self.keeps(same_keys);
-        let limit = self.kept.saturating_mul(2).max(CUT_MIN).max(rows);
+        let limit = self.left_by_cut.saturating_mul(2).max(CUT_MIN).max(rows);
         if self.changes.len() == self.changes.capacity() && self.changes.len() >= RESERVE_FROM {
             // Many already: room up to the next cut at once (at most `RESERVE_MAX` more), so
             // that a long tail's changes are not copied each time they double (room never
@@ -143,6 +143,6 @@ impl TableChanges {
             .filter_map(|(i, _)| all.get_mut(*i).and_then(Option::take))
             .collect();
         self.same_keys = order.iter().map(|(_, same)| *same).collect();
-        self.kept = self.changes.len();
+        self.left_by_cut = self.changes.len();
     }
 }
