@@ -221,3 +221,31 @@ fn kept_keys_across_compactions() {
         check(&store, &h, &model);
     }
 }
+
+/// Commits racing compactions: what is committed while a snapshot is written is applied to
+/// the compacted state by the compaction's catch-up (which leaves the indexes alone for puts
+/// that kept their keys, and renames the others), and that state becomes the store's: the
+/// indexes are the rows', before and after a reopen.
+#[test]
+fn commits_beside_a_compaction_keep_the_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = load(dir.path(), true);
+    let mut rng = Rng(17);
+    let (store, h) = reopen(dir.path(), true);
+    let compactions_before = store.stats().compactions;
+    std::thread::scope(|sc| {
+        let churning = sc.spawn(|| {
+            for round in 1..=6 {
+                churn(&store, &h, &mut model, &mut rng, 4_000, round);
+            }
+        });
+        while !churning.is_finished() {
+            store.compact().unwrap();
+        }
+    });
+    assert!(store.stats().compactions >= compactions_before + 2);
+    check(&store, &h, &model);
+    drop(store);
+    let (store, h) = reopen(dir.path(), true);
+    check(&store, &h, &model);
+}

@@ -12,7 +12,7 @@ use super::codec::{TableKind, decode_key, decode_value, encode_key_bytes, with_e
 use super::state::{State, TableState};
 use super::table::{AnyTable, ApplyLog, BytesTable, Index, Table, TxView, type_label};
 use crate::error::{Error, Result};
-use crate::store::rows::{Bytes, RowRef};
+use crate::store::rows::{Bytes, RowRef, reclaim_any};
 
 /// What a snapshot says about one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -676,28 +676,6 @@ fn empty_state() -> Arc<State> {
 /// Drops `state` on the reclaiming thread (started on first use; if it cannot be, here).
 pub(super) fn reclaim(state: Arc<State>) {
     reclaim_any(Box::new(state));
-}
-
-/// Something large to free: rows, a state, a replay's collected changes.
-pub(super) type Garbage = Box<dyn std::any::Any + Send>;
-
-/// Drops `garbage` on the reclaiming thread (started on first use; if it cannot be, here),
-/// so that the time to free many allocations is not the caller's.
-pub(super) fn reclaim_any(garbage: Garbage) {
-    static RECLAIMER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Garbage>>> =
-        std::sync::OnceLock::new();
-    let sender = RECLAIMER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<Garbage>();
-        std::thread::Builder::new()
-            .name("statelog-reclaim".into())
-            .spawn(move || rx.into_iter().for_each(drop))
-            .ok()
-            .map(|_| tx)
-    });
-    if let Some(tx) = sender {
-        // A send fails only if the thread is gone; then it is dropped here.
-        let _ = tx.send(garbage);
-    }
 }
 
 impl std::fmt::Debug for Snapshot {

@@ -14,9 +14,8 @@ use std::sync::Arc;
 use super::codec::{Op, TxHints, decode_tx_hinted};
 use super::collected::TableChanges;
 use super::in_place::{Declared, RowOp, parse_rows};
-use super::read::reclaim_any;
 use super::state::{Folded, State, TableState, sample_positions};
-use crate::store::rows::{Bytes, Row, RowRef, Rows};
+use crate::store::rows::{Bytes, Row, RowRef, Rows, reclaim_any};
 
 /// Where a transaction was read (a segment file and an offset), to name in an error.
 pub(super) type Location = Option<(PathBuf, u64)>;

@@ -804,20 +804,31 @@ pub(crate) fn apply_indexed(
         .map(|r| r.value.to_vec());
     state.apply(op)?;
     let t = state.table_mut(table)?;
-    if let Some(old) = old {
-        for (slot, uk) in (ix.indexer)(&old).map_err(|e| e.to_string())? {
-            if let Some(index) = t.indexes.get_mut(slot) {
-                if index.map.primary_key(&uk) == Some(key.as_slice()) {
-                    index.map.remove(&uk);
-                }
+    let old_keys = match old {
+        Some(old) => (ix.indexer)(&old).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    let new_keys = match op {
+        Op::Put { value, .. } => (ix.indexer)(value).map_err(|e| e.to_string())?,
+        _ => Vec::new(),
+    };
+    // A key the row keeps stays as it is.
+    for (slot, uk) in &old_keys {
+        if new_keys.contains(&(*slot, uk.clone())) {
+            continue;
+        }
+        if let Some(index) = t.indexes.get_mut(*slot) {
+            if index.map.primary_key(uk) == Some(key.as_slice()) {
+                index.map.remove(uk);
             }
         }
     }
-    if let Op::Put { value, .. } = op {
-        for (slot, uk) in (ix.indexer)(value).map_err(|e| e.to_string())? {
-            if let Some(index) = t.indexes.get_mut(slot) {
-                index.map.insert_primary_key(uk, key.clone());
-            }
+    for (slot, uk) in new_keys {
+        if old_keys.contains(&(slot, uk.clone())) {
+            continue;
+        }
+        if let Some(index) = t.indexes.get_mut(slot) {
+            index.map.insert_primary_key(uk, key.clone());
         }
     }
     Ok(())

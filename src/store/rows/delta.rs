@@ -8,13 +8,14 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::ops::Bound;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use imbl::OrdMap;
 
 use super::base::prefix_of;
 use super::bytes::{Bytes, as_slice, positions_within};
 use super::directory::key_hash;
+use super::reclaim::reclaim_any;
 use super::row::Row;
 
 /// What the delta holds for a key.
@@ -107,6 +108,95 @@ pub struct Delta {
     runs: Vec<Run>,
     /// Entries in the runs.
     in_runs: usize,
+    /// The merge of runs past [`MERGE_MAX`] under way, if any (see [`Merging`]).
+    merging: Option<Arc<Mutex<Merging>>>,
+}
+
+/// A merge of [`FAN_IN`] runs too large to merge within one commit ([`MERGE_MAX`]), carried a
+/// share at a time by the commits that freeze the tree, then put in place of its runs if the
+/// delta still holds them. Without it, a delta of many changes would keep every change of a
+/// key in runs of [`MERGE_MAX`]: a get probes every run's filter (the writer slows down as the
+/// changes since the last compaction grow) and every replaced row is kept. Shared by the
+/// delta's clones: the merge depends on its runs alone, so any clone that holds them may carry
+/// it on or put it in place.
+#[derive(Debug)]
+struct Merging {
+    /// The runs merged, oldest first.
+    sources: Vec<Run>,
+    /// Whether the first of them was the delta's oldest (`Gone` entries are then dropped).
+    oldest: bool,
+    /// Each source's next entry.
+    at: Vec<usize>,
+    /// The entries merged so far, and the filter of their keys (sized for every source entry).
+    out: Vec<(Bytes, Slot)>,
+    filter: Box<[u64]>,
+    /// The merged run, once every entry is merged.
+    done: Option<Run>,
+}
+
+/// Source entries a freeze carries a merge past [`MERGE_MAX`] on by, at least (more while
+/// runs wait for it: see [`Delta::carry_merge`]). Each change is merged about log4(len /
+/// MERGE_MAX) times past it, so this keeps up with deltas of a few million changes.
+const MERGE_STEP: usize = 8 * HOT_MAX;
+
+impl Merging {
+    fn new(sources: Vec<Run>, oldest: bool) -> Merging {
+        let total: usize = sources.iter().map(|r| r.len()).sum();
+        let largest = sources.iter().map(|r| r.len()).max().unwrap_or(0);
+        Merging {
+            at: vec![0; sources.len()],
+            out: Vec::with_capacity(largest),
+            filter: vec![0u64; (total * RUN_FILTER_BITS / 64).max(1)].into_boxed_slice(),
+            sources,
+            oldest,
+            done: None,
+        }
+    }
+
+    /// Merges up to `budget` source entries more; returns the merged run once all are.
+    fn carry(&mut self, budget: usize) -> Option<Run> {
+        let mut left = budget;
+        while self.done.is_none() && left > 0 {
+            // The smallest next key; of equal keys the newest source's entry wins.
+            let mut best: Option<(usize, &Bytes)> = None;
+            for (i, run) in self.sources.iter().enumerate() {
+                let at = self.at.get(i).copied().unwrap_or(usize::MAX);
+                if let Some((k, _)) = run.entries.get(at) {
+                    if best.is_none_or(|(_, b)| k.as_slice() <= b.as_slice()) {
+                        best = Some((i, k));
+                    }
+                }
+            }
+            let Some((won, key)) = best else {
+                let entries = std::mem::take(&mut self.out);
+                let filter = std::mem::take(&mut self.filter);
+                self.done = Some(Arc::new(RunData { entries, filter }));
+                break;
+            };
+            let key = key.clone();
+            for (i, run) in self.sources.iter().enumerate() {
+                let Some(at) = self.at.get_mut(i) else {
+                    continue;
+                };
+                let Some(entry) = run.entries.get(*at) else {
+                    continue;
+                };
+                if entry.0.as_slice() != key.as_slice() {
+                    continue;
+                }
+                *at += 1;
+                left = left.saturating_sub(1);
+                if i == won && !(self.oldest && matches!(entry.1, Slot::Gone)) {
+                    let (w, m) = probe(hash(key.as_slice()), self.filter.len());
+                    if let Some(x) = self.filter.get_mut(w) {
+                        *x |= m;
+                    }
+                    self.out.push(entry.clone());
+                }
+            }
+        }
+        self.done.clone()
+    }
 }
 
 impl Delta {
@@ -189,7 +279,8 @@ impl Delta {
     }
 
     /// Freezes a full tree into a run, then merges the newest `FAN_IN` runs while they are of
-    /// about one size (the oldest of them at most twice the newest).
+    /// about one size (the oldest of them at most twice the newest), and carries on the merge
+    /// of larger runs.
     fn freeze_if_full(&mut self) {
         if self.hot.len() < HOT_MAX {
             return;
@@ -203,15 +294,85 @@ impl Delta {
                 (Some(o), Some(n)) => (o.len(), n.len()),
                 _ => break,
             };
-            let total: usize = self.runs.iter().skip(from).map(|r| r.len()).sum();
-            if oldest > newest.saturating_mul(2) || total > MERGE_MAX {
+            let window = self.runs.get(from..).unwrap_or_default();
+            let total: usize = window.iter().map(|r| r.len()).sum();
+            if oldest > newest.saturating_mul(2) || total > MERGE_MAX || self.merges_any(window) {
                 break;
             }
-            let merged = merge_runs(self.runs.get(from..).unwrap_or_default(), from == 0);
+            let merged = merge_runs(window, from == 0);
             self.in_runs = self.in_runs - total + merged.len();
             self.runs.truncate(from);
             self.runs.push(Arc::new(RunData::new(merged)));
         }
+        self.carry_merge();
+    }
+
+    /// Whether the merge under way takes any of `runs`.
+    fn merges_any(&self, runs: &[Run]) -> bool {
+        self.merging.as_ref().is_some_and(|m| {
+            let m = m.lock().unwrap_or_else(PoisonError::into_inner);
+            m.sources
+                .iter()
+                .any(|s| runs.iter().any(|r| Arc::ptr_eq(r, s)))
+        })
+    }
+
+    /// Starts a merge of the newest [`FAN_IN`] consecutive runs of about one size (the largest
+    /// at most `FAN_IN` times the smallest) that together pass [`MERGE_MAX`], unless one is
+    /// under way; carries the one under way on by [`MERGE_STEP`] source entries (and as many
+    /// more per run past a dozen that wait); puts it in place once done.
+    fn carry_merge(&mut self) {
+        if self.merging.is_none() {
+            let n = self.runs.len();
+            let from = (0..=n.saturating_sub(FAN_IN)).rev().find(|&from| {
+                let w = self.runs.get(from..from + FAN_IN).unwrap_or_default();
+                let lens = w.iter().map(|r| r.len());
+                let (min, max) = (lens.clone().min(), lens.clone().max());
+                w.len() == FAN_IN
+                    && lens.sum::<usize>() > MERGE_MAX
+                    && max <= min.map(|m| m.saturating_mul(FAN_IN))
+            });
+            let Some(from) = from else {
+                return;
+            };
+            let sources = self
+                .runs
+                .get(from..from + FAN_IN)
+                .unwrap_or_default()
+                .to_vec();
+            self.merging = Some(Arc::new(Mutex::new(Merging::new(sources, from == 0))));
+        }
+        let Some(job) = self.merging.clone() else {
+            return;
+        };
+        let budget = MERGE_STEP * (1 + self.runs.len().saturating_sub(12));
+        let (done, sources, oldest) = {
+            let mut m = job.lock().unwrap_or_else(PoisonError::into_inner);
+            (m.carry(budget), m.sources.clone(), m.oldest)
+        };
+        if let Some(merged) = done {
+            self.merging = None;
+            self.put_merged(&sources, oldest, merged);
+        }
+    }
+
+    /// Puts `merged` in place of `sources` if the runs still hold them, one after another
+    /// (and first, if the merge dropped `Gone` entries); the runs it replaces are freed on the
+    /// reclaiming thread.
+    fn put_merged(&mut self, sources: &[Run], oldest: bool, merged: Run) {
+        let k = sources.len();
+        let at = self
+            .runs
+            .windows(k)
+            .position(|w| w.iter().zip(sources).all(|(a, b)| Arc::ptr_eq(a, b)));
+        let Some(at) = at.filter(|&at| !oldest || at == 0) else {
+            return;
+        };
+        let total: usize = sources.iter().map(|r| r.len()).sum();
+        self.in_runs = self.in_runs - total + merged.len();
+        let with = (!merged.entries.is_empty()).then_some(merged);
+        let replaced: Vec<Run> = self.runs.splice(at..at + k, with).collect();
+        reclaim_any(Box::new(replaced));
     }
 
     /// Every key it holds an entry for, in no order, some perhaps twice: cheaper than
@@ -491,6 +652,75 @@ mod tests {
                 let want: Vec<Vec<u8>> = model.keys().cloned().collect();
                 prop_assert_eq!(all, want);
             }
+        }
+    }
+
+    /// Key `k`, two bytes that sort as the number does.
+    fn key_of(k: u16) -> Vec<u8> {
+        vec![(k >> 8) as u8, (k & 0xff) as u8]
+    }
+
+    /// Applies `(key, op, value)` operations to both the delta and the model, checking each
+    /// answer (op 0 removes).
+    fn apply(d: &mut Delta, model: &mut Model, ops: &[(u16, u8, u8)]) -> Result<(), TestCaseError> {
+        for (k, op, v) in ops {
+            let key = key_of(*k);
+            if *op == 0 {
+                prop_assert_eq!(d.remove(&key), model.remove(&key));
+            } else {
+                prop_assert_eq!(
+                    d.insert(Bytes::new(&key), row(*v)),
+                    model.insert(key, row(*v))
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Every key's change, and the whole delta in key order, as the model holds them.
+    fn agrees(d: &Delta, model: &Model, keys: u16) -> Result<(), TestCaseError> {
+        for k in 0..keys {
+            let key = key_of(k);
+            let got = d.get_key_value(&key).map(|(_, r)| r.clone());
+            prop_assert_eq!(got, model.get(&key).cloned());
+        }
+        let all: Vec<(Vec<u8>, Option<Row>)> = d
+            .iter()
+            .map(|(k, r)| (k.as_slice().to_vec(), r.clone()))
+            .collect();
+        let want: Vec<(Vec<u8>, Option<Row>)> =
+            model.iter().map(|(k, r)| (k.clone(), r.clone())).collect();
+        prop_assert_eq!(all, want);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Past [`MERGE_MAX`], runs are merged a share per freeze: the delta still answers as
+        /// the model at every point, two clones that go on changing apart (sharing the merge
+        /// under way) each answer as their own model, and the runs stay few (every change of
+        /// a key is not kept).
+        #[test]
+        fn merges_past_the_commit_limit_keep_the_changes(
+            first in proptest::collection::vec((0u16..300, 0u8..6, 0u8..5), 0..3000),
+            left in proptest::collection::vec((0u16..300, 0u8..6, 0u8..5), 0..1500),
+            right in proptest::collection::vec((0u16..300, 0u8..6, 0u8..5), 0..1500),
+        ) {
+            let mut d = Delta::default();
+            let mut model: Model = BTreeMap::new();
+            for chunk in first.chunks(97) {
+                apply(&mut d, &mut model, chunk)?;
+                agrees(&d, &model, 300)?;
+            }
+            let (mut d2, mut model2) = (d.clone(), model.clone());
+            apply(&mut d, &mut model, &left)?;
+            apply(&mut d2, &mut model2, &right)?;
+            agrees(&d, &model, 300)?;
+            agrees(&d2, &model2, 300)?;
+            // 300 keys: without the merges past MERGE_MAX, 6,000 changes would leave about
+            // 6000 / 64 runs.
+            prop_assert!(d.runs.len() <= 24, "{} runs", d.runs.len());
+            prop_assert!(d.in_runs <= 12 * 300, "{} entries", d.in_runs);
         }
     }
 }

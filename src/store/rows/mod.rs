@@ -14,11 +14,13 @@ mod filter;
 mod merge;
 mod range;
 mod recent;
+mod reclaim;
 mod row;
 mod set;
 mod tail;
 
 pub(crate) use base::{Base, BaseBuilder, prefix_of};
 pub(crate) use bytes::{Bytes, put_varint, read_varint};
+pub(crate) use reclaim::reclaim_any;
 pub(crate) use row::{Row, RowRef};
 pub(crate) use set::{BaseId, Rows};
