@@ -107,6 +107,10 @@ pub struct EpochLog {
     pub(super) dir: SegmentDir,
     pub(super) options: Options,
     pub(super) inner: Mutex<Inner>,
+    /// Held while a retention deletes segments (taken after `inner`, never before): the
+    /// deleting itself runs without `inner`, so commits do not wait for it (see
+    /// [`retain`](Self::retain)), and retentions and rewinds do not overlap.
+    pub(super) retiring: Mutex<()>,
     /// Waiters by sync round parity (see `wait_locked`).
     pub(super) synced: [Condvar; 2],
     pub(super) _lock: DirLock,
@@ -674,6 +678,19 @@ impl EpochLog {
 
     /// Deletes the segments of epochs the retention policy no longer keeps, oldest first.
     pub(super) fn apply_retention(&self, g: &Inner) -> Result<Vec<u64>> {
+        let _one = self.retiring.lock();
+        let (doomed, boundary) = self.plan_retention(g)?;
+        if !doomed.is_empty() {
+            retire_below(&self.dir, boundary)?;
+        }
+        Ok(doomed)
+    }
+
+    /// The segments the retention policy no longer keeps, and the boundary below which they
+    /// lie; when there are any, the intent to delete them is written (from then on every
+    /// open, reader and verify reads them as deleted: FORMAT.md §11.13.3), for
+    /// [`retire_below`] to delete them. The caller holds `retiring`.
+    pub(super) fn plan_retention(&self, g: &Inner) -> Result<(Vec<u64>, u64)> {
         let epochs = self.dir.epochs()?;
         let now = self.options.clock.now_ms();
         let keep_n = self.options.retention.keep_epochs.max(1);
@@ -704,7 +721,7 @@ impl EpochLog {
             .take_while(|&s| s < boundary)
             .collect();
         if doomed.is_empty() {
-            return Ok(doomed);
+            return Ok((doomed, boundary));
         }
         // The intent first: a deletion stopped half-way (a kill, an I/O error) leaves a
         // directory that every open, reader and verify reads as the finished deletion.
@@ -716,8 +733,7 @@ impl EpochLog {
             intent::RETIRE_MAGIC,
             &[boundary],
         )?;
-        retire_below(&self.dir, boundary)?;
-        Ok(doomed)
+        Ok((doomed, boundary))
     }
 
     /// The retained epochs, newest first.

@@ -267,6 +267,7 @@ impl EpochLog {
             dir,
             options,
             inner: Mutex::new(inner),
+            retiring: Mutex::new(()),
             synced: [Condvar::new(), Condvar::new()],
             _lock: lock,
         }

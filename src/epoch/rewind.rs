@@ -14,6 +14,8 @@ impl EpochLog {
     /// file is made durable first and an interrupted rewind is finished on the next open.
     pub fn truncate_to(&self, id: u64) -> Result<Restored> {
         let mut g = self.lock_inner();
+        // Not beside a retention's deleting.
+        let _one = self.retiring.lock();
         self.wait_idle(&mut g);
         g.check()?;
         // A snapshot under way described the history a rewind cuts: it is given up.

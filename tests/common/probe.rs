@@ -16,6 +16,8 @@ type Hook = Box<dyn FnOnce() + Send>;
 struct GateState {
     /// The next sync blocks until released.
     armed: bool,
+    /// The next removal of a segment file (`*.seg`) blocks until released.
+    armed_remove: bool,
     held: bool,
     release: bool,
     /// Syncs running now, per file, and the most seen at once.
@@ -43,7 +45,15 @@ impl Control {
         s.release = false;
     }
 
-    /// Waits until a held sync is inside its call.
+    /// The next `remove` of a segment file blocks (inside the call) until [`release`].
+    pub fn hold_next_segment_remove(&self) {
+        let mut s = self.s.lock().unwrap();
+        s.armed_remove = true;
+        s.held = false;
+        s.release = false;
+    }
+
+    /// Waits until a held sync (or segment removal) is inside its call.
     pub fn wait_held(&self) {
         let mut s = self.s.lock().unwrap();
         while !s.held {
@@ -73,6 +83,21 @@ impl Control {
     /// The files opened memory-mapped, in order.
     pub fn sealed_opens(&self) -> Vec<PathBuf> {
         self.sealed_opens.lock().unwrap().clone()
+    }
+
+    fn remove(&self, path: &Path, f: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        let segment = path.extension().is_some_and(|e| e == "seg");
+        let mut s = self.s.lock().unwrap();
+        if s.armed_remove && segment {
+            s.armed_remove = false;
+            s.held = true;
+            self.cv.notify_all();
+            while !s.release {
+                s = self.cv.wait(s).unwrap();
+            }
+        }
+        drop(s);
+        f()
     }
 
     fn sync(&self, path: &Path, f: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
@@ -195,7 +220,7 @@ impl Backend for Probe {
         self.inner.rename(from, to)
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove(path)
+        self.control.remove(path, || self.inner.remove(path))
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let n = self.control.lists.fetch_add(1, Ordering::SeqCst) + 1;
