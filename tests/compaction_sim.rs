@@ -9,26 +9,23 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::probe::Probe;
+use common::probe::{Control, Probe};
 use statelog::backend::{CrashMode, SimBackend};
 use statelog::epoch::{Durability, EpochLog, Options};
-use statelog::{Readable, Store, StoreOptions};
+use statelog::{BytesTable, Readable, Store, StoreOptions};
 
 fn dir() -> PathBuf {
     PathBuf::from("/store")
 }
 
-/// Commits are not blocked by a compaction: while the snapshot's file sync is held, another
-/// thread commits (with the old code, compaction held the writer lock and this deadlocked);
-/// after the switch every commit is in the new epoch, and a reopen restores all of them.
-#[test]
-fn commits_go_on_while_a_snapshot_is_written() {
-    let sim = SimBackend::new(4);
+/// A store on a simulated disk (seeded `seed`) under a [`Probe`], with 100 rows in its table
+/// `t`.
+fn probed_with_rows(
+    seed: u64,
+    opts: &StoreOptions,
+) -> (SimBackend, Arc<Control>, Store, BytesTable) {
+    let sim = SimBackend::new(seed);
     let (backend, control) = Probe::wrap_backend(Arc::new(sim.clone()));
-    let opts = StoreOptions {
-        auto_compact: false,
-        ..StoreOptions::default()
-    };
     let store = Store::open_with(backend, &dir(), opts.clone()).unwrap();
     let t = store.bytes_table("t").unwrap();
     for i in 0..100u32 {
@@ -36,6 +33,19 @@ fn commits_go_on_while_a_snapshot_is_written() {
             .write(|tx| tx.put_bytes(&t, &i.to_le_bytes(), b"before"))
             .unwrap();
     }
+    (sim, control, store, t)
+}
+
+/// Commits are not blocked by a compaction: while the snapshot's file sync is held, another
+/// thread commits (with the old code, compaction held the writer lock and this deadlocked);
+/// after the switch every commit is in the new epoch, and a reopen restores all of them.
+#[test]
+fn commits_go_on_while_a_snapshot_is_written() {
+    let opts = StoreOptions {
+        auto_compact: false,
+        ..StoreOptions::default()
+    };
+    let (sim, control, store, t) = probed_with_rows(4, &opts);
     let epoch = store.read().position().epoch;
     control.hold_next_sync();
     std::thread::scope(|sc| {
@@ -83,8 +93,6 @@ fn commits_go_on_while_a_snapshot_is_written() {
 /// epochs are gone once it is released, and a reopen restores every commit.
 #[test]
 fn commits_go_on_while_a_retention_deletes_segments() {
-    let sim = SimBackend::new(5);
-    let (backend, control) = Probe::wrap_backend(Arc::new(sim.clone()));
     let opts = StoreOptions {
         auto_compact: false,
         log: Options {
@@ -96,15 +104,7 @@ fn commits_go_on_while_a_retention_deletes_segments() {
         },
         ..StoreOptions::default()
     };
-    let store = Store::open_with(backend, &dir(), opts.clone()).unwrap();
-    let t = store.bytes_table("t").unwrap();
-    for i in 0..100u32 {
-        store
-            .write(|tx| tx.put_bytes(&t, &i.to_le_bytes(), b"before"))
-            .unwrap();
-    }
-    let before = store.log().epochs().unwrap().len();
-    assert!(before >= 1);
+    let (sim, control, store, t) = probed_with_rows(5, &opts);
     control.hold_next_segment_remove();
     std::thread::scope(|sc| {
         let compacting = sc.spawn(|| store.compact());

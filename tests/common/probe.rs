@@ -85,38 +85,32 @@ impl Control {
         self.sealed_opens.lock().unwrap().clone()
     }
 
-    fn remove(&self, path: &Path, f: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
-        let segment = path.extension().is_some_and(|e| e == "seg");
+    /// Holds this call (inside it) until released if `armed` says it is the armed one.
+    fn hold_if(&self, armed: impl FnOnce(&mut GateState) -> bool) {
         let mut s = self.s.lock().unwrap();
-        if s.armed_remove && segment {
-            s.armed_remove = false;
+        if armed(&mut s) {
             s.held = true;
             self.cv.notify_all();
             while !s.release {
                 s = self.cv.wait(s).unwrap();
             }
         }
-        drop(s);
+    }
+
+    fn remove(&self, path: &Path, f: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        let segment = path.extension().is_some_and(|e| e == "seg");
+        self.hold_if(|s| segment && std::mem::take(&mut s.armed_remove));
         f()
     }
 
     fn sync(&self, path: &Path, f: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
-        let mut s = self.s.lock().unwrap();
-        let n = {
+        self.hold_if(|s| {
             let n = s.inside.entry(path.to_path_buf()).or_insert(0);
             *n += 1;
-            *n
-        };
-        s.max_overlap = s.max_overlap.max(n);
-        if s.armed {
-            s.armed = false;
-            s.held = true;
-            self.cv.notify_all();
-            while !s.release {
-                s = self.cv.wait(s).unwrap();
-            }
-        }
-        drop(s);
+            let n = *n;
+            s.max_overlap = s.max_overlap.max(n);
+            std::mem::take(&mut s.armed)
+        });
         let r = f();
         let mut s = self.s.lock().unwrap();
         if let Some(n) = s.inside.get_mut(path) {
