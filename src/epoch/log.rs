@@ -109,7 +109,10 @@ pub struct EpochLog {
     pub(super) inner: Mutex<Inner>,
     /// Held while a retention deletes segments (taken after `inner`, never before): the
     /// deleting itself runs without `inner`, so commits do not wait for it (see
-    /// [`retain`](Self::retain)), and retentions and rewinds do not overlap.
+    /// [`retain`](Self::retain)), and retentions and rewinds do not overlap. A rewind or a
+    /// snapshot's own retention that comes while another retention deletes waits for it
+    /// holding `inner` (appends wait then too); the store's compactions and rewinds, one
+    /// at a time behind its compaction gate, never do.
     pub(super) retiring: Mutex<()>,
     /// Waiters by sync round parity (see `wait_locked`).
     pub(super) synced: [Condvar; 2],

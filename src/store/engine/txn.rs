@@ -813,8 +813,11 @@ pub(crate) fn apply_indexed(
         _ => Vec::new(),
     };
     // A key the row keeps stays as it is.
+    let holds = |keys: &[(usize, Bytes)], slot: usize, uk: &Bytes| {
+        keys.iter().any(|(s, k)| *s == slot && k == uk)
+    };
     for (slot, uk) in &old_keys {
-        if new_keys.contains(&(*slot, uk.clone())) {
+        if holds(&new_keys, *slot, uk) {
             continue;
         }
         if let Some(index) = t.indexes.get_mut(*slot) {
@@ -824,7 +827,7 @@ pub(crate) fn apply_indexed(
         }
     }
     for (slot, uk) in new_keys {
-        if old_keys.contains(&(slot, uk.clone())) {
+        if holds(&old_keys, slot, &uk) {
             continue;
         }
         if let Some(index) = t.indexes.get_mut(slot) {
