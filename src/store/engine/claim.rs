@@ -11,6 +11,11 @@ use crate::store::rows::{Bytes, RowRef, Rows};
 /// A row's unique-index keys, each with its index's slot.
 pub(super) type IndexKeys = Vec<(usize, Bytes)>;
 
+/// Whether `keys` hold index key `uk` of the index at `slot`.
+pub(super) fn holds(keys: &[(usize, Bytes)], slot: usize, uk: &Bytes) -> bool {
+    keys.iter().any(|(s, k)| *s == slot && k == uk)
+}
+
 /// Derives a row's unique-index keys from its encoded value.
 pub(super) type Indexer<'a> = &'a (dyn Fn(&[u8]) -> Result<IndexKeys> + Send + Sync);
 
@@ -191,8 +196,6 @@ fn edits_of<'a>(
     let names = |slot: usize, uk: &[u8], key: &[u8]| {
         maps.get(slot).and_then(|m| m.map.primary_key(uk)) == Some(key)
     };
-    let holds =
-        |keys: &IndexKeys, slot: usize, uk: &Bytes| keys.iter().any(|(s, k)| *s == slot && k == uk);
     let mut out = Vec::new();
     for &(key, before, now) in changes {
         if before == now {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::claim::{claim_stored, index_threads};
+use super::claim::{claim_stored, holds, index_threads};
 use super::codec::{Op, decode_value, encode_key_bytes, encode_value_bytes};
 use super::read::{Readable, schema_error, table_state};
 use super::state::{IndexState, State, TableState};
@@ -516,9 +516,6 @@ impl WriteTx {
             .map_err(|_| Error::table_not_found(&table.name))?;
         if !unchanged {
             // An index key the write does not change is left alone (it already names this row).
-            let holds = |keys: &[(usize, Bytes)], slot: usize, uk: &Bytes| {
-                keys.iter().any(|(s, k)| *s == slot && k == uk)
-            };
             for (slot, uk) in &old_keys {
                 if !holds(&new_keys, *slot, uk) {
                     if let Some(ix) = t.indexes.get_mut(*slot) {
@@ -813,9 +810,6 @@ pub(crate) fn apply_indexed(
         _ => Vec::new(),
     };
     // A key the row keeps stays as it is.
-    let holds = |keys: &[(usize, Bytes)], slot: usize, uk: &Bytes| {
-        keys.iter().any(|(s, k)| *s == slot && k == uk)
-    };
     for (slot, uk) in &old_keys {
         if holds(&new_keys, *slot, uk) {
             continue;
