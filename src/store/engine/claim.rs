@@ -4,9 +4,9 @@
 //! base, and those a replay folded into a new base, see [`Folded`]), at a cost of the changed
 //! rows, instead of being built from every row.
 
-use super::state::{Before, Folded, IndexState, TableState, sample_positions};
+use super::state::{Before, Folded, IndexState, Kept, TableState, sample_positions};
 use crate::error::Result;
-use crate::store::rows::{Bytes, RowRef, Rows};
+use crate::store::rows::{Bytes, Row, RowRef, Rows};
 
 /// A row's unique-index keys, each with its index's slot.
 pub(super) type IndexKeys = Vec<(usize, Bytes)>;
@@ -55,6 +55,7 @@ pub(super) fn claim_stored(
     // Claimed or not, they are not used again: a registration owns the indexes from now on.
     t.stored.clear();
     let folded = t.folded.take();
+    let kept = t.kept.take().filter(|k| t.rows.is_on(&k.base));
     let rows = &t.rows;
     if folded.as_ref().is_some_and(|f| !rows.is_on(&f.base)) {
         // Laid out anew since the fold (not reached: that drops the stored indexes).
@@ -85,7 +86,7 @@ pub(super) fn claim_stored(
             }
         }
     }
-    let changes = changed(rows, folded.as_deref());
+    let changes = changed(rows, folded.as_deref(), kept.as_deref());
     let edits = edits(&changes, &maps, indexer)?;
     for e in &edits {
         for (slot, uk) in &e.gone {
@@ -117,10 +118,20 @@ type Changed<'a> = (&'a [u8], Option<&'a [u8]>, Option<&'a [u8]>);
 /// `folded` into the rows' base (their values now read from the rows), merged with those on
 /// top of the rows' base (whose base value is their value before the fold too). A folded
 /// row that kept its unique-index keys counts as its row in the rows' base (the same keys):
-/// unchanged, unless changed since.
-fn changed<'a>(rows: &'a Rows, folded: Option<&'a Folded>) -> Vec<Changed<'a>> {
+/// unchanged, unless changed since; so does a row on top of the base that the replay `kept`
+/// at its version now.
+fn changed<'a>(
+    rows: &'a Rows,
+    folded: Option<&'a Folded>,
+    kept: Option<&'a Kept>,
+) -> Vec<Changed<'a>> {
     let value = |r: RowRef<'a>| r.value;
-    let mut later = rows.changes().peekable();
+    let mut at = 0;
+    let unchanged = move |key: &[u8], now: Option<&Row>| {
+        kept.zip(now)
+            .is_some_and(|(k, now)| k.run.holds_marked(&mut at, key, now))
+    };
+    let mut later = rows.changes_unless(unchanged).peekable();
     let mut out = Vec::new();
     let mut near = 0;
     for (key, before) in folded.into_iter().flat_map(Folded::changes) {

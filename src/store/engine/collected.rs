@@ -13,6 +13,21 @@ const RESERVE_FROM: usize = if cfg!(test) { 2 } else { 4096 };
 /// Changes a table's collection makes room for at once, at most.
 const RESERVE_MAX: usize = 1 << 20;
 
+/// Bits of a [`TableChanges::last_per_key`] sort item that hold a change's position (the
+/// others, its key's [`short_len`]).
+const POSITION_BITS: u32 = 56;
+
+/// The position bits of a sort item.
+const POSITION_MASK: u64 = (1 << POSITION_BITS) - 1;
+
+/// The [`short_len`] of a key longer than 8 bytes.
+const LONG: u64 = 9;
+
+/// A key's length if it is 8 bytes or fewer, else [`LONG`].
+fn short_len(len: usize) -> u64 {
+    (len as u64).min(LONG)
+}
+
 /// The row changes of one table (`None`: deleted), in the order they were made; now and
 /// then sorted by key and cut to the last change of each key, so that they stay at most about
 /// twice as many as the keys changed.
@@ -92,57 +107,65 @@ impl TableChanges {
     /// The positions of the last change of each key, in key order, each with whether every
     /// change of its key kept its unique-index keys.
     pub(super) fn last_per_key(&self) -> Vec<(usize, bool)> {
-        // Positions sorted by key prefix (most comparisons end there), key, then position:
-        // small items, not the changes themselves, are moved about.
-        let mut order: Vec<(u64, usize)> = self
+        // Positions sorted by what orders the keys without reading them again: the key's
+        // first 8 bytes (zero-padded), then, for a key of 8 bytes or fewer, its length (the
+        // two name it: of two such keys with one prefix, the shorter is a prefix of the
+        // other), then the position. Only keys longer than 8 bytes that share a prefix are
+        // read again (each read is a cache miss: the changes are in the order they came).
+        let mut order: Vec<(u64, u64)> = self
             .changes
             .iter()
             .enumerate()
-            .map(|(i, (k, _))| (prefix_of(k), i))
+            .map(|(i, (k, _))| (prefix_of(k), short_len(k.len()) << POSITION_BITS | i as u64))
             .collect();
-        let key = |i: usize| self.changes.get(i).map(|(k, _)| k);
-        // By prefix and position first (plain integers: no key is read), then each run of
-        // equal prefixes (keys that share their first 8 bytes) by key and position.
         order.sort_unstable();
-        let by_key =
-            |a: &(u64, usize), b: &(u64, usize)| key(a.1).cmp(&key(b.1)).then(a.1.cmp(&b.1));
-        for run in order.chunk_by_mut(|a, b| a.0 == b.0) {
+        let position = |o: &(u64, u64)| (o.1 & POSITION_MASK) as usize;
+        let long = |o: &(u64, u64)| o.1 >> POSITION_BITS == LONG;
+        let key = |o: &(u64, u64)| self.changes.get(position(o)).map(|(k, _)| k);
+        let by_key = |a: &(u64, u64), b: &(u64, u64)| key(a).cmp(&key(b)).then(a.1.cmp(&b.1));
+        for run in order.chunk_by_mut(|a, b| a.0 == b.0 && long(a) && long(b)) {
             if run.len() > 1 {
                 run.sort_unstable_by(by_key);
             }
         }
         // Each run of one key's changes (in order): its last, and whether all kept.
-        let same_keys = |i: usize| self.same_keys.get(i).copied().unwrap_or(false);
+        let same_keys = |o: &(u64, u64)| self.same_keys.get(position(o)).copied().unwrap_or(false);
+        let same_key = |a: &(u64, u64), b: &(u64, u64)| {
+            a.0 == b.0
+                && a.1 >> POSITION_BITS == b.1 >> POSITION_BITS
+                && (!long(a) || key(a) == key(b))
+        };
         let mut last: Vec<(usize, bool)> = Vec::with_capacity(order.len());
-        let mut at = 0;
-        while let Some(&(prefix, first)) = order.get(at) {
-            let mut end = first;
-            let mut all = same_keys(first);
-            at += 1;
-            while let Some(&(p, i)) = order.get(at) {
-                if p != prefix || key(i) != key(first) {
-                    break;
-                }
-                (end, all) = (i, all && same_keys(i));
-                at += 1;
+        for run in order.chunk_by(same_key) {
+            if let Some(end) = run.last() {
+                last.push((position(end), run.iter().all(same_keys)));
             }
-            last.push((end, all));
         }
         last
     }
 
+    /// Takes the last change of each key out, in key order, each with whether every change
+    /// of its key kept its unique-index keys; the changes left are the replaced ones.
+    /// Moved out in one pass, so that a merge then reads them in order (read through the
+    /// positions instead, every change cost a cache miss in the merge's loop).
+    pub(super) fn take_last(&mut self) -> (Vec<(Bytes, Option<Row>)>, Vec<bool>) {
+        let order = self.last_per_key();
+        let empty = || (Bytes::new(&[]), None);
+        let mut last = Vec::with_capacity(order.len());
+        last.extend(order.iter().filter_map(|&(i, _)| {
+            self.changes
+                .get_mut(i)
+                .map(|c| std::mem::replace(c, empty()))
+        }));
+        (last, order.into_iter().map(|(_, same)| same).collect())
+    }
+
     /// Keeps only the last change of each key, in key order.
     fn cut(&mut self) {
-        let order = self.last_per_key();
-        let mut all: Vec<Option<(Bytes, Option<Row>)>> = std::mem::take(&mut self.changes)
-            .into_iter()
-            .map(Some)
-            .collect();
-        self.changes = order
-            .iter()
-            .filter_map(|(i, _)| all.get_mut(*i).and_then(Option::take))
-            .collect();
-        self.same_keys = order.iter().map(|(_, same)| *same).collect();
+        let (last, same_keys) = self.take_last();
+        // The replaced changes (a value each) are freed here: a cut is the replay's work.
+        self.changes = last;
+        self.same_keys = same_keys;
         self.left_by_cut = self.changes.len();
     }
 }

@@ -758,10 +758,6 @@ impl Store {
             t.drop_stored();
         }
         indexes.rebuild(&mut work)?;
-        if let Some(t) = work.tables.get(&id).filter(|t| t.delta_is_large()) {
-            let t = t.compacted();
-            work.tables.insert(id, t);
-        }
         {
             let mut registered = self.shared.indexes.lock();
             registered.retain(|i| i.table != id);

@@ -233,8 +233,8 @@ impl Store {
         let (mut state, lost) = replay(dir, restored)?;
         trace_recovery(dir, &state, &report, &lost);
         state.generation = 1;
-        // After replaying many transactions, reads are faster from a base than from the tree.
-        state.fold_large_deltas();
+        // The replayed changes stay in the tables' deltas, as the writer had them, until the
+        // next compaction folds them (a fold here cost more than the rest of the replay).
         if let Some(view) = &options.view {
             let snap = Snapshot {
                 state: Arc::new(state.clone()),

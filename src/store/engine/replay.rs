@@ -1,10 +1,13 @@
 //! Replay of an epoch's update tail in bulk (FORMAT.md §12.1): the transactions' table
 //! changes (create, alter, sequence) are applied to the state one by one, as a commit would,
 //! but row changes are only collected per table (a plain vector, cut now and then to the last
-//! change of each key) and merged into each table's rows once at the end (one sorted pass
-//! into a new base), instead of one persistent map insert and one seal per change. The
-//! per-op replay (`State::apply`, then `State::seal`, per transaction) is the model the tests
-//! compare it with.
+//! change of each key) and put into each table's rows once at the end: the last change of
+//! each key, sorted, becomes the delta over the snapshot's base (one run, as the writer's
+//! changes since its last compaction were; the next compaction folds them), instead of one
+//! persistent map insert and one seal per change. Folding them into a new base at once cost
+//! more than the rest of a restore with a tail as large as the snapshot. The per-op replay
+//! (`State::apply`, then `State::seal`, per transaction) is the model the tests compare it
+//! with.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -14,7 +17,7 @@ use std::sync::Arc;
 use super::codec::{Op, TxHints, decode_tx_hinted};
 use super::collected::TableChanges;
 use super::in_place::{Declared, RowOp, parse_rows};
-use super::state::{Folded, State, TableState, sample_positions};
+use super::state::{Folded, Kept, State, TableState, sample_positions};
 use crate::store::rows::{Bytes, Row, RowRef, Rows, reclaim_any};
 
 /// Where a transaction was read (a segment file and an offset), to name in an error.
@@ -45,12 +48,14 @@ pub(super) struct Replay {
 /// How [`Replay::finish_with`] merges a table's changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Merge {
-    /// Into a new base when the changes are many next to the table (see [`fold`]).
+    /// Into the table's delta, one run, when its rows are all in their base (a restore's,
+    /// from the snapshot); else into a new base when the changes are many next to the table
+    /// (see [`fold`]).
     Auto,
     /// Always into a new base.
     #[cfg_attr(not(test), allow(dead_code))]
     Fold,
-    /// Always into the table's delta, key by key.
+    /// Always into the table's delta (one run when its rows are all in their base).
     #[cfg_attr(not(test), allow(dead_code))]
     Delta,
 }
@@ -259,26 +264,27 @@ impl Replay {
         let Replay {
             mut state, changes, ..
         } = self;
-        for (id, _, changes) in changes {
+        for (id, _, mut changes) in changes {
             let Ok(t) = state.table_mut(id) else {
                 continue; // not reached: changes are only kept for tables that exist
             };
-            let order = changes.last_per_key();
-            let last = order.iter().filter_map(|(i, _)| changes.changes.get(*i));
+            let (last, same_keys) = changes.take_last();
+            // Kept keys are of use to the claim only under every stored index.
+            let trusted = changes.kept_all_of(t.stored.iter().map(|s| &*s.name));
+            let on_base = t.rows.delta_len() == 0;
             let into_base = match how {
-                Merge::Auto => fold(t, order.len()),
+                Merge::Auto => !on_base && fold(t, last.len()),
                 Merge::Fold => true,
                 Merge::Delta => false,
             };
             if into_base {
                 // Stored indexes hold the entries of the old base's rows: what the fold
                 // changes from them is kept for their claim (or they are dropped).
-                match folded(t, order.len()) {
+                match folded(t, last.len()) {
                     Some(mut f) => {
-                        // Kept keys are of use to the claim only under every stored index.
-                        let trusted = changes.kept_all_of(t.stored.iter().map(|s| &*s.name));
-                        let same_keys = order.iter().map(|&(_, same)| same && trusted);
-                        let rows = fold_keeping(&t.rows, last, same_keys, order.len(), &mut f);
+                        let same_keys: Vec<bool> =
+                            same_keys.iter().map(|&same| same && trusted).collect();
+                        let rows = fold_keeping(&t.rows, &last, &same_keys, &mut f);
                         reclaim_any(Box::new(std::mem::replace(&mut t.rows, rows)));
                         if f.fits() {
                             f.base = t.rows.base_id();
@@ -288,25 +294,24 @@ impl Replay {
                         }
                     }
                     None => {
-                        let rows = t.rows.merged(last, order.len());
+                        let rows = t.rows.merged(last.iter(), last.len());
                         reclaim_any(Box::new(std::mem::replace(&mut t.rows, rows)));
                         t.drop_stored();
                     }
                 }
+                reclaim_any(Box::new(last));
             } else {
-                for (key, row) in last {
-                    match row {
-                        Some(row) => {
-                            t.rows.insert(key.clone(), row.clone());
-                        }
-                        None => {
-                            t.rows.remove(key);
-                        }
-                    }
+                // Over the base the stored indexes describe: the changes that kept their
+                // base rows' keys are kept for their claim.
+                let keep = trusted && !t.stored.is_empty() && t.folded.is_none();
+                let run = t.rows.put_changes(last, &same_keys);
+                if let Some(run) = run.filter(|_| keep && on_base) {
+                    let base = t.rows.base_id();
+                    t.kept = Some(Arc::new(Kept { base, run }));
                 }
             }
             // Freeing the collected changes (a value each) is not the restore's time.
-            reclaim_any(Box::new((changes, order)));
+            reclaim_any(Box::new((changes, same_keys)));
         }
         // Bases a fold did not replace get the directory the snapshot's decode left out.
         for t in state.tables.values() {
@@ -351,23 +356,23 @@ fn folded(t: &TableState, count: usize) -> Option<Folded> {
     Some(Folded::new(before_len, sample, keys))
 }
 
-/// `rows` with `last` (the last change of each key the replay changed, in key order, `count`
-/// of them) merged into a new base, adding to `f` every key whose row differs between the
-/// rows' base and the new one (changes on top of the base before the replay included), with
-/// its value in the rows' base; or, for a change that `same_keys` (beside `last`) says kept
-/// the unique-index keys of the base's row, only that it did.
+/// `rows` with `last` (the last change of each key the replay changed, in key order) merged
+/// into a new base, adding to `f` every key whose row differs between the rows' base and the
+/// new one (changes on top of the base before the replay included), with its value in the
+/// rows' base; or, for a change that `same_keys` (beside `last`) says kept the unique-index
+/// keys of the base's row, only that it did.
 fn fold_keeping<'a>(
     rows: &'a Rows,
-    last: impl Iterator<Item = &'a (Bytes, Option<Row>)>,
-    mut same_keys: impl Iterator<Item = bool>,
-    count: usize,
+    last: &'a [(Bytes, Option<Row>)],
+    same_keys: &[bool],
     f: &mut Folded,
 ) -> Rows {
     let value = |r: RowRef<'a>| r.value;
+    let mut same_keys = same_keys.iter();
     // The changes on top of the base before the replay, merged by key with the replay's.
     let mut earlier = rows.changes().peekable();
-    let merged = rows.merged_seeing(last, count, |c| {
-        let same = same_keys.next().unwrap_or(false);
+    let merged = rows.merged_seeing(last.iter(), last.len(), |c| {
+        let same = same_keys.next().copied().unwrap_or(false);
         while let Some(e) = earlier.next_if(|e| e.key < c.key) {
             f.push_change(e.key, e.before.map(value), e.now.map(value), false);
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::body::{BodyRef, PairsRef, RowsRef, TableRef, write_body};
 use super::codec::{Op, TableMeta, decode_prefix, decode_prefix_len};
 use crate::error::Result;
-use crate::store::rows::{BaseBuilder, BaseId, Bytes, Row, Rows, read_varint};
+use crate::store::rows::{BaseBuilder, BaseId, Bytes, MarkedRun, Row, Rows, read_varint};
 use imbl::OrdMap;
 
 /// A unique index: encoded index key → primary key. Derived from the rows when a table is
@@ -38,6 +38,22 @@ pub struct TableState {
     /// With `stored`, when the replay folded changes into a new base: what changed from the
     /// base the stored indexes describe to the rows' base.
     pub folded: Option<Arc<Folded>>,
+    /// With `stored`, when the replay put its changes in the delta over the base the stored
+    /// indexes describe: those that kept their rows' unique-index keys.
+    pub kept: Option<Arc<Kept>>,
+}
+
+/// The changes a replay put in a table's delta in bulk, marked where they kept the
+/// unique-index keys of their base rows (FORMAT.md §12.1.1). A claim trusts the stored
+/// entries of a marked change's key while the rows' delta still holds that very change (not a
+/// later one), as it trusts those of unchanged rows, and so neither decodes the row nor
+/// searches the base for it.
+#[derive(Debug)]
+pub struct Kept {
+    /// The base the stored indexes describe: the marks only hold while the rows are on it.
+    pub base: BaseId,
+    /// The changes.
+    pub run: MarkedRun,
 }
 
 impl TableState {
@@ -75,6 +91,7 @@ impl TableState {
     pub fn drop_stored(&mut self) {
         self.stored.clear();
         self.folded = None;
+        self.kept = None;
     }
 
     /// Whether rows appended by a transaction wait to be sealed (see [`Rows::seal`]).
@@ -285,6 +302,7 @@ impl State {
                         indexes: Vec::new(),
                         stored: Vec::new(),
                         folded: None,
+                        kept: None,
                     },
                 );
             }
@@ -585,6 +603,7 @@ impl State {
                 indexes: Vec::new(),
                 stored,
                 folded: None,
+                kept: None,
             };
             state.tables.insert(table.meta.id, table);
         }

@@ -655,8 +655,7 @@ impl Checkpoints<'_> {
                         let mut t = now.clone();
                         t.rows = Rows::default();
                         t.indexes.clear();
-                        t.stored.clear();
-                        t.folded = None;
+                        t.drop_stored();
                         t
                     }
                     (None, None) => return Err(Error::table_not_found(table)),

@@ -8,13 +8,13 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use imbl::OrdMap;
 
 use super::base::prefix_of;
 use super::bytes::{Bytes, as_slice, positions_within};
-use super::directory::key_hash;
+use super::directory::{Directory, key_hash};
 use super::reclaim::reclaim_any;
 use super::row::Row;
 
@@ -34,9 +34,16 @@ struct RunData {
     /// Three bits of one word per key, [`RUN_FILTER_BITS`] bits per key: a get skips the runs
     /// whose filter does not hold its key (a run holds it about once in 70 when it does not).
     filter: Box<[u64]>,
+    /// A hash directory of the entries, for a run of [`RUN_DIRECTORY_MIN`] entries or more
+    /// that a restore laid out (built beside, on a thread of its own): a get finds its key
+    /// in a probe or two, where a search of such a run missed the cache at most steps.
+    directory: OnceLock<Option<Directory>>,
 }
 
 type Run = Arc<RunData>;
+
+/// Entries a run a restore lays out needs for a directory (see [`RunData::directory`]).
+const RUN_DIRECTORY_MIN: usize = if cfg!(test) { 64 } else { 1 << 15 };
 
 /// Filter bits per key of a run.
 const RUN_FILTER_BITS: usize = 16;
@@ -51,7 +58,19 @@ impl RunData {
                 *x |= m;
             }
         }
-        RunData { entries, filter }
+        RunData {
+            entries,
+            filter,
+            directory: OnceLock::new(),
+        }
+    }
+
+    /// Builds the directory of its entries.
+    fn build_directory(&self) {
+        let hash = |i: usize| self.entries.get(i).map_or(0, |(k, _)| hash(k.as_slice()));
+        let _ = self
+            .directory
+            .set(Directory::build(self.entries.len(), hash, |i| i as u64));
     }
 
     fn len(&self) -> usize {
@@ -64,11 +83,42 @@ impl RunData {
         if self.filter.get(w).is_none_or(|x| x & m != m) {
             return None;
         }
+        if let Some(Some(d)) = self.directory.get() {
+            let entry = |t: u64| self.entries.get(usize::try_from(t).ok()?);
+            let is_key = |t: u64| entry(t).is_some_and(|(k, _)| k.as_slice() == key);
+            return d.find(h, is_key).and_then(entry);
+        }
         let i = self
             .entries
             .binary_search_by(|(k, _)| k.as_slice().cmp(key))
             .ok()?;
         self.entries.get(i)
+    }
+}
+
+/// A run a delta was made of (see [`Delta::of_sorted`]) and a mark per change. Holding the
+/// run keeps its changes where they are, so a change read from a delta is known to be the
+/// run's own (not a later change of its key, nor a copy made by a merge) by its address.
+#[derive(Debug)]
+pub struct MarkedRun {
+    run: Run,
+    marks: Vec<bool>,
+}
+
+impl MarkedRun {
+    /// Whether `row`, a delta's row under `key`, is the run's own change of `key` and
+    /// marked: asked of keys in increasing order, `at` (0 at first) keeping the place.
+    pub fn holds_marked(&self, at: &mut usize, key: &[u8], row: &Row) -> bool {
+        let entries = &self.run.entries;
+        while entries.get(*at).is_some_and(|(k, _)| k.as_slice() < key) {
+            *at += 1;
+        }
+        match (entries.get(*at), self.marks.get(*at)) {
+            (Some((k, Slot::Set(Some(own)))), Some(true)) => {
+                k.as_slice() == key && std::ptr::eq(own, row)
+            }
+            _ => false,
+        }
     }
 }
 
@@ -184,7 +234,11 @@ impl Merging {
             let Some((won, key)) = best else {
                 let entries = std::mem::take(&mut self.out);
                 let filter = std::mem::take(&mut self.filter);
-                self.done = Some(Arc::new(RunData { entries, filter }));
+                self.done = Some(Arc::new(RunData {
+                    entries,
+                    filter,
+                    directory: OnceLock::new(),
+                }));
                 break;
             };
             let key = key.clone();
@@ -214,6 +268,36 @@ impl Merging {
 }
 
 impl Delta {
+    /// A delta of `changes` (keys strictly increasing; `None`: deleted) in one run, each
+    /// change with a mark (see [`MarkedRun`]).
+    pub fn of_sorted(changes: Vec<(Bytes, Option<Row>)>, marks: Vec<bool>) -> (Delta, MarkedRun) {
+        let entries: Vec<(Bytes, Slot)> = changes
+            .into_iter()
+            .map(|(k, change)| (k, Slot::Set(change)))
+            .collect();
+        let in_runs = entries.len();
+        let run = Arc::new(RunData::new(entries));
+        if in_runs >= RUN_DIRECTORY_MIN {
+            let r = Arc::clone(&run);
+            let spawned = std::thread::Builder::new()
+                .name("statelog-directory".into())
+                .spawn(move || r.build_directory());
+            if spawned.is_err() {
+                run.build_directory();
+            }
+        }
+        let delta = Delta {
+            runs: if in_runs == 0 {
+                Vec::new()
+            } else {
+                vec![run.clone()]
+            },
+            in_runs,
+            ..Delta::default()
+        };
+        (delta, MarkedRun { run, marks })
+    }
+
     /// Entries held: at least the keys it has a change for, 0 only when it has none.
     pub fn len(&self) -> usize {
         self.hot.len() + self.in_runs
@@ -681,6 +765,50 @@ mod tests {
                 let all: Vec<Vec<u8>> = d.iter().map(|(k, _)| k.as_slice().to_vec()).collect();
                 let want: Vec<Vec<u8>> = model.keys().cloned().collect();
                 prop_assert_eq!(all, want);
+            }
+        }
+    }
+
+    proptest! {
+        /// A delta made of one sorted run (a restore's), looked up with the run's directory
+        /// or by search, then changed like any: it answers as the model; and the run's marks
+        /// name its own changes only, not the later ones of their keys.
+        #[test]
+        fn a_delta_of_a_sorted_run_is_an_ordered_map(
+            run in proptest::collection::btree_map(0u16..400, (0u8..5, any::<bool>()), 0..200),
+            ops in proptest::collection::vec((0u16..400, 0u8..4, 0u8..5), 0..100),
+            directory in any::<bool>(),
+        ) {
+            let changes: Vec<(Bytes, Option<Row>)> =
+                run.iter().map(|(k, (v, _))| (Bytes::new(&key_of(*k)), row(*v))).collect();
+            let marks: Vec<bool> = run.values().map(|(_, m)| *m).collect();
+            let mut model: Model = run.iter().map(|(k, (v, _))| (key_of(*k), row(*v))).collect();
+            let (mut d, marked) = Delta::of_sorted(changes, marks);
+            if directory {
+                if let Some(r) = d.runs.first() {
+                    r.build_directory();
+                    prop_assert!(r.entries.len() < 64 || matches!(r.directory.get(), Some(Some(_))));
+                }
+            }
+            agrees(&d, &model, 400)?;
+            apply(&mut d, &mut model, &ops)?;
+            agrees(&d, &model, 400)?;
+            // Marked: only a key's change still the run's own (not a later one, nor a copy a
+            // merge of runs made), and marked there; every such one while nothing changed.
+            let changed: std::collections::BTreeSet<Vec<u8>> =
+                ops.iter().map(|(k, _, _)| key_of(*k)).collect();
+            let marks: BTreeMap<Vec<u8>, bool> =
+                run.iter().map(|(k, (_, m))| (key_of(*k), *m)).collect();
+            let mut at = 0;
+            for (k, r) in d.iter() {
+                let Some(r) = r else { continue };
+                let k = k.as_slice();
+                let want = !changed.contains(k) && marks.get(k).copied().unwrap_or(false);
+                let got = marked.holds_marked(&mut at, k, r);
+                prop_assert!(want || !got);
+                if ops.is_empty() {
+                    prop_assert_eq!(got, want);
+                }
             }
         }
     }

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering as MemoryOrder};
 use super::delta::Delta;
 
 /// Keys a delta's filter is sized for, over a base of `base_len` rows: half the base, and
-/// 4,096 more. A delta is folded into a new base at the next compaction (and on open, once
-/// larger than an eighth of the base); under the default compaction policy (a snapshot once
-/// the updates outweigh the last one) an epoch's updates rarely change more keys than that.
+/// 4,096 more. A delta is folded into a new base at the next compaction; under the default
+/// compaction policy (a snapshot once the updates outweigh the last one) an epoch's updates
+/// rarely change more keys than that (a delta that does gets a larger filter).
 fn filter_keys(base_len: usize) -> usize {
     base_len / 2 + 4096
 }

@@ -21,6 +21,7 @@ mod tail;
 
 pub(crate) use base::{Base, BaseBuilder, prefix_of};
 pub(crate) use bytes::{Bytes, put_varint, read_varint};
+pub(crate) use delta::MarkedRun;
 pub(crate) use reclaim::reclaim_any;
 pub(crate) use row::{Row, RowRef};
 pub(crate) use set::{BaseId, Rows};

@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 
 use super::base::Base;
 use super::bytes::{Bytes, as_slice, positions_within};
-use super::delta::Delta;
+use super::delta::{Delta, MarkedRun};
 use super::filter::DeltaKeys;
 use super::merge::{DeltaIter, Merge, Sorted, merge_changes, merge_order};
 use super::recent::Recent;
@@ -280,6 +280,66 @@ impl Rows {
         }
     }
 
+    /// Puts `changes` (the last change of each key, keys strictly increasing; `None`: the row
+    /// deleted) as [`insert`](Self::insert) and [`remove`](Self::remove) one by one would.
+    /// When the rows are all in their base, in bulk: the changes of keys up to the greatest
+    /// key held make the delta, one run (a walk of the base's slots in key order says which
+    /// keys it holds), and those above are appended; the run is returned, each of its changes
+    /// marked if `same_keys` (beside `changes`) says so of a put that replaced a base row.
+    pub fn put_changes(
+        &mut self,
+        changes: Vec<(Bytes, Option<Row>)>,
+        same_keys: &[bool],
+    ) -> Option<MarkedRun> {
+        if self.delta_len() != 0 {
+            for (key, change) in changes {
+                match change {
+                    Some(row) => {
+                        self.insert(key, row);
+                    }
+                    None => {
+                        self.remove(&key);
+                    }
+                }
+            }
+            return None;
+        }
+        let mut run = changes;
+        let above = match &self.bound {
+            Some(bound) => run.partition_point(|(k, _)| k <= bound),
+            None => 0,
+        };
+        let appended = run.split_off(above);
+        let mut near = 0;
+        let mut same = same_keys.iter();
+        let mut marks = Vec::with_capacity(run.len());
+        let base = &self.base;
+        let len = &mut self.len;
+        run.retain(|(key, change)| {
+            let held = base.get_near(key, &mut near).is_some();
+            let same = same.next().copied().unwrap_or(false);
+            match (change, held) {
+                (None, false) => return false, // no row to delete
+                (Some(_), false) => *len += 1,
+                (None, true) => *len -= 1,
+                (Some(_), true) => {}
+            }
+            marks.push(same && held && change.is_some());
+            true
+        });
+        let (delta, marked) = Delta::of_sorted(run, marks);
+        self.delta = delta;
+        if !self.delta.is_empty() {
+            self.seen = Arc::new(DeltaKeys::of_delta(&self.delta));
+        }
+        for (key, row) in appended {
+            if let Some(row) = row {
+                self.insert(key, row);
+            }
+        }
+        Some(marked)
+    }
+
     /// Removes the row under `key`; returns whether there was one.
     pub fn remove(&mut self, key: &[u8]) -> bool {
         let in_base = self.laid_out(key).is_some();
@@ -340,35 +400,50 @@ impl Rows {
     /// The changes on top of the base, in key order: each key with its base row (if it had
     /// one) and its row now (`None`: deleted).
     pub fn changes(&self) -> impl Iterator<Item = Change<'_>> + '_ {
+        self.changes_unless(|_, _| false)
+    }
+
+    /// [`changes`](Self::changes), but those of the delta that `skip` picks by key and row
+    /// now (asked in key order, before the base is searched for the key's row).
+    pub fn changes_unless<'a>(
+        &'a self,
+        mut skip: impl FnMut(&[u8], Option<&Row>) -> bool + 'a,
+    ) -> impl Iterator<Item = Change<'a>> + 'a {
         // Appended rows are all new keys (above the base's), changed again only in the delta.
         let mut appended = self
             .appended(Bound::Unbounded, Bound::Unbounded, None)
             .peekable();
         let mut delta = self.delta.iter().peekable();
         std::iter::from_fn(move || {
-            let order = merge_order(
-                appended.peek().map(|r| r.key),
-                delta.peek().map(|(k, _)| k.as_slice()),
-            )?;
-            if order == Ordering::Less {
-                return appended.next().map(|a| Change {
-                    key: a.key,
-                    before: None,
-                    now: Some(a),
+            loop {
+                let order = merge_order(
+                    appended.peek().map(|r| r.key),
+                    delta.peek().map(|(k, _)| k.as_slice()),
+                )?;
+                if order == Ordering::Less {
+                    return appended.next().map(|a| Change {
+                        key: a.key,
+                        before: None,
+                        now: Some(a),
+                    });
+                }
+                if order == Ordering::Equal {
+                    appended.next();
+                }
+                let (k, now) = delta.next()?;
+                if skip(k, now.as_ref()) {
+                    continue;
+                }
+                return Some(Change {
+                    key: k,
+                    before: self.base.get(k),
+                    now: now.as_ref().map(|r| RowRef {
+                        key: k,
+                        value: &r.value,
+                        version: r.version,
+                    }),
                 });
             }
-            if order == Ordering::Equal {
-                appended.next();
-            }
-            delta.next().map(|(k, now)| Change {
-                key: k,
-                before: self.base.get(k),
-                now: now.as_ref().map(|r| RowRef {
-                    key: k,
-                    value: &r.value,
-                    version: r.version,
-                }),
-            })
         })
     }
 
