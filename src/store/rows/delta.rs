@@ -79,14 +79,16 @@ impl RunData {
 
     /// The entry of `key` (whose [`hash`] is `h`), if the run has one.
     fn find(&self, key: &[u8], h: u64) -> Option<&(Bytes, Slot)> {
-        let (w, m) = probe(h, self.filter.len());
-        if self.filter.get(w).is_none_or(|x| x & m != m) {
-            return None;
-        }
         if let Some(Some(d)) = self.directory.get() {
+            // Its probe answers for an absent key too (an empty entry, or other tags), as
+            // the filter would, in about as many cache lines.
             let entry = |t: u64| self.entries.get(usize::try_from(t).ok()?);
             let is_key = |t: u64| entry(t).is_some_and(|(k, _)| k.as_slice() == key);
             return d.find(h, is_key).and_then(entry);
+        }
+        let (w, m) = probe(h, self.filter.len());
+        if self.filter.get(w).is_none_or(|x| x & m != m) {
+            return None;
         }
         let i = self
             .entries
