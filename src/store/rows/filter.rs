@@ -55,6 +55,16 @@ impl DeltaKeys {
         }
     }
 
+    /// A filter that may hold every key (and never grows): for a delta whose runs answer
+    /// as fast themselves (one large run with its own filter and directory, see
+    /// `Rows::put_changes`), where building this one would only cost the restore its time.
+    pub(super) fn every_key() -> DeltaKeys {
+        DeltaKeys {
+            bits: Box::new([AtomicU64::new(u64::MAX)]),
+            keys: usize::MAX,
+        }
+    }
+
     /// A filter of `delta`'s keys, sized for twice as many.
     pub(super) fn of_delta(delta: &Delta) -> DeltaKeys {
         let keys = DeltaKeys::for_keys(delta.len().saturating_mul(2));

@@ -330,7 +330,8 @@ impl Rows {
         let (delta, marked) = Delta::of_sorted(run, marks);
         self.delta = delta;
         if !self.delta.is_empty() {
-            self.seen = Arc::new(DeltaKeys::of_delta(&self.delta));
+            // The run's own filter, then its directory, answers for keys it does not hold.
+            self.seen = Arc::new(DeltaKeys::every_key());
         }
         for (key, row) in appended {
             if let Some(row) = row {
