@@ -118,8 +118,8 @@ type Changed<'a> = (&'a [u8], Option<&'a [u8]>, Option<&'a [u8]>);
 /// `folded` into the rows' base (their values now read from the rows), merged with those on
 /// top of the rows' base (whose base value is their value before the fold too). A folded
 /// row that kept its unique-index keys counts as its row in the rows' base (the same keys):
-/// unchanged, unless changed since; so does a row on top of the base that the replay `kept`
-/// at its version now.
+/// unchanged, unless changed since; so does a change on top of the base that the replay
+/// marked as keeping its keys (`kept`), while the delta still holds that very change.
 fn changed<'a>(
     rows: &'a Rows,
     folded: Option<&'a Folded>,
