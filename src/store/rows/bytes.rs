@@ -38,6 +38,15 @@ impl Bytes {
         }
     }
 
+    /// How many hold these bytes (1 for inline ones).
+    #[cfg(test)]
+    pub(super) fn holders(&self) -> usize {
+        match &self.0 {
+            Repr::Inline { .. } => 1,
+            Repr::Shared(b) => Arc::strong_count(b),
+        }
+    }
+
     /// The bytes.
     #[inline]
     pub fn as_slice(&self) -> &[u8] {

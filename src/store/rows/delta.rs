@@ -15,7 +15,7 @@ use imbl::OrdMap;
 use super::base::prefix_of;
 use super::bytes::{Bytes, as_slice, positions_within};
 use super::directory::{Directory, key_hash};
-use super::reclaim::reclaim_any;
+use super::reclaim::{on_reclaiming_thread, reclaim_any};
 use super::row::Row;
 
 /// What the delta holds for a key.
@@ -41,6 +41,19 @@ struct RunData {
 }
 
 type Run = Arc<RunData>;
+
+/// Entries a run needs for its last holder to free them on the reclaiming thread: a merge
+/// replaces runs of up to [`MERGE_MAX`] entries, and the state that last held them is
+/// dropped by the writer, under its lock (a restore's run holds up to millions).
+const RECLAIM_MIN: usize = if cfg!(test) { 16 } else { 1 << 12 };
+
+impl Drop for RunData {
+    fn drop(&mut self) {
+        if self.entries.len() >= RECLAIM_MIN && !on_reclaiming_thread() {
+            reclaim_any(Box::new(std::mem::take(&mut self.entries)));
+        }
+    }
+}
 
 /// Entries a run a restore lays out needs for a directory (see [`RunData::directory`]).
 const RUN_DIRECTORY_MIN: usize = if cfg!(test) { 64 } else { 1 << 15 };
@@ -713,6 +726,30 @@ mod tests {
 
     /// The changes the delta should hold.
     type Model = BTreeMap<Vec<u8>, Option<Row>>;
+
+    #[test]
+    fn a_large_run_is_freed_beside() {
+        assert!(!on_reclaiming_thread());
+        let value = Bytes::new(&[7; 40]);
+        let changes: Vec<(Bytes, Option<Row>)> = (0..RECLAIM_MIN as u32 * 2)
+            .map(|k| {
+                let row = Row {
+                    value: value.clone(),
+                    version: 1,
+                };
+                (Bytes::new(format!("{k:08}").as_bytes()), Some(row))
+            })
+            .collect();
+        let (delta, marked) = Delta::of_sorted(changes, Vec::new());
+        assert_eq!(value.holders(), 1 + 2 * RECLAIM_MIN);
+        drop((delta, marked));
+        // Freed by the reclaiming thread, soon.
+        let since = std::time::Instant::now();
+        while value.holders() > 1 && since.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(value.holders(), 1);
+    }
 
     fn row(v: u8) -> Option<Row> {
         (v != 0).then(|| Row {

@@ -3,7 +3,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering as MemoryOrder};
 
+use super::base::prefix_of;
 use super::delta::Delta;
+use super::directory::key_hash;
 
 /// Keys a delta's filter is sized for, over a base of `base_len` rows: half the base, and
 /// 4,096 more. A delta is folded into a new base at the next compaction; under the default
@@ -74,13 +76,12 @@ impl DeltaKeys {
         keys
     }
 
-    /// The word and bits of `key`: FNV-1a, finished with a multiply-xorshift so every bit
-    /// depends on every byte; the high half picks the word by a multiply (no modulo), three
-    /// six-bit fields of the low half pick the bits in it.
+    /// The word and bits of `key`: the key's hash (as the directories and run filters take
+    /// it, a word at a time), mixed once more so that these bits do not repeat theirs; the
+    /// high half picks the word by a multiply (no modulo), three six-bit fields of the low
+    /// half pick the bits in it.
     fn bit(&self, key: &[u8]) -> (usize, u64) {
-        let mut h = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+        let mut h = key_hash(prefix_of(key), key);
         h ^= h >> 33;
         h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
         h ^= h >> 33;

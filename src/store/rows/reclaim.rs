@@ -5,6 +5,16 @@
 /// Something large to free.
 pub(crate) type Garbage = Box<dyn std::any::Any + Send>;
 
+thread_local! {
+    /// Whether this thread is the reclaiming one.
+    static RECLAIMING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the caller runs on the reclaiming thread (where garbage is dropped in place).
+pub(crate) fn on_reclaiming_thread() -> bool {
+    RECLAIMING.with(std::cell::Cell::get)
+}
+
 /// Drops `garbage` on the reclaiming thread (started on first use; if it cannot be, here).
 pub(crate) fn reclaim_any(garbage: Garbage) {
     static RECLAIMER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Garbage>>> =
@@ -13,7 +23,10 @@ pub(crate) fn reclaim_any(garbage: Garbage) {
         let (tx, rx) = std::sync::mpsc::channel::<Garbage>();
         std::thread::Builder::new()
             .name("statelog-reclaim".into())
-            .spawn(move || rx.into_iter().for_each(drop))
+            .spawn(move || {
+                RECLAIMING.with(|r| r.set(true));
+                rx.into_iter().for_each(drop);
+            })
             .ok()
             .map(|_| tx)
     });
