@@ -491,7 +491,7 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Gives back a buffer a large entry (a 16 MiB snapshot part) grew far past the buffer
+    /// Gives back a buffer a large entry (a snapshot part) grew far past the buffer
     /// limit: the writer lives on with the epoch, and small appends never need it again.
     fn release_large_buffer(&mut self) {
         let keep = self
