@@ -59,11 +59,11 @@ pub fn restore_child(args: &[String]) {
     drop(kept);
 }
 
-/// Child mode `bulk-child ENGINE PATH ROWS [random]`: upsert ROWS rows in 1,000-row
+/// Child mode `bulk-child ENGINE PATH ROWS [random|increasing]`: upsert ROWS rows in 1,000-row
 /// transactions into a new database, then print seconds, resident and peak KiB over the
 /// process's resident memory before opening. ENGINE: statelog-buffered (then one sync),
 /// statelog-strong, sqlite-NORMAL, sqlite-FULL, redb (default durability, Immediate). With
-/// `random`, the rows' unique names are in random order ([`random_row`]).
+/// `random`, the rows' unique names are in random order ([`random_row`]); else increasing.
 pub fn bulk_child(args: &[String]) {
     let path = Path::new(&args[1]);
     let rows: u64 = args[2].parse().unwrap();

@@ -27,17 +27,18 @@ const ORDER_ROUNDS: usize = 3;
 
 /// The bulk load with names in random order; returns the databases it leaves.
 pub fn bulk(wp: &Path, rows: usize, report: &mut Report) -> Dbs {
-    let bulk = |engine: &str, path: &Path| {
-        progress(&format!("random names: bulk {rows} upserts: {engine}"));
+    let load = |engine: &str, path: &Path, names: &str| {
+        progress(&format!("{names} names: bulk {rows} upserts: {engine}"));
         let f = child(&[
             "bulk-child".into(),
             engine.into(),
             path.display().to_string(),
             rows.to_string(),
-            "random".into(),
+            names.into(),
         ]);
         (rows as f64 / f[0], f[2] / 1024.0)
     };
+    let bulk = |engine: &str, path: &Path| load(engine, path, "random");
     let sdir = wp.join("names");
     let (ours, ours_mem) = bulk("statelog-buffered", &sdir);
     // The same load with increasing names, the yardstick of the target: in turn with
@@ -46,16 +47,7 @@ pub fn bulk(wp: &Path, rows: usize, report: &mut Report) -> Dbs {
     let (mut random_rates, mut increasing_rates) = (vec![ours], Vec::new());
     for round in 0..ORDER_ROUNDS {
         let _ = std::fs::remove_dir_all(&seq_dir);
-        progress(&format!(
-            "increasing names: bulk {rows} upserts: statelog-buffered"
-        ));
-        let f = child(&[
-            "bulk-child".into(),
-            "statelog-buffered".into(),
-            seq_dir.display().to_string(),
-            rows.to_string(),
-        ]);
-        increasing_rates.push(rows as f64 / f[0]);
+        increasing_rates.push(load("statelog-buffered", &seq_dir, "increasing").0);
         if round + 1 < ORDER_ROUNDS {
             let again = wp.join("names-again");
             let _ = std::fs::remove_dir_all(&again);

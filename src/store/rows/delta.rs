@@ -137,13 +137,13 @@ impl MarkedRun {
     }
 }
 
-/// The hash of a key for the run filters.
-fn hash(key: &[u8]) -> u64 {
+/// The hash of a key for the run filters (and, mixed again, the delta's key filter).
+pub(super) fn hash(key: &[u8]) -> u64 {
     key_hash(prefix_of(key), key)
 }
 
 /// The word of a filter of `words` words and the three bits in it that stand for hash `h`.
-fn probe(h: u64, words: usize) -> (usize, u64) {
+pub(super) fn probe(h: u64, words: usize) -> (usize, u64) {
     let word = ((u128::from(h >> 32) * words as u128) >> 32) as usize;
     let mask = (1u64 << (h & 63)) | (1u64 << ((h >> 6) & 63)) | (1u64 << ((h >> 12) & 63));
     (word, mask)
@@ -728,7 +728,7 @@ mod tests {
     type Model = BTreeMap<Vec<u8>, Option<Row>>;
 
     #[test]
-    fn a_large_run_is_freed_beside() {
+    fn a_large_run_dropped_is_freed() {
         assert!(!on_reclaiming_thread());
         let value = Bytes::new(&[7; 40]);
         let changes: Vec<(Bytes, Option<Row>)> = (0..RECLAIM_MIN as u32 * 2)
@@ -743,7 +743,7 @@ mod tests {
         let (delta, marked) = Delta::of_sorted(changes, Vec::new());
         assert_eq!(value.holders(), 1 + 2 * RECLAIM_MIN);
         drop((delta, marked));
-        // Freed by the reclaiming thread, soon.
+        // Its entries go to the reclaiming thread, which frees them soon.
         let since = std::time::Instant::now();
         while value.holders() > 1 && since.elapsed() < std::time::Duration::from_secs(10) {
             std::thread::sleep(std::time::Duration::from_millis(1));

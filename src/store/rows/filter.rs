@@ -3,9 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering as MemoryOrder};
 
-use super::base::prefix_of;
-use super::delta::Delta;
-use super::directory::key_hash;
+use super::delta::{Delta, hash, probe};
 
 /// Keys a delta's filter is sized for, over a base of `base_len` rows: half the base, and
 /// 4,096 more. A delta is folded into a new base at the next compaction; under the default
@@ -76,19 +74,14 @@ impl DeltaKeys {
         keys
     }
 
-    /// The word and bits of `key`: the key's hash (as the directories and run filters take
-    /// it, a word at a time), mixed once more so that these bits do not repeat theirs; the
-    /// high half picks the word by a multiply (no modulo), three six-bit fields of the low
-    /// half pick the bits in it.
+    /// The word and bits of `key`: the key's hash (as the run filters take it), mixed once
+    /// more so that these bits do not repeat a run filter's, probed as a run filter is.
     fn bit(&self, key: &[u8]) -> (usize, u64) {
-        let mut h = key_hash(prefix_of(key), key);
+        let mut h = hash(key);
         h ^= h >> 33;
         h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
         h ^= h >> 33;
-        let words = self.bits.len() as u64;
-        let word = ((u128::from(h >> 32) * u128::from(words)) >> 32) as usize;
-        let mask = (1u64 << (h & 63)) | (1u64 << ((h >> 6) & 63)) | (1u64 << ((h >> 12) & 63));
-        (word, mask)
+        probe(h, self.bits.len())
     }
 
     /// The bytes its bits take.
